@@ -1,0 +1,148 @@
+//! The core error type: the kinds of failure the use cases branch on and the HTTP layer maps
+//! to status codes.
+//!
+//! Every variant carries a message that is safe to show to the caller. Internal causes (a
+//! driver error, an engine panic message) travel in `source` so they reach the logs, never a
+//! response body.
+
+use std::time::Duration;
+
+use crate::guard::Rejection;
+
+/// A boxed error used as the hidden cause of an [`Error`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Result alias used across bqai-core and its ports.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in a use case or a port.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The caller sent something malformed or out of bounds.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+
+    /// The SQL guard refused the statement before it reached the warehouse.
+    #[error("SQL rejected: {0}")]
+    SqlRejected(Rejection),
+
+    /// The warehouse could not plan or run the (guarded) SQL because of the SQL itself:
+    /// unknown column, type mismatch, syntax the engine does not support. The message is the
+    /// engine's description of the problem in the caller's SQL.
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+
+    /// The principal may not touch this dataset or perform this action.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+
+    /// A dataset, table, history entry or other named thing does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+
+    /// The estimated bytes are above the configured byte cap; nothing was run.
+    #[error("query would process {estimated_bytes} bytes, above the limit of {limit_bytes} bytes")]
+    CostLimitExceeded {
+        /// The dry run's estimate.
+        estimated_bytes: u64,
+        /// The configured cap.
+        limit_bytes: u64,
+    },
+
+    /// A caller exceeded a rate limit.
+    #[error("rate limited: retry after {retry_after:?}")]
+    RateLimited {
+        /// When a retry may succeed.
+        retry_after: Duration,
+    },
+
+    /// The operation did not finish in time and was cancelled.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+
+    /// A dependency (warehouse, store, cache) is unreachable or overloaded.
+    #[error("{what} is unavailable")]
+    Unavailable {
+        /// Which dependency, in words safe for clients ("the warehouse").
+        what: String,
+        /// The underlying cause, for logs.
+        #[source]
+        source: Option<BoxError>,
+    },
+
+    /// A bug or an unexpected failure. The context is safe to log; clients see a generic
+    /// message.
+    #[error("internal error: {context}")]
+    Internal {
+        /// What was being done.
+        context: String,
+        /// The underlying cause, for logs.
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+impl Error {
+    /// An [`Error::Unavailable`] with a cause.
+    pub fn unavailable(what: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::Unavailable {
+            what: what.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// An [`Error::Internal`] with a cause.
+    pub fn internal(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::Internal {
+            context: context.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// An [`Error::Internal`] without a cause.
+    pub fn internal_msg(context: impl Into<String>) -> Self {
+        Self::Internal {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// The stable, machine-readable code of this error (`UPPER_SNAKE_CASE`), the same one the
+    /// HTTP layer puts in its error envelope and the history store records.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidRequest(_) => "INVALID_REQUEST",
+            Error::SqlRejected(_) => "SQL_REJECTED",
+            Error::InvalidQuery(_) => "INVALID_QUERY",
+            Error::Forbidden(_) => "FORBIDDEN",
+            Error::NotFound(_) => "NOT_FOUND",
+            Error::CostLimitExceeded { .. } => "COST_LIMIT_EXCEEDED",
+            Error::RateLimited { .. } => "RATE_LIMITED",
+            Error::Timeout(_) => "TIMEOUT",
+            Error::Unavailable { .. } => "UNAVAILABLE",
+            Error::Internal { .. } => "INTERNAL",
+        }
+    }
+
+    /// True for errors caused by the caller's input (as opposed to the service or its
+    /// dependencies). Such errors are recorded in history as `rejected` when they happen
+    /// before the warehouse runs anything.
+    pub fn is_client_error(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidRequest(_)
+                | Error::SqlRejected(_)
+                | Error::InvalidQuery(_)
+                | Error::Forbidden(_)
+                | Error::NotFound(_)
+                | Error::CostLimitExceeded { .. }
+                | Error::RateLimited { .. }
+        )
+    }
+}
+
+impl From<Rejection> for Error {
+    fn from(r: Rejection) -> Self {
+        Error::SqlRejected(r)
+    }
+}

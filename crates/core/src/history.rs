@@ -1,0 +1,116 @@
+//! Query history records: what the query service writes for every query, whatever its outcome.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// How the query arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueryKind {
+    /// SQL submitted directly.
+    Sql,
+    /// SQL generated from a question.
+    Ask,
+}
+
+impl QueryKind {
+    /// Stable lowercase name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueryKind::Sql => "sql",
+            QueryKind::Ask => "ask",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "sql" => Some(QueryKind::Sql),
+            "ask" => Some(QueryKind::Ask),
+            _ => None,
+        }
+    }
+}
+
+/// How a query ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueryStatus {
+    /// Ran (or dry-ran) and answered.
+    Succeeded,
+    /// Passed the guard but failed in the warehouse (error, timeout, unavailable).
+    Failed,
+    /// Refused before anything ran (guard, permissions, byte cap).
+    Rejected,
+}
+
+impl QueryStatus {
+    /// Stable lowercase name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueryStatus::Succeeded => "succeeded",
+            QueryStatus::Failed => "failed",
+            QueryStatus::Rejected => "rejected",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "succeeded" => Some(QueryStatus::Succeeded),
+            "failed" => Some(QueryStatus::Failed),
+            "rejected" => Some(QueryStatus::Rejected),
+            _ => None,
+        }
+    }
+}
+
+/// One query in history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Query id (a UUIDv7, so ids sort by creation time).
+    pub id: String,
+    /// SQL or ask.
+    pub kind: QueryKind,
+    /// The question, for asks.
+    pub question: Option<String>,
+    /// The SQL as the caller (or the generator) submitted it.
+    pub sql_submitted: String,
+    /// The SQL as run, after the guard's rewrite; `None` when it never got that far.
+    pub sql_executed: Option<String>,
+    /// Outcome.
+    pub status: QueryStatus,
+    /// Error code (as in the API envelope) when not succeeded.
+    pub error_code: Option<String>,
+    /// Safe error message when not succeeded.
+    pub error_message: Option<String>,
+    /// Who asked, when known.
+    pub principal: Option<String>,
+    /// Default dataset of the request.
+    pub dataset: Option<String>,
+    /// Only a dry run.
+    pub dry_run: bool,
+    /// Bytes processed (estimate for dry runs).
+    pub bytes_processed: u64,
+    /// Bytes billed.
+    pub bytes_billed: u64,
+    /// Wall-clock duration in milliseconds.
+    pub duration_ms: u64,
+    /// Rows returned.
+    pub row_count: u64,
+    /// Answered from cache.
+    pub cache_hit: bool,
+    /// When the query was received.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Which history entries to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryFilter {
+    /// Only this status.
+    pub status: Option<QueryStatus>,
+    /// Only this kind.
+    pub kind: Option<QueryKind>,
+    /// Only this principal.
+    pub principal: Option<String>,
+}

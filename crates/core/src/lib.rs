@@ -1,0 +1,18 @@
+//! bqai-core: the domain of bqai — types, ports (traits the adapters implement), the SQL
+//! guard, and the use cases (catalog, query) that tie them together.
+//!
+//! This crate does no IO and depends on no IO crate (no actix, diesel, redis, reqwest,
+//! DataFusion or BigQuery client); CI checks it with `cargo tree`. Adapters live in their own
+//! crates and are passed in as `Arc<dyn Port>`.
+#![warn(missing_docs)]
+
+pub mod catalog;
+pub mod error;
+pub mod guard;
+pub mod history;
+pub mod model;
+pub mod ports;
+pub mod query;
+pub mod result_cache;
+
+pub use error::{Error, Result};

@@ -1,0 +1,690 @@
+//! Domain types shared by every port and use case: references to datasets and tables, table
+//! schemas, typed values, queries and their results, principals and pages.
+//!
+//! These are bqai's own types. Adapters translate their library's types into these at their
+//! boundary, so nothing here mentions Arrow, BigQuery's API or a database driver.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use serde::{Deserialize, Serialize};
+
+// ---------------------------------------------------------------------------------------------
+// References
+// ---------------------------------------------------------------------------------------------
+
+/// A fully resolved reference to a table: `[project.]dataset.table`.
+///
+/// `project` is `None` for the warehouse's home project (BigQuery) or catalog (DataFusion).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TableRef {
+    /// The project (BigQuery) or catalog (DataFusion), when given explicitly.
+    pub project: Option<String>,
+    /// The dataset (BigQuery) or schema (DataFusion).
+    pub dataset: String,
+    /// The table or view name.
+    pub table: String,
+}
+
+impl TableRef {
+    /// A table in the home project.
+    pub fn new(dataset: impl Into<String>, table: impl Into<String>) -> Self {
+        Self {
+            project: None,
+            dataset: dataset.into(),
+            table: table.into(),
+        }
+    }
+}
+
+impl fmt::Display for TableRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.project {
+            Some(p) => write!(f, "{p}.{}.{}", self.dataset, self.table),
+            None => write!(f, "{}.{}", self.dataset, self.table),
+        }
+    }
+}
+
+/// Which datasets a principal (or the whole service) may read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DatasetScope {
+    /// Every dataset of the home project.
+    All,
+    /// Only these datasets. An entry is `dataset` (home project) or `project.dataset`.
+    Only(BTreeSet<String>),
+}
+
+impl DatasetScope {
+    /// Parses a configuration list: `["*"]` (or a list containing `*`) means all.
+    pub fn from_list<I, S>(items: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut set = BTreeSet::new();
+        for item in items {
+            let item = item.as_ref().trim();
+            if item == "*" {
+                return DatasetScope::All;
+            }
+            if !item.is_empty() {
+                set.insert(item.to_ascii_lowercase());
+            }
+        }
+        DatasetScope::Only(set)
+    }
+
+    /// Whether a dataset (optionally in another project) is inside the scope.
+    ///
+    /// Tables in another project are allowed only by an explicit `project.dataset` entry,
+    /// never by `All`: a wildcard means "this warehouse's datasets", not "anything the
+    /// credentials can reach".
+    pub fn allows(&self, project: Option<&str>, dataset: &str) -> bool {
+        let dataset = dataset.to_ascii_lowercase();
+        match (self, project) {
+            (DatasetScope::All, None) => true,
+            (DatasetScope::All, Some(_)) => false,
+            (DatasetScope::Only(set), None) => set.contains(&dataset),
+            (DatasetScope::Only(set), Some(p)) => {
+                set.contains(&format!("{}.{dataset}", p.to_ascii_lowercase()))
+            }
+        }
+    }
+
+    /// The intersection of two scopes (a key's grants inside the service's allow-list).
+    pub fn intersect(&self, other: &DatasetScope) -> DatasetScope {
+        match (self, other) {
+            (DatasetScope::All, o) | (o, DatasetScope::All) => o.clone(),
+            (DatasetScope::Only(a), DatasetScope::Only(b)) => {
+                DatasetScope::Only(a.intersection(b).cloned().collect())
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Catalog
+// ---------------------------------------------------------------------------------------------
+
+/// A dataset (BigQuery) or schema (DataFusion).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dataset {
+    /// Dataset id, unique within the project.
+    pub id: String,
+    /// The project (or catalog) the dataset lives in.
+    pub project: Option<String>,
+    /// Human description, if any.
+    pub description: Option<String>,
+    /// Location (BigQuery region), if known.
+    pub location: Option<String>,
+    /// Number of tables, when cheap to know.
+    pub table_count: Option<u64>,
+}
+
+/// A table as listed (no schema).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableSummary {
+    /// Where the table is.
+    pub table_ref: TableRef,
+    /// `TABLE`, `VIEW`, `EXTERNAL`, …
+    pub kind: TableKind,
+    /// Row count, when known.
+    pub num_rows: Option<u64>,
+    /// Logical size in bytes, when known.
+    pub num_bytes: Option<u64>,
+}
+
+/// What kind of relation a table is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TableKind {
+    /// A base table.
+    Table,
+    /// A logical view.
+    View,
+    /// A materialized view.
+    MaterializedView,
+    /// A table backed by external files.
+    External,
+}
+
+/// A table with its schema and metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Table {
+    /// Where the table is.
+    pub table_ref: TableRef,
+    /// `TABLE`, `VIEW`, …
+    pub kind: TableKind,
+    /// Human description, if any.
+    pub description: Option<String>,
+    /// Top-level columns; nested fields hang below RECORD columns.
+    pub schema: Vec<Field>,
+    /// Row count, when known.
+    pub num_rows: Option<u64>,
+    /// Logical size in bytes, when known.
+    pub num_bytes: Option<u64>,
+    /// Partitioning column or description (`DAY(order_date)`), if any.
+    pub partitioning: Option<String>,
+    /// Clustering columns, if any.
+    pub clustering: Vec<String>,
+    /// Creation time, when known.
+    pub created_at: Option<DateTime<Utc>>,
+    /// Last modification time, when known.
+    pub modified_at: Option<DateTime<Utc>>,
+}
+
+/// A column of a table schema or a query result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Field {
+    /// Column name.
+    pub name: String,
+    /// Type, in BigQuery's standard SQL vocabulary.
+    pub field_type: FieldType,
+    /// NULLABLE, REQUIRED or REPEATED.
+    pub mode: FieldMode,
+    /// Human description, if any.
+    pub description: Option<String>,
+    /// Sub-fields of a RECORD column (empty otherwise).
+    pub fields: Vec<Field>,
+}
+
+impl Field {
+    /// A nullable scalar column without description.
+    pub fn new(name: impl Into<String>, field_type: FieldType) -> Self {
+        Self {
+            name: name.into(),
+            field_type,
+            mode: FieldMode::Nullable,
+            description: None,
+            fields: Vec::new(),
+        }
+    }
+
+    /// Builder: set the mode.
+    pub fn with_mode(mut self, mode: FieldMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Builder: set the description.
+    pub fn with_description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+}
+
+/// Column types, named as BigQuery standard SQL names them. Every engine maps onto these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum FieldType {
+    Int64,
+    Float64,
+    Numeric,
+    Bignumeric,
+    Bool,
+    String,
+    Bytes,
+    Date,
+    Time,
+    Datetime,
+    Timestamp,
+    Geography,
+    Json,
+    Interval,
+    Range,
+    Record,
+}
+
+impl FieldType {
+    /// The BigQuery spelling (`INT64`, `STRING`, `RECORD`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldType::Int64 => "INT64",
+            FieldType::Float64 => "FLOAT64",
+            FieldType::Numeric => "NUMERIC",
+            FieldType::Bignumeric => "BIGNUMERIC",
+            FieldType::Bool => "BOOL",
+            FieldType::String => "STRING",
+            FieldType::Bytes => "BYTES",
+            FieldType::Date => "DATE",
+            FieldType::Time => "TIME",
+            FieldType::Datetime => "DATETIME",
+            FieldType::Timestamp => "TIMESTAMP",
+            FieldType::Geography => "GEOGRAPHY",
+            FieldType::Json => "JSON",
+            FieldType::Interval => "INTERVAL",
+            FieldType::Range => "RANGE",
+            FieldType::Record => "RECORD",
+        }
+    }
+
+    /// Parses standard and legacy BigQuery names (`INTEGER`, `FLOAT`, `BOOLEAN`, `STRUCT`).
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s.to_ascii_uppercase().as_str() {
+            "INT64" | "INTEGER" | "INT" => FieldType::Int64,
+            "FLOAT64" | "FLOAT" => FieldType::Float64,
+            "NUMERIC" | "DECIMAL" => FieldType::Numeric,
+            "BIGNUMERIC" | "BIGDECIMAL" => FieldType::Bignumeric,
+            "BOOL" | "BOOLEAN" => FieldType::Bool,
+            "STRING" => FieldType::String,
+            "BYTES" => FieldType::Bytes,
+            "DATE" => FieldType::Date,
+            "TIME" => FieldType::Time,
+            "DATETIME" => FieldType::Datetime,
+            "TIMESTAMP" => FieldType::Timestamp,
+            "GEOGRAPHY" => FieldType::Geography,
+            "JSON" => FieldType::Json,
+            "INTERVAL" => FieldType::Interval,
+            "RANGE" => FieldType::Range,
+            "RECORD" | "STRUCT" => FieldType::Record,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for FieldType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Column mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum FieldMode {
+    Nullable,
+    Required,
+    Repeated,
+}
+
+impl FieldMode {
+    /// The BigQuery spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldMode::Nullable => "NULLABLE",
+            FieldMode::Required => "REQUIRED",
+            FieldMode::Repeated => "REPEATED",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values
+// ---------------------------------------------------------------------------------------------
+
+/// A typed cell value.
+///
+/// Exact types keep their exactness: NUMERIC/BIGNUMERIC are decimal strings, INT64 is an
+/// `i64` (the JSON encoding turns values beyond ±2^53 into strings so no client loses digits).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Value {
+    /// SQL NULL.
+    Null,
+    /// BOOL.
+    Bool(bool),
+    /// INT64.
+    Int64(i64),
+    /// FLOAT64 (NaN and infinities allowed).
+    Float64(f64),
+    /// NUMERIC / BIGNUMERIC as an exact decimal string.
+    Numeric(String),
+    /// STRING.
+    String(String),
+    /// BYTES.
+    Bytes(Vec<u8>),
+    /// DATE.
+    Date(NaiveDate),
+    /// TIME.
+    Time(NaiveTime),
+    /// DATETIME (civil time, no zone).
+    Datetime(NaiveDateTime),
+    /// TIMESTAMP (an instant, UTC).
+    Timestamp(DateTime<Utc>),
+    /// GEOGRAPHY as WKT.
+    Geography(String),
+    /// JSON, as its text.
+    Json(String),
+    /// INTERVAL, in BigQuery's canonical text form.
+    Interval(String),
+    /// RANGE, in BigQuery's text form (`[start, end)`).
+    Range(String),
+    /// ARRAY.
+    Array(Vec<Value>),
+    /// STRUCT: ordered named fields.
+    Struct(Vec<(String, Value)>),
+}
+
+/// The largest integer a JSON client using IEEE doubles (JavaScript) holds exactly.
+pub const MAX_SAFE_JSON_INTEGER: i64 = (1 << 53) - 1;
+
+impl Value {
+    /// The JSON form bqai puts in API responses.
+    ///
+    /// - INT64 within ±(2^53−1) is a number, beyond it a string (no silent rounding).
+    /// - FLOAT64 NaN/±Infinity are the strings `"NaN"`, `"Infinity"`, `"-Infinity"`.
+    /// - NUMERIC/BIGNUMERIC are strings; BYTES are standard base64.
+    /// - DATE `YYYY-MM-DD`, TIME `HH:MM:SS[.ffffff]`, DATETIME `YYYY-MM-DDTHH:MM:SS[.ffffff]`,
+    ///   TIMESTAMP RFC 3339 in UTC with a `Z`.
+    /// - JSON values are embedded as JSON when they parse, else as their text.
+    pub fn to_json(&self) -> serde_json::Value {
+        use base64::Engine as _;
+        use serde_json::Value as J;
+        match self {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int64(i) => {
+                if (-MAX_SAFE_JSON_INTEGER..=MAX_SAFE_JSON_INTEGER).contains(i) {
+                    J::from(*i)
+                } else {
+                    J::String(i.to_string())
+                }
+            }
+            Value::Float64(f) => {
+                if f.is_nan() {
+                    J::String("NaN".into())
+                } else if f.is_infinite() {
+                    J::String(if *f > 0.0 { "Infinity" } else { "-Infinity" }.into())
+                } else {
+                    serde_json::Number::from_f64(*f).map_or(J::Null, J::Number)
+                }
+            }
+            Value::Numeric(s)
+            | Value::String(s)
+            | Value::Geography(s)
+            | Value::Interval(s)
+            | Value::Range(s) => J::String(s.clone()),
+            Value::Bytes(b) => J::String(base64::engine::general_purpose::STANDARD.encode(b)),
+            Value::Date(d) => J::String(d.format("%Y-%m-%d").to_string()),
+            Value::Time(t) => J::String(t.format("%H:%M:%S%.f").to_string()),
+            Value::Datetime(dt) => J::String(dt.format("%Y-%m-%dT%H:%M:%S%.f").to_string()),
+            Value::Timestamp(ts) => {
+                J::String(ts.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            }
+            Value::Json(text) => {
+                serde_json::from_str(text).unwrap_or_else(|_| J::String(text.clone()))
+            }
+            Value::Array(items) => J::Array(items.iter().map(Value::to_json).collect()),
+            Value::Struct(fields) => J::Object(
+                fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Plain text for tables and CSV: like [`Value::to_json`] but strings unquoted and NULL
+    /// empty.
+    pub fn to_text(&self) -> String {
+        match self.to_json() {
+            serde_json::Value::Null => String::new(),
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries
+// ---------------------------------------------------------------------------------------------
+
+/// The SQL dialect a warehouse speaks; the guard parses with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SqlDialect {
+    /// GoogleSQL (BigQuery standard SQL).
+    BigQuery,
+    /// Apache DataFusion's SQL (parsed with sqlparser's generic dialect, as DataFusion does).
+    DataFusion,
+}
+
+/// A query as a caller asks for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryRequest {
+    /// The SQL text as submitted.
+    pub sql: String,
+    /// Dataset for unqualified table names.
+    pub default_dataset: Option<String>,
+    /// Only estimate; run nothing.
+    pub dry_run: bool,
+    /// Row cap requested by the caller (bounded by configuration).
+    pub max_rows: Option<u64>,
+    /// Timeout requested by the caller (bounded by configuration).
+    pub timeout: Option<Duration>,
+    /// Whether a cached result may answer.
+    pub use_cache: bool,
+}
+
+impl QueryRequest {
+    /// A request with defaults for everything but the SQL.
+    pub fn new(sql: impl Into<String>) -> Self {
+        Self {
+            sql: sql.into(),
+            default_dataset: None,
+            dry_run: false,
+            max_rows: None,
+            timeout: None,
+            use_cache: true,
+        }
+    }
+}
+
+/// A guarded statement ready for the warehouse: what the query service hands to
+/// [`crate::ports::Warehouse::dry_run`] and [`crate::ports::Warehouse::execute`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryJob {
+    /// Id of this query (also the history id), for labels and logs.
+    pub query_id: String,
+    /// The SQL to run: already guarded, LIMIT applied.
+    pub sql: String,
+    /// Dataset for unqualified names.
+    pub default_dataset: Option<String>,
+    /// Upper bound on returned rows (the guard's LIMIT is the first wall; adapters stop
+    /// reading at this many rows as the second).
+    pub max_rows: u64,
+    /// Hard timeout; adapters cancel the work when it fires.
+    pub timeout: Duration,
+    /// Maximum bytes billed, enforced by the warehouse where it can (BigQuery).
+    pub max_bytes_billed: Option<u64>,
+    /// Whether cached results (bqai's and the warehouse's own) may answer.
+    pub use_cache: bool,
+    /// Tables the guard resolved (for cache tags, labels and logs).
+    pub referenced_tables: Vec<TableRef>,
+    /// Labels to attach to the job (request id, principal), where the warehouse supports it.
+    pub labels: Vec<(String, String)>,
+}
+
+/// What a dry run learned about a statement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DryRunReport {
+    /// Bytes the statement would process.
+    pub bytes_processed: u64,
+    /// The statement type as the warehouse sees it (`SELECT`), if it says.
+    pub statement_type: Option<String>,
+    /// Tables the warehouse resolved, views expanded where it can.
+    pub referenced_tables: Vec<TableRef>,
+    /// Result columns, if the dry run knows them.
+    pub schema: Vec<Field>,
+}
+
+/// Cost of a query in bytes and dollars.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CostEstimate {
+    /// Bytes processed (estimated or actual).
+    pub bytes: u64,
+    /// The on-demand price of those bytes.
+    pub usd: f64,
+}
+
+impl CostEstimate {
+    /// Bytes priced at `usd_per_tib` (BigQuery on-demand pricing is per TiB).
+    pub fn from_bytes(bytes: u64, usd_per_tib: f64) -> Self {
+        const TIB: f64 = 1024.0 * 1024.0 * 1024.0 * 1024.0;
+        #[allow(clippy::cast_precision_loss)]
+        let usd = bytes as f64 / TIB * usd_per_tib;
+        Self { bytes, usd }
+    }
+}
+
+/// Execution statistics of a query.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueryStats {
+    /// Bytes the warehouse processed (the estimate for a dry run).
+    pub bytes_processed: u64,
+    /// Bytes the warehouse billed (0 for dry runs and cache hits).
+    pub bytes_billed: u64,
+    /// Price of `bytes_processed` at the configured rate.
+    pub estimated_cost_usd: f64,
+    /// Answered from a cache (bqai's or the warehouse's own).
+    pub cache_hit: bool,
+    /// Wall-clock time spent answering, in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// Rows and metadata returned by a warehouse.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryResult {
+    /// Result columns.
+    pub columns: Vec<Field>,
+    /// Rows, each with one value per column.
+    pub rows: Vec<Vec<Value>>,
+    /// True when the row cap was reached (more rows may exist).
+    pub truncated: bool,
+    /// Statistics.
+    pub stats: QueryStats,
+}
+
+/// What the query service answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryOutcome {
+    /// History id of this query.
+    pub query_id: String,
+    /// The SQL as run (after the guard's rewrite).
+    pub sql: String,
+    /// Whether it was only a dry run.
+    pub dry_run: bool,
+    /// Tables the query reads.
+    pub referenced_tables: Vec<TableRef>,
+    /// The result (no rows for a dry run).
+    pub result: QueryResult,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Principals
+// ---------------------------------------------------------------------------------------------
+
+/// What a principal may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything, including administration.
+    Admin,
+    /// Ask, query, export, own history.
+    Analyst,
+    /// Catalog and dry runs only.
+    Viewer,
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Principal {
+    /// Stable id of the caller (API key id, token subject); `None` when unauthenticated.
+    pub id: Option<String>,
+    /// Role.
+    pub role: Role,
+    /// Datasets this principal may read (intersected with the service allow-list).
+    pub datasets: DatasetScope,
+}
+
+impl Principal {
+    /// The principal of an unauthenticated deployment: full role, scope from configuration.
+    pub fn anonymous(datasets: DatasetScope) -> Self {
+        Self {
+            id: None,
+            role: Role::Admin,
+            datasets,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pages
+// ---------------------------------------------------------------------------------------------
+
+/// A request for one page of a list.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct PageRequest {
+    /// Maximum items in the page (already bounded by the caller).
+    pub page_size: u32,
+    /// Opaque token from a previous page.
+    pub page_token: Option<String>,
+}
+
+impl PageRequest {
+    /// First page of `page_size` items.
+    pub fn first(page_size: u32) -> Self {
+        Self {
+            page_size,
+            page_token: None,
+        }
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Token for the next page, `None` on the last page.
+    pub next_page_token: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Health
+// ---------------------------------------------------------------------------------------------
+
+/// Health of one component.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentHealth {
+    /// `ok` or `degraded` or `down`.
+    pub status: HealthStatus,
+    /// Which implementation (`datafusion`, `memory`, `sqlite`, …).
+    pub kind: String,
+    /// A short, safe detail when not ok.
+    pub detail: Option<String>,
+}
+
+impl ComponentHealth {
+    /// A healthy component.
+    pub fn ok(kind: impl Into<String>) -> Self {
+        Self {
+            status: HealthStatus::Ok,
+            kind: kind.into(),
+            detail: None,
+        }
+    }
+
+    /// An unhealthy component.
+    pub fn down(kind: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            status: HealthStatus::Down,
+            kind: kind.into(),
+            detail: Some(detail.into()),
+        }
+    }
+}
+
+/// Health status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum HealthStatus {
+    Ok,
+    Degraded,
+    Down,
+}

@@ -1,0 +1,113 @@
+//! Ports: one small trait per capability the use cases need from the outside world.
+//!
+//! Every port is `Send + Sync`, object safe and used as `Arc<dyn Port>`. Signatures use only
+//! bqai-core types; adapters translate their library's types and errors at their boundary.
+//! Each port has a contract suite in `bqai-testkit` that every adapter must pass.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::history::{HistoryEntry, HistoryFilter};
+use crate::model::{
+    ComponentHealth, Dataset, DryRunReport, Page, PageRequest, QueryJob, QueryResult, SqlDialect,
+    Table, TableRef, TableSummary,
+};
+
+/// A data warehouse: catalog reads, dry runs and guarded query execution.
+///
+/// Adapters never see unguarded SQL: the query service only passes [`QueryJob`]s whose SQL
+/// the guard accepted.
+#[async_trait]
+pub trait Warehouse: Send + Sync {
+    /// The dialect the guard must parse this warehouse's SQL with.
+    fn dialect(&self) -> SqlDialect;
+
+    /// The project (BigQuery) or catalog (DataFusion) unqualified dataset names refer to.
+    fn home_project(&self) -> Option<String>;
+
+    /// Lists datasets, one page at a time.
+    async fn list_datasets(&self, page: &PageRequest) -> Result<Page<Dataset>>;
+
+    /// One dataset; [`crate::Error::NotFound`] if it does not exist.
+    async fn get_dataset(&self, dataset_id: &str) -> Result<Dataset>;
+
+    /// Lists a dataset's tables, one page at a time; `NotFound` for an unknown dataset.
+    async fn list_tables(&self, dataset_id: &str, page: &PageRequest)
+    -> Result<Page<TableSummary>>;
+
+    /// A table with schema and metadata; `NotFound` if it does not exist.
+    async fn get_table(&self, table: &TableRef) -> Result<Table>;
+
+    /// The first `limit` rows of a table, read as cheaply as the warehouse allows.
+    async fn preview(&self, table: &TableRef, limit: u64) -> Result<QueryResult>;
+
+    /// Plans the statement without running it: bytes estimate, statement type, tables.
+    async fn dry_run(&self, job: &QueryJob) -> Result<DryRunReport>;
+
+    /// Runs the statement, honouring `job.timeout` (cancelling the work when it fires) and
+    /// `job.max_rows`.
+    async fn execute(&self, job: &QueryJob) -> Result<QueryResult>;
+
+    /// Whether the warehouse answers.
+    async fn health(&self) -> ComponentHealth;
+}
+
+/// A byte cache with per-entry TTL and tag-based invalidation.
+///
+/// Values are opaque bytes (core encodes them). Tags group entries for invalidation (every
+/// entry derived from dataset `shop` carries the tag `dataset:shop`). A cache is an
+/// optimisation: callers treat its errors as misses.
+#[async_trait]
+pub trait Cache: Send + Sync {
+    /// The value under `key`, if present and not expired.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Stores `value` under `key` for `ttl`, tagged with `tags`.
+    async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration, tags: &[String]) -> Result<()>;
+
+    /// Removes every entry carrying `tag`; returns how many were removed (when known).
+    async fn invalidate_tag(&self, tag: &str) -> Result<u64>;
+
+    /// Hit/miss counters and health.
+    async fn health(&self) -> ComponentHealth;
+}
+
+/// The answer of a rate limiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateDecision {
+    /// Whether the request may proceed.
+    pub allowed: bool,
+    /// The limit in force (requests per period).
+    pub limit: u32,
+    /// Requests left right now.
+    pub remaining: u32,
+    /// When denied, how long until the request would be allowed.
+    pub retry_after: Option<Duration>,
+}
+
+/// A keyed rate limiter (GCRA / token bucket semantics).
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Takes `cost` units for `key`; `limit_per_minute` is the key's limit (its bucket
+    /// refills at that rate, with a burst of the same size).
+    async fn check(&self, key: &str, cost: u32, limit_per_minute: u32) -> Result<RateDecision>;
+}
+
+/// Durable query history.
+#[async_trait]
+pub trait HistoryStore: Send + Sync {
+    /// Records one entry (ids are unique; recording the same id twice is a `Conflict`-like
+    /// error the caller may ignore).
+    async fn record(&self, entry: &HistoryEntry) -> Result<()>;
+
+    /// One entry by id.
+    async fn get(&self, id: &str) -> Result<Option<HistoryEntry>>;
+
+    /// Entries matching `filter`, newest first.
+    async fn list(&self, filter: &HistoryFilter, page: &PageRequest) -> Result<Page<HistoryEntry>>;
+
+    /// Whether the store answers.
+    async fn health(&self) -> ComponentHealth;
+}
