@@ -1,0 +1,199 @@
+//! The SQL guard: decides whether a statement may reach the warehouse, and rewrites it so it
+//! cannot return more rows than allowed.
+//!
+//! It parses with `sqlparser` in the warehouse's dialect and accepts exactly one read-only
+//! query statement (SELECT, WITH … SELECT, set operations of those). Everything else is
+//! rejected with a precise [`RejectReason`]. Every referenced table is resolved (qualified or
+//! not, against the default dataset; CTE names are not tables) and checked against the
+//! allowed datasets. The guard is pure: no IO, no clock, no randomness.
+//!
+//! The work is split by concern:
+//! - `statement` refuses everything that is not a single query, from the tokens (so the reason
+//!   is precise even when the parser fails) and from the parsed statement;
+//! - `walk` visits the query tree once: CTE scoping, table resolution and rewriting, forbidden
+//!   table factors and functions, side-effect clauses;
+//! - `names` holds the name rules (forbidden functions, file paths, system schemas) and turns
+//!   a table name into a [`TableRef`];
+//! - `limit` enforces the row cap on the outermost query.
+
+mod limit;
+mod names;
+mod statement;
+mod walk;
+
+use serde::Serialize;
+use sqlparser::ast::Statement;
+use sqlparser::dialect::{BigQueryDialect, Dialect, GenericDialect};
+use sqlparser::parser::Parser;
+
+use crate::model::{DatasetScope, SqlDialect, TableRef};
+
+/// What the guard needs to know about the request and the caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuardPolicy {
+    /// Dialect to parse with.
+    pub dialect: SqlDialect,
+    /// The warehouse's own project (BigQuery) or catalog (DataFusion). A table qualified with
+    /// it is treated as unqualified by project; any other project needs an explicit
+    /// `project.dataset` grant.
+    pub home_project: Option<String>,
+    /// Datasets the caller may read.
+    pub allowed: DatasetScope,
+    /// Dataset unqualified table names resolve against.
+    pub default_dataset: Option<String>,
+    /// Row cap: the outermost query gets `LIMIT max_rows` (or keeps a smaller literal LIMIT).
+    pub max_rows: u64,
+}
+
+/// A statement the guard accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardedSql {
+    /// The statement to run, re-rendered from the parsed tree with the LIMIT enforced.
+    pub sql: String,
+    /// Every table the statement reads, resolved, sorted and de-duplicated.
+    pub referenced_tables: Vec<TableRef>,
+    /// The LIMIT now on the outermost query.
+    pub limit: u64,
+    /// The caller's own literal LIMIT on the outermost query, if any.
+    pub user_limit: Option<u64>,
+}
+
+/// Why a statement was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RejectReason {
+    /// Nothing but whitespace and comments.
+    Empty,
+    /// The statement does not parse in the warehouse's dialect.
+    Unparseable,
+    /// More than one statement.
+    MultipleStatements,
+    /// CREATE, ALTER, DROP, TRUNCATE, RENAME, GRANT/REVOKE and other schema changes.
+    Ddl,
+    /// INSERT, UPDATE, DELETE, REPLACE, UPSERT.
+    Dml,
+    /// MERGE.
+    Merge,
+    /// DECLARE, SET, BEGIN/END blocks, transactions, CALL, EXECUTE IMMEDIATE, IF/LOOP, ….
+    Scripting,
+    /// EXPORT DATA / EXPORT.
+    Export,
+    /// COPY (to or from files).
+    Copy,
+    /// ATTACH, DETACH, INSTALL, LOAD, LOAD DATA and other ways to reach other systems.
+    External,
+    /// PRAGMA.
+    Pragma,
+    /// Any other statement that is not a query (SHOW, EXPLAIN ANALYZE, USE, VACUUM, …).
+    NotAQuery,
+    /// A table-valued function in FROM (read_csv(...), EXTERNAL_QUERY(...), ...) or a
+    /// forbidden function anywhere (file readers, external queries).
+    ForbiddenFunction,
+    /// SELECT … INTO, FOR UPDATE/SHARE and other clauses with side effects.
+    SideEffect,
+    /// A table name that is a file path or URL, or a system/metadata schema
+    /// (INFORMATION_SCHEMA, pg_catalog, region-qualified views).
+    ForbiddenTable,
+    /// An unqualified table name with no default dataset to resolve it against.
+    UnqualifiedTable,
+    /// A table in a dataset outside the allowed ones.
+    DatasetNotAllowed,
+    /// A LIMIT that is not a non-negative integer literal.
+    InvalidLimit,
+}
+
+/// A refusal, with a message precise enough for a person (or an LLM) to fix the statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{message}")]
+pub struct Rejection {
+    /// The category.
+    pub reason: RejectReason,
+    /// What exactly was refused and why.
+    pub message: String,
+}
+
+impl Rejection {
+    /// A rejection with a message.
+    pub fn new(reason: RejectReason, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// Checks one untrusted statement against the policy and returns it rewritten for execution:
+/// unqualified tables qualified with the default dataset and the row cap applied.
+///
+/// Accepts exactly one read-only query (SELECT, VALUES, WITH … SELECT, set operations of
+/// those, subqueries anywhere); everything else is a [`Rejection`] whose message names what was
+/// found. The returned SQL re-parses in the same dialect.
+pub fn check(sql: &str, policy: &GuardPolicy) -> Result<GuardedSql, Rejection> {
+    let dialect = dialect_of(policy.dialect);
+
+    // Tokens first: they give precise reasons for statements the parser may not know in this
+    // dialect (EXPORT DATA, INSTALL …) and expose a second statement before parsing.
+    let tokens = statement::tokenize(dialect, sql)?;
+    statement::precheck(&tokens)?;
+
+    let mut statements = Parser::new(dialect)
+        .with_tokens_with_locations(tokens)
+        .parse_statements()
+        .map_err(|e| {
+            Rejection::new(
+                RejectReason::Unparseable,
+                format!(
+                    "the SQL does not parse as {} SQL: {e}",
+                    dialect_name(policy.dialect)
+                ),
+            )
+        })?;
+    let statement = match statements.len() {
+        0 => return Err(statement::empty()),
+        1 => statements.remove(0),
+        n => {
+            return Err(Rejection::new(
+                RejectReason::MultipleStatements,
+                format!("found {n} statements: send exactly one query"),
+            ));
+        }
+    };
+    let Statement::Query(mut query) = statement else {
+        return Err(statement::reject(&statement, false));
+    };
+
+    let referenced_tables = walk::check_query(&mut query, policy)?;
+    let cap = limit::enforce(&mut query, policy.max_rows)?;
+
+    Ok(GuardedSql {
+        sql: query.to_string(),
+        referenced_tables,
+        limit: cap.limit,
+        user_limit: cap.user_limit,
+    })
+}
+
+/// Re-checks tables reported by the warehouse's dry run (views expanded) against the policy:
+/// the same system-schema, file-path and dataset rules as [`check`], applied to resolved
+/// references. The first offending table is reported.
+pub fn check_tables(tables: &[TableRef], policy: &GuardPolicy) -> Result<(), Rejection> {
+    tables
+        .iter()
+        .try_for_each(|table| names::check_resolved(table, policy).map(|_| ()))
+}
+
+/// The sqlparser dialect a warehouse is parsed with. DataFusion parses with the generic
+/// dialect, so the guard does too: both must agree on what the statement means.
+fn dialect_of(dialect: SqlDialect) -> &'static dyn Dialect {
+    match dialect {
+        SqlDialect::BigQuery => &BigQueryDialect {},
+        SqlDialect::DataFusion => &GenericDialect {},
+    }
+}
+
+fn dialect_name(dialect: SqlDialect) -> &'static str {
+    match dialect {
+        SqlDialect::BigQuery => "BigQuery",
+        SqlDialect::DataFusion => "DataFusion",
+    }
+}
