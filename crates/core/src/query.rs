@@ -1,0 +1,366 @@
+//! The query use case: guard → dry run → byte cap → (cache) → run → history.
+//!
+//! Nothing reaches [`Warehouse::execute`] unless the guard accepted it, the dry run planned
+//! it, the tables the warehouse resolved are inside the caller's scope, and the estimate is
+//! under the byte cap. Every query, whatever its outcome, leaves one history record.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use crate::error::{Error, Result};
+use crate::guard::{self, GuardPolicy, RejectReason, Rejection};
+use crate::history::{HistoryEntry, QueryKind, QueryStatus};
+use crate::model::{
+    CostEstimate, DatasetScope, Principal, QueryJob, QueryOutcome, QueryRequest, QueryResult,
+    QueryStats, Role,
+};
+use crate::ports::{HistoryStore, Warehouse};
+
+/// Bounds the query service applies to every request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryLimits {
+    /// Datasets anyone may read (a principal's own scope is intersected with this).
+    pub allowed: DatasetScope,
+    /// Row cap when the request gives none.
+    pub default_max_rows: u64,
+    /// Largest row cap a request may ask for.
+    pub max_rows_limit: u64,
+    /// Timeout when the request gives none.
+    pub default_timeout: Duration,
+    /// Largest timeout a request may ask for.
+    pub max_timeout: Duration,
+    /// Byte cap per query (checked on the dry-run estimate, and set as maximum bytes billed).
+    pub max_bytes_billed: Option<u64>,
+    /// On-demand price per TiB processed, for cost estimates.
+    pub usd_per_tib: f64,
+    /// Longest SQL text accepted, in bytes.
+    pub max_sql_bytes: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            allowed: DatasetScope::All,
+            default_max_rows: 1000,
+            max_rows_limit: 10_000,
+            default_timeout: Duration::from_secs(30),
+            max_timeout: Duration::from_secs(300),
+            max_bytes_billed: Some(10 * 1024 * 1024 * 1024),
+            usd_per_tib: 6.25,
+            max_sql_bytes: 100 * 1024,
+        }
+    }
+}
+
+/// Runs guarded queries and records them.
+#[derive(Clone)]
+pub struct QueryService {
+    warehouse: Arc<dyn Warehouse>,
+    history: Arc<dyn HistoryStore>,
+    limits: QueryLimits,
+}
+
+/// What the pipeline knew when it stopped, for the history record of a failure.
+#[derive(Default)]
+struct Progress {
+    sql_executed: Option<String>,
+    bytes_processed: u64,
+    /// The warehouse was asked to run the statement (so a failure is not a rejection).
+    executing: bool,
+}
+
+impl QueryService {
+    /// A query service over `warehouse` (usually a cached one) recording into `history`.
+    pub fn new(
+        warehouse: Arc<dyn Warehouse>,
+        history: Arc<dyn HistoryStore>,
+        limits: QueryLimits,
+    ) -> Self {
+        Self {
+            warehouse,
+            history,
+            limits,
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &QueryLimits {
+        &self.limits
+    }
+
+    /// Runs (or dry-runs) one query for `principal`, recording it in history.
+    pub async fn run(&self, request: QueryRequest, principal: &Principal) -> Result<QueryOutcome> {
+        self.run_as(request, principal, QueryKind::Sql, None).await
+    }
+
+    /// Like [`QueryService::run`], recording the query as `kind` with an optional question
+    /// (used by the ask pipeline for generated SQL).
+    pub async fn run_as(
+        &self,
+        request: QueryRequest,
+        principal: &Principal,
+        kind: QueryKind,
+        question: Option<String>,
+    ) -> Result<QueryOutcome> {
+        let started = Instant::now();
+        let created_at = Utc::now();
+        let query_id = uuid::Uuid::now_v7().to_string();
+        let mut progress = Progress::default();
+
+        let outcome = self
+            .pipeline(&query_id, &request, principal, &mut progress)
+            .await;
+
+        let duration_ms = elapsed_ms(started);
+        let mut entry = HistoryEntry {
+            id: query_id.clone(),
+            kind,
+            question,
+            sql_submitted: request.sql.clone(),
+            sql_executed: progress.sql_executed.clone(),
+            status: QueryStatus::Succeeded,
+            error_code: None,
+            error_message: None,
+            principal: principal.id.clone(),
+            dataset: request.default_dataset.clone(),
+            dry_run: request.dry_run,
+            bytes_processed: progress.bytes_processed,
+            bytes_billed: 0,
+            duration_ms,
+            row_count: 0,
+            cache_hit: false,
+            created_at,
+        };
+        let outcome = match outcome {
+            Ok(mut outcome) => {
+                outcome.result.stats.duration_ms = duration_ms;
+                let stats = &outcome.result.stats;
+                entry.bytes_processed = stats.bytes_processed;
+                entry.bytes_billed = stats.bytes_billed;
+                entry.cache_hit = stats.cache_hit;
+                entry.row_count = outcome.result.rows.len() as u64;
+                Ok(outcome)
+            }
+            Err(err) => {
+                // Client errors found before the warehouse ran anything are rejections;
+                // anything that went wrong while running is a failure.
+                entry.status = if err.is_client_error() && !progress.executing {
+                    QueryStatus::Rejected
+                } else {
+                    QueryStatus::Failed
+                };
+                entry.error_code = Some(err.code().to_string());
+                entry.error_message = Some(safe_message(&err));
+                Err(err)
+            }
+        };
+        if let Err(e) = self.history.record(&entry).await {
+            // History must never turn an answered query into a failed one.
+            tracing::error!(query_id = %entry.id, error = %e, "failed to record query history");
+        }
+        outcome
+    }
+
+    async fn pipeline(
+        &self,
+        query_id: &str,
+        request: &QueryRequest,
+        principal: &Principal,
+        progress: &mut Progress,
+    ) -> Result<QueryOutcome> {
+        let limits = &self.limits;
+        if request.sql.trim().is_empty() {
+            return Err(Error::InvalidRequest("`sql` must not be empty".into()));
+        }
+        if request.sql.len() > limits.max_sql_bytes {
+            return Err(Error::InvalidRequest(format!(
+                "`sql` is longer than {} bytes",
+                limits.max_sql_bytes
+            )));
+        }
+        let max_rows = request.max_rows.unwrap_or(limits.default_max_rows);
+        if max_rows == 0 || max_rows > limits.max_rows_limit {
+            return Err(Error::InvalidRequest(format!(
+                "`max_rows` must be between 1 and {}",
+                limits.max_rows_limit
+            )));
+        }
+        let timeout = request.timeout.unwrap_or(limits.default_timeout);
+        if timeout.is_zero() || timeout > limits.max_timeout {
+            return Err(Error::InvalidRequest(format!(
+                "`timeout_ms` must be between 1 and {}",
+                limits.max_timeout.as_millis()
+            )));
+        }
+        if !request.dry_run && principal.role == Role::Viewer {
+            return Err(Error::Forbidden(
+                "the viewer role may only dry-run queries".into(),
+            ));
+        }
+
+        let scope = limits.allowed.intersect(&principal.datasets);
+        if let Some(ds) = &request.default_dataset {
+            if !is_valid_dataset_id(ds) {
+                return Err(Error::InvalidRequest(format!(
+                    "`dataset_id` {ds:?} is not a valid dataset id"
+                )));
+            }
+            if !scope.allows(None, ds) {
+                return Err(Error::Forbidden(format!(
+                    "dataset `{ds}` is not in the datasets you may read"
+                )));
+            }
+        }
+        let policy = GuardPolicy {
+            dialect: self.warehouse.dialect(),
+            home_project: self.warehouse.home_project(),
+            allowed: scope,
+            default_dataset: request.default_dataset.clone(),
+            max_rows,
+        };
+        let guarded = guard::check(&request.sql, &policy).map_err(rejection_to_error)?;
+        progress.sql_executed = Some(guarded.sql.clone());
+
+        let job = QueryJob {
+            query_id: query_id.to_string(),
+            sql: guarded.sql.clone(),
+            default_dataset: request.default_dataset.clone(),
+            max_rows: guarded.limit,
+            timeout,
+            max_bytes_billed: limits.max_bytes_billed,
+            use_cache: request.use_cache,
+            referenced_tables: guarded.referenced_tables.clone(),
+            labels: job_labels(query_id, principal),
+        };
+
+        let report = self.warehouse.dry_run(&job).await?;
+        progress.bytes_processed = report.bytes_processed;
+        // The warehouse's own view (views expanded, wildcards resolved) must pass too.
+        guard::check_tables(&report.referenced_tables, &policy).map_err(rejection_to_error)?;
+        if let Some(kind) = report
+            .statement_type
+            .as_deref()
+            .filter(|k| !k.eq_ignore_ascii_case("SELECT"))
+        {
+            return Err(Error::SqlRejected(Rejection::new(
+                RejectReason::NotAQuery,
+                format!("the warehouse classified this statement as {kind}, not SELECT"),
+            )));
+        }
+        if let Some(cap) = limits
+            .max_bytes_billed
+            .filter(|cap| report.bytes_processed > *cap)
+        {
+            return Err(Error::CostLimitExceeded {
+                estimated_bytes: report.bytes_processed,
+                limit_bytes: cap,
+            });
+        }
+        let cost = CostEstimate::from_bytes(report.bytes_processed, limits.usd_per_tib);
+
+        let mut referenced_tables = guarded.referenced_tables.clone();
+        for t in &report.referenced_tables {
+            if !referenced_tables.contains(t) {
+                referenced_tables.push(t.clone());
+            }
+        }
+        referenced_tables.sort();
+
+        if request.dry_run {
+            return Ok(QueryOutcome {
+                query_id: query_id.to_string(),
+                sql: guarded.sql,
+                dry_run: true,
+                referenced_tables,
+                result: QueryResult {
+                    columns: report.schema,
+                    rows: Vec::new(),
+                    truncated: false,
+                    stats: QueryStats {
+                        bytes_processed: report.bytes_processed,
+                        bytes_billed: 0,
+                        estimated_cost_usd: cost.usd,
+                        cache_hit: false,
+                        duration_ms: 0,
+                    },
+                },
+            });
+        }
+
+        progress.executing = true;
+        let mut result = self.warehouse.execute(&job).await?;
+        if result.rows.len() as u64 > guarded.limit {
+            // Second wall: an adapter that ignored max_rows still cannot return more.
+            result
+                .rows
+                .truncate(usize::try_from(guarded.limit).unwrap_or(usize::MAX));
+        }
+        // The cap is "reached" only if the caller did not ask for at most that many rows.
+        result.truncated = result.rows.len() as u64 >= guarded.limit
+            && guarded.user_limit.is_none_or(|u| u > guarded.limit);
+        if result.stats.bytes_processed == 0 && !result.stats.cache_hit {
+            result.stats.bytes_processed = report.bytes_processed;
+        }
+        result.stats.estimated_cost_usd =
+            CostEstimate::from_bytes(result.stats.bytes_processed, limits.usd_per_tib).usd;
+        Ok(QueryOutcome {
+            query_id: query_id.to_string(),
+            sql: guarded.sql,
+            dry_run: false,
+            referenced_tables,
+            result,
+        })
+    }
+}
+
+/// Dataset-not-allowed is a permission problem (403), everything else a rejected statement.
+fn rejection_to_error(r: Rejection) -> Error {
+    if r.reason == RejectReason::DatasetNotAllowed {
+        Error::Forbidden(r.message)
+    } else {
+        Error::SqlRejected(r)
+    }
+}
+
+/// Labels for warehouse jobs, so the warehouse's own job log can be joined with history.
+/// BigQuery label values: lowercase letters, digits, `-` and `_`, at most 63 characters.
+fn job_labels(query_id: &str, principal: &Principal) -> Vec<(String, String)> {
+    let mut labels = vec![("bqai_query_id".to_string(), label_value(query_id))];
+    if let Some(p) = &principal.id {
+        labels.push(("bqai_principal".to_string(), label_value(p)));
+    }
+    labels
+}
+
+fn label_value(s: &str) -> String {
+    s.chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(63)
+        .collect()
+}
+
+/// Dataset ids: letters, digits and underscores (BigQuery's rule), at most 1024 characters.
+pub fn is_valid_dataset_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 1024 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The message recorded in history and shown to clients: never the internal cause.
+fn safe_message(err: &Error) -> String {
+    match err {
+        Error::Internal { .. } => "internal error".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}

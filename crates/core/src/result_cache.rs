@@ -1,0 +1,260 @@
+//! `CachedWarehouse`: a decorator that puts any [`Cache`] in front of any [`Warehouse`].
+//!
+//! Catalog metadata (datasets, tables, schemas) is cached for `metadata_ttl` (default 1 hour);
+//! query results for `result_ttl` (default 5 minutes) when they are no larger than
+//! `max_result_bytes`. Entries are tagged `dataset:<id>` so an operator (or a schema change)
+//! can drop everything derived from one dataset. Values are MessagePack (compact, and unlike
+//! JSON it keeps NaN and infinities). A cache failure is never a query failure: it is logged
+//! and treated as a miss.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::error::Result;
+use crate::model::{
+    ComponentHealth, Dataset, DryRunReport, Page, PageRequest, QueryJob, QueryResult, SqlDialect,
+    Table, TableRef, TableSummary,
+};
+use crate::ports::{Cache, Warehouse};
+
+/// Namespace and version of every key bqai writes; bump the version when a cached type
+/// changes shape so old entries are simply never read again.
+pub const KEY_PREFIX: &str = "bqai:v1:";
+
+/// TTLs and size limits of the cache decorator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachePolicy {
+    /// TTL of catalog metadata.
+    pub metadata_ttl: Duration,
+    /// TTL of query results.
+    pub result_ttl: Duration,
+    /// Results whose encoding is larger than this are not cached.
+    pub max_result_bytes: usize,
+}
+
+impl Default for CachePolicy {
+    fn default() -> Self {
+        Self {
+            metadata_ttl: Duration::from_secs(3600),
+            result_ttl: Duration::from_secs(300),
+            max_result_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// The cache tag of everything derived from a dataset.
+pub fn dataset_tag(dataset: &str) -> String {
+    format!("dataset:{}", dataset.to_ascii_lowercase())
+}
+
+/// Tag carried by every catalog listing (dataset lists change when any dataset does).
+const CATALOG_TAG: &str = "catalog";
+
+/// A [`Warehouse`] that answers from a [`Cache`] when it can.
+pub struct CachedWarehouse {
+    inner: Arc<dyn Warehouse>,
+    cache: Arc<dyn Cache>,
+    policy: CachePolicy,
+}
+
+impl CachedWarehouse {
+    /// Wraps `inner` with `cache`.
+    pub fn new(inner: Arc<dyn Warehouse>, cache: Arc<dyn Cache>, policy: CachePolicy) -> Self {
+        Self {
+            inner,
+            cache,
+            policy,
+        }
+    }
+
+    /// Drops every cached entry derived from `dataset` (metadata and results). Returns how
+    /// many entries were removed.
+    pub async fn invalidate_dataset(&self, dataset: &str) -> Result<u64> {
+        let n = self.cache.invalidate_tag(&dataset_tag(dataset)).await?;
+        let m = self.cache.invalidate_tag(CATALOG_TAG).await?;
+        Ok(n + m)
+    }
+
+    async fn lookup<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        match self.cache.get(key).await {
+            Ok(Some(bytes)) => match rmp_serde::from_slice(&bytes) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    tracing::warn!(key, error = %e, "undecodable cache entry ignored");
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(key, error = %e, "cache read failed; treating as a miss");
+                None
+            }
+        }
+    }
+
+    async fn store<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Duration,
+        tags: &[String],
+        max_bytes: usize,
+    ) {
+        let bytes = match rmp_serde::to_vec_named(value) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(key, error = %e, "value not cacheable");
+                return;
+            }
+        };
+        if bytes.len() > max_bytes {
+            tracing::debug!(key, size = bytes.len(), "value too large to cache");
+            return;
+        }
+        if let Err(e) = self.cache.set(key, bytes, ttl, tags).await {
+            tracing::warn!(key, error = %e, "cache write failed");
+        }
+    }
+
+    async fn metadata<T, F>(&self, key: String, tags: Vec<String>, load: F) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned + Send,
+        F: std::future::Future<Output = Result<T>> + Send,
+    {
+        if let Some(hit) = self.lookup(&key).await {
+            return Ok(hit);
+        }
+        let value = load.await?;
+        self.store(&key, &value, self.policy.metadata_ttl, &tags, usize::MAX)
+            .await;
+        Ok(value)
+    }
+
+    /// The result-cache key of a job: a hash of everything that changes the answer.
+    fn result_key(&self, job: &QueryJob) -> String {
+        let mut h = Sha256::new();
+        h.update(format!("{:?}", self.inner.dialect()).as_bytes());
+        h.update([0]);
+        h.update(job.default_dataset.as_deref().unwrap_or("").as_bytes());
+        h.update([0]);
+        h.update(job.max_rows.to_le_bytes());
+        h.update(job.sql.as_bytes());
+        format!("{KEY_PREFIX}result:{}", hex::encode(&h.finalize()[..16]))
+    }
+}
+
+fn page_key(page: &PageRequest) -> String {
+    format!(
+        "{}:{}",
+        page.page_size,
+        page.page_token.as_deref().unwrap_or("")
+    )
+}
+
+#[async_trait]
+impl Warehouse for CachedWarehouse {
+    fn dialect(&self) -> SqlDialect {
+        self.inner.dialect()
+    }
+
+    fn home_project(&self) -> Option<String> {
+        self.inner.home_project()
+    }
+
+    async fn list_datasets(&self, page: &PageRequest) -> Result<Page<Dataset>> {
+        let key = format!("{KEY_PREFIX}catalog:datasets:{}", page_key(page));
+        self.metadata(
+            key,
+            vec![CATALOG_TAG.into()],
+            self.inner.list_datasets(page),
+        )
+        .await
+    }
+
+    async fn get_dataset(&self, dataset_id: &str) -> Result<Dataset> {
+        let ds = dataset_id.to_ascii_lowercase();
+        let key = format!("{KEY_PREFIX}catalog:dataset:{ds}");
+        self.metadata(
+            key,
+            vec![dataset_tag(&ds)],
+            self.inner.get_dataset(dataset_id),
+        )
+        .await
+    }
+
+    async fn list_tables(
+        &self,
+        dataset_id: &str,
+        page: &PageRequest,
+    ) -> Result<Page<TableSummary>> {
+        let ds = dataset_id.to_ascii_lowercase();
+        let key = format!("{KEY_PREFIX}catalog:tables:{ds}:{}", page_key(page));
+        self.metadata(
+            key,
+            vec![dataset_tag(&ds)],
+            self.inner.list_tables(dataset_id, page),
+        )
+        .await
+    }
+
+    async fn get_table(&self, table: &TableRef) -> Result<Table> {
+        let key = format!(
+            "{KEY_PREFIX}catalog:table:{}",
+            table.to_string().to_ascii_lowercase()
+        );
+        self.metadata(
+            key,
+            vec![dataset_tag(&table.dataset)],
+            self.inner.get_table(table),
+        )
+        .await
+    }
+
+    async fn preview(&self, table: &TableRef, limit: u64) -> Result<QueryResult> {
+        // Previews are cheap reads of the first rows; caching them would only risk staleness.
+        self.inner.preview(table, limit).await
+    }
+
+    async fn dry_run(&self, job: &QueryJob) -> Result<DryRunReport> {
+        self.inner.dry_run(job).await
+    }
+
+    async fn execute(&self, job: &QueryJob) -> Result<QueryResult> {
+        if !job.use_cache {
+            return self.inner.execute(job).await;
+        }
+        let key = self.result_key(job);
+        if let Some(mut hit) = self.lookup::<QueryResult>(&key).await {
+            hit.stats.cache_hit = true;
+            // Nothing was processed or billed to answer this time.
+            hit.stats.bytes_billed = 0;
+            return Ok(hit);
+        }
+        let result = self.inner.execute(job).await?;
+        let mut tags: Vec<String> = job
+            .referenced_tables
+            .iter()
+            .map(|t| dataset_tag(&t.dataset))
+            .collect();
+        tags.sort();
+        tags.dedup();
+        self.store(
+            &key,
+            &result,
+            self.policy.result_ttl,
+            &tags,
+            self.policy.max_result_bytes,
+        )
+        .await;
+        Ok(result)
+    }
+
+    async fn health(&self) -> ComponentHealth {
+        self.inner.health().await
+    }
+}

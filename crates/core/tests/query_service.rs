@@ -1,0 +1,460 @@
+//! The query pipeline against scripted fakes: what reaches the warehouse, what is refused
+//! before it, and what history records.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bqai_core::catalog::CatalogService;
+use bqai_core::history::{HistoryEntry, HistoryFilter, QueryStatus};
+use bqai_core::model::*;
+use bqai_core::ports::{Cache, HistoryStore, Warehouse};
+use bqai_core::query::{QueryLimits, QueryService};
+use bqai_core::result_cache::{CachePolicy, CachedWarehouse};
+use bqai_core::{Error, Result};
+
+/// A warehouse that answers from a script and records what it was asked to do.
+#[derive(Default)]
+struct ScriptedWarehouse {
+    dry_run_tables: Vec<TableRef>,
+    statement_type: Option<String>,
+    bytes: u64,
+    rows: usize,
+    executed: Mutex<Vec<QueryJob>>,
+    dry_runs: Mutex<Vec<QueryJob>>,
+}
+
+#[async_trait]
+impl Warehouse for ScriptedWarehouse {
+    fn dialect(&self) -> SqlDialect {
+        SqlDialect::BigQuery
+    }
+    fn home_project(&self) -> Option<String> {
+        Some("proj".into())
+    }
+    async fn list_datasets(&self, _: &PageRequest) -> Result<Page<Dataset>> {
+        let ds = |id: &str| Dataset {
+            id: id.into(),
+            project: None,
+            description: None,
+            location: None,
+            table_count: None,
+        };
+        Ok(Page {
+            items: vec![ds("shop"), ds("secret")],
+            next_page_token: None,
+        })
+    }
+    async fn get_dataset(&self, id: &str) -> Result<Dataset> {
+        Err(Error::NotFound(format!("dataset {id}")))
+    }
+    async fn list_tables(&self, id: &str, _: &PageRequest) -> Result<Page<TableSummary>> {
+        Err(Error::NotFound(format!("dataset {id}")))
+    }
+    async fn get_table(&self, t: &TableRef) -> Result<Table> {
+        Err(Error::NotFound(format!("table {t}")))
+    }
+    async fn preview(&self, t: &TableRef, _: u64) -> Result<QueryResult> {
+        Err(Error::NotFound(format!("table {t}")))
+    }
+    async fn dry_run(&self, job: &QueryJob) -> Result<DryRunReport> {
+        self.dry_runs.lock().unwrap().push(job.clone());
+        Ok(DryRunReport {
+            bytes_processed: self.bytes,
+            statement_type: self.statement_type.clone(),
+            referenced_tables: if self.dry_run_tables.is_empty() {
+                job.referenced_tables.clone()
+            } else {
+                self.dry_run_tables.clone()
+            },
+            schema: vec![Field::new("n", FieldType::Int64)],
+        })
+    }
+    async fn execute(&self, job: &QueryJob) -> Result<QueryResult> {
+        self.executed.lock().unwrap().push(job.clone());
+        // Deliberately ignores max_rows: the service must cap anyway.
+        Ok(QueryResult {
+            columns: vec![Field::new("n", FieldType::Int64)],
+            rows: (0..self.rows)
+                .map(|i| vec![Value::Int64(i as i64)])
+                .collect(),
+            truncated: false,
+            stats: QueryStats {
+                bytes_processed: self.bytes,
+                bytes_billed: self.bytes,
+                ..QueryStats::default()
+            },
+        })
+    }
+    async fn health(&self) -> ComponentHealth {
+        ComponentHealth::ok("scripted")
+    }
+}
+
+#[derive(Default)]
+struct VecHistory {
+    entries: Mutex<Vec<HistoryEntry>>,
+    fail: bool,
+}
+
+#[async_trait]
+impl HistoryStore for VecHistory {
+    async fn record(&self, e: &HistoryEntry) -> Result<()> {
+        if self.fail {
+            return Err(Error::unavailable("history", std::io::Error::other("down")));
+        }
+        self.entries.lock().unwrap().push(e.clone());
+        Ok(())
+    }
+    async fn get(&self, id: &str) -> Result<Option<HistoryEntry>> {
+        Ok(self
+            .entries
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|e| e.id == id)
+            .cloned())
+    }
+    async fn list(&self, _: &HistoryFilter, _: &PageRequest) -> Result<Page<HistoryEntry>> {
+        Ok(Page {
+            items: self.entries.lock().unwrap().clone(),
+            next_page_token: None,
+        })
+    }
+    async fn health(&self) -> ComponentHealth {
+        ComponentHealth::ok("vec")
+    }
+}
+
+/// Value and tags of one cache entry.
+type Entry = (Vec<u8>, Vec<String>);
+
+/// A cache on a plain map, enough to observe the decorator.
+#[derive(Default)]
+struct MapCache {
+    map: Mutex<std::collections::HashMap<String, Entry>>,
+}
+
+#[async_trait]
+impl Cache for MapCache {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.map.lock().unwrap().get(key).map(|(v, _)| v.clone()))
+    }
+    async fn set(&self, key: &str, value: Vec<u8>, _: Duration, tags: &[String]) -> Result<()> {
+        self.map
+            .lock()
+            .unwrap()
+            .insert(key.into(), (value, tags.to_vec()));
+        Ok(())
+    }
+    async fn invalidate_tag(&self, tag: &str) -> Result<u64> {
+        let mut map = self.map.lock().unwrap();
+        let before = map.len();
+        map.retain(|_, (_, tags)| !tags.iter().any(|t| t == tag));
+        Ok((before - map.len()) as u64)
+    }
+    async fn health(&self) -> ComponentHealth {
+        ComponentHealth::ok("map")
+    }
+}
+
+fn limits() -> QueryLimits {
+    QueryLimits {
+        allowed: DatasetScope::from_list(["shop"]),
+        max_bytes_billed: Some(1_000_000),
+        ..QueryLimits::default()
+    }
+}
+
+fn service(wh: Arc<ScriptedWarehouse>, history: Arc<VecHistory>) -> QueryService {
+    QueryService::new(wh, history, limits())
+}
+
+fn anyone() -> Principal {
+    Principal::anonymous(DatasetScope::All)
+}
+
+#[tokio::test]
+async fn accepted_query_runs_guarded_sql_and_is_recorded() {
+    let wh = Arc::new(ScriptedWarehouse {
+        bytes: 1000,
+        rows: 5,
+        ..Default::default()
+    });
+    let history = Arc::new(VecHistory::default());
+    let svc = service(wh.clone(), history.clone());
+    let mut req = QueryRequest::new("SELECT n FROM orders");
+    req.default_dataset = Some("shop".into());
+    let out = svc.run(req, &anyone()).await.unwrap();
+    assert_eq!(out.sql, "SELECT n FROM shop.orders LIMIT 1000");
+    assert_eq!(out.result.rows.len(), 5);
+    assert!(!out.result.truncated);
+    let executed = wh.executed.lock().unwrap();
+    assert_eq!(executed.len(), 1);
+    assert_eq!(executed[0].sql, out.sql);
+    assert_eq!(executed[0].max_bytes_billed, Some(1_000_000));
+    assert!(executed[0].labels.iter().any(|(k, _)| k == "bqai_query_id"));
+    let entries = history.entries.lock().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].status, QueryStatus::Succeeded);
+    assert_eq!(entries[0].id, out.query_id);
+    assert_eq!(entries[0].row_count, 5);
+    assert_eq!(entries[0].bytes_billed, 1000);
+}
+
+#[tokio::test]
+async fn rejected_sql_never_reaches_the_warehouse() {
+    let wh = Arc::new(ScriptedWarehouse::default());
+    let history = Arc::new(VecHistory::default());
+    let svc = service(wh.clone(), history.clone());
+    let err = svc
+        .run(
+            QueryRequest::new("DELETE FROM shop.orders WHERE true"),
+            &anyone(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "SQL_REJECTED");
+    assert!(wh.dry_runs.lock().unwrap().is_empty());
+    assert!(wh.executed.lock().unwrap().is_empty());
+    let entries = history.entries.lock().unwrap();
+    assert_eq!(entries[0].status, QueryStatus::Rejected);
+    assert_eq!(entries[0].error_code.as_deref(), Some("SQL_REJECTED"));
+    assert_eq!(entries[0].sql_executed, None);
+}
+
+#[tokio::test]
+async fn forbidden_dataset_is_403_before_the_warehouse() {
+    let wh = Arc::new(ScriptedWarehouse::default());
+    let svc = service(wh.clone(), Arc::new(VecHistory::default()));
+    let err = svc
+        .run(QueryRequest::new("SELECT * FROM secret.t"), &anyone())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
+    assert!(wh.dry_runs.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn tables_the_dry_run_reveals_are_checked_too() {
+    // A view in `shop` that reads `secret`: only the warehouse can see that.
+    let wh = Arc::new(ScriptedWarehouse {
+        dry_run_tables: vec![TableRef::new("secret", "salaries")],
+        ..Default::default()
+    });
+    let svc = service(wh.clone(), Arc::new(VecHistory::default()));
+    let err = svc
+        .run(
+            QueryRequest::new("SELECT * FROM shop.innocent_view"),
+            &anyone(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
+    assert!(wh.executed.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn non_select_statement_type_from_dry_run_is_rejected() {
+    let wh = Arc::new(ScriptedWarehouse {
+        statement_type: Some("SCRIPT".into()),
+        ..Default::default()
+    });
+    let svc = service(wh.clone(), Arc::new(VecHistory::default()));
+    let err = svc
+        .run(QueryRequest::new("SELECT 1 AS n"), &anyone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "SQL_REJECTED");
+    assert!(wh.executed.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn byte_cap_is_checked_on_the_estimate() {
+    let wh = Arc::new(ScriptedWarehouse {
+        bytes: 2_000_000,
+        ..Default::default()
+    });
+    let history = Arc::new(VecHistory::default());
+    let svc = service(wh.clone(), history.clone());
+    let err = svc
+        .run(QueryRequest::new("SELECT * FROM shop.orders"), &anyone())
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        Error::CostLimitExceeded {
+            estimated_bytes: 2_000_000,
+            limit_bytes: 1_000_000
+        }
+    ));
+    assert!(wh.executed.lock().unwrap().is_empty());
+    assert_eq!(
+        history.entries.lock().unwrap()[0].status,
+        QueryStatus::Rejected
+    );
+}
+
+#[tokio::test]
+async fn dry_run_only_plans() {
+    let wh = Arc::new(ScriptedWarehouse {
+        bytes: 1 << 40,
+        ..Default::default()
+    });
+    let svc = QueryService::new(
+        wh.clone(),
+        Arc::new(VecHistory::default()),
+        QueryLimits {
+            max_bytes_billed: None,
+            ..limits()
+        },
+    );
+    let mut req = QueryRequest::new("SELECT * FROM shop.orders");
+    req.dry_run = true;
+    let out = svc.run(req, &anyone()).await.unwrap();
+    assert!(out.dry_run);
+    assert!(out.result.rows.is_empty());
+    assert_eq!(out.result.stats.bytes_processed, 1 << 40);
+    assert!((out.result.stats.estimated_cost_usd - 6.25).abs() < 1e-9);
+    assert!(wh.executed.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn rows_beyond_the_cap_are_cut_even_if_the_adapter_ignores_it() {
+    let wh = Arc::new(ScriptedWarehouse {
+        rows: 50,
+        ..Default::default()
+    });
+    let svc = service(wh, Arc::new(VecHistory::default()));
+    let mut req = QueryRequest::new("SELECT n FROM shop.t");
+    req.max_rows = Some(10);
+    let out = svc.run(req, &anyone()).await.unwrap();
+    assert_eq!(out.result.rows.len(), 10);
+    assert!(out.result.truncated);
+}
+
+#[tokio::test]
+async fn a_history_failure_does_not_fail_the_query() {
+    let wh = Arc::new(ScriptedWarehouse {
+        rows: 1,
+        ..Default::default()
+    });
+    let history = Arc::new(VecHistory {
+        fail: true,
+        ..Default::default()
+    });
+    let svc = service(wh, history);
+    assert!(
+        svc.run(QueryRequest::new("SELECT 1 AS n"), &anyone())
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn viewers_may_only_dry_run() {
+    let wh = Arc::new(ScriptedWarehouse::default());
+    let svc = service(wh, Arc::new(VecHistory::default()));
+    let viewer = Principal {
+        id: Some("key_1".into()),
+        role: Role::Viewer,
+        datasets: DatasetScope::All,
+    };
+    let err = svc
+        .run(QueryRequest::new("SELECT 1 AS n"), &viewer)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Forbidden(_)));
+    let mut req = QueryRequest::new("SELECT 1 AS n");
+    req.dry_run = true;
+    assert!(svc.run(req, &viewer).await.is_ok());
+}
+
+#[tokio::test]
+async fn invalid_options_are_invalid_requests() {
+    let svc = service(
+        Arc::new(ScriptedWarehouse::default()),
+        Arc::new(VecHistory::default()),
+    );
+    for req in [
+        QueryRequest::new("  "),
+        QueryRequest {
+            max_rows: Some(0),
+            ..QueryRequest::new("SELECT 1")
+        },
+        QueryRequest {
+            timeout: Some(Duration::from_secs(100_000)),
+            ..QueryRequest::new("SELECT 1")
+        },
+        QueryRequest {
+            default_dataset: Some("not valid!".into()),
+            ..QueryRequest::new("SELECT 1")
+        },
+    ] {
+        let err = svc.run(req, &anyone()).await.unwrap_err();
+        assert_eq!(err.code(), "INVALID_REQUEST", "{err:?}");
+    }
+}
+
+#[tokio::test]
+async fn cached_warehouse_answers_repeats_and_invalidates_by_dataset() {
+    let wh = Arc::new(ScriptedWarehouse {
+        rows: 3,
+        bytes: 10,
+        ..Default::default()
+    });
+    let cached = Arc::new(CachedWarehouse::new(
+        wh.clone(),
+        Arc::new(MapCache::default()),
+        CachePolicy::default(),
+    ));
+    let svc = QueryService::new(cached.clone(), Arc::new(VecHistory::default()), limits());
+    let first = svc
+        .run(QueryRequest::new("SELECT n FROM shop.t"), &anyone())
+        .await
+        .unwrap();
+    assert!(!first.result.stats.cache_hit);
+    let second = svc
+        .run(QueryRequest::new("SELECT n FROM shop.t"), &anyone())
+        .await
+        .unwrap();
+    assert!(second.result.stats.cache_hit);
+    assert_eq!(second.result.stats.bytes_billed, 0);
+    assert_eq!(second.result.rows, first.result.rows);
+    assert_eq!(wh.executed.lock().unwrap().len(), 1);
+
+    let no_cache = QueryRequest {
+        use_cache: false,
+        ..QueryRequest::new("SELECT n FROM shop.t")
+    };
+    assert!(
+        !svc.run(no_cache, &anyone())
+            .await
+            .unwrap()
+            .result
+            .stats
+            .cache_hit
+    );
+
+    assert!(cached.invalidate_dataset("shop").await.unwrap() >= 1);
+    let third = svc
+        .run(QueryRequest::new("SELECT n FROM shop.t"), &anyone())
+        .await
+        .unwrap();
+    assert!(!third.result.stats.cache_hit);
+}
+
+#[tokio::test]
+async fn catalog_lists_only_allowed_datasets() {
+    let wh = Arc::new(ScriptedWarehouse::default());
+    let catalog = CatalogService::new(wh, DatasetScope::from_list(["shop"]), 100);
+    let page = catalog
+        .list_datasets(&anyone(), &PageRequest::first(10))
+        .await
+        .unwrap();
+    let ids: Vec<_> = page.items.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["shop"]);
+    let err = catalog.get_dataset(&anyone(), "secret").await.unwrap_err();
+    assert!(matches!(err, Error::Forbidden(_)));
+}
