@@ -1,0 +1,493 @@
+//! [`LocalWarehouse`]: construction (demo data, user files, the DataFusion session) and the
+//! [`Warehouse`] port implementation.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bqai_core::model::{
+    ComponentHealth, Dataset, DryRunReport, Page, PageRequest, QueryJob, QueryResult, QueryStats,
+    SqlDialect, Table, TableRef, TableSummary,
+};
+use bqai_core::ports::Warehouse;
+use bqai_core::{Error, Result};
+use datafusion::catalog::{
+    CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider,
+};
+use datafusion::common::tree_node::{Transformed, TreeNode as _};
+use datafusion::datasource::TableProvider;
+use datafusion::error::DataFusionError;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::physical_plan::coop::CooperativeExec;
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use futures::StreamExt as _;
+
+use crate::catalog::{Catalog, TableEntry, paginate};
+use crate::convert::{batch_rows, fields_from_schema};
+use crate::error::{NO_DEFAULT_DATASET, query_error};
+use crate::estimate::{ScanEstimate, estimate};
+use crate::{HOME_CATALOG, LocalConfig, demo, files};
+
+/// Rows per record batch of the demo tables (DataFusion's default batch size).
+const DEMO_BATCH_ROWS: usize = 8192;
+
+/// The embedded warehouse. Cheap to clone: everything sits behind `Arc`s.
+#[derive(Clone)]
+pub struct LocalWarehouse {
+    inner: Arc<Inner>,
+    runtime: Arc<QueryRuntime>,
+}
+
+/// The threads queries execute on, apart from the caller's runtime.
+///
+/// DataFusion operators can hold a thread for a long stretch of CPU work (building a hash
+/// table, sorting). On their own runtime they cannot starve the caller's tasks (the HTTP
+/// server, the timers that enforce timeouts); the OS shares the cores between both.
+struct QueryRuntime(Option<tokio::runtime::Runtime>);
+
+impl QueryRuntime {
+    fn new(threads: usize) -> Result<Self> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name("bqai-local-query")
+            .enable_all()
+            .build()
+            .map(|rt| Self(Some(rt)))
+            .map_err(|e| Error::internal("starting the local query runtime", e))
+    }
+
+    fn spawn<F>(&self, future: F) -> Result<tokio::task::JoinHandle<F::Output>>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.0
+            .as_ref()
+            .map(|rt| rt.spawn(future))
+            .ok_or_else(|| Error::internal_msg("the local query runtime is shut down"))
+    }
+}
+
+impl Drop for QueryRuntime {
+    fn drop(&mut self) {
+        // A plain drop blocks until tasks finish and panics inside async code; queries are
+        // abandoned work at this point anyway.
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+struct Inner {
+    catalog: Catalog,
+    /// The prototype session: catalog, functions, limits. Each query runs in a clone of it
+    /// with its own default dataset, so queries never see each other's settings.
+    state: SessionState,
+    demo_generation: Option<Duration>,
+}
+
+impl std::fmt::Debug for LocalWarehouse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalWarehouse")
+            .field(
+                "datasets",
+                &self.inner.catalog.datasets.keys().collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// The second wall: only read-only queries plan, whatever reached the warehouse.
+fn sql_options() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+impl LocalWarehouse {
+    /// Generates the demo dataset (when enabled), reads the configured data files into memory
+    /// and prepares the DataFusion session.
+    ///
+    /// Unreadable or unsupported data paths are `InvalidRequest` errors naming the path.
+    pub async fn new(config: LocalConfig) -> Result<Self> {
+        let partitions = match config.target_partitions {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        let mut catalog = Catalog::default();
+
+        let mut demo_generation = None;
+        if config.demo {
+            let started = Instant::now();
+            let tables = demo::generate();
+            let elapsed = started.elapsed();
+            demo_generation = Some(elapsed);
+            tracing::info!(
+                elapsed_ms = elapsed.as_millis() as u64,
+                "demo dataset generated"
+            );
+            for t in tables {
+                let rows = t.batch.num_rows();
+                let batches = (0..rows)
+                    .step_by(DEMO_BATCH_ROWS)
+                    .map(|offset| t.batch.slice(offset, DEMO_BATCH_ROWS.min(rows - offset)))
+                    .collect();
+                let entry = TableEntry::new(
+                    demo::DEMO_DATASET,
+                    t.name,
+                    Some(t.description.to_owned()),
+                    t.batch.schema(),
+                    t.column_descriptions
+                        .iter()
+                        .map(|d| Some((*d).to_owned()))
+                        .collect(),
+                    batches,
+                    partitions,
+                )?;
+                catalog.add(
+                    Some(demo::DEMO_DESCRIPTION.to_owned()),
+                    entry,
+                    "demo dataset",
+                )?;
+            }
+        }
+
+        let data_files = files::discover(&config.data)?;
+        if !data_files.is_empty() {
+            let loader = SessionContext::new();
+            for file in data_files {
+                let started = Instant::now();
+                let loaded = files::load(&loader, &file).await?;
+                let file_name = file
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let columns = loaded.schema.fields().len();
+                let entry = TableEntry::new(
+                    &file.dataset,
+                    &file.table,
+                    Some(format!(
+                        "Loaded from {} file {file_name}",
+                        file.format.label()
+                    )),
+                    loaded.schema,
+                    vec![None; columns],
+                    loaded.batches,
+                    partitions,
+                )?;
+                tracing::info!(
+                    table = %format!("{}.{}", file.dataset, file.table),
+                    rows = entry.num_rows,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "data file loaded"
+                );
+                let folder = file
+                    .path
+                    .parent()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                catalog.add(
+                    Some(format!("Local data files from {folder}")),
+                    entry,
+                    &file.path.display().to_string(),
+                )?;
+            }
+        }
+
+        let state = session_state(&catalog, partitions, config.memory_limit_mb)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                catalog,
+                state,
+                demo_generation,
+            }),
+            runtime: Arc::new(QueryRuntime::new(partitions)?),
+        })
+    }
+
+    /// How long generating the demo dataset took at start (`None` without the demo).
+    pub fn demo_generation_time(&self) -> Option<Duration> {
+        self.inner.demo_generation
+    }
+}
+
+fn session_state(
+    catalog: &Catalog,
+    partitions: usize,
+    memory_limit_mb: u64,
+) -> Result<SessionState> {
+    let config = SessionConfig::new()
+        .with_target_partitions(partitions)
+        .with_information_schema(false)
+        .with_create_default_catalog_and_schema(false)
+        .with_default_catalog_and_schema(HOME_CATALOG, NO_DEFAULT_DATASET);
+    let memory =
+        usize::try_from(memory_limit_mb.max(1).saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(memory, 1.0)
+        // Memory tables never need spill files, and queries must not write to disk.
+        .with_disk_manager_builder(
+            DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+        )
+        .build_arc()
+        .map_err(|e| Error::internal("configuring the DataFusion runtime", e))?;
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        // No CREATE EXTERNAL TABLE or COPY targets even if a plan slipped past the options.
+        .with_table_factories(HashMap::new())
+        .with_file_formats(Vec::new())
+        .build();
+
+    let home = MemoryCatalogProvider::new();
+    for (name, dataset) in &catalog.datasets {
+        let schema = MemorySchemaProvider::new();
+        for (table, entry) in &dataset.tables {
+            let provider: Arc<dyn TableProvider> = entry.provider.clone();
+            schema
+                .register_table(table.clone(), provider)
+                .map_err(|e| Error::internal(format!("registering table {name}.{table}"), e))?;
+        }
+        home.register_schema(name, Arc::new(schema))
+            .map_err(|e| Error::internal(format!("registering dataset {name}"), e))?;
+    }
+    state
+        .catalog_list()
+        .register_catalog(HOME_CATALOG.to_owned(), Arc::new(home));
+    Ok(state)
+}
+
+/// A planned query: its session, optimized plan and what it reads.
+struct Planned {
+    state: SessionState,
+    plan: datafusion::logical_expr::LogicalPlan,
+    scan: ScanEstimate,
+}
+
+impl Inner {
+    /// A fresh session for one query, with `default_dataset` for unqualified names.
+    fn session(&self, default_dataset: Option<&str>) -> SessionContext {
+        let mut state = self.state.clone();
+        let schema = default_dataset
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(|d| {
+                // Accept `datafusion.shop` as well as `shop`.
+                let d = d.to_ascii_lowercase();
+                d.strip_prefix(&format!("{HOME_CATALOG}."))
+                    .map(str::to_owned)
+                    .unwrap_or(d)
+            })
+            .unwrap_or_else(|| NO_DEFAULT_DATASET.to_owned());
+        state.config_mut().options_mut().catalog.default_schema = schema;
+        SessionContext::new_with_state(state)
+    }
+
+    /// Parses, checks (second wall) and optimizes `job.sql`; `fetch` caps the rows produced.
+    async fn plan(&self, job: &QueryJob, fetch: Option<usize>) -> Result<Planned> {
+        let ctx = self.session(job.default_dataset.as_deref());
+        let mut frame = ctx
+            .sql_with_options(&job.sql, sql_options())
+            .await
+            .map_err(query_error)?;
+        if let Some(fetch) = fetch {
+            frame = frame.limit(0, Some(fetch)).map_err(query_error)?;
+        }
+        let (state, plan) = frame.into_parts();
+        let plan = state.optimize(&plan).map_err(query_error)?;
+        let default_schema = state.config().options().catalog.default_schema.clone();
+        let scan = estimate(&plan, &self.catalog, &default_schema).map_err(query_error)?;
+        Ok(Planned { state, plan, scan })
+    }
+
+    async fn dry_run(&self, job: &QueryJob) -> Result<DryRunReport> {
+        let planned = self.plan(job, None).await?;
+        Ok(DryRunReport {
+            bytes_processed: planned.scan.bytes,
+            statement_type: Some("SELECT".to_owned()),
+            referenced_tables: planned.scan.tables,
+            schema: fields_from_schema(planned.plan.schema().as_arrow()),
+        })
+    }
+
+    async fn execute(&self, job: &QueryJob) -> Result<QueryResult> {
+        let started = Instant::now();
+        let max_rows = usize::try_from(job.max_rows).unwrap_or(usize::MAX);
+        // One row is enough to tell whether a 0-row cap cut anything.
+        let planned = self.plan(job, Some(max_rows.max(1))).await?;
+        let physical = planned
+            .state
+            .query_planner()
+            .create_physical_plan(&planned.plan, &planned.state)
+            .await
+            .map_err(query_error)?;
+        let physical = cooperative(physical).map_err(query_error)?;
+        let mut stream = execute_stream(physical, planned.state.task_ctx()).map_err(query_error)?;
+        let columns = fields_from_schema(stream.schema().as_ref());
+
+        let mut rows = Vec::new();
+        let mut produced = 0usize;
+        while produced < max_rows.max(1) {
+            let Some(batch) = stream.next().await else {
+                break;
+            };
+            let batch = batch.map_err(query_error)?;
+            produced += batch.num_rows();
+            let room = max_rows - rows.len();
+            rows.extend(batch_rows(&batch, room));
+        }
+        // Dropping the stream stops (and cancels) whatever DataFusion still had in flight.
+        drop(stream);
+
+        Ok(QueryResult {
+            columns,
+            rows,
+            truncated: produced > 0 && produced >= max_rows,
+            stats: QueryStats {
+                bytes_processed: planned.scan.bytes,
+                // Nothing is billed locally; the processed estimate still feeds cost reports.
+                bytes_billed: 0,
+                estimated_cost_usd: 0.0,
+                cache_hit: false,
+                duration_ms: duration_ms(started.elapsed()),
+            },
+        })
+    }
+}
+
+/// Makes every operator's output stream yield to tokio when the task's budget runs out.
+///
+/// DataFusion only makes leaf scans cooperative. An operator that multiplies rows (a cross
+/// join emits many batches per input batch) can then keep its consumer busy in one poll for
+/// minutes: the task never yields, so neither the timeout nor the abort that follows it can
+/// take effect, and the workers' timers stall. Wrapping each operator costs one budget check
+/// per batch.
+fn cooperative(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>, DataFusionError> {
+    plan.transform_up(|node| {
+        if node.children().is_empty() || node.is::<CooperativeExec>() {
+            Ok(Transformed::no(node))
+        } else {
+            Ok(Transformed::yes(Arc::new(CooperativeExec::new(node))))
+        }
+    })
+    .map(|t| t.data)
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Aborts a spawned query when the caller stops waiting (timeout or a dropped request).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[async_trait]
+impl Warehouse for LocalWarehouse {
+    fn dialect(&self) -> SqlDialect {
+        SqlDialect::DataFusion
+    }
+
+    fn home_project(&self) -> Option<String> {
+        Some(HOME_CATALOG.to_owned())
+    }
+
+    async fn list_datasets(&self, page: &PageRequest) -> Result<Page<Dataset>> {
+        paginate(
+            self.inner
+                .catalog
+                .datasets
+                .iter()
+                .map(|(name, d)| (name, d.dataset())),
+            page,
+        )
+    }
+
+    async fn get_dataset(&self, dataset_id: &str) -> Result<Dataset> {
+        Ok(self.inner.catalog.dataset(dataset_id)?.dataset())
+    }
+
+    async fn list_tables(
+        &self,
+        dataset_id: &str,
+        page: &PageRequest,
+    ) -> Result<Page<TableSummary>> {
+        let dataset = self.inner.catalog.dataset(dataset_id)?;
+        paginate(
+            dataset.tables.iter().map(|(name, t)| (name, t.summary())),
+            page,
+        )
+    }
+
+    async fn get_table(&self, table: &TableRef) -> Result<Table> {
+        Ok(self.inner.catalog.table(table)?.table())
+    }
+
+    async fn preview(&self, table: &TableRef, limit: u64) -> Result<QueryResult> {
+        let started = Instant::now();
+        let entry = self.inner.catalog.table(table)?;
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let mut rows = Vec::with_capacity(limit.min(1024));
+        for batch in &entry.batches {
+            if rows.len() >= limit {
+                break;
+            }
+            rows.extend(batch_rows(batch, limit - rows.len()));
+        }
+        Ok(QueryResult {
+            columns: entry.fields(),
+            truncated: entry.num_rows > rows.len() as u64,
+            rows,
+            stats: QueryStats {
+                duration_ms: duration_ms(started.elapsed()),
+                ..QueryStats::default()
+            },
+        })
+    }
+
+    async fn dry_run(&self, job: &QueryJob) -> Result<DryRunReport> {
+        tokio::time::timeout(job.timeout, self.inner.dry_run(job))
+            .await
+            .unwrap_or(Err(Error::Timeout(job.timeout)))
+    }
+
+    async fn execute(&self, job: &QueryJob) -> Result<QueryResult> {
+        let started = Instant::now();
+        let inner = Arc::clone(&self.inner);
+        let owned = job.clone();
+        // Run on the query runtime so the timeout fires even while DataFusion is busy
+        // computing, and abort that task (dropping the stream, which cancels execution) on
+        // the way out. The task holds no reference to the runtime itself.
+        let task = self
+            .runtime
+            .spawn(async move { inner.execute(&owned).await })?;
+        let _abort = AbortOnDrop(task.abort_handle());
+        match tokio::time::timeout(job.timeout, task).await {
+            Ok(Ok(Ok(mut result))) => {
+                result.stats.duration_ms = duration_ms(started.elapsed());
+                Ok(result)
+            }
+            Ok(Ok(Err(e))) => Err(e),
+            Ok(Err(join)) => Err(Error::internal("running a query on DataFusion", join)),
+            Err(_) => {
+                tracing::debug!(query_id = %job.query_id, "query timed out, cancelled");
+                Err(Error::Timeout(job.timeout))
+            }
+        }
+    }
+
+    async fn health(&self) -> ComponentHealth {
+        ComponentHealth::ok("datafusion")
+    }
+}
