@@ -1,0 +1,220 @@
+//! bqai-store: durable storage on diesel-async — query history now; audit, API keys,
+//! conversations and export jobs later.
+//!
+//! [`Store::connect`] picks the backend from the URL: SQLite (`sqlite://PATH`,
+//! `sqlite::memory:`, or a plain path) is the embedded default; PostgreSQL (`postgres://…`) is
+//! the production backend, to come as a second module beside `sqlite` sharing `schema`, the row
+//! conversions and page token in `history`, and the migration names.
+//!
+//! Every statement runs under a timeout ([`StoreOptions::query_timeout`]); pool and diesel
+//! errors become [`bqai_core::Error`]s at this boundary (`Unavailable`, `Timeout`, `Internal`,
+//! `InvalidRequest` for a malformed page token or a duplicate id).
+
+mod error;
+mod history;
+mod migrate;
+mod schema;
+mod sqlite;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bqai_core::history::{HistoryEntry, HistoryFilter};
+use bqai_core::model::{ComponentHealth, Page, PageRequest};
+use bqai_core::ports::HistoryStore;
+use bqai_core::{Error, Result};
+
+use crate::sqlite::{SqliteStore, Target};
+
+/// Pool and timeout settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Most connections open at once (an in-memory SQLite database always uses one).
+    pub pool_size: usize,
+    /// How long a statement waits for a free connection before `Unavailable`.
+    pub pool_wait_timeout: Duration,
+    /// How long opening (or recycling) a connection may take before `Unavailable`.
+    pub connect_timeout: Duration,
+    /// How long one statement may take, waiting for a connection included, before `Timeout`.
+    pub query_timeout: Duration,
+    /// How long [`Store::migrate`] may take.
+    pub migration_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            pool_size: 4,
+            pool_wait_timeout: Duration::from_secs(3),
+            connect_timeout: Duration::from_secs(3),
+            query_timeout: Duration::from_secs(5),
+            migration_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A connected store. Cheap to clone; clones share the pool.
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Arc<Backend>,
+}
+
+#[derive(Debug)]
+enum Backend {
+    Sqlite(SqliteStore),
+}
+
+/// What a store URL names.
+#[derive(Debug, PartialEq, Eq)]
+enum Location {
+    Sqlite(Target),
+    Postgres,
+}
+
+fn parse_url(url: &str) -> Result<Location> {
+    let url = url.trim();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Location::Postgres);
+    }
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    if path.is_empty() {
+        return Err(Error::InvalidRequest(
+            "the store URL names no database; use sqlite://PATH or sqlite::memory:".into(),
+        ));
+    }
+    if let Some((scheme, _)) = path.split_once("://") {
+        return Err(Error::InvalidRequest(format!(
+            "unsupported store URL scheme {scheme:?}; use sqlite://PATH"
+        )));
+    }
+    Ok(Location::Sqlite(match path {
+        ":memory:" => Target::Memory,
+        _ => Target::File(PathBuf::from(path)),
+    }))
+}
+
+impl Store {
+    /// Connects to the store named by `url`:
+    ///
+    /// - `sqlite://PATH`, `sqlite:PATH` or a plain `PATH`: a SQLite file, created with its
+    ///   parent directories if missing (`sqlite:///abs/path` for an absolute path);
+    /// - `sqlite::memory:` or `:memory:`: a private in-memory database (tests);
+    /// - `postgres://…`: not supported yet (`InvalidRequest`).
+    ///
+    /// Opens one connection before returning, so a bad location fails here. Does not migrate:
+    /// call [`Store::migrate`].
+    pub async fn connect(url: &str, options: StoreOptions) -> Result<Self> {
+        let backend = match parse_url(url)? {
+            Location::Sqlite(target) => Backend::Sqlite(SqliteStore::open(target, options).await?),
+            Location::Postgres => {
+                return Err(Error::InvalidRequest(
+                    "PostgreSQL stores are not supported yet; use sqlite://PATH".into(),
+                ));
+            }
+        };
+        Ok(Self {
+            backend: Arc::new(backend),
+        })
+    }
+
+    /// Applies pending migrations; returns how many ran (0 when up to date). Safe to call on
+    /// every start, and from several processes at once (they take turns).
+    pub async fn migrate(&self) -> Result<usize> {
+        match self.backend.as_ref() {
+            Backend::Sqlite(s) => s.migrate().await,
+        }
+    }
+
+    /// The store as the core's history port.
+    pub fn history(&self) -> Arc<dyn HistoryStore> {
+        Arc::new(self.clone())
+    }
+
+    /// The backend's name, as reported in health (`sqlite`).
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend.as_ref() {
+            Backend::Sqlite(_) => "sqlite",
+        }
+    }
+}
+
+#[async_trait]
+impl HistoryStore for Store {
+    async fn record(&self, entry: &HistoryEntry) -> Result<()> {
+        match self.backend.as_ref() {
+            Backend::Sqlite(s) => s.record(entry).await,
+        }
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<HistoryEntry>> {
+        match self.backend.as_ref() {
+            Backend::Sqlite(s) => s.get(id).await,
+        }
+    }
+
+    async fn list(&self, filter: &HistoryFilter, page: &PageRequest) -> Result<Page<HistoryEntry>> {
+        match self.backend.as_ref() {
+            Backend::Sqlite(s) => s.list(filter, page).await,
+        }
+    }
+
+    async fn health(&self) -> ComponentHealth {
+        let outcome = match self.backend.as_ref() {
+            Backend::Sqlite(s) => s.ping().await,
+        };
+        match outcome {
+            Ok(()) => ComponentHealth::ok(self.backend_name()),
+            // Core error messages are safe for clients by construction; the cause goes to logs.
+            Err(e) => {
+                tracing::warn!(error = ?e, "history store health check failed");
+                ComponentHealth::down(self.backend_name(), e.to_string())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_select_the_backend() {
+        let file = |p: &str| Location::Sqlite(Target::File(PathBuf::from(p)));
+        assert_eq!(
+            parse_url("sqlite://data/bqai.db").unwrap(),
+            file("data/bqai.db")
+        );
+        assert_eq!(
+            parse_url("sqlite:///var/lib/bqai.db").unwrap(),
+            file("/var/lib/bqai.db")
+        );
+        assert_eq!(parse_url("sqlite:bqai.db").unwrap(), file("bqai.db"));
+        assert_eq!(parse_url("./bqai.db").unwrap(), file("./bqai.db"));
+        assert_eq!(
+            parse_url("sqlite::memory:").unwrap(),
+            Location::Sqlite(Target::Memory)
+        );
+        assert_eq!(
+            parse_url(":memory:").unwrap(),
+            Location::Sqlite(Target::Memory)
+        );
+        assert_eq!(
+            parse_url("postgres://u:p@h/db").unwrap(),
+            Location::Postgres
+        );
+        assert_eq!(parse_url("postgresql://h/db").unwrap(), Location::Postgres);
+        assert!(matches!(
+            parse_url("mysql://h/db"),
+            Err(Error::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            parse_url("sqlite://"),
+            Err(Error::InvalidRequest(_))
+        ));
+    }
+}

@@ -1,0 +1,285 @@
+//! The SQLite history store against the port contract suite, plus SQLite-specific behaviour:
+//! migrations, file creation, concurrency, limits.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use bqai_core::Error;
+use bqai_core::history::{HistoryEntry, HistoryFilter, QueryKind, QueryStatus};
+use bqai_core::model::{HealthStatus, PageRequest};
+use bqai_core::ports::HistoryStore;
+use bqai_store::{Store, StoreOptions};
+use chrono::{DateTime, Utc};
+
+async fn migrated(url: &str) -> Store {
+    let store = Store::connect(url, StoreOptions::default()).await.unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+fn entry(id: &str, principal: &str, created_at: DateTime<Utc>) -> HistoryEntry {
+    HistoryEntry {
+        id: id.into(),
+        kind: QueryKind::Sql,
+        question: None,
+        sql_submitted: "SELECT 1".into(),
+        sql_executed: Some("SELECT 1 LIMIT 1000".into()),
+        status: QueryStatus::Succeeded,
+        error_code: None,
+        error_message: None,
+        principal: Some(principal.into()),
+        dataset: None,
+        dry_run: false,
+        bytes_processed: 1,
+        bytes_billed: 2,
+        duration_ms: 3,
+        row_count: 4,
+        cache_hit: false,
+        created_at: DateTime::from_timestamp_micros(created_at.timestamp_micros()).unwrap(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_file_passes_the_history_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("history.db").display());
+    bqai_testkit::history::history_contract(migrated(&url).await.history()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_memory_passes_the_history_contract() {
+    bqai_testkit::history::history_contract(migrated("sqlite::memory:").await.history()).await;
+}
+
+// actix-web handlers run on current-thread runtimes.
+#[tokio::test]
+async fn passes_the_history_contract_on_a_current_thread_runtime() {
+    bqai_testkit::history::history_contract(migrated("sqlite::memory:").await.history()).await;
+}
+
+// The contract twice on one database: runs must not see each other's entries.
+#[tokio::test(flavor = "multi_thread")]
+async fn contract_runs_share_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = migrated(dir.path().join("shared.db").to_str().unwrap()).await;
+    tokio::join!(
+        bqai_testkit::history::history_contract(store.history()),
+        bqai_testkit::history::history_contract(store.history()),
+    );
+}
+
+// Migrations run on a current-thread runtime too (diesel-async's own harness would panic).
+#[tokio::test]
+async fn migrations_are_idempotent_on_a_current_thread_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("m.db").display());
+    let store = Store::connect(&url, StoreOptions::default()).await.unwrap();
+    assert_eq!(
+        store.migrate().await.unwrap(),
+        1,
+        "first run applies the migration"
+    );
+    assert_eq!(
+        store.migrate().await.unwrap(),
+        0,
+        "second run has nothing to do"
+    );
+    drop(store);
+    let reopened = Store::connect(&url, StoreOptions::default()).await.unwrap();
+    assert_eq!(
+        reopened.migrate().await.unwrap(),
+        0,
+        "a reopened database is up to date"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_migrations_apply_each_migration_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("race.db").to_str().unwrap().to_owned();
+    let a = Store::connect(&url, StoreOptions::default()).await.unwrap();
+    let b = Store::connect(&url, StoreOptions::default()).await.unwrap();
+    let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
+    assert_eq!(ra.unwrap() + rb.unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn creates_the_file_in_a_missing_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("does/not/exist/yet/bqai.db");
+    let store = migrated(&format!("sqlite://{}", path.display())).await;
+    assert!(
+        path.is_file(),
+        "database file was not created at {}",
+        path.display()
+    );
+    store.record(&entry("e1", "p", Utc::now())).await.unwrap();
+    let health = store.health().await;
+    assert_eq!(
+        (health.status, health.kind.as_str()),
+        (HealthStatus::Ok, "sqlite")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_writers_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = migrated(dir.path().join("c.db").to_str().unwrap()).await;
+    let (tasks, per_task) = (8, 25);
+    let handles: Vec<_> = (0..tasks)
+        .map(|t| {
+            let history = store.history();
+            tokio::spawn(async move {
+                for i in 0..per_task {
+                    let e = entry(&format!("t{t}-{i:03}"), "writers", Utc::now());
+                    history.record(&e).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await.unwrap();
+    }
+    let filter = HistoryFilter {
+        principal: Some("writers".into()),
+        ..HistoryFilter::default()
+    };
+    let mut page = PageRequest::first(1000);
+    let mut count = 0;
+    loop {
+        let got = store.list(&filter, &page).await.unwrap();
+        count += got.items.len();
+        match got.next_page_token {
+            Some(t) => page.page_token = Some(t),
+            None => break,
+        }
+    }
+    assert_eq!(count, tasks * per_task);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn counters_above_i64_max_saturate() {
+    let store = migrated("sqlite::memory:").await;
+    let mut e = entry("big", "p", Utc::now());
+    e.bytes_processed = u64::MAX;
+    e.row_count = i64::MAX as u64 + 1;
+    store.record(&e).await.unwrap();
+    let back = store.get("big").await.unwrap().unwrap();
+    assert_eq!(back.bytes_processed, i64::MAX as u64);
+    assert_eq!(back.row_count, i64::MAX as u64);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicate_id_is_an_invalid_request() {
+    let store = migrated("sqlite::memory:").await;
+    let e = entry("dup", "p", Utc::now());
+    store.record(&e).await.unwrap();
+    match store.record(&e).await {
+        Err(Error::InvalidRequest(m)) => assert!(m.contains("dup"), "{m}"),
+        other => panic!("expected InvalidRequest, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unmigrated_store_fails_cleanly() {
+    let store = Store::connect("sqlite::memory:", StoreOptions::default())
+        .await
+        .unwrap();
+    let err = store.get("x").await.unwrap_err();
+    assert!(
+        matches!(err, Error::Unavailable { .. } | Error::Internal { .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_and_unknown_schemes_are_refused() {
+    for url in ["postgres://user:secret@localhost/bqai", "redis://localhost"] {
+        match Store::connect(url, StoreOptions::default()).await {
+            Err(Error::InvalidRequest(m)) => assert!(!m.contains("secret"), "{m}"),
+            other => panic!("{url}: expected InvalidRequest, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unopenable_path_is_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory where the database file should be.
+    let path = dir.path().join("taken");
+    std::fs::create_dir(&path).unwrap();
+    let err = Store::connect(path.to_str().unwrap(), StoreOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+}
+
+// A statement stuck behind another connection's write lock ends in `Timeout`, and the store
+// recovers once the lock is gone. Current-thread on purpose: that is how actix-web workers run,
+// and abandoning a SQLite statement there must not panic.
+#[tokio::test]
+async fn a_locked_database_times_out_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("locked.db");
+    let options = StoreOptions {
+        query_timeout: Duration::from_millis(300),
+        ..StoreOptions::default()
+    };
+    let store = Store::connect(path.to_str().unwrap(), options)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+
+    // Another process holding the write lock, played by a raw connection in a thread.
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let lock_path = path.clone();
+    let holder = std::thread::spawn(move || {
+        use diesel::{Connection, RunQueryDsl, SqliteConnection};
+        let mut conn = SqliteConnection::establish(lock_path.to_str().unwrap()).unwrap();
+        diesel::sql_query("BEGIN IMMEDIATE")
+            .execute(&mut conn)
+            .unwrap();
+        locked_tx.send(()).unwrap();
+        release_rx.recv().unwrap();
+        diesel::sql_query("COMMIT").execute(&mut conn).unwrap();
+    });
+    locked_rx.recv().unwrap();
+
+    let started = std::time::Instant::now();
+    let err = store
+        .record(&entry("blocked", "p", Utc::now()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "timeout not honoured"
+    );
+    let health = store.health().await;
+    assert_eq!(
+        health.status,
+        HealthStatus::Ok,
+        "reads still work under a write lock"
+    );
+
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    // The abandoned insert completes once the lock is released (busy_timeout 5 s).
+    let mut landed = false;
+    for _ in 0..50 {
+        if store.get("blocked").await.unwrap().is_some() {
+            landed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        landed,
+        "the timed-out insert should still complete in the background"
+    );
+    store
+        .record(&entry("after", "p", Utc::now()))
+        .await
+        .unwrap();
+}
