@@ -1,0 +1,336 @@
+//! The JSON shapes of the API: request bodies and query strings in, resources out.
+//!
+//! Domain types stay in bqai-core; these structs decide field names and formats on the wire
+//! (BigQuery-style `dataset_id`/`table_id`, `type`/`mode` strings, rows as objects).
+
+use bqai_core::history::HistoryEntry;
+use bqai_core::model::{
+    Dataset, Field, Page, QueryOutcome, QueryResult, QueryStats, Table, TableRef, TableSummary,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
+
+/// `POST /api/v1/query` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryBody {
+    /// The SQL to run.
+    pub sql: String,
+    /// Dataset for unqualified table names.
+    pub dataset_id: Option<String>,
+    /// Only estimate.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Row cap.
+    pub max_rows: Option<u64>,
+    /// Timeout in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Whether a cached result may answer (default true).
+    pub use_cache: Option<bool>,
+}
+
+/// `?page_size=&page_token=` on list endpoints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Items per page.
+    pub page_size: Option<u32>,
+    /// Token from the previous page.
+    pub page_token: Option<String>,
+}
+
+/// `GET /api/v1/history` query string.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// Items per page.
+    pub page_size: Option<u32>,
+    /// Token from the previous page.
+    pub page_token: Option<String>,
+    /// `succeeded`, `failed` or `rejected`.
+    pub status: Option<String>,
+    /// `sql` or `ask`.
+    pub kind: Option<String>,
+}
+
+/// `?limit=` on preview.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewQuery {
+    /// Rows to return.
+    pub limit: Option<u64>,
+}
+
+/// A list response.
+#[derive(Debug, Serialize)]
+pub struct ListResponse<T> {
+    /// The items.
+    pub data: Vec<T>,
+    /// Token for the next page, null on the last.
+    pub next_page_token: Option<String>,
+}
+
+impl<T> ListResponse<T> {
+    /// Converts a core page.
+    pub fn from_page<U>(page: Page<U>, f: impl Fn(U) -> T) -> Self {
+        Self {
+            data: page.items.into_iter().map(f).collect(),
+            next_page_token: page.next_page_token,
+        }
+    }
+}
+
+/// A dataset.
+#[derive(Debug, Serialize)]
+pub struct DatasetDto {
+    dataset_id: String,
+    project: Option<String>,
+    description: Option<String>,
+    location: Option<String>,
+    table_count: Option<u64>,
+}
+
+impl From<Dataset> for DatasetDto {
+    fn from(d: Dataset) -> Self {
+        Self {
+            dataset_id: d.id,
+            project: d.project,
+            description: d.description,
+            location: d.location,
+            table_count: d.table_count,
+        }
+    }
+}
+
+/// A table as listed.
+#[derive(Debug, Serialize)]
+pub struct TableSummaryDto {
+    dataset_id: String,
+    table_id: String,
+    #[serde(rename = "type")]
+    kind: bqai_core::model::TableKind,
+    num_rows: Option<u64>,
+    num_bytes: Option<u64>,
+}
+
+impl From<TableSummary> for TableSummaryDto {
+    fn from(t: TableSummary) -> Self {
+        Self {
+            dataset_id: t.table_ref.dataset,
+            table_id: t.table_ref.table,
+            kind: t.kind,
+            num_rows: t.num_rows,
+            num_bytes: t.num_bytes,
+        }
+    }
+}
+
+/// A schema field.
+#[derive(Debug, Serialize)]
+pub struct FieldDto {
+    name: String,
+    #[serde(rename = "type")]
+    field_type: &'static str,
+    mode: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    fields: Vec<FieldDto>,
+}
+
+impl From<Field> for FieldDto {
+    fn from(f: Field) -> Self {
+        Self {
+            name: f.name,
+            field_type: f.field_type.as_str(),
+            mode: f.mode.as_str(),
+            description: f.description,
+            fields: f.fields.into_iter().map(FieldDto::from).collect(),
+        }
+    }
+}
+
+/// A table with schema.
+#[derive(Debug, Serialize)]
+pub struct TableDto {
+    dataset_id: String,
+    table_id: String,
+    #[serde(rename = "type")]
+    kind: bqai_core::model::TableKind,
+    description: Option<String>,
+    schema: Vec<FieldDto>,
+    num_rows: Option<u64>,
+    num_bytes: Option<u64>,
+    partitioning: Option<String>,
+    clustering: Vec<String>,
+    created_at: Option<chrono::DateTime<chrono::Utc>>,
+    modified_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<Table> for TableDto {
+    fn from(t: Table) -> Self {
+        Self {
+            dataset_id: t.table_ref.dataset,
+            table_id: t.table_ref.table,
+            kind: t.kind,
+            description: t.description,
+            schema: t.schema.into_iter().map(FieldDto::from).collect(),
+            num_rows: t.num_rows,
+            num_bytes: t.num_bytes,
+            partitioning: t.partitioning,
+            clustering: t.clustering,
+            created_at: t.created_at,
+            modified_at: t.modified_at,
+        }
+    }
+}
+
+/// A result column.
+#[derive(Debug, Serialize)]
+pub struct ColumnDto {
+    name: String,
+    #[serde(rename = "type")]
+    field_type: &'static str,
+    mode: &'static str,
+}
+
+/// Statistics of a query.
+#[derive(Debug, Serialize)]
+pub struct StatsDto {
+    bytes_processed: u64,
+    bytes_billed: u64,
+    estimated_cost_usd: f64,
+    cache_hit: bool,
+    duration_ms: u64,
+}
+
+impl From<QueryStats> for StatsDto {
+    fn from(s: QueryStats) -> Self {
+        Self {
+            bytes_processed: s.bytes_processed,
+            bytes_billed: s.bytes_billed,
+            estimated_cost_usd: s.estimated_cost_usd,
+            cache_hit: s.cache_hit,
+            duration_ms: s.duration_ms,
+        }
+    }
+}
+
+/// Rows and columns (a preview, or the body of a query response).
+#[derive(Debug, Serialize)]
+pub struct RowsDto {
+    columns: Vec<ColumnDto>,
+    /// Each row is an object keyed by column name.
+    rows: Vec<Map<String, Json>>,
+    row_count: usize,
+    truncated: bool,
+}
+
+impl RowsDto {
+    /// Converts a core result; values use [`bqai_core::model::Value::to_json`].
+    pub fn from_result(result: &QueryResult) -> Self {
+        let rows = result
+            .rows
+            .iter()
+            .map(|row| {
+                result
+                    .columns
+                    .iter()
+                    .zip(row)
+                    .map(|(c, v)| (c.name.clone(), v.to_json()))
+                    .collect()
+            })
+            .collect::<Vec<_>>();
+        Self {
+            columns: result
+                .columns
+                .iter()
+                .map(|c| ColumnDto {
+                    name: c.name.clone(),
+                    field_type: c.field_type.as_str(),
+                    mode: c.mode.as_str(),
+                })
+                .collect(),
+            row_count: rows.len(),
+            rows,
+            truncated: result.truncated,
+        }
+    }
+}
+
+/// `POST /api/v1/query` response.
+#[derive(Debug, Serialize)]
+pub struct QueryResponse {
+    query_id: String,
+    /// The SQL as run.
+    sql: String,
+    dry_run: bool,
+    referenced_tables: Vec<String>,
+    #[serde(flatten)]
+    rows: RowsDto,
+    stats: StatsDto,
+}
+
+impl From<QueryOutcome> for QueryResponse {
+    fn from(o: QueryOutcome) -> Self {
+        let rows = RowsDto::from_result(&o.result);
+        Self {
+            query_id: o.query_id,
+            sql: o.sql,
+            dry_run: o.dry_run,
+            referenced_tables: o
+                .referenced_tables
+                .iter()
+                .map(TableRef::to_string)
+                .collect(),
+            rows,
+            stats: o.result.stats.into(),
+        }
+    }
+}
+
+/// A history entry.
+#[derive(Debug, Serialize)]
+pub struct HistoryDto {
+    id: String,
+    kind: bqai_core::history::QueryKind,
+    question: Option<String>,
+    sql: String,
+    sql_executed: Option<String>,
+    status: bqai_core::history::QueryStatus,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    principal: Option<String>,
+    dataset_id: Option<String>,
+    dry_run: bool,
+    bytes_processed: u64,
+    bytes_billed: u64,
+    duration_ms: u64,
+    row_count: u64,
+    cache_hit: bool,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<HistoryEntry> for HistoryDto {
+    fn from(h: HistoryEntry) -> Self {
+        Self {
+            id: h.id,
+            kind: h.kind,
+            question: h.question,
+            sql: h.sql_submitted,
+            sql_executed: h.sql_executed,
+            status: h.status,
+            error_code: h.error_code,
+            error_message: h.error_message,
+            principal: h.principal,
+            dataset_id: h.dataset,
+            dry_run: h.dry_run,
+            bytes_processed: h.bytes_processed,
+            bytes_billed: h.bytes_billed,
+            duration_ms: h.duration_ms,
+            row_count: h.row_count,
+            cache_hit: h.cache_hit,
+            created_at: h.created_at,
+        }
+    }
+}

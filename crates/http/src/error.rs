@@ -1,0 +1,175 @@
+//! `ApiError`: the one HTTP error type. It maps core errors to a status code and the JSON
+//! envelope `{"error": {"code", "message", "request_id"}}`.
+//!
+//! Only safe messages reach the body; the full cause chain of a server-side error is logged
+//! (with the request id, so an operator can find it) and replaced by a generic message.
+
+use std::fmt;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use bqai_core::Error as CoreError;
+use serde::Serialize;
+
+use crate::request_id;
+
+/// An error answered to an HTTP client.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<Duration>,
+    /// Kept for the log line only.
+    cause: Option<String>,
+}
+
+impl ApiError {
+    /// An error with an explicit status, code and safe message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+            cause: None,
+        }
+    }
+
+    /// 400 `INVALID_REQUEST`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", message)
+    }
+
+    /// 404 `NOT_FOUND`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
+    }
+
+    /// 429 `RATE_LIMITED` with a `Retry-After`.
+    pub fn rate_limited(retry_after: Duration) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RATE_LIMITED",
+            format!(
+                "too many requests: retry after {} s",
+                retry_after.as_secs().max(1)
+            ),
+        );
+        e.retry_after = Some(retry_after);
+        e
+    }
+
+    /// The stable error code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
+    }
+}
+
+/// Walks an error's `source()` chain into one line for the log.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cur = c.source();
+    }
+    out
+}
+
+impl From<CoreError> for ApiError {
+    fn from(err: CoreError) -> Self {
+        let code = err.code();
+        let (status, message) = match &err {
+            CoreError::InvalidRequest(m) => (StatusCode::BAD_REQUEST, m.clone()),
+            CoreError::SqlRejected(r) => (StatusCode::BAD_REQUEST, r.message.clone()),
+            CoreError::InvalidQuery(m) => (StatusCode::BAD_REQUEST, m.clone()),
+            CoreError::Forbidden(m) => (StatusCode::FORBIDDEN, m.clone()),
+            CoreError::NotFound(m) => (StatusCode::NOT_FOUND, format!("{m} not found")),
+            CoreError::CostLimitExceeded { .. } => (StatusCode::BAD_REQUEST, err.to_string()),
+            CoreError::RateLimited { retry_after } => return ApiError::rate_limited(*retry_after),
+            CoreError::Timeout(d) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "the query did not finish within {} ms and was cancelled",
+                    d.as_millis()
+                ),
+            ),
+            CoreError::Unavailable { what, .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{what} is unavailable; try again later"),
+            ),
+            CoreError::Internal { .. } => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error; the request id identifies it in the server log".to_string(),
+            ),
+        };
+        let cause = status.is_server_error().then(|| error_chain(&err));
+        Self {
+            status,
+            code,
+            message,
+            retry_after: None,
+            cause,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: Body<'a>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    code: &'a str,
+    message: &'a str,
+    request_id: String,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let request_id = request_id::current().unwrap_or_default();
+        if self.status.is_server_error() {
+            tracing::error!(
+                request_id = %request_id,
+                code = self.code,
+                cause = self.cause.as_deref().unwrap_or(""),
+                "request failed"
+            );
+        }
+        let mut resp = HttpResponse::build(self.status);
+        if let Some(ra) = self.retry_after {
+            let secs = ra.as_secs() + u64::from(ra.subsec_nanos() > 0);
+            if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+                resp.insert_header((header::RETRY_AFTER, v));
+            }
+        }
+        resp.json(Envelope {
+            error: Body {
+                code: self.code,
+                message: &self.message,
+                request_id,
+            },
+        })
+    }
+}

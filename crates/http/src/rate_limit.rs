@@ -1,0 +1,83 @@
+//! Per-client rate limiting of `/api/v1/*` through the [`bqai_core::ports::RateLimiter`] port.
+//!
+//! The client is identified by its peer IP address (API keys replace this once
+//! authentication exists). Queries weigh more than catalog reads. Every limited response
+//! carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`; a refusal is 429 `RATE_LIMITED`
+//! with `Retry-After`. If the limiter itself fails, the request is let through and the
+//! failure logged: limits protect the service, they must not take it down.
+
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{ResponseError, web};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+
+fn weight(req: &ServiceRequest, state: &AppState) -> u32 {
+    if req.method() == Method::POST && req.path().ends_with("/query") {
+        state.settings.query_weight.max(1)
+    } else {
+        1
+    }
+}
+
+/// The middleware.
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    };
+    let limit = state.settings.requests_per_minute;
+    if limit == 0 {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    }
+    let client = req
+        .peer_addr()
+        .map_or_else(|| "unknown".to_string(), |a| a.ip().to_string());
+    let key = format!("ip:{client}");
+    let decision = match state
+        .rate_limiter
+        .check(&key, weight(&req, &state), limit)
+        .await
+    {
+        Ok(d) => Some(d),
+        Err(e) => {
+            tracing::warn!(error = %e, "rate limiter failed; request allowed");
+            None
+        }
+    };
+    let mut res = match decision {
+        Some(d) if !d.allowed => {
+            let retry = d.retry_after.unwrap_or(Duration::from_secs(1));
+            let resp = ApiError::rate_limited(retry).error_response();
+            req.into_response(resp).map_into_right_body()
+        }
+        _ => next.call(req).await?.map_into_left_body(),
+    };
+    if let Some(d) = decision {
+        let headers = res.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&d.limit.to_string()) {
+            headers.insert(LIMIT, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&d.remaining.to_string()) {
+            headers.insert(REMAINING, v);
+        }
+    }
+    Ok(res)
+}

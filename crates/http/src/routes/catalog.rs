@@ -1,0 +1,89 @@
+//! Catalog endpoints: datasets, tables, schemas, previews.
+
+use actix_web::{HttpResponse, get, web};
+
+use super::{dataset_id, page_request, table_ref};
+use crate::dto::{
+    DatasetDto, ListResponse, PageQuery, PreviewQuery, RowsDto, TableDto, TableSummaryDto,
+};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// `GET /api/v1/datasets`
+#[get("/datasets")]
+pub async fn list_datasets(
+    state: web::Data<AppState>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let page = page_request(
+        &state.settings,
+        q.page_size,
+        q.page_token,
+        state.settings.max_page_size,
+    )?;
+    let datasets = state.catalog.list_datasets(&state.anonymous, &page).await?;
+    Ok(HttpResponse::Ok().json(ListResponse::from_page(datasets, DatasetDto::from)))
+}
+
+/// `GET /api/v1/datasets/{dataset_id}`
+#[get("/datasets/{dataset_id}")]
+pub async fn get_dataset(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let ds = dataset_id(&path)?;
+    let dataset = state.catalog.get_dataset(&state.anonymous, &ds).await?;
+    Ok(HttpResponse::Ok().json(DatasetDto::from(dataset)))
+}
+
+/// `GET /api/v1/datasets/{dataset_id}/tables`
+#[get("/datasets/{dataset_id}/tables")]
+pub async fn list_tables(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let ds = dataset_id(&path)?;
+    let q = q.into_inner();
+    let page = page_request(
+        &state.settings,
+        q.page_size,
+        q.page_token,
+        state.settings.max_page_size,
+    )?;
+    let tables = state
+        .catalog
+        .list_tables(&state.anonymous, &ds, &page)
+        .await?;
+    Ok(HttpResponse::Ok().json(ListResponse::from_page(tables, TableSummaryDto::from)))
+}
+
+/// `GET /api/v1/datasets/{dataset_id}/tables/{table_id}`
+#[get("/datasets/{dataset_id}/tables/{table_id}")]
+pub async fn get_table(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (ds, table) = path.into_inner();
+    let table = table_ref(&ds, &table)?;
+    let table = state.catalog.get_table(&state.anonymous, &table).await?;
+    Ok(HttpResponse::Ok().json(TableDto::from(table)))
+}
+
+/// `GET /api/v1/datasets/{dataset_id}/tables/{table_id}/preview?limit=N`
+#[get("/datasets/{dataset_id}/tables/{table_id}/preview")]
+pub async fn preview(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    q: web::Query<PreviewQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (ds, table) = path.into_inner();
+    let table = table_ref(&ds, &table)?;
+    let limit = q.limit.unwrap_or(state.settings.default_preview_rows);
+    let result = state
+        .catalog
+        .preview(&state.anonymous, &table, limit)
+        .await?;
+    Ok(HttpResponse::Ok().json(RowsDto::from_result(&result)))
+}

@@ -1,0 +1,48 @@
+//! `GET /health`: liveness plus the state of each dependency.
+
+use actix_web::{HttpResponse, get, web};
+use bqai_core::model::{ComponentHealth, HealthStatus};
+use serde::Serialize;
+
+use crate::state::AppState;
+
+#[derive(Serialize)]
+struct Health {
+    status: HealthStatus,
+    version: String,
+    components: Components,
+}
+
+#[derive(Serialize)]
+struct Components {
+    warehouse: ComponentHealth,
+    cache: ComponentHealth,
+    history: ComponentHealth,
+}
+
+/// The service answers 200 while it can serve queries; `degraded` names what is not ok.
+#[get("/health")]
+pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let (warehouse, cache, history) = futures::join!(
+        state.warehouse.health(),
+        state.cache.health(),
+        state.history.health()
+    );
+    let all_ok = [&warehouse, &cache, &history]
+        .iter()
+        .all(|c| c.status == HealthStatus::Ok);
+    let status = if all_ok {
+        HealthStatus::Ok
+    } else {
+        HealthStatus::Degraded
+    };
+    HttpResponse::Ok().json(Health {
+        status,
+        version: state.version.clone(),
+        components: Components {
+            warehouse,
+            cache,
+            history,
+        },
+    })
+}

@@ -1,0 +1,63 @@
+//! `AppState`: the use cases and ports the handlers need, built once by the binary and shared
+//! as `web::Data<AppState>`.
+
+use std::sync::Arc;
+
+use bqai_core::catalog::CatalogService;
+use bqai_core::model::Principal;
+use bqai_core::ports::{Cache, HistoryStore, RateLimiter, Warehouse};
+use bqai_core::query::QueryService;
+
+/// Settings of the HTTP layer itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSettings {
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+    /// Default and maximum `page_size` of list endpoints.
+    pub default_page_size: u32,
+    /// Maximum `page_size`.
+    pub max_page_size: u32,
+    /// Default preview rows.
+    pub default_preview_rows: u64,
+    /// Requests per minute per client (0 disables rate limiting).
+    pub requests_per_minute: u32,
+    /// How many units a query costs against the rate limit (a catalog read costs 1).
+    pub query_weight: u32,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            body_limit: 1024 * 1024,
+            default_page_size: 50,
+            max_page_size: 1000,
+            default_preview_rows: 10,
+            requests_per_minute: 600,
+            query_weight: 5,
+        }
+    }
+}
+
+/// Everything a handler may use.
+#[derive(Clone)]
+pub struct AppState {
+    /// Catalog use case.
+    pub catalog: CatalogService,
+    /// Query use case.
+    pub queries: QueryService,
+    /// History reads.
+    pub history: Arc<dyn HistoryStore>,
+    /// The warehouse (for health).
+    pub warehouse: Arc<dyn Warehouse>,
+    /// The cache (for health).
+    pub cache: Arc<dyn Cache>,
+    /// Rate limiter for API calls.
+    pub rate_limiter: Arc<dyn RateLimiter>,
+    /// Who callers are until authentication exists: one anonymous principal whose scope is
+    /// the configured allow-list.
+    pub anonymous: Principal,
+    /// HTTP settings.
+    pub settings: HttpSettings,
+    /// Version string for `/health`.
+    pub version: String,
+}
