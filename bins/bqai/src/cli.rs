@@ -1,0 +1,241 @@
+//! The command line: `bqai serve`, `bqai query`, `bqai migrate`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use bqai_core::model::{QueryOutcome, QueryRequest};
+use bqai_store::{Store, StoreOptions};
+use clap::{Parser, Subcommand, ValueEnum};
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+
+use crate::config::{Settings, WarehouseSettings};
+use crate::startup::{Application, Services};
+use crate::telemetry;
+
+/// bqai — ask a data warehouse questions, safely.
+#[derive(Debug, Parser)]
+#[command(name = "bqai", version, about)]
+pub struct Cli {
+    /// Configuration file (TOML). Without it, ./bqai.toml is read when present.
+    #[arg(long, global = true, env = "BQAI_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Directory for local state (the SQLite database).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+
+    /// CSV, Parquet or NDJSON files (a file, a directory or a glob) to register as tables of
+    /// the embedded warehouse, in a dataset named after their folder. Repeatable.
+    #[arg(long = "data", global = true)]
+    pub data: Vec<String>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API.
+    Serve {
+        /// Address to bind.
+        #[arg(long)]
+        host: Option<String>,
+        /// Port to bind.
+        #[arg(long)]
+        port: Option<u16>,
+        /// Allow a non-loopback address without authentication.
+        #[arg(long)]
+        insecure: bool,
+    },
+    /// Run one SQL query (guarded exactly like the API) and print the result.
+    Query {
+        /// The SQL.
+        sql: String,
+        /// Dataset for unqualified table names.
+        #[arg(long)]
+        dataset: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Row cap.
+        #[arg(long)]
+        max_rows: Option<u64>,
+        /// Only estimate.
+        #[arg(long)]
+        dry_run: bool,
+        /// Timeout in milliseconds.
+        #[arg(long)]
+        timeout_ms: Option<u64>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+/// Output formats of `bqai query`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A text table.
+    Table,
+    /// One JSON document (as the API answers).
+    Json,
+    /// CSV with a header.
+    Csv,
+}
+
+/// Loads and validates settings, applying command-line overrides.
+pub fn settings(cli: &Cli) -> anyhow::Result<Settings> {
+    let mut s = Settings::load(cli.config.as_deref())?;
+    if let Some(dir) = &cli.data_dir {
+        s.data_dir = dir.clone();
+    }
+    if !cli.data.is_empty() {
+        let WarehouseSettings::Local { data, .. } = &mut s.warehouse;
+        data.extend(cli.data.iter().cloned());
+    }
+    if let Command::Serve {
+        host,
+        port,
+        insecure,
+    } = &cli.command
+    {
+        if let Some(h) = host {
+            s.server.host = h.clone();
+        }
+        if let Some(p) = port {
+            s.server.port = *p;
+        }
+        if *insecure {
+            s.server.allow_insecure_bind = true;
+        }
+    }
+    s.validate()?;
+    Ok(s)
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = settings(&cli)?;
+    telemetry::init(&settings.log);
+    match cli.command {
+        Command::Serve { .. } => {
+            let app = Application::build(&settings).await?;
+            app.run_until_stopped().await?;
+            Ok(())
+        }
+        Command::Migrate => {
+            let store = Store::connect(&settings.store_url(), StoreOptions::default()).await?;
+            store.migrate().await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Query {
+            sql,
+            dataset,
+            format,
+            max_rows,
+            dry_run,
+            timeout_ms,
+        } => {
+            let services = Services::build(&settings).await?;
+            let request = QueryRequest {
+                sql,
+                default_dataset: dataset,
+                dry_run,
+                max_rows,
+                timeout: timeout_ms.map(Duration::from_millis),
+                use_cache: true,
+            };
+            let outcome = services
+                .queries
+                .run(request, &services.anonymous)
+                .await
+                .map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
+            let mut out = std::io::stdout().lock();
+            print_outcome(&mut out, &outcome, format).context("could not write the result")?;
+            Ok(())
+        }
+    }
+}
+
+/// Writes a query outcome in the chosen format.
+pub fn print_outcome(
+    out: &mut impl Write,
+    outcome: &QueryOutcome,
+    format: Format,
+) -> anyhow::Result<()> {
+    let result = &outcome.result;
+    match format {
+        Format::Json => {
+            let rows: Vec<serde_json::Value> = result
+                .rows
+                .iter()
+                .map(|row| {
+                    serde_json::Value::Object(
+                        result
+                            .columns
+                            .iter()
+                            .zip(row)
+                            .map(|(c, v)| (c.name.clone(), v.to_json()))
+                            .collect(),
+                    )
+                })
+                .collect();
+            let doc = serde_json::json!({
+                "query_id": outcome.query_id,
+                "sql": outcome.sql,
+                "dry_run": outcome.dry_run,
+                "columns": result.columns.iter().map(|c| serde_json::json!({"name": c.name, "type": c.field_type.as_str()})).collect::<Vec<_>>(),
+                "rows": rows,
+                "row_count": result.rows.len(),
+                "truncated": result.truncated,
+                "stats": result.stats,
+            });
+            serde_json::to_writer_pretty(&mut *out, &doc)?;
+            writeln!(out)?;
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(&mut *out);
+            w.write_record(result.columns.iter().map(|c| c.name.as_str()))?;
+            for row in &result.rows {
+                w.write_record(row.iter().map(bqai_core::model::Value::to_text))?;
+            }
+            w.flush()?;
+        }
+        Format::Table => {
+            let mut table = Table::new();
+            table
+                .load_preset(UTF8_FULL_CONDENSED)
+                .set_content_arrangement(ContentArrangement::Dynamic)
+                .set_header(result.columns.iter().map(|c| c.name.clone()));
+            for row in &result.rows {
+                table.add_row(row.iter().map(bqai_core::model::Value::to_text));
+            }
+            writeln!(out, "{table}")?;
+            let stats = &result.stats;
+            writeln!(
+                out,
+                "{} row(s){}; {} bytes processed (~${:.6}); {} ms{}{}",
+                result.rows.len(),
+                if result.truncated {
+                    " (row cap reached)"
+                } else {
+                    ""
+                },
+                stats.bytes_processed,
+                stats.estimated_cost_usd,
+                stats.duration_ms,
+                if stats.cache_hit { "; from cache" } else { "" },
+                if outcome.dry_run {
+                    "; dry run, nothing executed"
+                } else {
+                    ""
+                },
+            )?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,415 @@
+//! Layered configuration: built-in defaults → an optional TOML file → `BQAI__SECTION__KEY`
+//! environment variables → command-line flags; then [`Settings::validate`] with messages that
+//! say which key is wrong and what would be right.
+//!
+//! figment is used because it merges those layers with typed extraction and error messages
+//! that name the offending key and its source. Settings are passed explicitly to whatever
+//! needs them; there is no global.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bqai_core::model::DatasetScope;
+use bqai_core::query::QueryLimits;
+use bqai_core::result_cache::CachePolicy;
+use bqai_http::HttpSettings;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// All settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Directory for the SQLite database and other local state.
+    pub data_dir: PathBuf,
+    /// HTTP server.
+    pub server: ServerSettings,
+    /// Which warehouse to query.
+    pub warehouse: WarehouseSettings,
+    /// Query limits.
+    pub query: QuerySettings,
+    /// Cache.
+    pub cache: CacheSettings,
+    /// History store.
+    pub store: StoreSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./bqai-data"),
+            server: ServerSettings::default(),
+            warehouse: WarehouseSettings::default(),
+            query: QuerySettings::default(),
+            cache: CacheSettings::default(),
+            store: StoreSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to bind.
+    pub host: String,
+    /// Port to bind (0 picks a free one).
+    pub port: u16,
+    /// Largest request body in bytes.
+    pub body_limit_bytes: usize,
+    /// Seconds in-flight requests get to finish on shutdown.
+    pub shutdown_timeout_secs: u64,
+    /// Requests per minute per client (0 disables the limit).
+    pub requests_per_minute: u32,
+    /// Allow binding a non-loopback address although no authentication is configured.
+    pub allow_insecure_bind: bool,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            body_limit_bytes: 1024 * 1024,
+            shutdown_timeout_secs: 30,
+            requests_per_minute: 600,
+            allow_insecure_bind: false,
+        }
+    }
+}
+
+/// `[warehouse]`: chosen by `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum WarehouseSettings {
+    /// The embedded DataFusion engine.
+    Local {
+        /// Load the generated `shop` demo dataset.
+        #[serde(default = "default_true")]
+        demo: bool,
+        /// CSV/Parquet/NDJSON files, directories or globs to register as tables.
+        #[serde(default)]
+        data: Vec<String>,
+        /// Memory all running queries may use together, in MiB.
+        #[serde(default = "default_memory_limit_mb")]
+        memory_limit_mb: u64,
+        /// Parallelism of scans, joins and aggregates; 0 means the available cores.
+        #[serde(default)]
+        target_partitions: usize,
+    },
+}
+
+impl WarehouseSettings {
+    /// The embedded warehouse with default resource limits.
+    pub fn local(demo: bool, data: Vec<String>) -> Self {
+        WarehouseSettings::Local {
+            demo,
+            data,
+            memory_limit_mb: default_memory_limit_mb(),
+            target_partitions: 0,
+        }
+    }
+}
+
+fn default_memory_limit_mb() -> u64 {
+    1024
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for WarehouseSettings {
+    fn default() -> Self {
+        WarehouseSettings::local(true, Vec::new())
+    }
+}
+
+/// `[query]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuerySettings {
+    /// Datasets queries may read (`["*"]` for all of the warehouse's own).
+    pub allowed_datasets: Vec<String>,
+    /// Row cap when a request gives none.
+    pub default_max_rows: u64,
+    /// Largest row cap a request may ask for.
+    pub max_rows_limit: u64,
+    /// Timeout when a request gives none, in ms.
+    pub default_timeout_ms: u64,
+    /// Largest timeout a request may ask for, in ms.
+    pub max_timeout_ms: u64,
+    /// Byte cap per query (0 = no cap).
+    pub max_bytes_billed: u64,
+    /// On-demand price per TiB, for cost estimates.
+    pub usd_per_tib: f64,
+    /// Maximum rows of a table preview.
+    pub max_preview_rows: u64,
+}
+
+impl Default for QuerySettings {
+    fn default() -> Self {
+        let limits = QueryLimits::default();
+        Self {
+            allowed_datasets: vec!["*".into()],
+            default_max_rows: limits.default_max_rows,
+            max_rows_limit: limits.max_rows_limit,
+            default_timeout_ms: millis(limits.default_timeout),
+            max_timeout_ms: millis(limits.max_timeout),
+            max_bytes_billed: limits.max_bytes_billed.unwrap_or(0),
+            usd_per_tib: limits.usd_per_tib,
+            max_preview_rows: 1000,
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `[cache]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSettings {
+    /// Bytes the in-process cache may hold.
+    pub max_bytes: u64,
+    /// TTL of catalog metadata, in seconds.
+    pub metadata_ttl_secs: u64,
+    /// TTL of query results, in seconds.
+    pub result_ttl_secs: u64,
+    /// Results larger than this (encoded) are not cached.
+    pub max_result_bytes: usize,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        let p = CachePolicy::default();
+        Self {
+            max_bytes: 256 * 1024 * 1024,
+            metadata_ttl_secs: p.metadata_ttl.as_secs(),
+            result_ttl_secs: p.result_ttl.as_secs(),
+            max_result_bytes: p.max_result_bytes,
+        }
+    }
+}
+
+/// `[store]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `sqlite://path/to/file.db`; empty means `sqlite://<data_dir>/bqai.db`.
+    pub url: String,
+    /// Run pending migrations at start.
+    pub migrate_on_start: bool,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            migrate_on_start: true,
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter (`info`, `bqai=debug,info`); `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (it must exist when given explicitly; `bqai.toml` in the
+    /// working directory is read when present), then the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut fig = Figment::from(Serialized::defaults(Settings::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    anyhow::bail!("config file {} does not exist", path.display());
+                }
+                fig = fig.merge(Toml::file(path));
+            }
+            None => fig = fig.merge(Toml::file("bqai.toml")),
+        }
+        fig = fig.merge(Env::prefixed("BQAI__").split("__").lowercase(true));
+        let settings: Settings = fig
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        Ok(settings)
+    }
+
+    /// Checks cross-field rules; every message names the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let mut problems = Vec::new();
+        if self.server.host.parse::<IpAddr>().is_err() && self.server.host != "localhost" {
+            problems.push(format!(
+                "server.host {:?} is not an IP address (use 127.0.0.1, 0.0.0.0, ::1 or localhost)",
+                self.server.host
+            ));
+        }
+        if self.server.body_limit_bytes < 1024 {
+            problems.push("server.body_limit_bytes must be at least 1024".to_string());
+        }
+        let q = &self.query;
+        if q.default_max_rows == 0 || q.default_max_rows > q.max_rows_limit {
+            problems.push(format!(
+                "query.default_max_rows must be between 1 and query.max_rows_limit ({})",
+                q.max_rows_limit
+            ));
+        }
+        if q.default_timeout_ms == 0 || q.default_timeout_ms > q.max_timeout_ms {
+            problems.push(format!(
+                "query.default_timeout_ms must be between 1 and query.max_timeout_ms ({})",
+                q.max_timeout_ms
+            ));
+        }
+        if !(q.usd_per_tib >= 0.0 && q.usd_per_tib.is_finite()) {
+            problems.push("query.usd_per_tib must be a non-negative number".to_string());
+        }
+        if q.allowed_datasets.is_empty() {
+            problems.push(
+                "query.allowed_datasets is empty: nothing could be queried (use [\"*\"] for all)"
+                    .to_string(),
+            );
+        }
+        if self.cache.max_bytes < 1024 * 1024 {
+            problems.push("cache.max_bytes must be at least 1 MiB".to_string());
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            problems.push(format!(
+                "log.format {:?} must be \"text\" or \"json\"",
+                self.log.format
+            ));
+        }
+        if !self.store.url.is_empty()
+            && !self.store.url.starts_with("sqlite://")
+            && !self.store.url.starts_with("postgres://")
+            && !self.store.url.starts_with("postgresql://")
+        {
+            problems.push("store.url must start with sqlite:// (postgres:// comes with the PostgreSQL backend)".to_string());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!("invalid configuration:\n  - {}", problems.join("\n  - "))
+        }
+    }
+
+    /// Whether the configured host is a loopback address.
+    pub fn binds_loopback(&self) -> bool {
+        self.server.host == "localhost"
+            || self
+                .server
+                .host
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+
+    /// The store URL, defaulting to an SQLite file in the data directory.
+    pub fn store_url(&self) -> String {
+        if self.store.url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("bqai.db").display())
+        } else {
+            self.store.url.clone()
+        }
+    }
+
+    /// Query limits for the core.
+    pub fn query_limits(&self) -> QueryLimits {
+        let q = &self.query;
+        QueryLimits {
+            allowed: DatasetScope::from_list(&q.allowed_datasets),
+            default_max_rows: q.default_max_rows,
+            max_rows_limit: q.max_rows_limit,
+            default_timeout: Duration::from_millis(q.default_timeout_ms),
+            max_timeout: Duration::from_millis(q.max_timeout_ms),
+            max_bytes_billed: (q.max_bytes_billed > 0).then_some(q.max_bytes_billed),
+            usd_per_tib: q.usd_per_tib,
+            max_sql_bytes: QueryLimits::default().max_sql_bytes,
+        }
+    }
+
+    /// Cache policy for the core.
+    pub fn cache_policy(&self) -> CachePolicy {
+        CachePolicy {
+            metadata_ttl: Duration::from_secs(self.cache.metadata_ttl_secs),
+            result_ttl: Duration::from_secs(self.cache.result_ttl_secs),
+            max_result_bytes: self.cache.max_result_bytes,
+        }
+    }
+
+    /// HTTP settings.
+    pub fn http(&self) -> HttpSettings {
+        HttpSettings {
+            body_limit: self.server.body_limit_bytes,
+            requests_per_minute: self.server.requests_per_minute,
+            ..HttpSettings::default()
+        }
+    }
+}
+
+#[cfg(test)]
+// figment's Jail API fixes the (large) error type of its closures.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Settings::default().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let mut s = Settings::default();
+        s.query.default_max_rows = 0;
+        s.server.host = "not a host".into();
+        let msg = s.validate().unwrap_err().to_string();
+        assert!(msg.contains("query.default_max_rows"), "{msg}");
+        assert!(msg.contains("server.host"), "{msg}");
+    }
+
+    #[test]
+    fn environment_overrides_file_and_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "bqai.toml",
+                "[server]\nport = 9000\n[query]\ndefault_max_rows = 50\n",
+            )?;
+            jail.set_env("BQAI__SERVER__PORT", "9100");
+            let s = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(s.server.port, 9100);
+            assert_eq!(s.query.default_max_rows, 50);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bqai.toml", "[server]\nprot = 9000\n")?;
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("prot"), "{err}");
+            Ok(())
+        });
+    }
+}

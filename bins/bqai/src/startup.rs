@@ -1,0 +1,207 @@
+//! Wiring: configuration → adapters → use cases → server.
+//!
+//! [`Services::build`] chooses and builds the adapters named by the settings (today the
+//! embedded ones: DataFusion, moka/governor, SQLite) and composes the use cases;
+//! [`Application::build`] binds the listener (port 0 in tests) and creates the server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bqai_core::catalog::CatalogService;
+use bqai_core::model::Principal;
+use bqai_core::ports::{Cache, HistoryStore, RateLimiter, Warehouse};
+use bqai_core::query::QueryService;
+use bqai_core::result_cache::CachedWarehouse;
+use bqai_http::AppState;
+use bqai_local::{LocalConfig, LocalWarehouse};
+use bqai_memory::{MemoryCache, MemoryRateLimiter};
+use bqai_store::{Store, StoreOptions};
+
+use crate::config::{Settings, WarehouseSettings};
+
+/// The composed use cases and the ports behind them.
+#[derive(Clone)]
+pub struct Services {
+    /// Catalog use case.
+    pub catalog: CatalogService,
+    /// Query use case.
+    pub queries: QueryService,
+    /// The warehouse with the cache in front.
+    pub warehouse: Arc<CachedWarehouse>,
+    /// The cache.
+    pub cache: Arc<dyn Cache>,
+    /// History.
+    pub history: Arc<dyn HistoryStore>,
+    /// Rate limiter.
+    pub rate_limiter: Arc<dyn RateLimiter>,
+    /// The principal of unauthenticated calls.
+    pub anonymous: Principal,
+}
+
+impl Services {
+    /// Builds every adapter named by `settings` and the use cases over them.
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let warehouse = build_warehouse(settings).await?;
+        Self::assemble(settings, warehouse).await
+    }
+
+    /// Builds the remaining adapters around an already built warehouse (tests share one
+    /// read-only demo warehouse between many apps this way).
+    pub async fn assemble(
+        settings: &Settings,
+        warehouse: Arc<dyn Warehouse>,
+    ) -> anyhow::Result<Self> {
+        let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new(settings.cache.max_bytes));
+        let warehouse = Arc::new(CachedWarehouse::new(
+            warehouse,
+            cache.clone(),
+            settings.cache_policy(),
+        ));
+
+        let store = Store::connect(&settings.store_url(), StoreOptions::default())
+            .await
+            .with_context(|| {
+                format!(
+                    "could not open the store at {}",
+                    redact(&settings.store_url())
+                )
+            })?;
+        if settings.store.migrate_on_start {
+            store
+                .migrate()
+                .await
+                .context("could not migrate the store")?;
+        }
+        let history: Arc<dyn HistoryStore> = store.history();
+
+        let limits = settings.query_limits();
+        let anonymous = Principal::anonymous(limits.allowed.clone());
+        let catalog = CatalogService::new(
+            warehouse.clone(),
+            limits.allowed.clone(),
+            settings.query.max_preview_rows,
+        );
+        let queries = QueryService::new(warehouse.clone(), history.clone(), limits);
+        Ok(Self {
+            catalog,
+            queries,
+            warehouse,
+            cache,
+            history,
+            rate_limiter: Arc::new(MemoryRateLimiter::new()),
+            anonymous,
+        })
+    }
+}
+
+/// Builds the warehouse adapter chosen by `[warehouse] kind`.
+pub async fn build_warehouse(settings: &Settings) -> anyhow::Result<Arc<dyn Warehouse>> {
+    Ok(match &settings.warehouse {
+        WarehouseSettings::Local {
+            demo,
+            data,
+            memory_limit_mb,
+            target_partitions,
+        } => Arc::new(
+            LocalWarehouse::new(LocalConfig {
+                demo: *demo,
+                data: data.clone(),
+                memory_limit_mb: *memory_limit_mb,
+                target_partitions: *target_partitions,
+            })
+            .await
+            .context("could not start the embedded warehouse")?,
+        ),
+    })
+}
+
+/// Hides credentials in a URL before it is logged or shown.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://***{}", &url[..scheme_end], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Refuses a non-loopback bind without authentication unless explicitly allowed.
+fn check_bind(settings: &Settings) -> anyhow::Result<()> {
+    if !settings.binds_loopback() && !settings.server.allow_insecure_bind {
+        anyhow::bail!(
+            "refusing to listen on {}: bqai has no authentication configured, so anyone who \
+             can reach that address could query your warehouse. Bind 127.0.0.1, or pass \
+             --insecure (server.allow_insecure_bind = true) if you really mean it",
+            settings.server.host
+        );
+    }
+    Ok(())
+}
+
+/// A built, bound, not yet running server.
+pub struct Application {
+    port: u16,
+    host: String,
+    server: actix_web::dev::Server,
+}
+
+impl Application {
+    /// Builds the services and binds `settings.server.host:port`.
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        check_bind(settings)?;
+        let services = Services::build(settings).await?;
+        Self::with_services(settings, services)
+    }
+
+    /// Binds and creates the server over already built services.
+    pub fn with_services(settings: &Settings, services: Services) -> anyhow::Result<Self> {
+        check_bind(settings)?;
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
+            .with_context(|| {
+                format!(
+                    "could not bind {}:{}",
+                    settings.server.host, settings.server.port
+                )
+            })?;
+        let port = listener.local_addr()?.port();
+        let state = AppState {
+            catalog: services.catalog,
+            queries: services.queries,
+            history: services.history,
+            warehouse: services.warehouse,
+            cache: services.cache,
+            rate_limiter: services.rate_limiter,
+            anonymous: services.anonymous,
+            settings: settings.http(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        let server = bqai_http::server(
+            listener,
+            state,
+            Duration::from_secs(settings.server.shutdown_timeout_secs),
+        )?;
+        Ok(Self {
+            port,
+            host: settings.server.host.clone(),
+            server,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Runs until SIGINT/SIGTERM, then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let base = format!("http://{}:{}", self.host, self.port);
+        tracing::info!(
+            "bqai listening on {base} — try: curl -s {base}/api/v1/datasets/shop/tables  |  \
+             curl -s -X POST {base}/api/v1/query -H 'Content-Type: application/json' \
+             -d '{{\"sql\": \"SELECT country, COUNT(*) AS customers FROM shop.customers GROUP BY country\"}}'"
+        );
+        self.server.await
+    }
+}

@@ -1,0 +1,172 @@
+//! `spawn_app`: a fresh application per test (its own SQLite file, cache and limiter) on a
+//! random port. The read-only demo warehouse is built once and shared, because generating
+//! 400,000 rows per test would dominate the run time; nothing a test does can change it.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bqai::config::{Settings, WarehouseSettings};
+use bqai::startup::{Application, Services, build_warehouse};
+use bqai_core::ports::Warehouse;
+use serde_json::Value;
+use tokio::sync::OnceCell;
+
+static DEMO: OnceCell<Arc<dyn Warehouse>> = OnceCell::const_new();
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub dir: tempfile::TempDir,
+}
+
+/// The response of a call: status, headers and JSON body.
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn error_code(&self) -> &str {
+        self.body["error"]["code"]
+            .as_str()
+            .unwrap_or("<no error code>")
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an error envelope with this status and code, carrying the request id.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "status; body: {}", self.body);
+        assert_eq!(self.error_code(), code, "code; body: {}", self.body);
+        let id = self.header("x-request-id").expect("X-Request-Id header");
+        assert_eq!(self.body["error"]["request_id"], id, "request id in body");
+        assert!(
+            self.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+}
+
+pub fn test_settings(dir: &Path) -> Settings {
+    let mut s = Settings {
+        data_dir: dir.to_path_buf(),
+        ..Settings::default()
+    };
+    s.server.port = 0;
+    s.server.requests_per_minute = 0;
+    s.log.level = "warn".into();
+    s
+}
+
+/// An app on the shared demo warehouse with default settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// An app on the shared demo warehouse, with settings changed by `tweak`.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(dir.path());
+    tweak(&mut settings);
+    let warehouse = DEMO
+        .get_or_init(|| async {
+            build_warehouse(&test_settings(Path::new("/nonexistent")))
+                .await
+                .unwrap()
+        })
+        .await
+        .clone();
+    let services = Services::assemble(&settings, warehouse).await.unwrap();
+    start(settings, services, dir)
+}
+
+/// An app whose warehouse is built from its own settings (e.g. with user data files).
+pub async fn spawn_app_own_warehouse(tweak: impl FnOnce(&mut Settings, &Path)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(dir.path());
+    settings.warehouse = WarehouseSettings::local(false, Vec::new());
+    tweak(&mut settings, dir.path());
+    let services = Services::build(&settings).await.unwrap();
+    start(settings, services, dir)
+}
+
+/// An app over an arbitrary warehouse (fakes for failure tests).
+pub async fn spawn_app_over(warehouse: Arc<dyn Warehouse>) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = test_settings(dir.path());
+    let services = Services::assemble(&settings, warehouse).await.unwrap();
+    start(settings, services, dir)
+}
+
+fn start(settings: Settings, services: Services, dir: tempfile::TempDir) -> TestApp {
+    let app = Application::with_services(&settings, services).unwrap();
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        dir,
+    }
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> Reply {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .unwrap();
+        reply(resp).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
+        let resp = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        reply(resp).await
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Reply {
+        let resp = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        reply(resp).await
+    }
+
+    pub async fn query(&self, sql: &str) -> Reply {
+        self.post_json("/api/v1/query", &serde_json::json!({ "sql": sql }))
+            .await
+    }
+}
+
+async fn reply(resp: reqwest::Response) -> Reply {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap();
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("body is not JSON ({e}): {text:?} (status {status})"));
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}

@@ -1,0 +1,9 @@
+//! API tests: the real application (the same wiring as `bqai serve`) on port 0, called over
+//! HTTP. One test binary, modules per resource.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod catalog;
+mod errors;
+mod helpers;
+mod history;
+mod query;
