@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# HTTP load test of a running bqai on the embedded default, with wrk (apt-get install wrk).
+# Starts a release build on a free port with its own data dir, warms it, measures four
+# endpoints for DURATION seconds each with CONNECTIONS connections, and stops the server.
+# Bounded by design: loopback only, fixed duration. Results go in docs/benchmarks.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-2}
+PORT=${PORT:-18080}
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/root/.cache/bqai/target}"
+
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+cargo build --release -p bqai
+data=$(mktemp -d)
+BQAI__SERVER__REQUESTS_PER_MINUTE=0 BQAI__LOG__LEVEL=warn \
+  "$CARGO_TARGET_DIR/release/bqai" serve --port "$PORT" --data-dir "$data" &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.2; done
+
+B="http://127.0.0.1:$PORT"
+lua=$(mktemp)
+cat > "$lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = os.getenv("BODY")
+LUA
+
+run() { # name, then wrk arguments
+  local name=$1; shift
+  echo "### $name"
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" | sed -n '/Latency/,/Transfer/p'
+}
+
+run "GET /health" "$B/health"
+run "GET /api/v1/datasets/shop/tables/orders (cached schema)" "$B/api/v1/datasets/shop/tables/orders"
+BODY='{"sql":"SELECT country, COUNT(*) AS n FROM shop.customers GROUP BY country"}'
+curl -s -X POST "$B/api/v1/query" -H 'Content-Type: application/json' -d "$BODY" >/dev/null
+BODY=$BODY run "POST /api/v1/query (result cache hit: guard + dry run + cache)" -s "$lua" "$B/api/v1/query"
+BODY='{"sql":"SELECT status, COUNT(*) AS n FROM shop.orders GROUP BY status","use_cache":false}' \
+  run "POST /api/v1/query (uncached GROUP BY over 100k orders)" -s "$lua" "$B/api/v1/query"
+rm -f "$lua"
