@@ -40,6 +40,10 @@ pub enum Error {
     #[error("not found: {0}")]
     NotFound(String),
 
+    /// The thing being created already exists (a duplicate id, a name taken).
+    #[error("conflict: {0}")]
+    Conflict(String),
+
     /// The estimated bytes are above the configured byte cap; nothing was run.
     #[error("query would process {estimated_bytes} bytes, above the limit of {limit_bytes} bytes")]
     CostLimitExceeded {
@@ -116,6 +120,7 @@ impl Error {
             Error::InvalidQuery(_) => "INVALID_QUERY",
             Error::Forbidden(_) => "FORBIDDEN",
             Error::NotFound(_) => "NOT_FOUND",
+            Error::Conflict(_) => "CONFLICT",
             Error::CostLimitExceeded { .. } => "COST_LIMIT_EXCEEDED",
             Error::RateLimited { .. } => "RATE_LIMITED",
             Error::Timeout(_) => "TIMEOUT",
@@ -135,6 +140,7 @@ impl Error {
                 | Error::InvalidQuery(_)
                 | Error::Forbidden(_)
                 | Error::NotFound(_)
+                | Error::Conflict(_)
                 | Error::CostLimitExceeded { .. }
                 | Error::RateLimited { .. }
         )

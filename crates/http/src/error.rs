@@ -101,6 +101,7 @@ impl From<CoreError> for ApiError {
             CoreError::InvalidQuery(m) => (StatusCode::BAD_REQUEST, m.clone()),
             CoreError::Forbidden(m) => (StatusCode::FORBIDDEN, m.clone()),
             CoreError::NotFound(m) => (StatusCode::NOT_FOUND, format!("{m} not found")),
+            CoreError::Conflict(m) => (StatusCode::CONFLICT, m.clone()),
             CoreError::CostLimitExceeded { .. } => (StatusCode::BAD_REQUEST, err.to_string()),
             CoreError::RateLimited { retry_after } => return ApiError::rate_limited(*retry_after),
             CoreError::Timeout(d) => (

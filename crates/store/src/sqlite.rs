@@ -185,9 +185,9 @@ impl SqliteStore {
             .await?;
         match outcome {
             Ok(_) => Ok(()),
-            // No `Conflict` in the core error set; a duplicate id is the caller's doing.
+            // An expected outcome, not a driver failure: translate it to the port's value.
             Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Err(
-                Error::InvalidRequest(format!("history entry {} already exists", entry.id)),
+                Error::Conflict(format!("history entry {} already exists", entry.id)),
             ),
             Err(e) => Err(query_error(e)),
         }

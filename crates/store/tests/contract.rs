@@ -170,13 +170,13 @@ async fn counters_above_i64_max_saturate() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn duplicate_id_is_an_invalid_request() {
+async fn duplicate_id_is_a_conflict() {
     let store = migrated("sqlite::memory:").await;
     let e = entry("dup", "p", Utc::now());
     store.record(&e).await.unwrap();
     match store.record(&e).await {
-        Err(Error::InvalidRequest(m)) => assert!(m.contains("dup"), "{m}"),
-        other => panic!("expected InvalidRequest, got {other:?}"),
+        Err(Error::Conflict(m)) => assert!(m.contains("dup"), "{m}"),
+        other => panic!("expected Conflict, got {other:?}"),
     }
 }
 
