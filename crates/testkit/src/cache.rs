@@ -5,9 +5,9 @@
 //! at least 8 MiB.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use crate::unique_prefix;
 use bqai_core::model::HealthStatus;
 use bqai_core::ports::Cache;
 
@@ -31,17 +31,6 @@ pub async fn cache_contract(cache: Arc<dyn Cache>) {
         HealthStatus::Ok,
         "cache health after the suite: {health:?}"
     );
-}
-
-/// A prefix no other run (in this process or another) uses.
-fn unique_prefix(what: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("contract-{what}-{nanos:x}-{}-{n}", std::process::id())
 }
 
 async fn get(cache: &dyn Cache, key: &str) -> Option<Vec<u8>> {

@@ -7,9 +7,8 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::unique_prefix;
 use bqai_core::Error;
 use bqai_core::history::{HistoryEntry, HistoryFilter, QueryKind, QueryStatus};
 use bqai_core::model::{HealthStatus, PageRequest};
@@ -35,17 +34,6 @@ pub async fn history_contract(store: Arc<dyn HistoryStore>) {
         HealthStatus::Ok,
         "history store health after the suite: {health:?}"
     );
-}
-
-/// A prefix no other run (in this process or another) uses.
-fn unique_prefix(what: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("contract-{what}-{nanos:x}-{}-{n}", std::process::id())
 }
 
 /// Now, cut to whole microseconds.

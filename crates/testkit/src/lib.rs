@@ -10,3 +10,18 @@ pub mod cache;
 pub mod history;
 pub mod rate_limiter;
 pub mod warehouse;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A key/id prefix no other run (in this process or another) uses, so contract suites can
+/// share one Redis or PostgreSQL concurrently.
+pub fn unique_prefix(what: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("contract-{what}-{nanos:x}-{}-{n}", std::process::id())
+}

@@ -5,9 +5,9 @@
 //! assume the suite runs in well under the refill interval of its limits (12 s for 5/min).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use crate::unique_prefix;
 use bqai_core::ports::{RateDecision, RateLimiter};
 
 /// Runs every rate limiter check against `limiter`; panics with a description of the first
@@ -19,17 +19,6 @@ pub async fn rate_limiter_contract(limiter: Arc<dyn RateLimiter>) {
     keys_are_independent(limiter, &p).await;
     limits_differ_per_key(limiter, &p).await;
     cost_consumes_several_units(limiter, &p).await;
-}
-
-/// A prefix no other run (in this process or another) uses.
-fn unique_prefix(what: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("contract-{what}-{nanos:x}-{}-{n}", std::process::id())
 }
 
 async fn check(limiter: &dyn RateLimiter, key: &str, cost: u32, limit: u32) -> RateDecision {
