@@ -1,0 +1,111 @@
+//! The `bqai` command line, run as a user runs it: the real binary in a temporary directory.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// Spawning the binary under test is the point of these tests.
+#![allow(clippy::disallowed_methods)]
+
+use std::process::{Command, Output};
+
+fn bqai(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bqai"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env("BQAI__LOG__LEVEL", "warn")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn query_prints_json_and_records_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bqai(
+        dir.path(),
+        &[
+            "query",
+            "--format",
+            "json",
+            "SELECT segment, COUNT(*) AS n FROM shop.customers GROUP BY segment ORDER BY segment",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let segments: Vec<&str> = doc["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["segment"].as_str().unwrap())
+        .collect();
+    assert_eq!(segments, ["consumer", "enterprise", "small_business"]);
+    assert!(
+        dir.path().join("bqai-data/bqai.db").exists(),
+        "history database created"
+    );
+}
+
+#[test]
+fn query_prints_csv_and_a_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = bqai(
+        dir.path(),
+        &["query", "--format", "csv", "SELECT 1 AS a, 'x,y' AS b"],
+    );
+    assert!(
+        csv.status.success(),
+        "{}",
+        String::from_utf8_lossy(&csv.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&csv.stdout), "a,b\n1,\"x,y\"\n");
+
+    let table = bqai(dir.path(), &["query", "SELECT 42 AS answer"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("answer") && text.contains("42"), "{text}");
+    assert!(text.contains("1 row(s)"), "{text}");
+}
+
+#[test]
+fn rejected_sql_fails_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bqai(dir.path(), &["query", "DELETE FROM shop.orders"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("SQL_REJECTED"), "{err}");
+}
+
+#[test]
+fn serve_refuses_a_public_address_without_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bqai(dir.path(), &["serve", "--host", "0.0.0.0", "--port", "0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refusing to listen on 0.0.0.0"), "{err}");
+}
+
+#[test]
+fn invalid_configuration_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bqai.toml"),
+        "[query]\ndefault_max_rows = 0\n",
+    )
+    .unwrap();
+    let out = bqai(dir.path(), &["migrate"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("query.default_max_rows"), "{err}");
+}
+
+#[test]
+fn migrate_creates_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bqai(dir.path(), &["--data-dir", "state", "migrate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("state/bqai.db").exists());
+}
