@@ -93,8 +93,8 @@ pub fn settings(cli: &Cli) -> anyhow::Result<Settings> {
         s.data_dir = dir.clone();
     }
     if !cli.data.is_empty() {
-        let WarehouseSettings::Local { data, .. } = &mut s.warehouse;
-        data.extend(cli.data.iter().cloned());
+        let WarehouseSettings::Local(local) = &mut s.warehouse;
+        local.data.extend(cli.data.iter().cloned());
     }
     if let Command::Serve {
         host,
@@ -170,20 +170,7 @@ pub fn print_outcome(
     let result = &outcome.result;
     match format {
         Format::Json => {
-            let rows: Vec<serde_json::Value> = result
-                .rows
-                .iter()
-                .map(|row| {
-                    serde_json::Value::Object(
-                        result
-                            .columns
-                            .iter()
-                            .zip(row)
-                            .map(|(c, v)| (c.name.clone(), v.to_json()))
-                            .collect(),
-                    )
-                })
-                .collect();
+            let rows = result.json_rows();
             let doc = serde_json::json!({
                 "query_id": outcome.query_id,
                 "sql": outcome.sql,

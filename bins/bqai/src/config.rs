@@ -14,6 +14,7 @@ use bqai_core::model::DatasetScope;
 use bqai_core::query::QueryLimits;
 use bqai_core::result_cache::CachePolicy;
 use bqai_http::HttpSettings;
+use bqai_local::LocalConfig;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -83,45 +84,24 @@ impl Default for ServerSettings {
     }
 }
 
-/// `[warehouse]`: chosen by `kind`.
+/// `[warehouse]`: chosen by `kind`; each variant is its adapter's own configuration type,
+/// so keys and defaults are declared once, next to the adapter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum WarehouseSettings {
-    /// The embedded DataFusion engine.
-    Local {
-        /// Load the generated `shop` demo dataset.
-        #[serde(default = "default_true")]
-        demo: bool,
-        /// CSV/Parquet/NDJSON files, directories or globs to register as tables.
-        #[serde(default)]
-        data: Vec<String>,
-        /// Memory all running queries may use together, in MiB.
-        #[serde(default = "default_memory_limit_mb")]
-        memory_limit_mb: u64,
-        /// Parallelism of scans, joins and aggregates; 0 means the available cores.
-        #[serde(default)]
-        target_partitions: usize,
-    },
+    /// The embedded DataFusion engine (`demo`, `data`, `memory_limit_mb`, `target_partitions`).
+    Local(LocalConfig),
 }
 
 impl WarehouseSettings {
     /// The embedded warehouse with default resource limits.
     pub fn local(demo: bool, data: Vec<String>) -> Self {
-        WarehouseSettings::Local {
+        WarehouseSettings::Local(LocalConfig {
             demo,
             data,
-            memory_limit_mb: default_memory_limit_mb(),
-            target_partitions: 0,
-        }
+            ..LocalConfig::default()
+        })
     }
-}
-
-fn default_memory_limit_mb() -> u64 {
-    1024
-}
-
-fn default_true() -> bool {
-    true
 }
 
 impl Default for WarehouseSettings {

@@ -15,7 +15,7 @@ use bqai_core::ports::{Cache, HistoryStore, RateLimiter, Warehouse};
 use bqai_core::query::QueryService;
 use bqai_core::result_cache::CachedWarehouse;
 use bqai_http::AppState;
-use bqai_local::{LocalConfig, LocalWarehouse};
+use bqai_local::LocalWarehouse;
 use bqai_memory::{MemoryCache, MemoryRateLimiter};
 use bqai_store::{Store, StoreOptions};
 
@@ -99,20 +99,10 @@ impl Services {
 /// Builds the warehouse adapter chosen by `[warehouse] kind`.
 pub async fn build_warehouse(settings: &Settings) -> anyhow::Result<Arc<dyn Warehouse>> {
     Ok(match &settings.warehouse {
-        WarehouseSettings::Local {
-            demo,
-            data,
-            memory_limit_mb,
-            target_partitions,
-        } => Arc::new(
-            LocalWarehouse::new(LocalConfig {
-                demo: *demo,
-                data: data.clone(),
-                memory_limit_mb: *memory_limit_mb,
-                target_partitions: *target_partitions,
-            })
-            .await
-            .context("could not start the embedded warehouse")?,
+        WarehouseSettings::Local(config) => Arc::new(
+            LocalWarehouse::new(config.clone())
+                .await
+                .context("could not start the embedded warehouse")?,
         ),
     })
 }

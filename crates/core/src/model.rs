@@ -559,6 +559,23 @@ pub struct QueryResult {
     pub stats: QueryStats,
 }
 
+impl QueryResult {
+    /// The rows as JSON objects keyed by column name, values in their API form
+    /// ([`Value::to_json`]).
+    pub fn json_rows(&self) -> Vec<serde_json::Map<String, serde_json::Value>> {
+        self.rows
+            .iter()
+            .map(|row| {
+                self.columns
+                    .iter()
+                    .zip(row)
+                    .map(|(c, v)| (c.name.clone(), v.to_json()))
+                    .collect()
+            })
+            .collect()
+    }
+}
+
 /// What the query service answers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueryOutcome {

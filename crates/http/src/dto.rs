@@ -229,18 +229,7 @@ pub struct RowsDto {
 impl RowsDto {
     /// Converts a core result; values use [`bqai_core::model::Value::to_json`].
     pub fn from_result(result: &QueryResult) -> Self {
-        let rows = result
-            .rows
-            .iter()
-            .map(|row| {
-                result
-                    .columns
-                    .iter()
-                    .zip(row)
-                    .map(|(c, v)| (c.name.clone(), v.to_json()))
-                    .collect()
-            })
-            .collect::<Vec<_>>();
+        let rows = result.json_rows();
         Self {
             columns: result
                 .columns
