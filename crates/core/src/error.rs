@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use crate::guard::Rejection;
+use crate::llm::LlmError;
 
 /// A boxed error used as the hidden cause of an [`Error`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -74,6 +75,26 @@ pub enum Error {
         source: Option<BoxError>,
     },
 
+    /// The language model behind the SQL generator failed (down, timed out, refused our key,
+    /// rate-limited, busy). The kind decides the status code.
+    #[error("language model: {0}")]
+    Llm(LlmError),
+
+    /// The generator produced no usable SQL in any of its attempts (every attempt was invalid,
+    /// refused by the guard or failed its dry run). `reason` is the last attempt's problem.
+    #[error("could not generate a valid query in {attempts} attempts: {reason}")]
+    GenerationFailed {
+        /// How many attempts were made.
+        attempts: u32,
+        /// Why the last one failed.
+        reason: String,
+    },
+
+    /// The question cannot be answered with SQL over the data in scope (the generator said
+    /// so instead of making something up).
+    #[error("{0}")]
+    CannotAnswer(String),
+
     /// A bug or an unexpected failure. The context is safe to log; clients see a generic
     /// message.
     #[error("internal error: {context}")]
@@ -125,6 +146,9 @@ impl Error {
             Error::RateLimited { .. } => "RATE_LIMITED",
             Error::Timeout(_) => "TIMEOUT",
             Error::Unavailable { .. } => "UNAVAILABLE",
+            Error::Llm(e) => e.kind.code(),
+            Error::GenerationFailed { .. } => "GENERATION_FAILED",
+            Error::CannotAnswer(_) => "CANNOT_ANSWER",
             Error::Internal { .. } => "INTERNAL",
         }
     }
@@ -143,6 +167,8 @@ impl Error {
                 | Error::Conflict(_)
                 | Error::CostLimitExceeded { .. }
                 | Error::RateLimited { .. }
+                | Error::GenerationFailed { .. }
+                | Error::CannotAnswer(_)
         )
     }
 }
@@ -150,5 +176,11 @@ impl Error {
 impl From<Rejection> for Error {
     fn from(r: Rejection) -> Self {
         Error::SqlRejected(r)
+    }
+}
+
+impl From<LlmError> for Error {
+    fn from(e: LlmError) -> Self {
+        Error::Llm(e)
     }
 }

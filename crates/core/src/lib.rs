@@ -6,13 +6,16 @@
 //! crates and are passed in as `Arc<dyn Port>`.
 #![warn(missing_docs)]
 
+pub mod ask;
 pub mod catalog;
 pub mod error;
 pub mod guard;
 pub mod history;
+pub mod llm;
 pub mod model;
 pub mod ports;
 pub mod query;
 pub mod result_cache;
+pub mod semantic;
 
 pub use error::{Error, Result};

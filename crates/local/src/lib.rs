@@ -51,3 +51,7 @@ impl Default for LocalConfig {
         }
     }
 }
+
+/// The semantic model of the demo `shop` dataset (TOML, see `bqai_core::semantic`): table and
+/// column meanings, joins, named measures such as revenue, verified examples.
+pub const DEMO_SEMANTIC_MODEL: &str = include_str!("../semantic/shop.toml");
