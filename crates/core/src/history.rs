@@ -4,10 +4,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// How the query arrived.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QueryKind {
     /// SQL submitted directly.
+    #[default]
     Sql,
     /// SQL generated from a question.
     Ask,
@@ -102,6 +103,30 @@ pub struct HistoryEntry {
     pub cache_hit: bool,
     /// When the query was received.
     pub created_at: DateTime<Utc>,
+    /// How the SQL was generated, for asks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ask: Option<AskRecord>,
+}
+
+/// What the ask pipeline spent producing the SQL of an ask.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AskRecord {
+    /// Generator attempts made (0 when the SQL came from the question cache).
+    pub attempts: u32,
+    /// `builtin`, `claude-cli`, `anthropic`, `openai`.
+    pub generator: String,
+    /// The model, for LLM generators.
+    pub model: Option<String>,
+    /// Time spent waiting for the LLM over all attempts, in milliseconds.
+    pub llm_latency_ms: u64,
+    /// Prompt tokens over all attempts (cache reads and writes included).
+    pub input_tokens: u64,
+    /// Generated tokens over all attempts.
+    pub output_tokens: u64,
+    /// LLM cost in USD over all attempts, when reported.
+    pub cost_usd: Option<f64>,
+    /// The SQL came from the question cache (no generator call).
+    pub from_cache: bool,
 }
 
 /// Which history entries to list.

@@ -11,9 +11,9 @@ use chrono::Utc;
 
 use crate::error::{Error, Result};
 use crate::guard::{self, GuardPolicy, RejectReason, Rejection};
-use crate::history::{HistoryEntry, QueryKind, QueryStatus};
+use crate::history::{AskRecord, HistoryEntry, QueryKind, QueryStatus};
 use crate::model::{
-    CostEstimate, DatasetScope, Principal, QueryJob, QueryOutcome, QueryRequest, QueryResult,
+    CostEstimate, DatasetScope, DryRunReport, Principal, QueryJob, QueryOutcome, QueryRequest, QueryResult,
     QueryStats, Role,
 };
 use crate::ports::{HistoryStore, Warehouse};
@@ -71,6 +71,78 @@ struct Progress {
     executing: bool,
 }
 
+/// A statement that passed every check, ready to run.
+struct Checked {
+    query_id: String,
+    sql: String,
+    limit: u64,
+    user_limit: Option<u64>,
+    dry_run: bool,
+    job: QueryJob,
+    report: DryRunReport,
+    referenced_tables: Vec<crate::model::TableRef>,
+}
+
+/// A query that passed the guard, the dry run, the scope check and the byte cap
+/// ([`QueryService::plan`]); nothing has run and nothing is recorded yet.
+pub struct PlannedQuery {
+    query_id: String,
+    request: QueryRequest,
+    started: Instant,
+    created_at: chrono::DateTime<Utc>,
+    checked: Checked,
+}
+
+impl PlannedQuery {
+    /// The SQL that will run (after the guard's rewrite).
+    pub fn sql(&self) -> &str {
+        &self.checked.sql
+    }
+
+    /// The dry run's byte estimate.
+    pub fn bytes_processed(&self) -> u64 {
+        self.checked.report.bytes_processed
+    }
+
+    /// Tables the statement reads (the guard's and the warehouse's view, merged).
+    pub fn referenced_tables(&self) -> &[crate::model::TableRef] {
+        &self.checked.referenced_tables
+    }
+
+    /// The query id history will use.
+    pub fn query_id(&self) -> &str {
+        &self.query_id
+    }
+
+    /// The SQL as submitted (before the guard's rewrite).
+    pub fn submitted_sql(&self) -> &str {
+        &self.request.sql
+    }
+
+    /// Whether only a dry run was asked for.
+    pub fn is_dry_run(&self) -> bool {
+        self.request.dry_run
+    }
+}
+
+/// How a query is recorded in history.
+#[derive(Debug, Clone, Default)]
+pub struct RecordMeta {
+    /// SQL or ask.
+    pub kind: QueryKind,
+    /// The question, for asks.
+    pub question: Option<String>,
+    /// Generation details, for asks.
+    pub ask: Option<AskRecord>,
+}
+
+impl RecordMeta {
+    /// Plain SQL.
+    pub fn sql() -> Self {
+        Self::default()
+    }
+}
+
 impl QueryService {
     /// A query service over `warehouse` (usually a cached one) recording into `history`.
     pub fn new(
@@ -90,34 +162,108 @@ impl QueryService {
         &self.limits
     }
 
-    /// Runs (or dry-runs) one query for `principal`, recording it in history.
-    pub async fn run(&self, request: QueryRequest, principal: &Principal) -> Result<QueryOutcome> {
-        self.run_as(request, principal, QueryKind::Sql, None).await
+    /// The dialect of the warehouse behind this service.
+    pub fn dialect(&self) -> crate::model::SqlDialect {
+        self.warehouse.dialect()
     }
 
-    /// Like [`QueryService::run`], recording the query as `kind` with an optional question
-    /// (used by the ask pipeline for generated SQL).
-    pub async fn run_as(
+    /// Runs (or dry-runs) one query for `principal`, recording it in history.
+    pub async fn run(&self, request: QueryRequest, principal: &Principal) -> Result<QueryOutcome> {
+        self.run_recorded(request, principal, RecordMeta::sql()).await
+    }
+
+    /// Like [`QueryService::run`], recording the query with `meta` (the ask pipeline records
+    /// generated SQL as an ask, with its question and generation costs).
+    pub async fn run_recorded(
         &self,
         request: QueryRequest,
         principal: &Principal,
-        kind: QueryKind,
-        question: Option<String>,
+        meta: RecordMeta,
     ) -> Result<QueryOutcome> {
         let started = Instant::now();
         let created_at = Utc::now();
         let query_id = uuid::Uuid::now_v7().to_string();
         let mut progress = Progress::default();
+        let outcome = match self
+            .plan_inner(&query_id, &request, principal, &mut progress)
+            .await
+        {
+            Ok(planned) => self.finish(planned, &mut progress).await,
+            Err(e) => Err(e),
+        };
+        self.record(
+            &query_id, &request, principal, meta, started, created_at, &progress, outcome,
+        )
+        .await
+    }
 
-        let outcome = self
-            .pipeline(&query_id, &request, principal, &mut progress)
-            .await;
+    /// Checks a query without running it or recording anything: validation, guard, dry run,
+    /// the warehouse's tables against the caller's scope, statement type and byte cap. The
+    /// ask pipeline plans each generated statement and feeds failures back to the generator;
+    /// [`QueryService::run_planned`] then runs (and records) the one that passed.
+    pub async fn plan(&self, request: QueryRequest, principal: &Principal) -> Result<PlannedQuery> {
+        let started = Instant::now();
+        let created_at = Utc::now();
+        let query_id = uuid::Uuid::now_v7().to_string();
+        let mut progress = Progress::default();
+        let checked = self
+            .plan_inner(&query_id, &request, principal, &mut progress)
+            .await?;
+        Ok(PlannedQuery {
+            query_id,
+            request,
+            started,
+            created_at,
+            checked,
+        })
+    }
 
+    /// Runs (or, for a dry-run request, answers from the plan) a query planned by
+    /// [`QueryService::plan`] for the same principal, and records it in history with `meta`.
+    pub async fn run_planned(
+        &self,
+        planned: PlannedQuery,
+        principal: &Principal,
+        meta: RecordMeta,
+    ) -> Result<QueryOutcome> {
+        let PlannedQuery {
+            query_id,
+            request,
+            started,
+            created_at,
+            checked,
+        } = planned;
+        let mut progress = Progress {
+            sql_executed: Some(checked.sql.clone()),
+            bytes_processed: checked.report.bytes_processed,
+            executing: false,
+        };
+        let outcome = self.finish(checked, &mut progress).await;
+        self.record(
+            &query_id, &request, principal, meta, started, created_at, &progress, outcome,
+        )
+        .await
+    }
+
+    /// Records `outcome` in history (a history failure is logged, never returned) and
+    /// passes it on with the total duration filled in.
+    #[allow(clippy::too_many_arguments)]
+    async fn record(
+        &self,
+        query_id: &str,
+        request: &QueryRequest,
+        principal: &Principal,
+        meta: RecordMeta,
+        started: Instant,
+        created_at: chrono::DateTime<Utc>,
+        progress: &Progress,
+        outcome: Result<QueryOutcome>,
+    ) -> Result<QueryOutcome> {
         let duration_ms = elapsed_ms(started);
         let mut entry = HistoryEntry {
-            id: query_id.clone(),
-            kind,
-            question,
+            id: query_id.to_string(),
+            kind: meta.kind,
+            question: meta.question,
             sql_submitted: request.sql.clone(),
             sql_executed: progress.sql_executed.clone(),
             status: QueryStatus::Succeeded,
@@ -132,6 +278,7 @@ impl QueryService {
             row_count: 0,
             cache_hit: false,
             created_at,
+            ask: meta.ask,
         };
         let outcome = match outcome {
             Ok(mut outcome) => {
@@ -156,20 +303,25 @@ impl QueryService {
                 Err(err)
             }
         };
-        if let Err(e) = self.history.record(&entry).await {
-            // History must never turn an answered query into a failed one.
-            tracing::error!(query_id = %entry.id, error = %e, "failed to record query history");
-        }
+        self.record_entry(&entry).await;
         outcome
     }
 
-    async fn pipeline(
+    /// Writes one history entry; a failure is logged, never returned, because history must
+    /// never turn an answered query into a failed one.
+    pub async fn record_entry(&self, entry: &HistoryEntry) {
+        if let Err(e) = self.history.record(entry).await {
+            tracing::error!(query_id = %entry.id, error = %e, "failed to record query history");
+        }
+    }
+
+    async fn plan_inner(
         &self,
         query_id: &str,
         request: &QueryRequest,
         principal: &Principal,
         progress: &mut Progress,
-    ) -> Result<QueryOutcome> {
+    ) -> Result<Checked> {
         let limits = &self.limits;
         if request.sql.trim().is_empty() {
             return Err(Error::InvalidRequest("`sql` must not be empty".into()));
@@ -258,8 +410,6 @@ impl QueryService {
                 limit_bytes: cap,
             });
         }
-        let cost = CostEstimate::from_bytes(report.bytes_processed, limits.usd_per_tib);
-
         let mut referenced_tables = guarded.referenced_tables.clone();
         for t in &report.referenced_tables {
             if !referenced_tables.contains(t) {
@@ -267,11 +417,36 @@ impl QueryService {
             }
         }
         referenced_tables.sort();
+        Ok(Checked {
+            query_id: query_id.to_string(),
+            sql: guarded.sql,
+            limit: guarded.limit,
+            user_limit: guarded.user_limit,
+            dry_run: request.dry_run,
+            job,
+            report,
+            referenced_tables,
+        })
+    }
 
-        if request.dry_run {
+    /// Second half of the pipeline: answer a dry run from its report, or execute.
+    async fn finish(&self, checked: Checked, progress: &mut Progress) -> Result<QueryOutcome> {
+        let limits = &self.limits;
+        let Checked {
+            query_id,
+            sql,
+            limit,
+            user_limit,
+            dry_run,
+            job,
+            report,
+            referenced_tables,
+        } = checked;
+        if dry_run {
+            let cost = CostEstimate::from_bytes(report.bytes_processed, limits.usd_per_tib);
             return Ok(QueryOutcome {
-                query_id: query_id.to_string(),
-                sql: guarded.sql,
+                query_id,
+                sql,
                 dry_run: true,
                 referenced_tables,
                 result: QueryResult {
@@ -291,23 +466,23 @@ impl QueryService {
 
         progress.executing = true;
         let mut result = self.warehouse.execute(&job).await?;
-        if result.rows.len() as u64 > guarded.limit {
+        if result.rows.len() as u64 > limit {
             // Second wall: an adapter that ignored max_rows still cannot return more.
             result
                 .rows
-                .truncate(usize::try_from(guarded.limit).unwrap_or(usize::MAX));
+                .truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         }
         // The cap is "reached" only if the caller did not ask for at most that many rows.
-        result.truncated = result.rows.len() as u64 >= guarded.limit
-            && guarded.user_limit.is_none_or(|u| u > guarded.limit);
+        result.truncated =
+            result.rows.len() as u64 >= limit && user_limit.is_none_or(|u| u > limit);
         if result.stats.bytes_processed == 0 && !result.stats.cache_hit {
             result.stats.bytes_processed = report.bytes_processed;
         }
         result.stats.estimated_cost_usd =
             CostEstimate::from_bytes(result.stats.bytes_processed, limits.usd_per_tib).usd;
         Ok(QueryOutcome {
-            query_id: query_id.to_string(),
-            sql: guarded.sql,
+            query_id,
+            sql,
             dry_run: false,
             referenced_tables,
             result,

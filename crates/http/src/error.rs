@@ -115,6 +115,34 @@ impl From<CoreError> for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("{what} is unavailable; try again later"),
             ),
+            CoreError::Llm(e) => {
+                use bqai_core::llm::LlmErrorKind as K;
+                let status = match e.kind {
+                    K::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                    K::BadResponse => StatusCode::BAD_GATEWAY,
+                    K::Auth | K::RateLimited | K::Overloaded | K::Unavailable | K::Busy => {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    }
+                };
+                let mut api = Self {
+                    status,
+                    code,
+                    message: format!("the language model failed: {}", e.message),
+                    retry_after: e.retry_after,
+                    cause: Some(error_chain(&err)),
+                };
+                if api.retry_after.is_none() && status == StatusCode::SERVICE_UNAVAILABLE {
+                    api.retry_after = Some(Duration::from_secs(5));
+                }
+                return api;
+            }
+            CoreError::GenerationFailed { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, err.to_string())
+            }
+            CoreError::CannotAnswer(reason) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("this question cannot be answered with SQL over the data: {reason}"),
+            ),
             CoreError::Internal { .. } => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal error; the request id identifies it in the server log".to_string(),

@@ -46,6 +46,8 @@ pub fn configure(settings: &HttpSettings) -> impl FnOnce(&mut web::ServiceConfig
                 .service(routes::catalog::get_table)
                 .service(routes::catalog::preview)
                 .service(routes::query::query)
+                .service(routes::ask::ask)
+                .service(routes::ask::query_agent)
                 .service(routes::history::list)
                 .service(routes::history::get),
         )

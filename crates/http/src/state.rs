@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
+use bqai_core::ask::AskService;
 use bqai_core::catalog::CatalogService;
+use bqai_core::llm::Llm;
 use bqai_core::model::Principal;
 use bqai_core::ports::{Cache, HistoryStore, RateLimiter, Warehouse};
 use bqai_core::query::QueryService;
@@ -45,6 +47,10 @@ pub struct AppState {
     pub catalog: CatalogService,
     /// Query use case.
     pub queries: QueryService,
+    /// Ask use case.
+    pub ask: Arc<AskService>,
+    /// The language model behind the generator, if one is configured (for health).
+    pub llm: Option<Arc<dyn Llm>>,
     /// History reads.
     pub history: Arc<dyn HistoryStore>,
     /// The warehouse (for health).

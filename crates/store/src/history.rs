@@ -8,7 +8,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bqai_core::history::{HistoryEntry, QueryKind, QueryStatus};
+use bqai_core::history::{AskRecord, HistoryEntry, QueryKind, QueryStatus};
 use bqai_core::{Error, Result};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -39,6 +39,14 @@ pub(crate) struct HistoryRow {
     pub row_count: i64,
     pub cache_hit: bool,
     pub created_at: NaiveDateTime,
+    pub ask_attempts: Option<i64>,
+    pub generator: Option<String>,
+    pub llm_model: Option<String>,
+    pub llm_latency_ms: Option<i64>,
+    pub llm_input_tokens: Option<i64>,
+    pub llm_output_tokens: Option<i64>,
+    pub llm_cost_usd: Option<f64>,
+    pub question_cache_hit: Option<bool>,
 }
 
 impl HistoryRow {
@@ -61,6 +69,14 @@ impl HistoryRow {
             row_count: to_sql_count(e.row_count),
             cache_hit: e.cache_hit,
             created_at: to_sql_time(e.created_at),
+            ask_attempts: e.ask.as_ref().map(|a| i64::from(a.attempts)),
+            generator: e.ask.as_ref().map(|a| a.generator.clone()),
+            llm_model: e.ask.as_ref().and_then(|a| a.model.clone()),
+            llm_latency_ms: e.ask.as_ref().map(|a| to_sql_count(a.llm_latency_ms)),
+            llm_input_tokens: e.ask.as_ref().map(|a| to_sql_count(a.input_tokens)),
+            llm_output_tokens: e.ask.as_ref().map(|a| to_sql_count(a.output_tokens)),
+            llm_cost_usd: e.ask.as_ref().and_then(|a| a.cost_usd),
+            question_cache_hit: e.ask.as_ref().map(|a| a.from_cache),
         }
     }
 
@@ -95,6 +111,16 @@ impl HistoryRow {
             row_count: from_sql_count(self.row_count),
             cache_hit: self.cache_hit,
             created_at: self.created_at.and_utc(),
+            ask: self.generator.map(|generator| AskRecord {
+                attempts: u32::try_from(self.ask_attempts.unwrap_or(0)).unwrap_or(0),
+                generator,
+                model: self.llm_model,
+                llm_latency_ms: self.llm_latency_ms.map(from_sql_count).unwrap_or(0),
+                input_tokens: self.llm_input_tokens.map(from_sql_count).unwrap_or(0),
+                output_tokens: self.llm_output_tokens.map(from_sql_count).unwrap_or(0),
+                cost_usd: self.llm_cost_usd,
+                from_cache: self.question_cache_hit.unwrap_or(false),
+            }),
         })
     }
 

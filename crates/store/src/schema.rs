@@ -1,5 +1,5 @@
 //! The database schema, shared by every backend: only column types diesel maps the same way on
-//! SQLite and PostgreSQL (Text, BigInt, Bool, Timestamp). Must match `diesel print-schema`
+//! SQLite and PostgreSQL (Text, BigInt, Double, Bool, Timestamp). Must match `diesel print-schema`
 //! run against the migrations.
 
 diesel::table! {
@@ -21,5 +21,13 @@ diesel::table! {
         row_count -> BigInt,
         cache_hit -> Bool,
         created_at -> Timestamp,
+        ask_attempts -> Nullable<BigInt>,
+        generator -> Nullable<Text>,
+        llm_model -> Nullable<Text>,
+        llm_latency_ms -> Nullable<BigInt>,
+        llm_input_tokens -> Nullable<BigInt>,
+        llm_output_tokens -> Nullable<BigInt>,
+        llm_cost_usd -> Nullable<Double>,
+        question_cache_hit -> Nullable<Bool>,
     }
 }

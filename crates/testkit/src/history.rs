@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::unique_prefix;
 use bqai_core::Error;
-use bqai_core::history::{HistoryEntry, HistoryFilter, QueryKind, QueryStatus};
+use bqai_core::history::{AskRecord, HistoryEntry, HistoryFilter, QueryKind, QueryStatus};
 use bqai_core::model::{HealthStatus, PageRequest};
 use bqai_core::ports::HistoryStore;
 use chrono::{DateTime, Duration, Utc};
@@ -62,6 +62,7 @@ fn minimal(id: String, created_at: DateTime<Utc>) -> HistoryEntry {
         row_count: 0,
         cache_hit: false,
         created_at,
+        ask: None,
     }
 }
 
@@ -100,6 +101,16 @@ async fn round_trip(store: &dyn HistoryStore, p: &str) {
         row_count: u64::from(u32::MAX) + 1,
         cache_hit: true,
         created_at: now_micros(),
+        ask: Some(AskRecord {
+            attempts: 3,
+            generator: "claude-cli".into(),
+            model: Some("claude-sonnet-4-5".into()),
+            llm_latency_ms: 2_345,
+            input_tokens: 12_000,
+            output_tokens: 321,
+            cost_usd: Some(0.012_5),
+            from_cache: false,
+        }),
     };
     record(store, &full).await;
     assert_eq!(

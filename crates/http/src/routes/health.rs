@@ -18,17 +18,32 @@ struct Components {
     warehouse: ComponentHealth,
     cache: ComponentHealth,
     history: ComponentHealth,
+    generator: GeneratorHealth,
+}
+
+#[derive(Serialize)]
+struct GeneratorHealth {
+    #[serde(flatten)]
+    health: ComponentHealth,
+    model: Option<String>,
 }
 
 /// The service answers 200 while it can serve queries; `degraded` names what is not ok.
 #[get("/health")]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
-    let (warehouse, cache, history) = futures::join!(
+    let generator_health = async {
+        match &state.llm {
+            Some(llm) => llm.health().await,
+            None => ComponentHealth::ok(state.ask.generator().kind),
+        }
+    };
+    let (warehouse, cache, history, generator) = futures::join!(
         state.warehouse.health(),
         state.cache.health(),
-        state.history.health()
+        state.history.health(),
+        generator_health
     );
-    let all_ok = [&warehouse, &cache, &history]
+    let all_ok = [&warehouse, &cache, &history, &generator]
         .iter()
         .all(|c| c.status == HealthStatus::Ok);
     let status = if all_ok {
@@ -43,6 +58,10 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             warehouse,
             cache,
             history,
+            generator: GeneratorHealth {
+                health: generator,
+                model: state.ask.generator().model,
+            },
         },
     })
 }

@@ -1,0 +1,228 @@
+//! Prompt assembly from the versioned templates in `crates/core/prompts/`.
+//!
+//! The templates are files (reviewed and diffed like code, one version suffix per change),
+//! compiled in with `include_str!` so a binary always carries the prompts it was tested
+//! with. [`PROMPT_VERSION`] is recorded with every generation. Placeholders are `{{name}}`;
+//! rendering is plain substitution, and user text is substituted last so a question that
+//! contains `{{...}}` is never expanded.
+
+use std::fmt::Write as _;
+
+use crate::llm::{LlmMessage, LlmRequest, PromptBlock};
+use crate::model::{Field, FieldMode, SqlDialect, Table};
+use crate::semantic::SemanticModel;
+
+use super::generator::GenerationContext;
+
+/// Version of the prompt templates in use.
+pub const PROMPT_VERSION: &str = "v1";
+
+const SYSTEM: &str = include_str!("../../prompts/sql_system.v1.md");
+const SCHEMA: &str = include_str!("../../prompts/sql_schema.v1.md");
+const USER: &str = include_str!("../../prompts/sql_user.v1.md");
+const CORRECTION: &str = include_str!("../../prompts/sql_correction.v1.md");
+const DIALECT_BIGQUERY: &str = include_str!("../../prompts/dialect_bigquery.v1.md");
+const DIALECT_DATAFUSION: &str = include_str!("../../prompts/dialect_datafusion.v1.md");
+
+fn render(template: &str, vars: &[(&str, &str)]) -> String {
+    let mut out = template.to_string();
+    for (name, value) in vars {
+        out = out.replace(&format!("{{{{{name}}}}}"), value);
+    }
+    out
+}
+
+/// The completion request for one attempt: instructions and schema as cacheable system
+/// blocks, the examples and question as the first user message, then for every failed
+/// attempt the model's SQL and the error, so the model corrects itself in context.
+pub fn build_request(ctx: &GenerationContext, max_tokens: u32) -> LlmRequest {
+    let (engine, notes) = match ctx.dialect {
+        SqlDialect::BigQuery => ("Google BigQuery", DIALECT_BIGQUERY),
+        SqlDialect::DataFusion => ("Apache DataFusion (embedded engine)", DIALECT_DATAFUSION),
+    };
+    let max_rows = ctx.max_rows.to_string();
+    let system = render(
+        SYSTEM,
+        &[("engine", engine), ("max_rows", &max_rows), ("dialect_notes", notes.trim())],
+    );
+    let schema = schema_block(ctx);
+
+    let mut examples = String::new();
+    if !ctx.examples.is_empty() {
+        examples.push_str("Examples of questions with correct SQL:\n\n");
+        for ex in &ctx.examples {
+            let _ = write!(
+                examples,
+                "Question: {}\n```sql\n{}\n```\n\n",
+                one_line(&ex.question),
+                ex.sql.trim()
+            );
+        }
+    }
+    // The question goes in last so nothing inside it is treated as a placeholder.
+    let user = render(USER, &[("examples", &examples)])
+        .replace("{{question}}", &sanitize_question(&ctx.question));
+
+    let mut messages = vec![LlmMessage::user(user.trim().to_string())];
+    for attempt in &ctx.failed_attempts {
+        let answer = match &attempt.sql {
+            Some(sql) => format!("```sql\n{}\n```", sql.trim()),
+            None => "(no SQL query)".to_string(),
+        };
+        messages.push(LlmMessage::assistant(answer));
+        messages.push(LlmMessage::user(
+            render(CORRECTION, &[("error", attempt.error.trim())])
+                .trim()
+                .to_string(),
+        ));
+    }
+    LlmRequest {
+        system: vec![
+            PromptBlock {
+                text: system.trim().to_string(),
+                cache: true,
+            },
+            PromptBlock {
+                text: schema.trim().to_string(),
+                cache: true,
+            },
+        ],
+        messages,
+        max_tokens,
+    }
+}
+
+/// The question as the prompt shows it: the delimiter tags it sits between are removed so
+/// it cannot close its own block.
+fn sanitize_question(q: &str) -> String {
+    q.replace("<question>", "").replace("</question>", "")
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The schema block: every relevant table with its columns, types and descriptions, then the
+/// joins and measures of the semantic model.
+pub fn schema_block(ctx: &GenerationContext) -> String {
+    let semantic = ctx.semantic.as_deref();
+    let dataset = ctx
+        .dataset
+        .clone()
+        .or_else(|| ctx.tables.first().map(|t| t.table_ref.dataset.clone()))
+        .unwrap_or_default();
+    let dataset_description = semantic
+        .and_then(|m| m.description.as_deref())
+        .map(|d| format!(": {}", one_line(d)))
+        .unwrap_or_default();
+    let mut tables = String::new();
+    for t in &ctx.tables {
+        tables.push_str(&table_block(t, semantic));
+        tables.push('\n');
+    }
+    let mut relationships = String::new();
+    let mut measures = String::new();
+    if let Some(m) = semantic {
+        let names: Vec<&str> = ctx.tables.iter().map(|t| t.table_ref.table.as_str()).collect();
+        let shown = |t: &str| names.iter().any(|n| n.eq_ignore_ascii_case(t));
+        let joins: Vec<String> = m
+            .relationships
+            .iter()
+            .filter(|r| {
+                r.from_parts().is_some_and(|(t, _)| shown(t)) && r.to_parts().is_some_and(|(t, _)| shown(t))
+            })
+            .map(|r| format!("- {} = {}", r.from, r.to))
+            .collect();
+        if !joins.is_empty() {
+            relationships = format!("Joins:\n{}\n", joins.join("\n"));
+        }
+        let ms: Vec<String> = m
+            .measures
+            .iter()
+            .filter(|ms| shown(&ms.table))
+            .map(|ms| {
+                let syn = if ms.synonyms.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (also: {})", ms.synonyms.join(", "))
+                };
+                let desc = ms.description.as_deref().map(|d| format!(" — {}", one_line(d))).unwrap_or_default();
+                format!("- {}{syn} = {} over {}{desc}", ms.name, ms.sql, ms.table)
+            })
+            .collect();
+        if !ms.is_empty() {
+            measures = format!(
+                "Named measures (alias each table with its own name to use them):\n{}\n",
+                ms.join("\n")
+            );
+        }
+    }
+    render(
+        SCHEMA,
+        &[
+            ("dataset", &dataset),
+            ("dataset_description", &dataset_description),
+            ("tables", tables.trim_end()),
+            ("relationships", &relationships),
+            ("measures", &measures),
+        ],
+    )
+}
+
+/// One table: `dataset.table` — description, then one line per column.
+pub fn table_block(t: &Table, semantic: Option<&SemanticModel>) -> String {
+    let st = semantic.and_then(|m| m.table(&t.table_ref.table));
+    let mut out = format!("Table {}.{}", t.table_ref.dataset, t.table_ref.table);
+    if let Some(rows) = t.num_rows {
+        let _ = write!(out, " ({rows} rows)");
+    }
+    let desc = st
+        .and_then(|s| s.description.clone())
+        .or_else(|| t.description.clone());
+    if let Some(d) = desc {
+        let _ = write!(out, ": {}", one_line(&d));
+    }
+    if let Some(s) = st.filter(|s| !s.synonyms.is_empty()) {
+        let _ = write!(out, " (also called: {})", s.synonyms.join(", "));
+    }
+    if let Some(p) = &t.partitioning {
+        let _ = write!(out, " [partitioned by {p}]");
+    }
+    out.push('\n');
+    for f in &t.schema {
+        field_lines(&mut out, f, "", st.and_then(|s| s.column(&f.name)));
+    }
+    out
+}
+
+fn field_lines(
+    out: &mut String,
+    f: &Field,
+    prefix: &str,
+    sc: Option<&crate::semantic::SemanticColumn>,
+) {
+    let mode = match f.mode {
+        FieldMode::Repeated => " REPEATED",
+        FieldMode::Required | FieldMode::Nullable => "",
+    };
+    let _ = write!(out, "  - {prefix}{} {}{mode}", f.name, f.field_type.as_str());
+    let desc = sc
+        .and_then(|c| c.description.clone())
+        .or_else(|| f.description.clone());
+    if let Some(d) = desc {
+        let _ = write!(out, ": {}", one_line(&d));
+    }
+    if let Some(c) = sc.filter(|c| !c.synonyms.is_empty()) {
+        let _ = write!(out, " (also: {})", c.synonyms.join(", "));
+    }
+    out.push('\n');
+    let nested = format!("{prefix}{}.", f.name);
+    for sub in &f.fields {
+        field_lines(out, sub, &nested, None);
+    }
+}
+
+/// A rough token count (four characters per token), for budgeting the schema block.
+pub fn estimate_tokens(text: &str) -> usize {
+    text.len().div_ceil(4)
+}

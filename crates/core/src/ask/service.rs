@@ -1,0 +1,679 @@
+//! The ask use case: question → (schema answer | generated, guarded, dry-run, executed SQL).
+//!
+//! ```text
+//! question → intent ─ schema question → answered from the catalog, no SQL
+//!                   └ data question → relevant tables → question cache?
+//!   → generator (LLM prompt or built-in planner) → SQL → plan (guard, dry run, scope,
+//!     statement type, byte cap) ─ failure → fed back to the generator, up to N attempts
+//!   → run (row cap, timeout, result cache) → answer (SQL, rows, explanation, hints) → history
+//! ```
+//!
+//! Generated SQL is data until [`QueryService::plan`] has passed it: the generator's output
+//! reaches the warehouse only through the same guard and dry run as SQL sent by a person.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::catalog::CatalogService;
+use crate::error::{Error, Result};
+use crate::history::{AskRecord, HistoryEntry, HistoryFilter, QueryKind, QueryStatus};
+use crate::model::{PageRequest, Principal, QueryOutcome, QueryRequest, Table, TableRef, TableSummary};
+use crate::ports::{Cache, HistoryStore};
+use crate::query::{QueryService, RecordMeta, is_valid_dataset_id};
+use crate::result_cache::{KEY_PREFIX, dataset_tag};
+use crate::semantic::{Example, SemanticModel};
+
+use super::generator::{FailedAttempt, GenerationContext, GenerationOutcome, GeneratorInfo, SqlGenerator};
+use super::hints::hints;
+use super::intent::{Intent, classify};
+use super::relevance::{relevant_tables, similar_examples};
+use super::text::normalize_question;
+
+/// Bounds and knobs of the ask pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AskSettings {
+    /// Generator attempts per question (each failure is fed back), at least 1.
+    pub max_attempts: u32,
+    /// Longest question accepted, in characters.
+    pub max_question_chars: usize,
+    /// Token budget for the schema shown to an LLM; larger datasets are narrowed.
+    pub schema_token_budget: usize,
+    /// Few-shot examples per prompt.
+    pub max_examples: usize,
+    /// How many recent successful asks in history are considered as examples.
+    pub history_examples_scan: u32,
+    /// How long a question's SQL stays in the question cache.
+    pub question_cache_ttl: Duration,
+    /// The dataset questions are about when the request names none.
+    pub default_dataset: Option<String>,
+    /// Most tables of one dataset loaded to answer a question.
+    pub max_tables: u32,
+}
+
+impl Default for AskSettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            max_question_chars: 4000,
+            schema_token_budget: 6000,
+            max_examples: 3,
+            history_examples_scan: 200,
+            question_cache_ttl: Duration::from_secs(24 * 3600),
+            default_dataset: None,
+            max_tables: 200,
+        }
+    }
+}
+
+/// A question.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AskRequest {
+    /// The question in plain language.
+    pub question: String,
+    /// The dataset it is about (else the configured default, else the only one visible).
+    pub dataset_id: Option<String>,
+    /// Run the SQL (`false`: generate, guard and dry-run only).
+    pub execute: bool,
+    /// Row cap for the result.
+    pub max_rows: Option<u64>,
+    /// Query timeout.
+    pub timeout: Option<Duration>,
+    /// Whether cached results and cached SQL may answer.
+    pub use_cache: bool,
+}
+
+impl AskRequest {
+    /// A question with defaults for everything else (execute, caches on).
+    pub fn new(question: impl Into<String>) -> Self {
+        Self {
+            question: question.into(),
+            dataset_id: None,
+            execute: true,
+            max_rows: None,
+            timeout: None,
+            use_cache: true,
+        }
+    }
+}
+
+/// The stages of the pipeline, reported to an [`AskObserver`] as they start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AskStage {
+    /// Classifying the question and gathering the schema.
+    Understanding,
+    /// Asking the generator for SQL.
+    Generating,
+    /// Guard and dry run.
+    Validating,
+    /// Cost estimate known.
+    Estimating,
+    /// Running the query.
+    Running,
+    /// Feeding an error back to the generator.
+    Correcting,
+}
+
+/// Receives progress of one ask (the WebSocket streams these); the default ignores it.
+pub trait AskObserver: Send + Sync {
+    /// A stage started; `attempt` is the generator attempt (1-based) where it applies.
+    fn stage(&self, stage: AskStage, attempt: Option<u32>);
+}
+
+struct NoObserver;
+impl AskObserver for NoObserver {
+    fn stage(&self, _: AskStage, _: Option<u32>) {}
+}
+
+/// What a schema question is answered with.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CatalogAnswer {
+    /// The tables of the dataset.
+    Tables {
+        /// The dataset.
+        dataset: String,
+        /// Its tables.
+        tables: Vec<TableSummary>,
+    },
+    /// One table with its schema.
+    Table {
+        /// The table.
+        table: Box<Table>,
+    },
+}
+
+/// LLM spend of one ask.
+pub type AskUsage = AskRecord;
+
+/// The answer to a question.
+#[derive(Debug, Clone)]
+pub struct AskAnswer {
+    /// Id of this ask (the history id of its query when one ran).
+    pub request_id: String,
+    /// The question as asked.
+    pub question: String,
+    /// The dataset it was answered on.
+    pub dataset: String,
+    /// The SQL as run (after the guard's rewrite); `None` for schema questions.
+    pub sql: Option<String>,
+    /// A short explanation for the person who asked.
+    pub explanation: String,
+    /// Generator attempts (0 for schema questions and question-cache hits).
+    pub attempts: u32,
+    /// The generator in use.
+    pub generator: GeneratorInfo,
+    /// The query's outcome (rows, or the dry run's estimate); `None` for schema questions.
+    pub result: Option<QueryOutcome>,
+    /// The answer to a schema question.
+    pub catalog: Option<CatalogAnswer>,
+    /// Optimisation hints.
+    pub hints: Vec<String>,
+    /// The SQL came from the question cache.
+    pub from_cache: bool,
+    /// What generating cost.
+    pub usage: AskUsage,
+}
+
+/// What the question cache stores.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CachedSql {
+    sql: String,
+    explanation: String,
+}
+
+/// Runs the ask pipeline.
+pub struct AskService {
+    catalog: CatalogService,
+    queries: QueryService,
+    generator: Arc<dyn SqlGenerator>,
+    history: Arc<dyn HistoryStore>,
+    cache: Option<Arc<dyn Cache>>,
+    semantic: HashMap<String, Arc<SemanticModel>>,
+    settings: AskSettings,
+}
+
+impl AskService {
+    /// An ask service. `semantic` holds one model per dataset; `cache` (the same cache as
+    /// query results) backs the question cache when present.
+    pub fn new(
+        catalog: CatalogService,
+        queries: QueryService,
+        generator: Arc<dyn SqlGenerator>,
+        history: Arc<dyn HistoryStore>,
+        cache: Option<Arc<dyn Cache>>,
+        semantic: Vec<SemanticModel>,
+        settings: AskSettings,
+    ) -> Self {
+        Self {
+            catalog,
+            queries,
+            generator,
+            history,
+            cache,
+            semantic: semantic
+                .into_iter()
+                .map(|m| (m.dataset.clone(), Arc::new(m)))
+                .collect(),
+            settings,
+        }
+    }
+
+    /// The generator in use.
+    pub fn generator(&self) -> GeneratorInfo {
+        self.generator.info()
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &AskSettings {
+        &self.settings
+    }
+
+    /// Answers a question.
+    pub async fn ask(&self, request: AskRequest, principal: &Principal) -> Result<AskAnswer> {
+        self.ask_observed(request, principal, &NoObserver).await
+    }
+
+    /// Answers a question, reporting stages to `observer`.
+    pub async fn ask_observed(
+        &self,
+        request: AskRequest,
+        principal: &Principal,
+        observer: &dyn AskObserver,
+    ) -> Result<AskAnswer> {
+        let started = Instant::now();
+        let question = request.question.trim().to_string();
+        if question.is_empty() {
+            return Err(Error::InvalidRequest("`question` must not be empty".into()));
+        }
+        let chars = question.chars().count();
+        if chars > self.settings.max_question_chars {
+            return Err(Error::InvalidRequest(format!(
+                "`question` is {chars} characters long; the limit is {}",
+                self.settings.max_question_chars
+            )));
+        }
+        observer.stage(AskStage::Understanding, None);
+        let dataset = self.resolve_dataset(request.dataset_id.as_deref(), principal).await?;
+        let summaries = self
+            .catalog
+            .list_tables(principal, &dataset, &PageRequest::first(self.settings.max_tables))
+            .await?
+            .items;
+        let names: Vec<String> = summaries.iter().map(|t| t.table_ref.table.clone()).collect();
+        let info = self.generator.info();
+        let mut usage = AskRecord {
+            generator: info.kind.clone(),
+            model: info.model.clone(),
+            ..AskRecord::default()
+        };
+
+        match classify(&question, &names) {
+            Intent::ListTables => {
+                return Ok(self.schema_answer(
+                    question,
+                    dataset.clone(),
+                    info,
+                    usage,
+                    CatalogAnswer::Tables {
+                        dataset,
+                        tables: summaries,
+                    },
+                ));
+            }
+            Intent::DescribeTable(name) => {
+                let table = self
+                    .catalog
+                    .get_table(principal, &TableRef::new(dataset.clone(), name))
+                    .await?;
+                return Ok(self.schema_answer(
+                    question,
+                    dataset,
+                    info,
+                    usage,
+                    CatalogAnswer::Table {
+                        table: Box::new(table),
+                    },
+                ));
+            }
+            Intent::Data => {}
+        }
+
+        let semantic = self.semantic.get(&dataset).cloned();
+        let mut tables = Vec::with_capacity(summaries.len());
+        for s in &summaries {
+            tables.push(self.catalog.get_table(principal, &s.table_ref).await?);
+        }
+        let tables = relevant_tables(
+            &question,
+            &tables,
+            semantic.as_deref(),
+            self.settings.schema_token_budget,
+        );
+        let cache_key = self.question_cache_key(&question, &dataset, &info, &tables);
+        let max_rows = request
+            .max_rows
+            .unwrap_or(self.queries.limits().default_max_rows);
+        let query_request = |sql: String| QueryRequest {
+            sql,
+            default_dataset: Some(dataset.clone()),
+            dry_run: !request.execute,
+            max_rows: request.max_rows,
+            timeout: request.timeout,
+            use_cache: request.use_cache,
+        };
+
+        // A repeated question on an unchanged schema reuses its SQL (still planned and run).
+        if request.use_cache
+            && let Some(cached) = self.cached_sql(&cache_key).await
+        {
+            observer.stage(AskStage::Validating, None);
+            if let Ok(planned) = self.queries.plan(query_request(cached.sql.clone()), principal).await {
+                usage.from_cache = true;
+                return self
+                    .run(planned, principal, &question, cached.explanation, 0, usage, info, &tables, &dataset, None, observer)
+                    .await;
+            }
+        }
+
+        let examples = self.examples(&question, &dataset, semantic.as_deref()).await;
+        let mut ctx = GenerationContext {
+            question: question.clone(),
+            dialect: self.queries.dialect(),
+            dataset: Some(dataset.clone()),
+            tables: tables.clone(),
+            semantic,
+            examples,
+            failed_attempts: Vec::new(),
+            max_rows,
+        };
+        let max_attempts = self.settings.max_attempts.max(1);
+        let mut last_error = String::new();
+        let mut last_sql: Option<String> = None;
+        for attempt in 1..=max_attempts {
+            usage.attempts = attempt;
+            observer.stage(
+                if attempt == 1 { AskStage::Generating } else { AskStage::Correcting },
+                Some(attempt),
+            );
+            let generation = match self.generator.generate(&ctx).await {
+                Ok(g) => g,
+                Err(e) => {
+                    self.record_failure(&question, &dataset, last_sql.as_deref(), principal, &usage, &e, started, !request.execute)
+                        .await;
+                    return Err(e);
+                }
+            };
+            if let Some(u) = &generation.usage {
+                usage.llm_latency_ms += u.latency_ms;
+                usage.input_tokens += u.tokens.input_tokens + u.tokens.cache_read_tokens + u.tokens.cache_creation_tokens;
+                usage.output_tokens += u.tokens.output_tokens;
+                if let Some(c) = u.cost_usd {
+                    usage.cost_usd = Some(usage.cost_usd.unwrap_or(0.0) + c);
+                }
+            }
+            let (sql, explanation) = match generation.outcome {
+                GenerationOutcome::CannotAnswer { reason } => {
+                    let err = Error::CannotAnswer(reason);
+                    self.record_failure(&question, &dataset, None, principal, &usage, &err, started, !request.execute)
+                        .await;
+                    return Err(err);
+                }
+                GenerationOutcome::Sql { sql, explanation } => (sql, explanation),
+            };
+            if sql.trim().is_empty() {
+                last_error = "the answer contained no SQL query".to_string();
+                ctx.failed_attempts.push(FailedAttempt {
+                    sql: None,
+                    error: format!("{last_error}; reply with one ```sql block"),
+                });
+                continue;
+            }
+            if last_sql.as_deref() == Some(sql.as_str()) {
+                // A deterministic generator repeating itself will not get better.
+                break;
+            }
+            last_sql = Some(sql.clone());
+            observer.stage(AskStage::Validating, Some(attempt));
+            match self.queries.plan(query_request(sql.clone()), principal).await {
+                Ok(planned) => {
+                    return self
+                        .run(planned, principal, &question, explanation, attempt, usage, info, &tables, &dataset, Some(&cache_key), observer)
+                        .await;
+                }
+                Err(e) if is_correctable(&e) => {
+                    last_error = e.to_string();
+                    tracing::info!(attempt, error = %last_error, "generated SQL failed its checks; asking for a correction");
+                    ctx.failed_attempts.push(FailedAttempt {
+                        sql: Some(sql),
+                        error: last_error.clone(),
+                    });
+                }
+                Err(e) => {
+                    self.record_failure(&question, &dataset, Some(&sql), principal, &usage, &e, started, !request.execute)
+                        .await;
+                    return Err(e);
+                }
+            }
+        }
+        let err = Error::GenerationFailed {
+            attempts: usage.attempts,
+            reason: last_error,
+        };
+        self.record_failure(&question, &dataset, last_sql.as_deref(), principal, &usage, &err, started, !request.execute)
+            .await;
+        Err(err)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run(
+        &self,
+        planned: crate::query::PlannedQuery,
+        principal: &Principal,
+        question: &str,
+        explanation: String,
+        attempts: u32,
+        usage: AskRecord,
+        generator: GeneratorInfo,
+        tables: &[Table],
+        dataset: &str,
+        store_under: Option<&str>,
+        observer: &dyn AskObserver,
+    ) -> Result<AskAnswer> {
+        observer.stage(AskStage::Estimating, None);
+        let submitted = planned.submitted_sql().to_string();
+        let read: Vec<Table> = tables
+            .iter()
+            .filter(|t| planned.referenced_tables().contains(&t.table_ref))
+            .cloned()
+            .collect();
+        let hints = hints(planned.sql(), &read, planned.bytes_processed());
+        if !planned.is_dry_run() {
+            observer.stage(AskStage::Running, None);
+        }
+        let meta = RecordMeta {
+            kind: QueryKind::Ask,
+            question: Some(question.to_string()),
+            ask: Some(usage.clone()),
+        };
+        let outcome = self.queries.run_planned(planned, principal, meta).await?;
+        if let Some(key) = store_under {
+            self.store_sql(key, dataset, &CachedSql { sql: submitted, explanation: explanation.clone() })
+                .await;
+        }
+        Ok(AskAnswer {
+            request_id: outcome.query_id.clone(),
+            question: question.to_string(),
+            dataset: dataset.to_string(),
+            sql: Some(outcome.sql.clone()),
+            explanation,
+            attempts,
+            generator,
+            from_cache: usage.from_cache,
+            usage,
+            result: Some(outcome),
+            catalog: None,
+            hints,
+        })
+    }
+
+    fn schema_answer(
+        &self,
+        question: String,
+        dataset: String,
+        generator: GeneratorInfo,
+        usage: AskRecord,
+        catalog: CatalogAnswer,
+    ) -> AskAnswer {
+        let explanation = match &catalog {
+            CatalogAnswer::Tables { dataset, tables } => format!(
+                "Dataset {dataset} has {} table{}: {}.",
+                tables.len(),
+                if tables.len() == 1 { "" } else { "s" },
+                tables
+                    .iter()
+                    .map(|t| t.table_ref.table.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            CatalogAnswer::Table { table } => format!(
+                "{}.{} has {} column{}: {}.",
+                table.table_ref.dataset,
+                table.table_ref.table,
+                table.schema.len(),
+                if table.schema.len() == 1 { "" } else { "s" },
+                table
+                    .schema
+                    .iter()
+                    .map(|f| format!("{} ({})", f.name, f.field_type.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        AskAnswer {
+            request_id: uuid::Uuid::now_v7().to_string(),
+            question,
+            dataset,
+            sql: None,
+            explanation,
+            attempts: 0,
+            generator,
+            result: None,
+            catalog: Some(catalog),
+            hints: Vec::new(),
+            from_cache: false,
+            usage,
+        }
+    }
+
+    async fn resolve_dataset(&self, requested: Option<&str>, principal: &Principal) -> Result<String> {
+        if let Some(ds) = requested.or(self.settings.default_dataset.as_deref()) {
+            if !is_valid_dataset_id(ds) {
+                return Err(Error::InvalidRequest(format!(
+                    "`dataset_id` {ds:?} is not a valid dataset id"
+                )));
+            }
+            // Existence and permission in one call.
+            self.catalog.get_dataset(principal, ds).await?;
+            return Ok(ds.to_string());
+        }
+        let visible = self
+            .catalog
+            .list_datasets(principal, &PageRequest::first(50))
+            .await?;
+        match visible.items.as_slice() {
+            [only] if visible.next_page_token.is_none() => Ok(only.id.clone()),
+            [] => Err(Error::NotFound("any dataset you may read".into())),
+            several => Err(Error::InvalidRequest(format!(
+                "several datasets are available; say which one with `dataset_id` (one of: {})",
+                several.iter().map(|d| d.id.as_str()).collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+
+    async fn examples(&self, question: &str, dataset: &str, semantic: Option<&SemanticModel>) -> Vec<Example> {
+        let mut candidates: Vec<Example> = semantic.map(|m| m.examples.clone()).unwrap_or_default();
+        let filter = HistoryFilter {
+            status: Some(QueryStatus::Succeeded),
+            kind: Some(QueryKind::Ask),
+            principal: None,
+        };
+        match self
+            .history
+            .list(&filter, &PageRequest::first(self.settings.history_examples_scan))
+            .await
+        {
+            Ok(page) => candidates.extend(
+                page.items
+                    .into_iter()
+                    .filter(|e| e.dataset.as_deref() == Some(dataset) && !e.dry_run)
+                    .filter_map(|e| {
+                        Some(Example {
+                            question: e.question?,
+                            sql: e.sql_submitted,
+                        })
+                    }),
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not read history for examples"),
+        }
+        similar_examples(question, &candidates, self.settings.max_examples)
+    }
+
+    fn question_cache_key(&self, question: &str, dataset: &str, info: &GeneratorInfo, tables: &[Table]) -> String {
+        let mut h = Sha256::new();
+        let schema: Vec<(&TableRef, &Vec<crate::model::Field>)> =
+            tables.iter().map(|t| (&t.table_ref, &t.schema)).collect();
+        let semantic = self.semantic.get(dataset).map(|m| format!("{m:?}"));
+        let material = serde_json::json!({
+            "q": normalize_question(question),
+            "dataset": dataset,
+            "generator": info,
+            "dialect": self.queries.dialect(),
+            "schema": schema,
+            "semantic": semantic,
+            "prompt": super::prompt::PROMPT_VERSION,
+        });
+        h.update(material.to_string().as_bytes());
+        format!("{KEY_PREFIX}ask:{}", hex::encode(h.finalize()))
+    }
+
+    async fn cached_sql(&self, key: &str) -> Option<CachedSql> {
+        let cache = self.cache.as_ref()?;
+        match cache.get(key).await {
+            Ok(Some(bytes)) => serde_json::from_slice(&bytes).ok(),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "question cache read failed; generating");
+                None
+            }
+        }
+    }
+
+    async fn store_sql(&self, key: &str, dataset: &str, value: &CachedSql) {
+        let Some(cache) = &self.cache else { return };
+        let Ok(bytes) = serde_json::to_vec(value) else { return };
+        if let Err(e) = cache
+            .set(key, bytes, self.settings.question_cache_ttl, &[dataset_tag(dataset)])
+            .await
+        {
+            tracing::warn!(error = %e, "question cache write failed");
+        }
+    }
+
+    /// Records an ask that ended before a query ran (refused, not generated, LLM down).
+    #[allow(clippy::too_many_arguments)]
+    async fn record_failure(
+        &self,
+        question: &str,
+        dataset: &str,
+        sql: Option<&str>,
+        principal: &Principal,
+        usage: &AskRecord,
+        err: &Error,
+        started: Instant,
+        dry_run: bool,
+    ) {
+        let entry = HistoryEntry {
+            id: uuid::Uuid::now_v7().to_string(),
+            kind: QueryKind::Ask,
+            question: Some(question.to_string()),
+            sql_submitted: sql.unwrap_or_default().to_string(),
+            sql_executed: None,
+            status: if err.is_client_error() { QueryStatus::Rejected } else { QueryStatus::Failed },
+            error_code: Some(err.code().to_string()),
+            error_message: Some(match err {
+                Error::Internal { .. } => "internal error".to_string(),
+                other => other.to_string(),
+            }),
+            principal: principal.id.clone(),
+            dataset: Some(dataset.to_string()),
+            dry_run,
+            bytes_processed: 0,
+            bytes_billed: 0,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            row_count: 0,
+            cache_hit: false,
+            created_at: Utc::now(),
+            ask: Some(usage.clone()),
+        };
+        self.queries.record_entry(&entry).await;
+    }
+}
+
+/// Failures the generator can fix by writing different SQL.
+fn is_correctable(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::SqlRejected(_)
+            | Error::InvalidQuery(_)
+            | Error::InvalidRequest(_)
+            | Error::Forbidden(_)
+            | Error::NotFound(_)
+            | Error::CostLimitExceeded { .. }
+    )
+}

@@ -1,0 +1,153 @@
+//! `POST /api/v1/ask` (question → SQL → rows) and `POST /api/v1/query-agent`, the same
+//! pipeline under the request shape of the earlier Python service.
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, post, web};
+use bqai_core::ask::{AskAnswer, AskRequest, CatalogAnswer, GeneratorInfo};
+use serde::{Deserialize, Serialize};
+
+use crate::dto::{QueryResponse, TableDto, TableSummaryDto};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// `POST /api/v1/ask` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AskBody {
+    /// The question.
+    pub question: String,
+    /// The dataset it is about.
+    pub dataset_id: Option<String>,
+    /// Run the SQL (default true); false generates, checks and dry-runs only.
+    pub execute: Option<bool>,
+    /// Row cap.
+    pub max_rows: Option<u64>,
+    /// Query timeout in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Whether cached SQL and results may answer (default true).
+    pub use_cache: Option<bool>,
+}
+
+/// `POST /api/v1/query-agent` body (the earlier service's shape).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryAgentBody {
+    /// The question.
+    pub prompt: String,
+    /// The dataset it is about.
+    pub dataset_id: Option<String>,
+    /// Only generate and estimate.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// The answer on the wire.
+#[derive(Debug, Serialize)]
+pub struct AskResponse {
+    request_id: String,
+    question: String,
+    dataset_id: String,
+    /// The SQL as run; null for questions about the schema.
+    sql: Option<String>,
+    explanation: String,
+    attempts: u32,
+    generator: GeneratorInfo,
+    /// The `/api/v1/query` response for the SQL; null for questions about the schema.
+    result: Option<QueryResponse>,
+    /// The answer to a question about the schema.
+    catalog: Option<CatalogDto>,
+    hints: Vec<String>,
+    from_cache: bool,
+    usage: UsageDto,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum CatalogDto {
+    Tables {
+        dataset_id: String,
+        tables: Vec<TableSummaryDto>,
+    },
+    Table {
+        table: Box<TableDto>,
+    },
+}
+
+#[derive(Debug, Serialize)]
+struct UsageDto {
+    llm_latency_ms: u64,
+    input_tokens: u64,
+    output_tokens: u64,
+    cost_usd: Option<f64>,
+}
+
+impl From<AskAnswer> for AskResponse {
+    fn from(a: AskAnswer) -> Self {
+        Self {
+            request_id: a.request_id,
+            question: a.question,
+            dataset_id: a.dataset,
+            sql: a.sql,
+            explanation: a.explanation,
+            attempts: a.attempts,
+            generator: a.generator,
+            result: a.result.map(QueryResponse::from),
+            catalog: a.catalog.map(|c| match c {
+                CatalogAnswer::Tables { dataset, tables } => CatalogDto::Tables {
+                    dataset_id: dataset,
+                    tables: tables.into_iter().map(TableSummaryDto::from).collect(),
+                },
+                CatalogAnswer::Table { table } => CatalogDto::Table {
+                    table: Box::new(TableDto::from(*table)),
+                },
+            }),
+            hints: a.hints,
+            from_cache: a.from_cache,
+            usage: UsageDto {
+                llm_latency_ms: a.usage.llm_latency_ms,
+                input_tokens: a.usage.input_tokens,
+                output_tokens: a.usage.output_tokens,
+                cost_usd: a.usage.cost_usd,
+            },
+        }
+    }
+}
+
+/// Answers a question in plain language.
+#[post("/ask")]
+pub async fn ask(
+    state: web::Data<AppState>,
+    body: web::Json<AskBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let request = AskRequest {
+        question: body.question,
+        dataset_id: body.dataset_id.filter(|d| !d.is_empty()),
+        execute: body.execute.unwrap_or(true),
+        max_rows: body.max_rows,
+        timeout: body.timeout_ms.map(Duration::from_millis),
+        use_cache: body.use_cache.unwrap_or(true),
+    };
+    let answer = state.ask.ask(request, &state.anonymous).await?;
+    Ok(HttpResponse::Ok().json(AskResponse::from(answer)))
+}
+
+/// The earlier service's endpoint: `{"prompt", "dataset_id"?, "dry_run"?}`.
+#[post("/query-agent")]
+pub async fn query_agent(
+    state: web::Data<AppState>,
+    body: web::Json<QueryAgentBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let request = AskRequest {
+        question: body.prompt,
+        dataset_id: body.dataset_id.filter(|d| !d.is_empty()),
+        execute: !body.dry_run,
+        max_rows: None,
+        timeout: None,
+        use_cache: true,
+    };
+    let answer = state.ask.ask(request, &state.anonymous).await?;
+    Ok(HttpResponse::Ok().json(AskResponse::from(answer)))
+}
