@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use bqai_core::ask::{AskAnswer, AskRequest};
 use bqai_core::model::{QueryOutcome, QueryRequest};
 use bqai_store::{Store, StoreOptions};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -70,6 +71,24 @@ pub enum Command {
         /// Timeout in milliseconds.
         #[arg(long)]
         timeout_ms: Option<u64>,
+    },
+    /// Ask a question in plain language: prints the generated SQL, an explanation and the
+    /// rows (same pipeline, guard and limits as `POST /api/v1/ask`).
+    Ask {
+        /// The question.
+        question: String,
+        /// The dataset it is about.
+        #[arg(long)]
+        dataset: Option<String>,
+        /// Output format of the rows (`json` prints the whole answer).
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Row cap.
+        #[arg(long)]
+        max_rows: Option<u64>,
+        /// Generate and check the SQL, but do not run it.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -158,7 +177,68 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print_outcome(&mut out, &outcome, format).context("could not write the result")?;
             Ok(())
         }
+        Command::Ask {
+            question,
+            dataset,
+            format,
+            max_rows,
+            dry_run,
+        } => {
+            let services = Services::build(&settings).await?;
+            let generator = services.ask.generator();
+            tracing::info!(generator = %generator.kind, model = ?generator.model, "answering");
+            let request = AskRequest {
+                dataset_id: dataset,
+                execute: !dry_run,
+                max_rows,
+                ..AskRequest::new(question)
+            };
+            let answer = services
+                .ask
+                .ask(request, &services.anonymous)
+                .await
+                .map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
+            let mut out = std::io::stdout().lock();
+            print_answer(&mut out, &answer, format).context("could not write the answer")?;
+            Ok(())
+        }
     }
+}
+
+/// Writes an answer: SQL, explanation and hints as text, then the rows in `format`
+/// (`json` writes one document with everything).
+pub fn print_answer(out: &mut impl Write, answer: &AskAnswer, format: Format) -> anyhow::Result<()> {
+    if format == Format::Json {
+        let doc = serde_json::json!({
+            "request_id": answer.request_id,
+            "question": answer.question,
+            "dataset_id": answer.dataset,
+            "sql": answer.sql,
+            "explanation": answer.explanation,
+            "attempts": answer.attempts,
+            "generator": answer.generator,
+            "from_cache": answer.from_cache,
+            "hints": answer.hints,
+            "catalog": answer.catalog,
+            "columns": answer.result.as_ref().map(|o| o.result.columns.iter().map(|c| serde_json::json!({"name": c.name, "type": c.field_type.as_str()})).collect::<Vec<_>>()),
+            "rows": answer.result.as_ref().map(|o| o.result.json_rows()),
+        });
+        serde_json::to_writer_pretty(&mut *out, &doc)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    if let Some(sql) = &answer.sql {
+        writeln!(out, "{sql}\n")?;
+    }
+    writeln!(out, "{}", answer.explanation)?;
+    for hint in &answer.hints {
+        writeln!(out, "hint: {hint}")?;
+    }
+    if let Some(outcome) = &answer.result {
+        writeln!(out)?;
+        print_outcome(out, outcome, format)?;
+    }
+    Ok(())
 }
 
 /// Writes a query outcome in the chosen format.

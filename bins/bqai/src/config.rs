@@ -14,6 +14,8 @@ use bqai_core::model::DatasetScope;
 use bqai_core::query::QueryLimits;
 use bqai_core::result_cache::CachePolicy;
 use bqai_http::HttpSettings;
+use bqai_core::ask::AskSettings;
+use bqai_llm::LlmConfig;
 use bqai_local::LocalConfig;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -37,6 +39,10 @@ pub struct Settings {
     pub store: StoreSettings,
     /// Logging.
     pub log: LogSettings,
+    /// The language model behind the ask pipeline (`kind = "builtin"` needs none).
+    pub llm: LlmConfig,
+    /// The ask pipeline.
+    pub ask: AskConfig,
 }
 
 impl Default for Settings {
@@ -49,6 +55,8 @@ impl Default for Settings {
             cache: CacheSettings::default(),
             store: StoreSettings::default(),
             log: LogSettings::default(),
+            llm: LlmConfig::default(),
+            ask: AskConfig::default(),
         }
     }
 }
@@ -197,6 +205,42 @@ impl Default for StoreSettings {
     }
 }
 
+/// `[ask]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AskConfig {
+    /// Generator attempts per question; each failure is fed back to the generator.
+    pub max_attempts: u32,
+    /// Longest question accepted, in characters.
+    pub max_question_chars: usize,
+    /// Token budget for the schema in an LLM prompt; larger datasets are narrowed.
+    pub schema_token_budget: usize,
+    /// Few-shot examples per prompt.
+    pub max_examples: usize,
+    /// How long a question's SQL is reused, in seconds.
+    pub question_cache_ttl_secs: u64,
+    /// The dataset questions are about when a request names none (default: `shop` when the
+    /// demo is the only dataset, else the only dataset there is).
+    pub default_dataset: Option<String>,
+    /// Semantic model files (TOML, one per dataset) to load at start.
+    pub semantic_models: Vec<PathBuf>,
+}
+
+impl Default for AskConfig {
+    fn default() -> Self {
+        let d = AskSettings::default();
+        Self {
+            max_attempts: d.max_attempts,
+            max_question_chars: d.max_question_chars,
+            schema_token_budget: d.schema_token_budget,
+            max_examples: d.max_examples,
+            question_cache_ttl_secs: d.question_cache_ttl.as_secs(),
+            default_dataset: None,
+            semantic_models: Vec::new(),
+        }
+    }
+}
+
 /// `[log]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -287,10 +331,33 @@ impl Settings {
         {
             problems.push("store.url must start with sqlite:// (postgres:// comes with the PostgreSQL backend)".to_string());
         }
+        if let Err(e) = self.llm.validate() {
+            problems.push(e.to_string().trim_start_matches("invalid request: ").to_string());
+        }
+        if self.ask.max_attempts == 0 || self.ask.max_attempts > 10 {
+            problems.push("ask.max_attempts must be between 1 and 10".to_string());
+        }
+        if self.ask.max_question_chars == 0 {
+            problems.push("ask.max_question_chars must be at least 1".to_string());
+        }
         if problems.is_empty() {
             Ok(())
         } else {
             anyhow::bail!("invalid configuration:\n  - {}", problems.join("\n  - "))
+        }
+    }
+
+    /// Whether the embedded warehouse serves the demo dataset.
+    pub fn demo_enabled(&self) -> bool {
+        match &self.warehouse {
+            WarehouseSettings::Local(c) => c.demo,
+        }
+    }
+
+    /// Whether the demo dataset is the only data (no user files).
+    pub fn demo_only(&self) -> bool {
+        match &self.warehouse {
+            WarehouseSettings::Local(c) => c.demo && c.data.is_empty(),
         }
     }
 
@@ -310,6 +377,21 @@ impl Settings {
             format!("sqlite://{}", self.data_dir.join("bqai.db").display())
         } else {
             self.store.url.clone()
+        }
+    }
+
+    /// Ask pipeline settings for the core (`default_dataset` as configured; the binary fills
+    /// in the demo default).
+    pub fn ask_settings(&self) -> AskSettings {
+        let a = &self.ask;
+        AskSettings {
+            max_attempts: a.max_attempts,
+            max_question_chars: a.max_question_chars,
+            schema_token_budget: a.schema_token_budget,
+            max_examples: a.max_examples,
+            question_cache_ttl: Duration::from_secs(a.question_cache_ttl_secs),
+            default_dataset: a.default_dataset.clone().filter(|d| !d.is_empty()),
+            ..AskSettings::default()
         }
     }
 

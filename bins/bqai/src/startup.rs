@@ -9,7 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use bqai_core::ask::{AskService, LlmGenerator, SqlGenerator};
 use bqai_core::catalog::CatalogService;
+use bqai_core::llm::Llm;
+use bqai_core::semantic::SemanticModel;
+use bqai_planner::Planner;
 use bqai_core::model::Principal;
 use bqai_core::ports::{Cache, HistoryStore, RateLimiter, Warehouse};
 use bqai_core::query::QueryService;
@@ -38,6 +42,10 @@ pub struct Services {
     pub rate_limiter: Arc<dyn RateLimiter>,
     /// The principal of unauthenticated calls.
     pub anonymous: Principal,
+    /// Ask use case.
+    pub ask: Arc<AskService>,
+    /// The language model behind the generator, when one is configured.
+    pub llm: Option<Arc<dyn Llm>>,
 }
 
 impl Services {
@@ -52,6 +60,22 @@ impl Services {
     pub async fn assemble(
         settings: &Settings,
         warehouse: Arc<dyn Warehouse>,
+    ) -> anyhow::Result<Self> {
+        let llm = bqai_llm::build(&settings.llm, &settings.data_dir)
+            .map_err(|e| anyhow::anyhow!("could not set up the language model: {e}"))?;
+        let generator: Arc<dyn SqlGenerator> = match &llm {
+            Some(llm) => Arc::new(LlmGenerator::new(llm.clone(), settings.llm.max_tokens)),
+            None => Arc::new(Planner::new(warehouse.clone())),
+        };
+        Self::assemble_with(settings, warehouse, generator, llm).await
+    }
+
+    /// Like [`Services::assemble`] with a given SQL generator (tests script one).
+    pub async fn assemble_with(
+        settings: &Settings,
+        warehouse: Arc<dyn Warehouse>,
+        generator: Arc<dyn SqlGenerator>,
+        llm: Option<Arc<dyn Llm>>,
     ) -> anyhow::Result<Self> {
         let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new(settings.cache.max_bytes));
         let warehouse = Arc::new(CachedWarehouse::new(
@@ -84,6 +108,19 @@ impl Services {
             settings.query.max_preview_rows,
         );
         let queries = QueryService::new(warehouse.clone(), history.clone(), limits);
+        let mut ask_settings = settings.ask_settings();
+        if ask_settings.default_dataset.is_none() && settings.demo_only() {
+            ask_settings.default_dataset = Some(bqai_local::demo::DEMO_DATASET.to_string());
+        }
+        let ask = Arc::new(AskService::new(
+            catalog.clone(),
+            queries.clone(),
+            generator,
+            history.clone(),
+            Some(cache.clone()),
+            semantic_models(settings)?,
+            ask_settings,
+        ));
         Ok(Self {
             catalog,
             queries,
@@ -92,8 +129,30 @@ impl Services {
             history,
             rate_limiter: Arc::new(MemoryRateLimiter::new()),
             anonymous,
+            ask,
+            llm,
         })
     }
+}
+
+/// The semantic models: the demo's when the demo dataset is on, then the configured files.
+fn semantic_models(settings: &Settings) -> anyhow::Result<Vec<SemanticModel>> {
+    let mut models = Vec::new();
+    if settings.demo_enabled() {
+        models.push(
+            SemanticModel::from_toml(bqai_local::DEMO_SEMANTIC_MODEL)
+                .map_err(|e| anyhow::anyhow!("the demo semantic model is invalid: {e}"))?,
+        );
+    }
+    for path in &settings.ask.semantic_models {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("could not read semantic model {}", path.display()))?;
+        let model = SemanticModel::from_toml(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        models.retain(|m| m.dataset != model.dataset);
+        models.push(model);
+    }
+    Ok(models)
 }
 
 /// Builds the warehouse adapter chosen by `[warehouse] kind`.
@@ -164,6 +223,8 @@ impl Application {
             cache: services.cache,
             rate_limiter: services.rate_limiter,
             anonymous: services.anonymous,
+            ask: services.ask,
+            llm: services.llm,
             settings: settings.http(),
             version: env!("CARGO_PKG_VERSION").to_string(),
         };

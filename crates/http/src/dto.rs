@@ -298,6 +298,9 @@ pub struct HistoryDto {
     row_count: u64,
     cache_hit: bool,
     created_at: chrono::DateTime<chrono::Utc>,
+    /// How the SQL of an ask was generated (attempts, generator, LLM latency, tokens, cost).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ask: Option<bqai_core::history::AskRecord>,
 }
 
 impl From<HistoryEntry> for HistoryDto {
@@ -320,6 +323,7 @@ impl From<HistoryEntry> for HistoryDto {
             row_count: h.row_count,
             cache_hit: h.cache_hit,
             created_at: h.created_at,
+            ask: h.ask,
         }
     }
 }

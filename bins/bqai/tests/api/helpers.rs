@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use bqai::config::{Settings, WarehouseSettings};
 use bqai::startup::{Application, Services, build_warehouse};
+use bqai_core::ask::{Generation, GenerationContext, GenerationOutcome, GeneratorInfo, SqlGenerator};
 use bqai_core::ports::Warehouse;
 use serde_json::Value;
 use tokio::sync::OnceCell;
@@ -100,6 +101,86 @@ pub async fn spawn_app_over(warehouse: Arc<dyn Warehouse>) -> TestApp {
     let settings = test_settings(dir.path());
     let services = Services::assemble(&settings, warehouse).await.unwrap();
     start(settings, services, dir)
+}
+
+/// An app on the shared demo warehouse whose SQL generator is `generator` (a scripted one).
+pub async fn spawn_app_with_generator(generator: Arc<dyn SqlGenerator>) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = test_settings(dir.path());
+    let services = Services::assemble_with(&settings, demo_warehouse().await, generator, None)
+        .await
+        .unwrap();
+    start(settings, services, dir)
+}
+
+/// The shared read-only demo warehouse.
+pub async fn demo_warehouse() -> Arc<dyn Warehouse> {
+    DEMO.get_or_init(|| async {
+        build_warehouse(&test_settings(Path::new("/nonexistent")))
+            .await
+            .unwrap()
+    })
+    .await
+    .clone()
+}
+
+/// A generator that answers from a script, one step per call, and remembers what it saw.
+pub struct ScriptedGenerator {
+    script: std::sync::Mutex<std::collections::VecDeque<Step>>,
+    /// The contexts of every call, in order.
+    pub seen: std::sync::Mutex<Vec<GenerationContext>>,
+}
+
+/// One scripted answer.
+pub enum Step {
+    Sql(&'static str),
+    CannotAnswer(&'static str),
+    Fail(bqai_core::Error),
+}
+
+impl ScriptedGenerator {
+    pub fn new(steps: Vec<Step>) -> Arc<Self> {
+        Arc::new(Self {
+            script: std::sync::Mutex::new(steps.into()),
+            seen: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn calls(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+}
+
+#[async_trait::async_trait]
+impl SqlGenerator for ScriptedGenerator {
+    fn info(&self) -> GeneratorInfo {
+        GeneratorInfo {
+            kind: "scripted".into(),
+            model: Some("script-1".into()),
+        }
+    }
+
+    async fn generate(&self, ctx: &GenerationContext) -> bqai_core::Result<Generation> {
+        self.seen.lock().unwrap().push(ctx.clone());
+        let step = self
+            .script
+            .lock()
+            .unwrap()
+            .pop_front()
+            .expect("the scripted generator ran out of steps");
+        let outcome = match step {
+            Step::Sql(sql) => GenerationOutcome::Sql {
+                sql: sql.into(),
+                explanation: "scripted".into(),
+            },
+            Step::CannotAnswer(r) => GenerationOutcome::CannotAnswer { reason: r.into() },
+            Step::Fail(e) => return Err(e),
+        };
+        Ok(Generation {
+            outcome,
+            usage: None,
+        })
+    }
 }
 
 fn start(settings: Settings, services: Services, dir: tempfile::TempDir) -> TestApp {

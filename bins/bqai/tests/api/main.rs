@@ -2,6 +2,7 @@
 //! HTTP. One test binary, modules per resource.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod ask;
 mod catalog;
 mod errors;
 mod helpers;
