@@ -17,7 +17,7 @@ lint:
 
 # The README's test command.
 test:
-    cargo test --workspace
+    scripts/test.sh
 
 # Everything CI runs.
 ci:

@@ -207,7 +207,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Writes an answer: SQL, explanation and hints as text, then the rows in `format`
 /// (`json` writes one document with everything).
-pub fn print_answer(out: &mut impl Write, answer: &AskAnswer, format: Format) -> anyhow::Result<()> {
+pub fn print_answer(
+    out: &mut impl Write,
+    answer: &AskAnswer,
+    format: Format,
+) -> anyhow::Result<()> {
     if format == Format::Json {
         let doc = serde_json::json!({
             "request_id": answer.request_id,

@@ -10,11 +10,11 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bqai_core::ask::AskSettings;
 use bqai_core::model::DatasetScope;
 use bqai_core::query::QueryLimits;
 use bqai_core::result_cache::CachePolicy;
 use bqai_http::HttpSettings;
-use bqai_core::ask::AskSettings;
 use bqai_llm::LlmConfig;
 use bqai_local::LocalConfig;
 use figment::Figment;
@@ -332,7 +332,11 @@ impl Settings {
             problems.push("store.url must start with sqlite:// (postgres:// comes with the PostgreSQL backend)".to_string());
         }
         if let Err(e) = self.llm.validate() {
-            problems.push(e.to_string().trim_start_matches("invalid request: ").to_string());
+            problems.push(
+                e.to_string()
+                    .trim_start_matches("invalid request: ")
+                    .to_string(),
+            );
         }
         if self.ask.max_attempts == 0 || self.ask.max_attempts > 10 {
             problems.push("ask.max_attempts must be between 1 and 10".to_string());

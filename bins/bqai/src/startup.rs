@@ -12,15 +12,15 @@ use anyhow::Context;
 use bqai_core::ask::{AskService, LlmGenerator, SqlGenerator};
 use bqai_core::catalog::CatalogService;
 use bqai_core::llm::Llm;
-use bqai_core::semantic::SemanticModel;
-use bqai_planner::Planner;
 use bqai_core::model::Principal;
 use bqai_core::ports::{Cache, HistoryStore, RateLimiter, Warehouse};
 use bqai_core::query::QueryService;
 use bqai_core::result_cache::CachedWarehouse;
+use bqai_core::semantic::SemanticModel;
 use bqai_http::AppState;
 use bqai_local::LocalWarehouse;
 use bqai_memory::{MemoryCache, MemoryRateLimiter};
+use bqai_planner::Planner;
 use bqai_store::{Store, StoreOptions};
 
 use crate::config::{Settings, WarehouseSettings};
@@ -192,6 +192,7 @@ fn check_bind(settings: &Settings) -> anyhow::Result<()> {
 /// A built, bound, not yet running server.
 pub struct Application {
     port: u16,
+    generator: bqai_core::ask::GeneratorInfo,
     host: String,
     server: actix_web::dev::Server,
 }
@@ -215,6 +216,7 @@ impl Application {
                 )
             })?;
         let port = listener.local_addr()?.port();
+        let generator = services.ask.generator();
         let state = AppState {
             catalog: services.catalog,
             queries: services.queries,
@@ -235,6 +237,7 @@ impl Application {
         )?;
         Ok(Self {
             port,
+            generator,
             host: settings.server.host.clone(),
             server,
         })
@@ -248,6 +251,12 @@ impl Application {
     /// Runs until SIGINT/SIGTERM, then drains in-flight requests.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let base = format!("http://{}:{}", self.host, self.port);
+        tracing::info!(
+            generator = %self.generator.kind,
+            model = self.generator.model.as_deref().unwrap_or("-"),
+            "questions (POST /api/v1/ask) are answered by the {} generator",
+            self.generator.kind
+        );
         tracing::info!(
             "bqai listening on {base} — try: curl -s {base}/api/v1/datasets/shop/tables  |  \
              curl -s -X POST {base}/api/v1/query -H 'Content-Type: application/json' \

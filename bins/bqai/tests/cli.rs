@@ -109,3 +109,39 @@ fn migrate_creates_the_database() {
     );
     assert!(dir.path().join("state/bqai.db").exists());
 }
+
+#[test]
+fn ask_prints_the_sql_the_explanation_and_the_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bqai(dir.path(), &["ask", "number of customers by segment"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("SELECT"), "{stdout}");
+    assert!(
+        stdout.contains("small_business") && stdout.contains("enterprise"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("3 row(s)"), "{stdout}");
+
+    let json = bqai(
+        dir.path(),
+        &["ask", "--format", "json", "how many orders were cancelled?"],
+    );
+    assert!(
+        json.status.success(),
+        "{}",
+        String::from_utf8_lossy(&json.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(doc["generator"]["kind"], "builtin");
+    assert_eq!(doc["rows"].as_array().unwrap().len(), 1);
+
+    let refused = bqai(dir.path(), &["ask", "why did sales drop?"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("CANNOT_ANSWER"), "{stderr}");
+}

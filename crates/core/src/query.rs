@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 use crate::guard::{self, GuardPolicy, RejectReason, Rejection};
 use crate::history::{AskRecord, HistoryEntry, QueryKind, QueryStatus};
 use crate::model::{
-    CostEstimate, DatasetScope, DryRunReport, Principal, QueryJob, QueryOutcome, QueryRequest, QueryResult,
-    QueryStats, Role,
+    CostEstimate, DatasetScope, DryRunReport, Principal, QueryJob, QueryOutcome, QueryRequest,
+    QueryResult, QueryStats, Role,
 };
 use crate::ports::{HistoryStore, Warehouse};
 
@@ -169,7 +169,8 @@ impl QueryService {
 
     /// Runs (or dry-runs) one query for `principal`, recording it in history.
     pub async fn run(&self, request: QueryRequest, principal: &Principal) -> Result<QueryOutcome> {
-        self.run_recorded(request, principal, RecordMeta::sql()).await
+        self.run_recorded(request, principal, RecordMeta::sql())
+            .await
     }
 
     /// Like [`QueryService::run`], recording the query with `meta` (the ask pipeline records

@@ -231,15 +231,21 @@ impl SemanticModel {
     /// A measure by name or synonym (case-insensitive).
     pub fn measure(&self, word: &str) -> Option<&Measure> {
         self.measures.iter().find(|m| {
-            m.name.eq_ignore_ascii_case(word) || m.synonyms.iter().any(|s| s.eq_ignore_ascii_case(word))
+            m.name.eq_ignore_ascii_case(word)
+                || m.synonyms.iter().any(|s| s.eq_ignore_ascii_case(word))
         })
     }
 
     /// Relationships touching `table`.
-    pub fn relationships_of<'a>(&'a self, table: &'a str) -> impl Iterator<Item = &'a Relationship> {
+    pub fn relationships_of<'a>(
+        &'a self,
+        table: &'a str,
+    ) -> impl Iterator<Item = &'a Relationship> {
         self.relationships.iter().filter(move |r| {
-            r.from_parts().is_some_and(|(t, _)| t.eq_ignore_ascii_case(table))
-                || r.to_parts().is_some_and(|(t, _)| t.eq_ignore_ascii_case(table))
+            r.from_parts()
+                .is_some_and(|(t, _)| t.eq_ignore_ascii_case(table))
+                || r.to_parts()
+                    .is_some_and(|(t, _)| t.eq_ignore_ascii_case(table))
         })
     }
 }
@@ -279,7 +285,14 @@ sql = "COUNT(*)"
 "#;
         let m = SemanticModel::from_toml(ok).unwrap();
         assert_eq!(m.relationships_of("customers").count(), 1);
-        assert_eq!(m.table("ORDERS").unwrap().column("order_date").unwrap().role, ColumnRole::Time);
+        assert_eq!(
+            m.table("ORDERS")
+                .unwrap()
+                .column("order_date")
+                .unwrap()
+                .role,
+            ColumnRole::Time
+        );
 
         let dangling = ok.replace("to = \"customers.customer_id\"", "to = \"people.id\"");
         let err = SemanticModel::from_toml(&dangling).unwrap_err();

@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod history;
+pub mod llm_server;
 pub mod rate_limiter;
 pub mod warehouse;
 

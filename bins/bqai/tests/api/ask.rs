@@ -11,7 +11,10 @@ use crate::helpers::{ScriptedGenerator, Step, spawn_app, spawn_app_with_generato
 async fn the_builtin_planner_answers_revenue_by_country() {
     let app = spawn_app().await;
     let r = app
-        .post_json("/api/v1/ask", &json!({"question": "total revenue by country in 2024"}))
+        .post_json(
+            "/api/v1/ask",
+            &json!({"question": "total revenue by country in 2024"}),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let b = &r.body;
@@ -43,7 +46,10 @@ async fn the_builtin_planner_answers_revenue_by_country() {
     let top = &result["rows"][0];
     let gold_top = &gold.body["rows"][0];
     assert_eq!(top["country"], gold_top["country"]);
-    let (a, g) = (top["revenue"].as_f64().unwrap(), gold_top["revenue"].as_f64().unwrap());
+    let (a, g) = (
+        top["revenue"].as_f64().unwrap(),
+        gold_top["revenue"].as_f64().unwrap(),
+    );
     assert!((a - g).abs() < 1e-6 * g.abs(), "{a} vs {g}");
     assert!(!b["explanation"].as_str().unwrap().is_empty());
 }
@@ -52,26 +58,46 @@ async fn the_builtin_planner_answers_revenue_by_country() {
 async fn schema_questions_are_answered_from_the_catalog() {
     let app = spawn_app().await;
     let r = app
-        .post_json("/api/v1/ask", &json!({"question": "What tables are there?"}))
+        .post_json(
+            "/api/v1/ask",
+            &json!({"question": "What tables are there?"}),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body["sql"].is_null());
     assert_eq!(r.body["catalog"]["kind"], "tables");
     assert_eq!(r.body["catalog"]["tables"].as_array().unwrap().len(), 4);
-    assert!(r.body["explanation"].as_str().unwrap().contains("order_items"));
+    assert!(
+        r.body["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("order_items")
+    );
 
     let r = app
-        .post_json("/api/v1/ask", &json!({"question": "what columns does orders have?"}))
+        .post_json(
+            "/api/v1/ask",
+            &json!({"question": "what columns does orders have?"}),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["catalog"]["table"]["table_id"], "orders");
-    assert!(r.body["explanation"].as_str().unwrap().contains("order_date"));
+    assert!(
+        r.body["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("order_date")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn questions_beyond_the_planner_get_a_clear_refusal() {
     let app = spawn_app().await;
-    for q in ["why did sales drop last month?", "what will revenue be next year?", "blorp zzk"] {
+    for q in [
+        "why did sales drop last month?",
+        "what will revenue be next year?",
+        "blorp zzk",
+    ] {
         let r = app.post_json("/api/v1/ask", &json!({"question": q})).await;
         r.assert_error(422, "CANNOT_ANSWER");
     }
@@ -79,10 +105,18 @@ async fn questions_beyond_the_planner_get_a_clear_refusal() {
     let generator = ScriptedGenerator::new(vec![Step::CannotAnswer("there is no weather data")]);
     let app = spawn_app_with_generator(generator).await;
     let r = app
-        .post_json("/api/v1/ask", &json!({"question": "what was the weather in Paris?"}))
+        .post_json(
+            "/api/v1/ask",
+            &json!({"question": "what was the weather in Paris?"}),
+        )
         .await;
     r.assert_error(422, "CANNOT_ANSWER");
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("no weather data"));
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no weather data")
+    );
     let h = app.get("/api/v1/history?kind=ask").await;
     assert_eq!(h.body["data"][0]["error_code"], "CANNOT_ANSWER");
 }
@@ -103,7 +137,10 @@ async fn bad_questions_are_400() {
         r.assert_error(400, "INVALID_REQUEST");
     }
     let r = app
-        .post_json("/api/v1/ask", &json!({"question": "count orders", "dataset_id": "nope"}))
+        .post_json(
+            "/api/v1/ask",
+            &json!({"question": "count orders", "dataset_id": "nope"}),
+        )
         .await;
     r.assert_error(404, "NOT_FOUND");
     // Exactly at the limit is fine (and answered, here with a refusal).
@@ -125,7 +162,10 @@ async fn the_generator_corrects_itself_until_the_sql_passes() {
     ]);
     let app = spawn_app_with_generator(generator.clone()).await;
     let r = app
-        .post_json("/api/v1/ask", &json!({"question": "how many orders are there?"}))
+        .post_json(
+            "/api/v1/ask",
+            &json!({"question": "how many orders are there?"}),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["attempts"], 3);
@@ -143,7 +183,11 @@ async fn the_generator_corrects_itself_until_the_sql_passes() {
     );
     assert_eq!(seen[2].failed_attempts.len(), 2);
     assert!(
-        seen[2].failed_attempts[1].sql.as_deref().unwrap().starts_with("DELETE"),
+        seen[2].failed_attempts[1]
+            .sql
+            .as_deref()
+            .unwrap()
+            .starts_with("DELETE"),
         "{:?}",
         seen[2].failed_attempts
     );
@@ -172,7 +216,12 @@ async fn every_attempt_failing_is_422_generation_failed() {
         .post_json("/api/v1/ask", &json!({"question": "how many orders?"}))
         .await;
     r.assert_error(422, "GENERATION_FAILED");
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("3 attempts"));
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("3 attempts")
+    );
     assert_eq!(generator.calls(), 3);
     let h = app.get("/api/v1/history?kind=ask").await;
     let entry = &h.body["data"][0];
@@ -194,7 +243,10 @@ async fn a_repeated_question_reuses_its_sql() {
     assert_eq!(first.body["from_cache"], false);
     // Same question, different case and spacing: no generator call (the script is empty).
     let second = app
-        .post_json("/api/v1/ask", &json!({"question": "  orders   by CHANNEL "}))
+        .post_json(
+            "/api/v1/ask",
+            &json!({"question": "  orders   by CHANNEL "}),
+        )
         .await;
     assert_eq!(second.status, 200, "{}", second.body);
     assert_eq!(second.body["from_cache"], true);
@@ -238,17 +290,33 @@ async fn query_agent_is_the_same_pipeline_under_the_old_shape() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert!(r.body["sql"].as_str().unwrap().to_uppercase().contains("COUNT"));
+    assert!(
+        r.body["sql"]
+            .as_str()
+            .unwrap()
+            .to_uppercase()
+            .contains("COUNT")
+    );
     assert_eq!(r.body["result"]["dry_run"], true);
     assert_eq!(r.body["result"]["row_count"], 0);
-    assert!(r.body["result"]["stats"]["bytes_processed"].as_u64().unwrap() > 0);
+    assert!(
+        r.body["result"]["stats"]["bytes_processed"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
 
     let r = app
-        .post_json("/api/v1/query-agent", &json!({"prompt": "how many orders were placed in 2024?"}))
+        .post_json(
+            "/api/v1/query-agent",
+            &json!({"prompt": "how many orders were placed in 2024?"}),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["result"]["row_count"], 1);
-    let r = app.post_json("/api/v1/query-agent", &json!({"prompt": ""})).await;
+    let r = app
+        .post_json("/api/v1/query-agent", &json!({"prompt": ""}))
+        .await;
     r.assert_error(400, "INVALID_REQUEST");
 }
 
@@ -279,7 +347,10 @@ async fn prompt_injection_through_the_planner_has_no_effect() {
         );
         if r.status == 200 {
             let sql = r.body["sql"].as_str().unwrap_or_default().to_uppercase();
-            assert!(sql.starts_with("SELECT") || sql.starts_with("WITH") || sql.is_empty(), "{q}: {sql}");
+            assert!(
+                sql.starts_with("SELECT") || sql.starts_with("WITH") || sql.is_empty(),
+                "{q}: {sql}"
+            );
         }
     }
     assert_untouched(&app).await;

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use bqai::config::{Settings, WarehouseSettings};
 use bqai::startup::{Application, Services, build_warehouse};
-use bqai_core::ask::{Generation, GenerationContext, GenerationOutcome, GeneratorInfo, SqlGenerator};
+use bqai_core::ask::{
+    Generation, GenerationContext, GenerationOutcome, GeneratorInfo, SqlGenerator,
+};
 use bqai_core::ports::Warehouse;
 use serde_json::Value;
 use tokio::sync::OnceCell;

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod ask;
+mod ask_llm;
 mod catalog;
 mod errors;
 mod helpers;

@@ -4,7 +4,7 @@
 //! `CANNOT_ANSWER: <reason>`. They do not always comply, so this copes with ```SQL /
 //! ```sql / ```googlesql / unlabelled fences, bare SQL with or without surrounding prose,
 //! CRLF line endings and a trailing semicolon. It only finds text: whether that text is a
-//! safe query is the guard's business.
+//! safe query is the guard's business, so a ```sql fence is taken whatever it holds.
 
 /// What was found in a model's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +23,14 @@ pub enum Extracted {
 }
 
 const REFUSAL_MARKER: &str = "CANNOT_ANSWER";
-const FENCE_LANGS: &[&str] = &["", "sql", "googlesql", "bigquery", "standardsql", "postgresql"];
+const FENCE_LANGS: &[&str] = &[
+    "",
+    "sql",
+    "googlesql",
+    "bigquery",
+    "standardsql",
+    "postgresql",
+];
 
 /// Extracts the SQL and explanation from `text`.
 pub fn extract(text: &str) -> Extracted {
@@ -64,20 +71,31 @@ fn fenced(text: &str) -> Option<(String, String)> {
         let Some(close_rel) = text[body_start..].find("```") else {
             // An unclosed fence: take the rest (models get cut off by max_tokens).
             let body = &text[body_start..];
-            if FENCE_LANGS.contains(&lang.as_str()) && starts_like_query(body) {
+            if fence_holds_sql(&lang, body) {
                 return Some((body.to_string(), text[..open].to_string()));
             }
             return None;
         };
         let close = body_start + close_rel;
         let body = &text[body_start..close];
-        if FENCE_LANGS.contains(&lang.as_str()) && starts_like_query(body) {
+        if fence_holds_sql(&lang, body) {
             let prose = format!("{}\n{}", &text[..open], &text[close + 3..]);
             return Some((body.to_string(), prose));
         }
         search_from = close + 3;
     }
     None
+}
+
+/// A fence labelled as SQL holds whatever statement the model wrote (the guard judges it, and
+/// its refusal is better feedback than "no SQL found"); an unlabelled fence must look like a
+/// query.
+fn fence_holds_sql(lang: &str, body: &str) -> bool {
+    if lang.is_empty() {
+        starts_like_query(body)
+    } else {
+        FENCE_LANGS.contains(&lang) && !body.trim().is_empty()
+    }
 }
 
 /// Bare SQL: from the first line that starts with SELECT or WITH to the first blank line (or
@@ -107,14 +125,15 @@ fn starts_like_query(s: &str) -> bool {
         .take(6)
         .collect::<String>()
         .to_ascii_uppercase();
-    head.starts_with("SELECT") || head.starts_with("WITH") && head[4..].starts_with(char::is_whitespace)
+    head.starts_with("SELECT")
+        || head.starts_with("WITH") && head[4..].starts_with(char::is_whitespace)
 }
 
 fn refusal(text: &str) -> Option<String> {
-    let line = text
-        .lines()
-        .map(str::trim)
-        .find(|l| l.trim_start_matches(['*', '`', '_']).starts_with(REFUSAL_MARKER))?;
+    let line = text.lines().map(str::trim).find(|l| {
+        l.trim_start_matches(['*', '`', '_'])
+            .starts_with(REFUSAL_MARKER)
+    })?;
     let reason = line
         .trim_start_matches(['*', '`', '_'])
         .trim_start_matches(REFUSAL_MARKER)
@@ -186,21 +205,28 @@ mod tests {
         let text = "Sure! The query is:\n\nSELECT country, COUNT(*) AS n\nFROM shop.customers\nGROUP BY country;\n\nThis groups customers by country.";
         match extract(text) {
             Extracted::Sql { sql, explanation } => {
-                assert_eq!(sql, "SELECT country, COUNT(*) AS n\nFROM shop.customers\nGROUP BY country");
+                assert_eq!(
+                    sql,
+                    "SELECT country, COUNT(*) AS n\nFROM shop.customers\nGROUP BY country"
+                );
                 assert!(explanation.contains("groups customers"), "{explanation}");
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(sql_of("WITH x AS (SELECT 1) SELECT * FROM x"), "WITH x AS (SELECT 1) SELECT * FROM x");
+        assert_eq!(
+            sql_of("WITH x AS (SELECT 1) SELECT * FROM x"),
+            "WITH x AS (SELECT 1) SELECT * FROM x"
+        );
     }
 
     #[test]
     fn non_sql_fences_are_skipped() {
         let text = "```python\nprint(1)\n```\n```sql\nSELECT 2\n```";
         assert_eq!(sql_of(text), "SELECT 2");
-        // A fence whose body is not a query (DDL) is not SQL to extract here; the guard
-        // would refuse it anyway, but we should not even pick it up as "the" query.
-        assert_eq!(extract("```sql\nDROP TABLE x\n```"), Extracted::Nothing);
+        // A labelled fence holds whatever the model wrote: the guard refuses it with a reason
+        // the model can learn from. An unlabelled fence must look like a query.
+        assert_eq!(sql_of("```sql\nDROP TABLE x\n```"), "DROP TABLE x");
+        assert_eq!(extract("```\nrm -rf /\n```"), Extracted::Nothing);
     }
 
     #[test]
@@ -225,6 +251,9 @@ mod tests {
 
     #[test]
     fn withdrawn_is_not_with() {
-        assert_eq!(extract("Withdrawn answers are not queries"), Extracted::Nothing);
+        assert_eq!(
+            extract("Withdrawn answers are not queries"),
+            Extracted::Nothing
+        );
     }
 }

@@ -10,10 +10,17 @@ const LARGE_SCAN_BYTES: u64 = 1 << 30;
 
 /// Hints for `sql` (as the guard rewrote it) reading `tables`, estimated at `bytes`.
 pub fn hints(sql: &str, tables: &[Table], bytes: u64) -> Vec<String> {
-    let upper = sql.split_whitespace().collect::<Vec<_>>().join(" ").to_uppercase();
+    let upper = sql
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_uppercase();
     let mut out = Vec::new();
     if upper.contains("SELECT *") || upper.contains(".*") {
-        for t in tables.iter().filter(|t| t.schema.len() >= WIDE_TABLE_COLUMNS) {
+        for t in tables
+            .iter()
+            .filter(|t| t.schema.len() >= WIDE_TABLE_COLUMNS)
+        {
             out.push(format!(
                 "SELECT * reads all {} columns of {}.{}; naming only the columns you need \
                  reduces the bytes scanned",
@@ -69,7 +76,9 @@ mod tests {
             table_ref: TableRef::new("ds", "events"),
             kind: TableKind::Table,
             description: None,
-            schema: (0..cols).map(|i| Field::new(format!("c{i}"), FieldType::Int64)).collect(),
+            schema: (0..cols)
+                .map(|i| Field::new(format!("c{i}"), FieldType::Int64))
+                .collect(),
             num_rows: None,
             num_bytes: None,
             partitioning: partitioning.map(String::from),
@@ -81,7 +90,10 @@ mod tests {
 
     #[test]
     fn select_star_on_wide_tables() {
-        assert_eq!(hints("SELECT * FROM ds.events", &[table(12, None)], 0).len(), 1);
+        assert_eq!(
+            hints("SELECT * FROM ds.events", &[table(12, None)], 0).len(),
+            1
+        );
         assert!(hints("SELECT * FROM ds.events", &[table(3, None)], 0).is_empty());
         assert!(hints("SELECT c1 FROM ds.events", &[table(12, None)], 0).is_empty());
     }
@@ -89,7 +101,10 @@ mod tests {
     #[test]
     fn partition_filters() {
         let t = table(3, Some("DAY(event_date)"));
-        assert_eq!(hints("SELECT c1 FROM ds.events", std::slice::from_ref(&t), 0).len(), 1);
+        assert_eq!(
+            hints("SELECT c1 FROM ds.events", std::slice::from_ref(&t), 0).len(),
+            1
+        );
         assert!(
             hints(
                 "SELECT c1 FROM ds.events WHERE event_date >= DATE '2024-01-01'",

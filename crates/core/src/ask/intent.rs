@@ -15,9 +15,25 @@ pub enum Intent {
 }
 
 const TABLE_WORDS: &[&str] = &["table", "tables", "dataset", "datasets"];
-const COLUMN_WORDS: &[&str] = &["column", "columns", "field", "fields", "schema", "structure"];
+const COLUMN_WORDS: &[&str] = &[
+    "column",
+    "columns",
+    "field",
+    "fields",
+    "schema",
+    "structure",
+];
 const ASKING: &[&str] = &[
-    "what", "which", "list", "show", "describe", "tell", "available", "exist", "have", "are",
+    "what",
+    "which",
+    "list",
+    "show",
+    "describe",
+    "tell",
+    "available",
+    "exist",
+    "have",
+    "are",
 ];
 /// Words that mean the question is about values, not structure ("how many orders…").
 const DATA_WORDS: &[&str] = &[
@@ -30,7 +46,9 @@ pub fn classify(question: &str, table_names: &[String]) -> Intent {
     let ws = words(question);
     let has = |set: &[&str]| ws.iter().any(|w| set.contains(&w.as_str()));
     let asks = has(ASKING)
-        || ws.first().is_some_and(|w| w == "tables" || w == "columns" || w == "schema");
+        || ws
+            .first()
+            .is_some_and(|w| w == "tables" || w == "columns" || w == "schema");
     if !asks || ws.len() > 12 {
         return Intent::Data;
     }
@@ -66,7 +84,9 @@ mod tests {
     use super::*;
 
     fn names() -> Vec<String> {
-        ["customers", "orders", "order_items", "products"].map(String::from).to_vec()
+        ["customers", "orders", "order_items", "products"]
+            .map(String::from)
+            .to_vec()
     }
 
     #[test]

@@ -9,8 +9,7 @@ use crate::llm::Llm;
 
 use super::extract::{Extracted, extract};
 use super::generator::{
-    Generation, GenerationContext, GenerationOutcome, GenerationUsage, GeneratorInfo,
-    SqlGenerator,
+    Generation, GenerationContext, GenerationOutcome, GenerationUsage, GeneratorInfo, SqlGenerator,
 };
 use super::prompt::build_request;
 

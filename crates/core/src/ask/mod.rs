@@ -21,6 +21,5 @@ pub use generator::{
 };
 pub use llm_generator::LlmGenerator;
 pub use service::{
-    AskAnswer, AskObserver, AskRequest, AskService, AskSettings, AskStage, AskUsage,
-    CatalogAnswer,
+    AskAnswer, AskObserver, AskRequest, AskService, AskSettings, AskStage, AskUsage, CatalogAnswer,
 };

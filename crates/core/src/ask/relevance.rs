@@ -13,9 +13,15 @@ use crate::semantic::{Example, SemanticModel};
 use super::prompt::{estimate_tokens, table_block};
 use super::text::{jaccard, singular, terms, words};
 
-fn table_terms(t: &Table, semantic: Option<&SemanticModel>) -> (BTreeSet<String>, BTreeSet<String>) {
+fn table_terms(
+    t: &Table,
+    semantic: Option<&SemanticModel>,
+) -> (BTreeSet<String>, BTreeSet<String>) {
     // Strong: the table's name, synonyms and column names. Weak: descriptions.
-    let mut strong: BTreeSet<String> = words(&t.table_ref.table).iter().map(|w| singular(w)).collect();
+    let mut strong: BTreeSet<String> = words(&t.table_ref.table)
+        .iter()
+        .map(|w| singular(w))
+        .collect();
     let mut weak = BTreeSet::new();
     for f in &t.schema {
         strong.extend(words(&f.name).iter().map(|w| singular(w)));
@@ -37,7 +43,11 @@ fn table_terms(t: &Table, semantic: Option<&SemanticModel>) -> (BTreeSet<String>
         }
     }
     if let Some(m) = semantic {
-        for ms in m.measures.iter().filter(|ms| ms.table.eq_ignore_ascii_case(&t.table_ref.table)) {
+        for ms in m
+            .measures
+            .iter()
+            .filter(|ms| ms.table.eq_ignore_ascii_case(&t.table_ref.table))
+        {
             strong.extend(terms(&ms.name));
             for s in &ms.synonyms {
                 strong.extend(terms(s));
@@ -103,7 +113,11 @@ pub fn relevant_tables(
 /// `<other>_id` column naming another table.
 fn neighbours(i: usize, tables: &[Table], semantic: Option<&SemanticModel>) -> Vec<usize> {
     let name = &tables[i].table_ref.table;
-    let find = |n: &str| tables.iter().position(|t| t.table_ref.table.eq_ignore_ascii_case(n));
+    let find = |n: &str| {
+        tables
+            .iter()
+            .position(|t| t.table_ref.table.eq_ignore_ascii_case(n))
+    };
     let mut out = Vec::new();
     if let Some(m) = semantic {
         for r in m.relationships_of(name) {
@@ -159,7 +173,10 @@ mod tests {
             table_ref: TableRef::new("ds", name),
             kind: TableKind::Table,
             description: None,
-            schema: cols.iter().map(|c| Field::new(*c, FieldType::String)).collect(),
+            schema: cols
+                .iter()
+                .map(|c| Field::new(*c, FieldType::String))
+                .collect(),
             num_rows: None,
             num_bytes: None,
             partitioning: None,
@@ -185,14 +202,23 @@ mod tests {
         let picked = relevant_tables("total amount of orders", &tables, None, 300);
         let names: Vec<&str> = picked.iter().map(|t| t.table_ref.table.as_str()).collect();
         assert!(names.contains(&"orders"), "{names:?}");
-        assert!(names.contains(&"customers"), "joined table comes along: {names:?}");
-        let used: usize = picked.iter().map(|t| estimate_tokens(&table_block(t, None))).sum();
+        assert!(
+            names.contains(&"customers"),
+            "joined table comes along: {names:?}"
+        );
+        let used: usize = picked
+            .iter()
+            .map(|t| estimate_tokens(&table_block(t, None)))
+            .sum();
         assert!(used <= 300, "within budget: {used}");
     }
 
     #[test]
     fn examples_by_similarity() {
-        let ex = |q: &str, s: &str| Example { question: q.into(), sql: s.into() };
+        let ex = |q: &str, s: &str| Example {
+            question: q.into(),
+            sql: s.into(),
+        };
         let all = vec![
             ex("number of customers by country", "A"),
             ex("revenue by month", "B"),

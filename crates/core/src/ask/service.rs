@@ -22,13 +22,17 @@ use sha2::{Digest, Sha256};
 use crate::catalog::CatalogService;
 use crate::error::{Error, Result};
 use crate::history::{AskRecord, HistoryEntry, HistoryFilter, QueryKind, QueryStatus};
-use crate::model::{PageRequest, Principal, QueryOutcome, QueryRequest, Table, TableRef, TableSummary};
+use crate::model::{
+    PageRequest, Principal, QueryOutcome, QueryRequest, Table, TableRef, TableSummary,
+};
 use crate::ports::{Cache, HistoryStore};
 use crate::query::{QueryService, RecordMeta, is_valid_dataset_id};
 use crate::result_cache::{KEY_PREFIX, dataset_tag};
 use crate::semantic::{Example, SemanticModel};
 
-use super::generator::{FailedAttempt, GenerationContext, GenerationOutcome, GeneratorInfo, SqlGenerator};
+use super::generator::{
+    FailedAttempt, GenerationContext, GenerationOutcome, GeneratorInfo, SqlGenerator,
+};
 use super::hints::hints;
 use super::intent::{Intent, classify};
 use super::relevance::{relevant_tables, similar_examples};
@@ -259,13 +263,22 @@ impl AskService {
             )));
         }
         observer.stage(AskStage::Understanding, None);
-        let dataset = self.resolve_dataset(request.dataset_id.as_deref(), principal).await?;
+        let dataset = self
+            .resolve_dataset(request.dataset_id.as_deref(), principal)
+            .await?;
         let summaries = self
             .catalog
-            .list_tables(principal, &dataset, &PageRequest::first(self.settings.max_tables))
+            .list_tables(
+                principal,
+                &dataset,
+                &PageRequest::first(self.settings.max_tables),
+            )
             .await?
             .items;
-        let names: Vec<String> = summaries.iter().map(|t| t.table_ref.table.clone()).collect();
+        let names: Vec<String> = summaries
+            .iter()
+            .map(|t| t.table_ref.table.clone())
+            .collect();
         let info = self.generator.info();
         let mut usage = AskRecord {
             generator: info.kind.clone(),
@@ -333,15 +346,33 @@ impl AskService {
             && let Some(cached) = self.cached_sql(&cache_key).await
         {
             observer.stage(AskStage::Validating, None);
-            if let Ok(planned) = self.queries.plan(query_request(cached.sql.clone()), principal).await {
+            if let Ok(planned) = self
+                .queries
+                .plan(query_request(cached.sql.clone()), principal)
+                .await
+            {
                 usage.from_cache = true;
                 return self
-                    .run(planned, principal, &question, cached.explanation, 0, usage, info, &tables, &dataset, None, observer)
+                    .run(
+                        planned,
+                        principal,
+                        &question,
+                        cached.explanation,
+                        0,
+                        usage,
+                        info,
+                        &tables,
+                        &dataset,
+                        None,
+                        observer,
+                    )
                     .await;
             }
         }
 
-        let examples = self.examples(&question, &dataset, semantic.as_deref()).await;
+        let examples = self
+            .examples(&question, &dataset, semantic.as_deref())
+            .await;
         let mut ctx = GenerationContext {
             question: question.clone(),
             dialect: self.queries.dialect(),
@@ -358,20 +389,35 @@ impl AskService {
         for attempt in 1..=max_attempts {
             usage.attempts = attempt;
             observer.stage(
-                if attempt == 1 { AskStage::Generating } else { AskStage::Correcting },
+                if attempt == 1 {
+                    AskStage::Generating
+                } else {
+                    AskStage::Correcting
+                },
                 Some(attempt),
             );
             let generation = match self.generator.generate(&ctx).await {
                 Ok(g) => g,
                 Err(e) => {
-                    self.record_failure(&question, &dataset, last_sql.as_deref(), principal, &usage, &e, started, !request.execute)
-                        .await;
+                    self.record_failure(
+                        &question,
+                        &dataset,
+                        last_sql.as_deref(),
+                        principal,
+                        &usage,
+                        &e,
+                        started,
+                        !request.execute,
+                    )
+                    .await;
                     return Err(e);
                 }
             };
             if let Some(u) = &generation.usage {
                 usage.llm_latency_ms += u.latency_ms;
-                usage.input_tokens += u.tokens.input_tokens + u.tokens.cache_read_tokens + u.tokens.cache_creation_tokens;
+                usage.input_tokens += u.tokens.input_tokens
+                    + u.tokens.cache_read_tokens
+                    + u.tokens.cache_creation_tokens;
                 usage.output_tokens += u.tokens.output_tokens;
                 if let Some(c) = u.cost_usd {
                     usage.cost_usd = Some(usage.cost_usd.unwrap_or(0.0) + c);
@@ -380,8 +426,17 @@ impl AskService {
             let (sql, explanation) = match generation.outcome {
                 GenerationOutcome::CannotAnswer { reason } => {
                     let err = Error::CannotAnswer(reason);
-                    self.record_failure(&question, &dataset, None, principal, &usage, &err, started, !request.execute)
-                        .await;
+                    self.record_failure(
+                        &question,
+                        &dataset,
+                        None,
+                        principal,
+                        &usage,
+                        &err,
+                        started,
+                        !request.execute,
+                    )
+                    .await;
                     return Err(err);
                 }
                 GenerationOutcome::Sql { sql, explanation } => (sql, explanation),
@@ -400,10 +455,26 @@ impl AskService {
             }
             last_sql = Some(sql.clone());
             observer.stage(AskStage::Validating, Some(attempt));
-            match self.queries.plan(query_request(sql.clone()), principal).await {
+            match self
+                .queries
+                .plan(query_request(sql.clone()), principal)
+                .await
+            {
                 Ok(planned) => {
                     return self
-                        .run(planned, principal, &question, explanation, attempt, usage, info, &tables, &dataset, Some(&cache_key), observer)
+                        .run(
+                            planned,
+                            principal,
+                            &question,
+                            explanation,
+                            attempt,
+                            usage,
+                            info,
+                            &tables,
+                            &dataset,
+                            Some(&cache_key),
+                            observer,
+                        )
                         .await;
                 }
                 Err(e) if is_correctable(&e) => {
@@ -415,8 +486,17 @@ impl AskService {
                     });
                 }
                 Err(e) => {
-                    self.record_failure(&question, &dataset, Some(&sql), principal, &usage, &e, started, !request.execute)
-                        .await;
+                    self.record_failure(
+                        &question,
+                        &dataset,
+                        Some(&sql),
+                        principal,
+                        &usage,
+                        &e,
+                        started,
+                        !request.execute,
+                    )
+                    .await;
                     return Err(e);
                 }
             }
@@ -425,8 +505,17 @@ impl AskService {
             attempts: usage.attempts,
             reason: last_error,
         };
-        self.record_failure(&question, &dataset, last_sql.as_deref(), principal, &usage, &err, started, !request.execute)
-            .await;
+        self.record_failure(
+            &question,
+            &dataset,
+            last_sql.as_deref(),
+            principal,
+            &usage,
+            &err,
+            started,
+            !request.execute,
+        )
+        .await;
         Err(err)
     }
 
@@ -463,8 +552,15 @@ impl AskService {
         };
         let outcome = self.queries.run_planned(planned, principal, meta).await?;
         if let Some(key) = store_under {
-            self.store_sql(key, dataset, &CachedSql { sql: submitted, explanation: explanation.clone() })
-                .await;
+            self.store_sql(
+                key,
+                dataset,
+                &CachedSql {
+                    sql: submitted,
+                    explanation: explanation.clone(),
+                },
+            )
+            .await;
         }
         Ok(AskAnswer {
             request_id: outcome.query_id.clone(),
@@ -531,7 +627,11 @@ impl AskService {
         }
     }
 
-    async fn resolve_dataset(&self, requested: Option<&str>, principal: &Principal) -> Result<String> {
+    async fn resolve_dataset(
+        &self,
+        requested: Option<&str>,
+        principal: &Principal,
+    ) -> Result<String> {
         if let Some(ds) = requested.or(self.settings.default_dataset.as_deref()) {
             if !is_valid_dataset_id(ds) {
                 return Err(Error::InvalidRequest(format!(
@@ -551,12 +651,21 @@ impl AskService {
             [] => Err(Error::NotFound("any dataset you may read".into())),
             several => Err(Error::InvalidRequest(format!(
                 "several datasets are available; say which one with `dataset_id` (one of: {})",
-                several.iter().map(|d| d.id.as_str()).collect::<Vec<_>>().join(", ")
+                several
+                    .iter()
+                    .map(|d| d.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))),
         }
     }
 
-    async fn examples(&self, question: &str, dataset: &str, semantic: Option<&SemanticModel>) -> Vec<Example> {
+    async fn examples(
+        &self,
+        question: &str,
+        dataset: &str,
+        semantic: Option<&SemanticModel>,
+    ) -> Vec<Example> {
         let mut candidates: Vec<Example> = semantic.map(|m| m.examples.clone()).unwrap_or_default();
         let filter = HistoryFilter {
             status: Some(QueryStatus::Succeeded),
@@ -565,7 +674,10 @@ impl AskService {
         };
         match self
             .history
-            .list(&filter, &PageRequest::first(self.settings.history_examples_scan))
+            .list(
+                &filter,
+                &PageRequest::first(self.settings.history_examples_scan),
+            )
             .await
         {
             Ok(page) => candidates.extend(
@@ -584,7 +696,13 @@ impl AskService {
         similar_examples(question, &candidates, self.settings.max_examples)
     }
 
-    fn question_cache_key(&self, question: &str, dataset: &str, info: &GeneratorInfo, tables: &[Table]) -> String {
+    fn question_cache_key(
+        &self,
+        question: &str,
+        dataset: &str,
+        info: &GeneratorInfo,
+        tables: &[Table],
+    ) -> String {
         let mut h = Sha256::new();
         let schema: Vec<(&TableRef, &Vec<crate::model::Field>)> =
             tables.iter().map(|t| (&t.table_ref, &t.schema)).collect();
@@ -616,9 +734,16 @@ impl AskService {
 
     async fn store_sql(&self, key: &str, dataset: &str, value: &CachedSql) {
         let Some(cache) = &self.cache else { return };
-        let Ok(bytes) = serde_json::to_vec(value) else { return };
+        let Ok(bytes) = serde_json::to_vec(value) else {
+            return;
+        };
         if let Err(e) = cache
-            .set(key, bytes, self.settings.question_cache_ttl, &[dataset_tag(dataset)])
+            .set(
+                key,
+                bytes,
+                self.settings.question_cache_ttl,
+                &[dataset_tag(dataset)],
+            )
             .await
         {
             tracing::warn!(error = %e, "question cache write failed");
@@ -644,7 +769,11 @@ impl AskService {
             question: Some(question.to_string()),
             sql_submitted: sql.unwrap_or_default().to_string(),
             sql_executed: None,
-            status: if err.is_client_error() { QueryStatus::Rejected } else { QueryStatus::Failed },
+            status: if err.is_client_error() {
+                QueryStatus::Rejected
+            } else {
+                QueryStatus::Failed
+            },
             error_code: Some(err.code().to_string()),
             error_message: Some(match err {
                 Error::Internal { .. } => "internal error".to_string(),

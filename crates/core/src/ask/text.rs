@@ -7,8 +7,8 @@ const STOP_WORDS: &[&str] = &[
     "a", "an", "the", "of", "in", "on", "for", "to", "by", "and", "or", "with", "from", "is",
     "are", "was", "were", "be", "what", "which", "who", "how", "many", "much", "me", "show",
     "give", "list", "per", "each", "all", "do", "does", "did", "have", "has", "there", "that",
-    "this", "it", "its", "i", "we", "you", "our", "my", "please", "can", "could", "would",
-    "tell", "at", "as", "than", "between", "into", "about", "top",
+    "this", "it", "its", "i", "we", "you", "our", "my", "please", "can", "could", "would", "tell",
+    "at", "as", "than", "between", "into", "about", "top",
 ];
 
 /// Lowercase alphanumeric words of `text` (underscores split words too).
@@ -69,7 +69,10 @@ mod tests {
     #[test]
     fn terms_are_singular_content_words() {
         let t = terms("How many orders per product_categories?");
-        assert!(t.contains("order") && t.contains("product") && t.contains("category"), "{t:?}");
+        assert!(
+            t.contains("order") && t.contains("product") && t.contains("category"),
+            "{t:?}"
+        );
         assert!(!t.contains("how") && !t.contains("many"));
     }
 

@@ -1,0 +1,399 @@
+//! `ClaudeCli` running the real, pinned Claude Code CLI against the stand-in.
+//!
+//! The binary comes from `BQAI_CLAUDE_BIN`, else from where `scripts/install-claude.sh` puts
+//! the version in `scripts/claude-version`. Missing binary = failing tests, on purpose: these
+//! are the only tests that prove the flags, environment and output parsing match the CLI.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bqai_core::llm::{Llm, LlmErrorKind, LlmMessage, LlmRequest, PromptBlock};
+use bqai_core::model::HealthStatus;
+use bqai_llm::{ClaudeCli, LlmConfig, LlmKind};
+use bqai_testkit::llm_server::{LlmStandIn, Reply, claude_bin};
+use secrecy::SecretString;
+use tempfile::TempDir;
+
+use crate::common::{INSTRUCTIONS, SCHEMA, TODAY, assert_prompt, request, stand_in_usage};
+
+const KEY: &str = "sk-ant-cli-test";
+
+/// A running stand-in, a private work dir and a config whose model name is unique to this
+/// test, so the test can find (and count) the processes it spawned.
+struct Cli {
+    server: LlmStandIn,
+    work: TempDir,
+    config: LlmConfig,
+    marker: String,
+}
+
+impl Cli {
+    async fn new() -> Self {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let server = LlmStandIn::start().await;
+        server.require_api_key(KEY);
+        let work = tempfile::tempdir().unwrap();
+        let marker = format!(
+            "bqai-test-model-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let config = LlmConfig {
+            kind: LlmKind::ClaudeCli,
+            command: Some(claude_bin()),
+            base_url: Some(server.base_url()),
+            api_key: Some(SecretString::from(KEY)),
+            model: Some(marker.clone()),
+            timeout_ms: 20_000,
+            max_retries: 0,
+            work_dir: Some(work.path().join("cli")),
+            ..LlmConfig::default()
+        };
+        Self {
+            server,
+            work,
+            config,
+            marker,
+        }
+    }
+
+    fn llm(&self) -> ClaudeCli {
+        ClaudeCli::new(&self.config, self.work.path()).unwrap()
+    }
+
+    /// Live processes started for this test: the model name is on the CLI's command line, and
+    /// anything it might start runs in its private work dir.
+    fn processes(&self) -> Vec<u32> {
+        let root = self.work.path().join("cli");
+        let me = std::process::id();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| *pid != me)
+            .filter(|pid| {
+                let dir = PathBuf::from(format!("/proc/{pid}"));
+                let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+                let in_cmdline = String::from_utf8_lossy(&cmdline).contains(&self.marker);
+                let in_work_dir =
+                    std::fs::read_link(dir.join("cwd")).is_ok_and(|cwd| cwd.starts_with(&root));
+                in_cmdline || in_work_dir
+            })
+            .collect()
+    }
+
+    async fn wait_for_request(&self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.server.request_count() == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the CLI never called the stand-in"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn assert_no_process_left(&self) {
+        // Killing is synchronous; a zombie awaiting its reaper has no command line or cwd.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let left = self.processes();
+            if left.is_empty() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "processes left behind: {left:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn success_passes_our_prompt_and_parses_text_usage_and_cost() {
+    let cli = Cli::new().await;
+    cli.server
+        .push_reply(Reply::Text("SELECT SUM(amount) FROM shop.orders".into()));
+    let llm = cli.llm();
+    let started = Instant::now();
+    let response = llm.complete(&request("total sales?")).await.unwrap();
+    eprintln!("one CLI call: {:?}", started.elapsed());
+
+    assert_eq!(response.text, "SELECT SUM(amount) FROM shop.orders");
+    assert_eq!(response.model, cli.marker);
+    assert_eq!(response.usage, stand_in_usage());
+    assert!(
+        response.cost_usd.is_some_and(|c| c >= 0.0),
+        "{:?}",
+        response.cost_usd
+    );
+
+    let sent = cli.server.last_request().unwrap();
+    assert_eq!(sent.path, "/v1/messages");
+    assert_eq!(sent.body["model"], cli.marker.as_str());
+    assert_eq!(sent.header("x-api-key"), Some(KEY));
+    assert_eq!(sent.header("authorization"), None);
+    let system = sent.system_text();
+    assert!(
+        system.contains(&format!("{INSTRUCTIONS}\n\n{SCHEMA}\n\n{TODAY}")),
+        "{system}"
+    );
+    assert!(
+        sent.body
+            .get("tools")
+            .is_none_or(|t| t.as_array().is_some_and(Vec::is_empty)),
+        "tools: {}",
+        sent.body["tools"]
+    );
+    assert_eq!(sent.last_user_text().as_deref(), Some("total sales?"));
+    assert_eq!(
+        sent.body["max_tokens"], 300,
+        "CLAUDE_CODE_MAX_OUTPUT_TOKENS"
+    );
+    assert!(
+        sent.body
+            .get("thinking")
+            .is_none_or(|t| t["type"] == "disabled"),
+        "MAX_THINKING_TOKENS=0: {}",
+        sent.body["thinking"]
+    );
+    assert!(cli.processes().is_empty());
+}
+
+async fn assert_api_error(status: u16, kind: LlmErrorKind) {
+    let cli = Cli::new().await;
+    cli.server.set_default_reply(Reply::Status(status));
+    let err = cli.llm().complete(&request("q")).await.unwrap_err();
+    assert_eq!(err.kind, kind, "HTTP {status}: {err:?}");
+    assert!(!err.message.contains(KEY), "{}", err.message);
+    assert!(!err.message.contains("127.0.0.1"), "{}", err.message);
+    assert_eq!(cli.server.request_count(), 1, "CLAUDE_CODE_MAX_RETRIES=0");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_key_is_auth() {
+    assert_api_error(401, LlmErrorKind::Auth).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limit_is_rate_limited() {
+    assert_api_error(429, LlmErrorKind::RateLimited).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn overload_is_overloaded() {
+    assert_api_error(529, LlmErrorKind::Overloaded).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_error_is_unavailable() {
+    assert_api_error(500, LlmErrorKind::Unavailable).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_api_times_out_promptly_and_leaves_no_process() {
+    let mut cli = Cli::new().await;
+    cli.config.timeout_ms = 3000;
+    cli.server.set_default_reply(Reply::Hang);
+    let started = Instant::now();
+    let err = cli.llm().complete(&request("q")).await.unwrap_err();
+    assert_eq!(err.kind, LlmErrorKind::Timeout, "{err:?}");
+    assert_prompt(started.elapsed(), Duration::from_millis(3000));
+    assert_eq!(cli.server.request_count(), 1);
+    // Reaped before complete() returned: nothing to wait for.
+    assert_eq!(cli.processes(), Vec::<u32>::new());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dropping_the_call_kills_the_cli_which_saw_only_allowed_environment() {
+    let cli = Cli::new().await;
+    cli.server.set_default_reply(Reply::Hang);
+    let llm = Arc::new(cli.llm());
+    let call = {
+        let llm = Arc::clone(&llm);
+        tokio::spawn(async move { llm.complete(&request("q")).await })
+    };
+    cli.wait_for_request().await;
+
+    let pids = cli.processes();
+    assert!(!pids.is_empty(), "the CLI process should be running");
+    let env = environ(pids[0]);
+    let allowed = [
+        "PATH",
+        "HOME",
+        "CLAUDE_CONFIG_DIR",
+        "TMPDIR",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
+        "DISABLE_AUTOUPDATER",
+        "DISABLE_TELEMETRY",
+        "DISABLE_ERROR_REPORTING",
+        "DISABLE_NON_ESSENTIAL_MODEL_CALLS",
+        "CLAUDE_CODE_MAX_RETRIES",
+        "API_TIMEOUT_MS",
+        "CLAUDE_CODE_MAX_OUTPUT_TOKENS",
+        "MAX_THINKING_TOKENS",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "ANTHROPIC_MODEL",
+    ];
+    for name in env.keys() {
+        assert!(
+            allowed.contains(&name.as_str()),
+            "unexpected variable {name} in the CLI's environment: {:?}",
+            env.keys().collect::<Vec<_>>()
+        );
+    }
+    assert!(
+        !env.keys()
+            .any(|k| k.starts_with("CARGO") || k.starts_with("RUST"))
+    );
+    assert_eq!(env.get("ANTHROPIC_API_KEY").map(String::as_str), Some(KEY));
+    assert_eq!(env.get("PATH").map(String::as_str), Some("/usr/bin:/bin"));
+    let home = env.get("HOME").unwrap();
+    assert!(Path::new(home).starts_with(cli.work.path()), "HOME={home}");
+    assert_eq!(
+        env.get("CLAUDE_CODE_MAX_RETRIES").map(String::as_str),
+        Some("0")
+    );
+    assert_eq!(env.get("API_TIMEOUT_MS").map(String::as_str), Some("20000"));
+
+    call.abort();
+    assert!(call.await.unwrap_err().is_cancelled());
+    cli.assert_no_process_left().await;
+}
+
+/// `/proc/<pid>/environ` as a map.
+fn environ(pid: u32) -> BTreeMap<String, String> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    raw.split(|b| *b == 0)
+        .filter(|e| !e.is_empty())
+        .filter_map(|e| {
+            let e = String::from_utf8_lossy(e);
+            let (k, v) = e.split_once('=')?;
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrency_is_bounded_and_the_queue_overflow_is_busy() {
+    let mut cli = Cli::new().await;
+    cli.config.max_concurrency = 2;
+    cli.config.max_queue = 1;
+    cli.server
+        .set_default_reply(Reply::delayed_text(Duration::from_millis(1000), "SELECT 1"));
+    let llm = cli.llm();
+    let started = Instant::now();
+    let req = request("q");
+    let (a, b, c, d) = tokio::join!(
+        llm.complete(&req),
+        llm.complete(&req),
+        llm.complete(&req),
+        llm.complete(&req),
+    );
+    eprintln!("4 calls, 2 slots: {:?}", started.elapsed());
+    let results = [a, b, c, d];
+    let busy = results
+        .iter()
+        .filter(|r| matches!(r, Err(e) if e.kind == LlmErrorKind::Busy))
+        .count();
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!((ok, busy), (3, 1), "{results:?}");
+    assert_eq!(cli.server.max_in_flight(), 2);
+    assert_eq!(cli.server.request_count(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shell_syntax_in_the_conversation_is_only_data() {
+    let cli = Cli::new().await;
+    let canary = cli.work.path().join("pwned");
+    let c = canary.display();
+    let question = format!(
+        "$(touch {c}) `touch {c}` ; touch {c} && rm -rf {c}.d | cat > {c}\n\
+         EOF\n\
+         rm -rf ~ \"$HOME\" '$PATH' \\ \n\
+         --tools default --dangerously-skip-permissions\n\
+         ünïcødé ✓"
+    );
+    let mut req = request(&question);
+    req.system.insert(
+        0,
+        PromptBlock {
+            text: format!("--help $(touch {c})"),
+            cache: false,
+        },
+    );
+    let response = cli.llm().complete(&req).await.unwrap();
+    assert_eq!(response.text, "SELECT 1");
+    let sent = cli.server.last_request().unwrap();
+    assert_eq!(sent.last_user_text().as_deref(), Some(question.as_str()));
+    assert!(sent.system_text().contains(&format!("--help $(touch {c})")));
+    assert!(!canary.exists(), "a shell ran something");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn earlier_turns_reach_the_model_as_a_transcript() {
+    let cli = Cli::new().await;
+    let req = LlmRequest {
+        messages: vec![
+            LlmMessage::user("orders per day?"),
+            LlmMessage::assistant("SELECT created, COUNT(*) FROM shop.orders GROUP BY created"),
+            LlmMessage::user("only for November"),
+        ],
+        ..request("")
+    };
+    cli.llm().complete(&req).await.unwrap();
+    let text = cli.server.last_request().unwrap().last_user_text().unwrap();
+    let first = text.find("orders per day?").unwrap();
+    let answer = text.find("GROUP BY created").unwrap();
+    let last = text.find("only for November").unwrap();
+    assert!(first < answer && answer < last, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_system_prompt_too_long_for_argv_goes_through_a_private_file() {
+    let cli = Cli::new().await;
+    let schema = format!("BEGIN {} END", "t.c INT64, ".repeat(20_000));
+    let mut req = request("q");
+    req.system[1].text = schema.clone();
+    cli.llm().complete(&req).await.unwrap();
+    assert!(
+        cli.server
+            .last_request()
+            .unwrap()
+            .system_text()
+            .contains(&schema)
+    );
+    let prompts = cli.work.path().join("cli/prompts");
+    assert_eq!(
+        std::fs::read_dir(prompts).unwrap().count(),
+        0,
+        "the file is removed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn build_checks_the_command_and_health_checks_the_binary() {
+    let cli = Cli::new().await;
+    let llm = bqai_llm::build(&cli.config, cli.work.path())
+        .unwrap()
+        .unwrap();
+    assert_eq!(llm.info().kind, "claude-cli");
+    assert_eq!(llm.info().model.as_deref(), Some(cli.marker.as_str()));
+    assert_eq!(llm.health().await.status, HealthStatus::Ok);
+
+    let mut missing = cli.config.clone();
+    missing.command = Some(cli.work.path().join("no-such-claude"));
+    let err = bqai_llm::build(&missing, cli.work.path())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("install-claude.sh"), "{err}");
+
+    let builtin = LlmConfig::default();
+    assert!(
+        bqai_llm::build(&builtin, cli.work.path())
+            .unwrap()
+            .is_none()
+    );
+}
