@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # HTTP load test of a running bqai on the embedded default, with wrk (apt-get install wrk).
-# Starts a release build on a free port with its own data dir, warms it, measures four
+# Starts a release build on a free port with its own data dir, warms it, measures six
 # endpoints for DURATION seconds each with CONNECTIONS connections, and stops the server.
 # Bounded by design: loopback only, fixed duration. Results go in docs/benchmarks.md.
 set -euo pipefail
@@ -41,4 +41,11 @@ curl -s -X POST "$B/api/v1/query" -H 'Content-Type: application/json' -d "$BODY"
 BODY=$BODY run "POST /api/v1/query (result cache hit: guard + dry run + cache)" -s "$lua" "$B/api/v1/query"
 BODY='{"sql":"SELECT status, COUNT(*) AS n FROM shop.orders GROUP BY status","use_cache":false}' \
   run "POST /api/v1/query (uncached GROUP BY over 100k orders)" -s "$lua" "$B/api/v1/query"
+# The ask pipeline with the built-in planner: a repeated question (question cache + result
+# cache: no generation, still guard + dry run + history), and fresh generation every time.
+BODY='{"question":"total revenue by country in 2024"}'
+curl -s -X POST "$B/api/v1/ask" -H 'Content-Type: application/json' -d "$BODY" >/dev/null
+BODY=$BODY run "POST /api/v1/ask (repeated question: question cache + result cache)" -s "$lua" "$B/api/v1/ask"
+BODY='{"question":"total revenue by country in 2024","use_cache":false}' \
+  run "POST /api/v1/ask (planner generates + runs a 3-table join, no caches)" -s "$lua" "$B/api/v1/ask"
 rm -f "$lua"

@@ -583,6 +583,34 @@ fn openai_chunks(text: &str, model: &str) -> Vec<(Option<&'static str>, String)>
     out
 }
 
+/// The pinned Claude Code CLI version (`scripts/claude-version`, which
+/// `scripts/install-claude.sh` installs).
+pub const CLAUDE_VERSION: &str = include_str!("../../../scripts/claude-version");
+
+/// The `claude` binary tests drive: `BQAI_CLAUDE_BIN`, else where `scripts/install-claude.sh`
+/// puts the pinned version. Panics (the test fails) with what to run when it is missing:
+/// these tests are the only proof that flags, environment and output parsing match the CLI.
+pub fn claude_bin() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    if let Some(bin) = std::env::var_os("BQAI_CLAUDE_BIN") {
+        return bin.into();
+    }
+    let version = CLAUDE_VERSION.trim();
+    let tools = std::env::var_os("BQAI_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/bqai/tools")
+        });
+    let bin = tools.join(format!("claude-code-{version}/node_modules/.bin/claude"));
+    assert!(
+        bin.is_file(),
+        "the Claude Code CLI {version} is not installed at {}: run scripts/install-claude.sh \
+         (or point BQAI_CLAUDE_BIN at a claude binary)",
+        bin.display()
+    );
+    bin
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -620,32 +648,4 @@ mod tests {
         assert_eq!(openai.system_text(), "s");
         assert_eq!(openai.last_user_text().as_deref(), Some("q2"));
     }
-}
-
-/// The pinned Claude Code CLI version (`scripts/claude-version`, which
-/// `scripts/install-claude.sh` installs).
-pub const CLAUDE_VERSION: &str = include_str!("../../../scripts/claude-version");
-
-/// The `claude` binary tests drive: `BQAI_CLAUDE_BIN`, else where `scripts/install-claude.sh`
-/// puts the pinned version. Panics (the test fails) with what to run when it is missing:
-/// these tests are the only proof that flags, environment and output parsing match the CLI.
-pub fn claude_bin() -> std::path::PathBuf {
-    use std::path::PathBuf;
-    if let Some(bin) = std::env::var_os("BQAI_CLAUDE_BIN") {
-        return bin.into();
-    }
-    let version = CLAUDE_VERSION.trim();
-    let tools = std::env::var_os("BQAI_TOOLS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/bqai/tools")
-        });
-    let bin = tools.join(format!("claude-code-{version}/node_modules/.bin/claude"));
-    assert!(
-        bin.is_file(),
-        "the Claude Code CLI {version} is not installed at {}: run scripts/install-claude.sh \
-         (or point BQAI_CLAUDE_BIN at a claude binary)",
-        bin.display()
-    );
-    bin
 }

@@ -172,7 +172,7 @@ async fn the_generator_corrects_itself_until_the_sql_passes() {
     assert_eq!(r.body["result"]["rows"][0]["orders"], 100_000);
     assert_eq!(r.body["generator"]["kind"], "scripted");
 
-    let seen = generator.seen.lock().unwrap();
+    let seen = generator.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 3);
     assert!(seen[0].failed_attempts.is_empty());
     assert_eq!(seen[1].failed_attempts.len(), 1);
@@ -191,7 +191,6 @@ async fn the_generator_corrects_itself_until_the_sql_passes() {
         "{:?}",
         seen[2].failed_attempts
     );
-    drop(seen);
 
     // Nothing was deleted, and history has the ask with its attempts.
     let count = app.query("SELECT COUNT(*) AS n FROM shop.orders").await;

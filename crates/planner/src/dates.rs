@@ -1,0 +1,574 @@
+//! Date expressions in questions: "in 2024", "in March 2024", "Q1 2024", "since 2025-06-01",
+//! "before 2024", "between 2024-03-01 and 2024-05-31", "from 2023 to 2024", "in December".
+//!
+//! Everything becomes one half-open range `[start, end)` (plus, for a month named without a
+//! year, a month-of-year filter), so "between A and B" includes all of day B and "until 2024"
+//! all of 2024. Dates relative to today are refused earlier (see
+//! [`crate::lexicon::refusal`]): the planner must give the same SQL for the same question.
+
+use chrono::{Datelike, Months, NaiveDate};
+
+use crate::lexicon::{TokKind, Token};
+
+/// A range of dates the question restricts rows to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct DateRange {
+    /// First day included.
+    pub(crate) start: Option<NaiveDate>,
+    /// First day excluded.
+    pub(crate) end: Option<NaiveDate>,
+    /// A calendar month in every year (`in December`), 1–12.
+    pub(crate) month_of_year: Option<u32>,
+}
+
+impl DateRange {
+    /// Words for the explanation: "in 2024", "from 2024-03-01 to 2024-05-31", "since …".
+    pub(crate) fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        match (self.start, self.end) {
+            (Some(s), Some(e)) => parts.push(describe_closed(s, e)),
+            (Some(s), None) => parts.push(format!("on or after {s}")),
+            (None, Some(e)) => parts.push(format!("before {e}")),
+            (None, None) => {}
+        }
+        if let Some(m) = self.month_of_year {
+            parts.push(format!("in {} of any year", month_name(m)));
+        }
+        parts.join(" and ")
+    }
+
+    fn intersect(&mut self, other: &DateRange) -> Result<(), String> {
+        self.start = max_opt(self.start, other.start);
+        self.end = min_opt(self.end, other.end);
+        if let (Some(a), Some(b)) = (self.month_of_year, other.month_of_year)
+            && a != b
+        {
+            return Err(format!(
+                "the question names two different months ({} and {})",
+                month_name(a),
+                month_name(b)
+            ));
+        }
+        self.month_of_year = self.month_of_year.or(other.month_of_year);
+        if let (Some(s), Some(e)) = (self.start, self.end)
+            && s >= e
+        {
+            return Err("the dates in the question leave no days in between".to_owned());
+        }
+        Ok(())
+    }
+}
+
+fn max_opt(a: Option<NaiveDate>, b: Option<NaiveDate>) -> Option<NaiveDate> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+fn min_opt(a: Option<NaiveDate>, b: Option<NaiveDate>) -> Option<NaiveDate> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+fn describe_closed(s: NaiveDate, e: NaiveDate) -> String {
+    let last = e.pred_opt().unwrap_or(e);
+    let whole_months = s.day() == 1 && e.day() == 1;
+    let months = (e.year() - s.year()) * 12 + e.month() as i32 - s.month() as i32;
+    if whole_months && s.month() == 1 && months == 12 {
+        format!("in {}", s.year())
+    } else if whole_months && months == 1 {
+        format!("in {} {}", month_name(s.month()), s.year())
+    } else if whole_months && months == 3 && (s.month() - 1).is_multiple_of(3) {
+        format!("in Q{} {}", (s.month() - 1) / 3 + 1, s.year())
+    } else if last == s {
+        format!("on {s}")
+    } else {
+        format!("from {s} to {last}")
+    }
+}
+
+const MONTHS: [&str; 12] = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+];
+
+fn month_name(m: u32) -> String {
+    let name = MONTHS[((m.clamp(1, 12)) - 1) as usize];
+    let mut c = name.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
+
+fn month_of(word: &str) -> Option<u32> {
+    let abbreviations = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    MONTHS
+        .iter()
+        .position(|m| *m == word)
+        .or_else(|| abbreviations.iter().position(|m| *m == word))
+        .or_else(|| (word == "sept").then_some(8))
+        .and_then(|i| u32::try_from(i + 1).ok())
+}
+
+/// A period named in the question: `[start, end)`, or a month without a year.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Period {
+    Span(NaiveDate, NaiveDate),
+    MonthOfYear(u32),
+}
+
+fn ymd(y: i32, m: u32, d: u32) -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(y, m, d)
+}
+
+fn months_from(y: i32, m: u32, n: u32) -> Option<Period> {
+    let start = ymd(y, m, 1)?;
+    Some(Period::Span(
+        start,
+        start.checked_add_months(Months::new(n))?,
+    ))
+}
+
+fn quarter_of(word: &str) -> Option<u32> {
+    match word {
+        "q1" | "first" | "1st" => Some(1),
+        "q2" | "second" | "2nd" => Some(2),
+        "q3" | "third" | "3rd" => Some(3),
+        "q4" | "fourth" | "4th" => Some(4),
+        _ => None,
+    }
+}
+
+/// Reads the tokens that follow filler words like "the" at `i`.
+fn skip_the(tokens: &[Token], mut i: usize) -> usize {
+    while tokens
+        .get(i)
+        .is_some_and(|t| t.text == "the" || t.text == "of")
+    {
+        i += 1;
+    }
+    i
+}
+
+/// The period starting at token `i`, and the index after it.
+fn period_at(tokens: &[Token], i: usize, allow_bare_month: bool) -> Option<(Period, usize)> {
+    let t = tokens.get(i)?;
+    match &t.kind {
+        TokKind::Date(d) => {
+            return Some((Period::Span(*d, d.succ_opt()?), i + 1));
+        }
+        TokKind::YearMonth(y, m) => return Some((months_from(*y, *m, 1)?, i + 1)),
+        _ => {}
+    }
+    if let Some(year) = t.year() {
+        // "2024 q1"
+        if let Some(q) = tokens.get(i + 1).and_then(|n| quarter_of(&n.text))
+            && tokens.get(i + 1).is_some_and(|n| n.text.starts_with('q'))
+        {
+            return Some((months_from(year, (q - 1) * 3 + 1, 3)?, i + 2));
+        }
+        return Some((Period::Span(ymd(year, 1, 1)?, ymd(year + 1, 1, 1)?), i + 1));
+    }
+    if !t.is_word() {
+        return None;
+    }
+    // "q1 2024", "q1 of 2024", "first quarter of 2024", "the 2nd quarter 2024".
+    if let Some(q) = quarter_of(&t.text) {
+        let mut j = i + 1;
+        if !t.text.starts_with('q') {
+            if tokens.get(j).is_none_or(|n| n.stem != "quarter") {
+                return None;
+            }
+            j += 1;
+        }
+        let j = skip_the(tokens, j);
+        let year = tokens.get(j)?.year()?;
+        return Some((months_from(year, (q - 1) * 3 + 1, 3)?, j + 1));
+    }
+    // "march 2024", "march 5 2024", "march 5, 2024", "march of 2024", "march".
+    if let Some(m) = month_of(&t.text) {
+        let mut j = i + 1;
+        let mut day = None;
+        if let Some(n) = tokens.get(j)
+            && n.year().is_none()
+            && let Some(d) = n.number()
+            && d.fract() == 0.0
+            && (1.0..=31.0).contains(&d)
+        {
+            // A day number of a calendar month: small whole number just checked.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            {
+                day = Some(d as u32);
+            }
+            j += 1;
+            if tokens.get(j).is_some_and(|n| n.text == ",") {
+                j += 1;
+            }
+        }
+        let k = skip_the(tokens, j);
+        if let Some(year) = tokens.get(k).and_then(Token::year) {
+            return match day {
+                Some(d) => {
+                    let date = ymd(year, m, d)?;
+                    Some((Period::Span(date, date.succ_opt()?), k + 1))
+                }
+                None => Some((months_from(year, m, 1)?, k + 1)),
+            };
+        }
+        // "may" is far more often the verb than the month.
+        if allow_bare_month && day.is_none() && t.text != "may" {
+            return Some((Period::MonthOfYear(m), i + 1));
+        }
+    }
+    None
+}
+
+/// Words before a number that make it a quantity rather than a year ("over 2000").
+fn quantity_context(prev: Option<&Token>, next: Option<&Token>) -> bool {
+    let before = prev.is_some_and(|p| {
+        matches!(
+            p.text.as_str(),
+            "over"
+                | "above"
+                | "under"
+                | "below"
+                | "than"
+                | "least"
+                | "most"
+                | "top"
+                | "bottom"
+                | "$"
+                | ">"
+                | "<"
+                | ">="
+                | "<="
+                | "="
+                | "!="
+                | "exactly"
+                | "equals"
+                | "exceeding"
+                | "exceeds"
+                | "exceed"
+                | "to"
+                | "first"
+                | "last"
+                | "best"
+                | "worst"
+        )
+    });
+    let after = next.is_some_and(|n| {
+        matches!(
+            n.text.as_str(),
+            "%" | "units"
+                | "unit"
+                | "dollars"
+                | "usd"
+                | "items"
+                | "orders"
+                | "customers"
+                | "products"
+                | "percent"
+        )
+    });
+    before || after
+}
+
+/// Finds the date expressions of a question, marks their tokens in `used` and returns the
+/// range they describe together (intersected), or why they don't make sense.
+pub(crate) fn extract(tokens: &[Token], used: &mut [bool]) -> Result<Option<DateRange>, String> {
+    let mut found: Option<DateRange> = None;
+    let add = |range: DateRange, found: &mut Option<DateRange>| -> Result<(), String> {
+        match found {
+            Some(r) => r.intersect(&range),
+            None => {
+                *found = Some(range);
+                Ok(())
+            }
+        }
+    };
+    let mut i = 0;
+    while i < tokens.len() {
+        if used[i] {
+            i += 1;
+            continue;
+        }
+        let word = tokens[i].text.as_str();
+        let two = tokens.get(i + 1).map(|n| format!("{word} {}", n.text));
+        let three = tokens
+            .get(i + 2)
+            .and_then(|n| two.as_ref().map(|t| format!("{t} {}", n.text)));
+
+        // "between A and B", "from A to B".
+        if matches!(word, "between" | "from") {
+            let a_at = skip_the(tokens, i + 1);
+            if let Some((Period::Span(a0, a1), j)) = period_at(tokens, a_at, false)
+                && let Some(sep) = tokens.get(j)
+                && matches!(
+                    sep.text.as_str(),
+                    "and" | "to" | "until" | "till" | "through" | "thru"
+                )
+                && let Some((Period::Span(b0, b1), k)) = period_at(tokens, j + 1, false)
+            {
+                // Either order: "between 2024 and 2023" means the same years.
+                let (start, end) = if b1 > a0 { (a0, b1) } else { (b0, a1) };
+                mark(used, i, k);
+                add(span(start, end), &mut found)?;
+                i = k;
+                continue;
+            }
+        }
+
+        // Open ranges: "since A", "after A", "before A", "until A", "on or after A".
+        let open = [
+            (three.as_deref(), 3usize),
+            (two.as_deref(), 2),
+            (Some(word), 1),
+        ]
+        .into_iter()
+        .find_map(|(w, n)| w.and_then(open_kind).map(|k| (k, n)));
+        if let Some((kind, n)) = open {
+            let at = skip_the(tokens, i + n);
+            if let Some((Period::Span(a0, a1), j)) = period_at(tokens, at, false) {
+                let range = match kind {
+                    Open::From => DateRange {
+                        start: Some(a0),
+                        ..DateRange::default()
+                    },
+                    Open::After => DateRange {
+                        start: Some(a1),
+                        ..DateRange::default()
+                    },
+                    Open::Before => DateRange {
+                        end: Some(a0),
+                        ..DateRange::default()
+                    },
+                    Open::Until => DateRange {
+                        end: Some(a1),
+                        ..DateRange::default()
+                    },
+                };
+                mark(used, i, j);
+                add(range, &mut found)?;
+                i = j;
+                continue;
+            }
+        }
+
+        // "in 2024", "during March 2024", "for Q1 2024", "in December", "in 2023 and 2024".
+        let prep = matches!(word, "in" | "during" | "for" | "of" | "on" | "within");
+        let at = if prep { skip_the(tokens, i + 1) } else { i };
+        let bare_year_ok = prep
+            || tokens[i].year().is_none()
+            || !quantity_context(
+                i.checked_sub(1).and_then(|p| tokens.get(p)),
+                tokens.get(i + 1),
+            );
+        if bare_year_ok && let Some((p, mut j)) = period_at(tokens, at, prep) {
+            let mut range = match p {
+                Period::Span(s, e) => span(s, e),
+                Period::MonthOfYear(m) => DateRange {
+                    month_of_year: Some(m),
+                    ..DateRange::default()
+                },
+            };
+            // A contiguous run: "in 2023 and 2024", "January and February 2024" is not
+            // attempted (the first month has no year).
+            if let Period::Span(_, e) = p
+                && tokens
+                    .get(j)
+                    .is_some_and(|t| matches!(t.text.as_str(), "and" | "or" | ","))
+                && let Some((Period::Span(s2, e2), k)) = period_at(tokens, j + 1, false)
+            {
+                if s2 != e {
+                    return Err(
+                        "the question names separate periods; ask about one range at a time"
+                            .to_owned(),
+                    );
+                }
+                range.end = Some(e2);
+                j = k;
+            }
+            mark(used, i, j);
+            add(range, &mut found)?;
+            i = j;
+            continue;
+        }
+        i += 1;
+    }
+    Ok(found)
+}
+
+fn span(start: NaiveDate, end: NaiveDate) -> DateRange {
+    DateRange {
+        start: Some(start),
+        end: Some(end),
+        month_of_year: None,
+    }
+}
+
+fn mark(used: &mut [bool], from: usize, to: usize) {
+    for u in used.iter_mut().take(to).skip(from) {
+        *u = true;
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Open {
+    From,
+    After,
+    Before,
+    Until,
+}
+
+fn open_kind(words: &str) -> Option<Open> {
+    Some(match words {
+        "since" | "from" | "starting" | "starting from" | "starting on" | "starting in"
+        | "on or after" | "beginning" | "as of" => Open::From,
+        "after" | "later than" => Open::After,
+        "before" | "prior to" | "earlier than" => Open::Before,
+        "until" | "till" | "through" | "thru" | "up to" | "up until" | "on or before"
+        | "no later than" => Open::Until,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lexicon::tokenize;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    fn range(q: &str) -> (Option<DateRange>, Vec<String>) {
+        let tokens = tokenize(q);
+        let mut used = vec![false; tokens.len()];
+        let r = extract(&tokens, &mut used).unwrap();
+        let left = tokens
+            .iter()
+            .zip(&used)
+            .filter(|(_, u)| !**u)
+            .map(|(t, _)| t.text.clone())
+            .collect();
+        (r, left)
+    }
+
+    fn closed(q: &str) -> (NaiveDate, NaiveDate) {
+        let r = range(q).0.unwrap();
+        (r.start.unwrap(), r.end.unwrap())
+    }
+
+    #[test]
+    fn years_months_quarters_days() {
+        assert_eq!(
+            closed("revenue in 2024"),
+            (d("2024-01-01"), d("2025-01-01"))
+        );
+        assert_eq!(closed("2024 revenue"), (d("2024-01-01"), d("2025-01-01")));
+        assert_eq!(closed("in March 2024"), (d("2024-03-01"), d("2024-04-01")));
+        assert_eq!(closed("during 2024-11"), (d("2024-11-01"), d("2024-12-01")));
+        assert_eq!(closed("in Q4 2024"), (d("2024-10-01"), d("2025-01-01")));
+        assert_eq!(closed("2025 q1"), (d("2025-01-01"), d("2025-04-01")));
+        assert_eq!(
+            closed("in the second quarter of 2024"),
+            (d("2024-04-01"), d("2024-07-01"))
+        );
+        assert_eq!(closed("on 2024-02-29"), (d("2024-02-29"), d("2024-03-01")));
+        assert_eq!(
+            closed("on march 5, 2024"),
+            (d("2024-03-05"), d("2024-03-06"))
+        );
+        assert_eq!(
+            closed("in 2023 and 2024"),
+            (d("2023-01-01"), d("2025-01-01"))
+        );
+        let (r, left) = range("revenue in December by category");
+        assert_eq!(r.unwrap().month_of_year, Some(12));
+        assert_eq!(left, ["revenue", "by", "category"]);
+    }
+
+    #[test]
+    fn ranges_and_open_ends() {
+        assert_eq!(
+            closed("between 2024-03-01 and 2024-05-31"),
+            (d("2024-03-01"), d("2024-06-01"))
+        );
+        assert_eq!(
+            closed("from 2023 to 2024"),
+            (d("2023-01-01"), d("2025-01-01"))
+        );
+        assert_eq!(
+            closed("from january 2024 through march 2024"),
+            (d("2024-01-01"), d("2024-04-01"))
+        );
+        let since = range("orders from Germany since 2025-06-01").0.unwrap();
+        assert_eq!((since.start, since.end), (Some(d("2025-06-01")), None));
+        let before = range("customers who signed up before 2024").0.unwrap();
+        assert_eq!((before.start, before.end), (None, Some(d("2024-01-01"))));
+        let after = range("after 2024-03-01").0.unwrap();
+        assert_eq!(after.start, Some(d("2024-03-02")));
+        let until = range("until 2024").0.unwrap();
+        assert_eq!(until.end, Some(d("2025-01-01")));
+        // Two open ends intersect.
+        assert_eq!(
+            closed("since 2024-03-01 and before 2024-06-01"),
+            (d("2024-03-01"), d("2024-06-01"))
+        );
+    }
+
+    #[test]
+    fn quantities_are_not_years() {
+        assert_eq!(range("products with unit price over 2000").0, None);
+        assert_eq!(range("top 5 products").0, None);
+        assert_eq!(range("more than 2000 orders").0, None);
+        assert_eq!(range("from Germany").0, None);
+        assert_eq!(range("may I see revenue").0, None);
+    }
+
+    #[test]
+    fn contradictions_are_errors() {
+        let tokens = tokenize("in 2023 since 2024-06-01");
+        let mut used = vec![false; tokens.len()];
+        assert!(extract(&tokens, &mut used).is_err());
+        let tokens = tokenize("in 2023 and 2025");
+        let mut used = vec![false; tokens.len()];
+        assert!(extract(&tokens, &mut used).is_err());
+    }
+
+    #[test]
+    fn descriptions() {
+        assert_eq!(range("in 2024").0.unwrap().describe(), "in 2024");
+        assert_eq!(
+            range("in march 2024").0.unwrap().describe(),
+            "in March 2024"
+        );
+        assert_eq!(range("q2 2024").0.unwrap().describe(), "in Q2 2024");
+        assert_eq!(
+            range("between 2024-03-01 and 2024-05-31")
+                .0
+                .unwrap()
+                .describe(),
+            "from 2024-03-01 to 2024-05-31"
+        );
+        assert_eq!(
+            range("since 2025-06-01").0.unwrap().describe(),
+            "on or after 2025-06-01"
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! bqai-planner: the built-in question → SQL generator. Offline, deterministic (the same
+//! question over the same schema gives the same SQL) and honest: a question it does not fully
+//! understand gets a plain [`GenerationOutcome::CannotAnswer`] saying what it understood and
+//! what it did not, never made-up SQL.
+//!
+//! It maps words to tables, columns, named measures and categorical values (sampled from the
+//! data and cached), using the dataset's semantic model when there is one and column names
+//! and types when there is not. It handles counts, sums, averages, minimums and maximums,
+//! distinct counts, grouping by one or more dimensions, time buckets (day to year), date
+//! ranges, equality filters on values, numeric comparisons (also on totals: "customers with
+//! more than 20 orders"), top/bottom N, listings, and joins along foreign keys.
+//!
+//! The stages, one module each: `lexicon` (tokens and function words) → `dates` (date
+//! expressions) → `understand` (mentions → intent) → `plan` (tables, joins, expressions) →
+//! `render` (SQL per dialect); `schema` is the dataset as the planner sees it and `sampler`
+//! the cached categorical values. It only ever renders a SELECT, and the guard still checks
+//! every statement.
+
+mod dates;
+mod lexicon;
+mod plan;
+mod render;
+mod sampler;
+mod schema;
+mod understand;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bqai_core::Result;
+use bqai_core::ask::{
+    Generation, GenerationContext, GenerationOutcome, GeneratorInfo, SqlGenerator,
+};
+use bqai_core::model::{SqlDialect, Table};
+use bqai_core::ports::Warehouse;
+use bqai_core::semantic::{Example, SemanticModel};
+
+use crate::sampler::ValueCache;
+use crate::schema::{Catalog, Samples};
+
+/// The built-in planner. Cheap to share: one per warehouse, its value cache inside.
+pub struct Planner {
+    warehouse: Arc<dyn Warehouse>,
+    values: ValueCache,
+}
+
+impl Planner {
+    /// A planner that samples categorical values from `warehouse` (`SELECT DISTINCT` of a
+    /// column, cached); it runs nothing else there.
+    pub fn new(warehouse: Arc<dyn Warehouse>) -> Self {
+        Self {
+            warehouse,
+            values: ValueCache::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl SqlGenerator for Planner {
+    fn info(&self) -> GeneratorInfo {
+        GeneratorInfo {
+            kind: "builtin".to_owned(),
+            model: None,
+        }
+    }
+
+    async fn generate(&self, ctx: &GenerationContext) -> Result<Generation> {
+        let semantic = ctx.semantic.as_deref();
+        let targets = schema::sample_targets(&ctx.tables, semantic);
+        let samples = self.values.samples(self.warehouse.as_ref(), &targets).await;
+        let mut outcome = match verified_example(&ctx.question, &ctx.examples) {
+            Some(example) => GenerationOutcome::Sql {
+                sql: example.sql.clone(),
+                explanation: format!(
+                    "Reuses the verified query for \"{}\".",
+                    example.question.trim()
+                ),
+            },
+            None => generate_sql(&ctx.question, &ctx.tables, semantic, &samples, ctx.dialect),
+        };
+        // Deterministic: the same question gives the same SQL, so a retry after that SQL
+        // failed can only report the failure.
+        if let GenerationOutcome::Sql { sql, .. } = &outcome
+            && let Some(failed) = ctx
+                .failed_attempts
+                .iter()
+                .rev()
+                .find(|f| f.sql.as_deref() == Some(sql.as_str()))
+        {
+            outcome = GenerationOutcome::CannotAnswer {
+                reason: format!(
+                    "The built-in planner's query for this question did not work ({}); \
+                     rephrasing the question may help.",
+                    failed.error
+                ),
+            };
+        }
+        Ok(Generation {
+            outcome,
+            usage: None,
+        })
+    }
+}
+
+/// An example asking exactly this question (ignoring case, punctuation, plurals and filler
+/// words): its SQL was verified, so it beats anything the planner would write.
+fn verified_example<'a>(question: &str, examples: &'a [Example]) -> Option<&'a Example> {
+    let key = |q: &str| {
+        lexicon::tokenize(q)
+            .into_iter()
+            .filter(|t| t.text != "," && !(t.is_word() && lexicon::is_filler(&t.text)))
+            .map(|t| t.stem)
+            .collect::<Vec<_>>()
+    };
+    let wanted = key(question);
+    if wanted.is_empty() {
+        return None;
+    }
+    examples
+        .iter()
+        .find(|e| !e.sql.trim().is_empty() && key(&e.question) == wanted)
+}
+
+/// The whole planner without IO: question, tables, model and sampled values → outcome.
+pub(crate) fn generate_sql(
+    question: &str,
+    tables: &[Table],
+    semantic: Option<&SemanticModel>,
+    samples: &Samples,
+    dialect: SqlDialect,
+) -> GenerationOutcome {
+    if tables.is_empty() {
+        return GenerationOutcome::CannotAnswer {
+            reason: "There are no tables to answer from.".to_owned(),
+        };
+    }
+    let catalog = Catalog::new(tables, semantic, samples);
+    let planned = understand::understand(question, &catalog)
+        .and_then(|intent| plan::plan(&intent, &catalog, dialect));
+    match planned {
+        Ok(p) => GenerationOutcome::Sql {
+            sql: p.sql,
+            explanation: p.explanation,
+        },
+        Err(reason) => GenerationOutcome::CannotAnswer { reason },
+    }
+}
