@@ -17,7 +17,7 @@ pub(crate) fn pool_error(e: PoolError) -> Error {
 }
 
 /// A failed statement. Constraint violations in our own writes are bugs (`Internal`); the
-/// database being busy, closed or out of disk is `Unavailable`.
+/// database being busy, closed, unreachable or out of disk is `Unavailable`.
 pub(crate) fn query_error(e: DieselError) -> Error {
     match e {
         DieselError::DatabaseError(
@@ -29,5 +29,16 @@ pub(crate) fn query_error(e: DieselError) -> Error {
         ) => Error::internal("history store rejected a write", e),
         DieselError::DatabaseError(..) => Error::unavailable(WHAT, e),
         _ => Error::internal("history store query failed", e),
+    }
+}
+
+/// A failed insert of history entry `id`: a duplicate id is an expected outcome the port names
+/// (`Conflict`), not a driver failure; anything else as [`query_error`].
+pub(crate) fn record_error(e: DieselError, id: &str) -> Error {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+            Error::Conflict(format!("history entry {id} already exists"))
+        }
+        e => query_error(e),
     }
 }

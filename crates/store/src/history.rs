@@ -1,5 +1,5 @@
 //! Backend-neutral parts of the history store: the row type, its conversion to and from
-//! [`HistoryEntry`], and the keyset page token.
+//! [`HistoryEntry`], the listing query both backends run, and the keyset page token.
 //!
 //! Conversions: counters are `u64` in the domain and `BIGINT` (i64) in SQL; values above
 //! `i64::MAX` are stored as `i64::MAX` (saturated, not wrapped), and a negative stored value
@@ -187,6 +187,39 @@ impl Cursor {
 pub(crate) fn fetch_limit(page_size: u32) -> i64 {
     i64::from(page_size.clamp(1, MAX_PAGE_SIZE)) + 1
 }
+
+/// The listing query for one backend: `filter`, then rows after `cursor`, newest first, at
+/// most `limit`. A macro rather than a function because diesel types boxed queries by backend,
+/// and the bounds a backend-generic function needs would outgrow the query; this way both
+/// backends run the very same query.
+macro_rules! list_query {
+    ($backend:ty, $filter:expr, $cursor:expr, $limit:expr) => {{
+        use crate::schema::query_history::dsl as h;
+        let filter: bqai_core::history::HistoryFilter = $filter;
+        let cursor: Option<crate::history::Cursor> = $cursor;
+        let mut q = h::query_history
+            .select(crate::history::HistoryRow::as_select())
+            .into_boxed::<$backend>();
+        if let Some(status) = filter.status {
+            q = q.filter(h::status.eq(status.as_str()));
+        }
+        if let Some(kind) = filter.kind {
+            q = q.filter(h::kind.eq(kind.as_str()));
+        }
+        if let Some(principal) = filter.principal {
+            q = q.filter(h::principal.eq(principal));
+        }
+        if let Some(crate::history::Cursor { created_at, id }) = cursor {
+            q = q.filter(
+                h::created_at
+                    .lt(created_at)
+                    .or(h::created_at.eq(created_at).and(h::id.lt(id))),
+            );
+        }
+        q.order((h::created_at.desc(), h::id.desc())).limit($limit)
+    }};
+}
+pub(crate) use list_query;
 
 /// Splits the fetched rows into the page and the token for the next one.
 pub(crate) fn into_page(

@@ -2,17 +2,41 @@
 //! conversations and export jobs later.
 //!
 //! [`Store::connect`] picks the backend from the URL: SQLite (`sqlite://PATH`,
-//! `sqlite::memory:`, or a plain path) is the embedded default; PostgreSQL (`postgres://…`) is
-//! the production backend, to come as a second module beside `sqlite` sharing `schema`, the row
-//! conversions and page token in `history`, and the migration names.
+//! `sqlite::memory:`, or a plain path) is the embedded default; PostgreSQL (`postgres://…` or
+//! `postgresql://…`) is the production backend. Both share `schema`, the row conversions, list
+//! query and page token in `history`, the error mapping in `error`, and the migration version
+//! names (`migrations/sqlite` and `migrations/postgres`, embedded at compile time).
 //!
 //! Every statement runs under a timeout ([`StoreOptions::query_timeout`]); pool and diesel
-//! errors become [`bqai_core::Error`]s at this boundary (`Unavailable`, `Timeout`, `Internal`,
-//! `InvalidRequest` for a malformed page token or a duplicate id).
+//! errors become [`bqai_core::Error`]s at this boundary (`Unavailable` when the database is
+//! unreachable, busy or failing, `Timeout`, `Conflict` for a duplicate id, `InvalidRequest` for a
+//! malformed URL or page token, `Internal` for bugs). Messages never quote the store URL.
+//!
+//! # PostgreSQL
+//!
+//! - Connections: diesel-async's `AsyncPgConnection` (tokio-postgres, no libpq) in a deadpool
+//!   pool of [`StoreOptions::pool_size`]; a connection waits at most
+//!   [`StoreOptions::pool_wait_timeout`] for a free slot and [`StoreOptions::connect_timeout`]
+//!   to open or be re-checked (`SELECT 1` on checkout). No TLS yet: `sslmode=require` is
+//!   refused, `prefer` connects in plain text.
+//! - Lazy: [`Store::connect`] only parses the URL and builds the pool, so a server that is
+//!   down at start does not stop the service; [`HistoryStore::health`] then says
+//!   `down("postgres", "unreachable")` and statements fail fast with `Unavailable`.
+//! - Timeouts: each statement runs in its own task under [`StoreOptions::query_timeout`]; one
+//!   that overruns is cancelled on the server and its connection discarded, never returned to
+//!   the pool mid-statement. Every connection also carries a `statement_timeout` (the query
+//!   timeout plus a second), a server-side wall for anything the client stopped waiting for.
+//! - Migrations: [`Store::migrate`] takes a PostgreSQL advisory lock on a dedicated connection
+//!   and runs diesel's harness on a blocking thread, so concurrent starts apply each migration
+//!   once and a current-thread runtime works.
+//! - Types: `TIMESTAMP` without time zone holding UTC (as on SQLite), `BIGINT` counters
+//!   saturated at `i64::MAX`, ids in the `"C"` collation so pages order like SQLite's.
+//!   `tests/schema.rs` checks `schema.rs` against both migrated databases.
 
 mod error;
 mod history;
 mod migrate;
+mod postgres;
 mod schema;
 mod sqlite;
 
@@ -26,20 +50,24 @@ use bqai_core::model::{ComponentHealth, Page, PageRequest};
 use bqai_core::ports::HistoryStore;
 use bqai_core::{Error, Result};
 
+use crate::postgres::PgStore;
 use crate::sqlite::{SqliteStore, Target};
 
-/// Pool and timeout settings.
+/// Pool and timeout settings, shared by both backends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreOptions {
     /// Most connections open at once (an in-memory SQLite database always uses one).
     pub pool_size: usize,
     /// How long a statement waits for a free connection before `Unavailable`.
     pub pool_wait_timeout: Duration,
-    /// How long opening (or recycling) a connection may take before `Unavailable`.
+    /// How long opening (or recycling) a connection may take before `Unavailable`. On
+    /// PostgreSQL it bounds the TCP connect, the whole handshake and the checkout `SELECT 1`.
     pub connect_timeout: Duration,
     /// How long one statement may take, waiting for a connection included, before `Timeout`.
+    /// On PostgreSQL, plus a second, it is also every connection's `statement_timeout`.
     pub query_timeout: Duration,
-    /// How long [`Store::migrate`] may take.
+    /// How long [`Store::migrate`] may take, waiting for another process's migration included
+    /// (on PostgreSQL also the migration connection's `statement_timeout`).
     pub migration_timeout: Duration,
 }
 
@@ -64,6 +92,7 @@ pub struct Store {
 #[derive(Debug)]
 enum Backend {
     Sqlite(SqliteStore),
+    Postgres(PgStore),
 }
 
 /// What a store URL names.
@@ -104,18 +133,17 @@ impl Store {
     /// - `sqlite://PATH`, `sqlite:PATH` or a plain `PATH`: a SQLite file, created with its
     ///   parent directories if missing (`sqlite:///abs/path` for an absolute path);
     /// - `sqlite::memory:` or `:memory:`: a private in-memory database (tests);
-    /// - `postgres://…`: not supported yet (`InvalidRequest`).
+    /// - `postgres://…` or `postgresql://…`: a PostgreSQL database (libpq URL syntax, e.g.
+    ///   `postgres://user:password@host:5432/dbname?application_name=x`).
     ///
-    /// Opens one connection before returning, so a bad location fails here. Does not migrate:
-    /// call [`Store::migrate`].
+    /// SQLite opens one connection before returning, so a bad location fails here. PostgreSQL
+    /// connects lazily: only a malformed URL fails here (`InvalidRequest`), an unreachable
+    /// server shows in health and in each statement's `Unavailable`. Does not migrate: call
+    /// [`Store::migrate`].
     pub async fn connect(url: &str, options: StoreOptions) -> Result<Self> {
         let backend = match parse_url(url)? {
             Location::Sqlite(target) => Backend::Sqlite(SqliteStore::open(target, options).await?),
-            Location::Postgres => {
-                return Err(Error::InvalidRequest(
-                    "PostgreSQL stores are not supported yet; use sqlite://PATH".into(),
-                ));
-            }
+            Location::Postgres => Backend::Postgres(PgStore::open(url, options)?),
         };
         Ok(Self {
             backend: Arc::new(backend),
@@ -123,10 +151,12 @@ impl Store {
     }
 
     /// Applies pending migrations; returns how many ran (0 when up to date). Safe to call on
-    /// every start, and from several processes at once (they take turns).
+    /// every start, from several processes at once (they take turns: a SQLite write lock, a
+    /// PostgreSQL advisory lock), and from a current-thread runtime.
     pub async fn migrate(&self) -> Result<usize> {
         match self.backend.as_ref() {
             Backend::Sqlite(s) => s.migrate().await,
+            Backend::Postgres(s) => s.migrate().await,
         }
     }
 
@@ -135,10 +165,11 @@ impl Store {
         Arc::new(self.clone())
     }
 
-    /// The backend's name, as reported in health (`sqlite`).
+    /// The backend's name, as reported in health (`sqlite` or `postgres`).
     pub fn backend_name(&self) -> &'static str {
         match self.backend.as_ref() {
             Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
         }
     }
 }
@@ -148,31 +179,41 @@ impl HistoryStore for Store {
     async fn record(&self, entry: &HistoryEntry) -> Result<()> {
         match self.backend.as_ref() {
             Backend::Sqlite(s) => s.record(entry).await,
+            Backend::Postgres(s) => s.record(entry).await,
         }
     }
 
     async fn get(&self, id: &str) -> Result<Option<HistoryEntry>> {
         match self.backend.as_ref() {
             Backend::Sqlite(s) => s.get(id).await,
+            Backend::Postgres(s) => s.get(id).await,
         }
     }
 
     async fn list(&self, filter: &HistoryFilter, page: &PageRequest) -> Result<Page<HistoryEntry>> {
         match self.backend.as_ref() {
             Backend::Sqlite(s) => s.list(filter, page).await,
+            Backend::Postgres(s) => s.list(filter, page).await,
         }
     }
 
     async fn health(&self) -> ComponentHealth {
         let outcome = match self.backend.as_ref() {
             Backend::Sqlite(s) => s.ping().await,
+            Backend::Postgres(s) => s.ping().await,
         };
         match outcome {
             Ok(()) => ComponentHealth::ok(self.backend_name()),
             // Core error messages are safe for clients by construction; the cause goes to logs.
             Err(e) => {
                 tracing::warn!(error = ?e, "history store health check failed");
-                ComponentHealth::down(self.backend_name(), e.to_string())
+                let detail = match (self.backend.as_ref(), &e) {
+                    // A server the service reaches over the network: say what an operator
+                    // checks first.
+                    (Backend::Postgres(_), Error::Unavailable { .. }) => "unreachable".to_owned(),
+                    _ => e.to_string(),
+                };
+                ComponentHealth::down(self.backend_name(), detail)
             }
         }
     }

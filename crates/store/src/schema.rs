@@ -1,6 +1,10 @@
 //! The database schema, shared by every backend: only column types diesel maps the same way on
 //! SQLite and PostgreSQL (Text, BigInt, Double, Bool, Timestamp). Must match `diesel print-schema`
 //! run against the migrations.
+//!
+//! `tests/schema.rs` enforces that without the diesel CLI: it migrates a fresh SQLite and a
+//! fresh PostgreSQL database and compares every table's columns (order, name, type,
+//! nullability) and primary key with what this file declares.
 
 diesel::table! {
     query_history (id) {

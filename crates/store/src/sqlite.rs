@@ -9,7 +9,7 @@ use bqai_core::history::{HistoryEntry, HistoryFilter};
 use bqai_core::model::{Page, PageRequest};
 use bqai_core::{Error, Result};
 use diesel::prelude::*;
-use diesel::result::{ConnectionError, DatabaseErrorKind, Error as DieselError};
+use diesel::result::ConnectionError;
 use diesel::sqlite::Sqlite;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{
@@ -19,8 +19,8 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
 
 use crate::StoreOptions;
-use crate::error::{pool_error, query_error};
-use crate::history::{Cursor, HistoryRow, fetch_limit, into_page};
+use crate::error::{pool_error, query_error, record_error};
+use crate::history::{Cursor, HistoryRow, fetch_limit, into_page, list_query};
 use crate::schema::query_history;
 
 type Conn = SyncConnectionWrapper<SqliteConnection>;
@@ -183,14 +183,7 @@ impl SqliteStore {
                     .await
             })
             .await?;
-        match outcome {
-            Ok(_) => Ok(()),
-            // An expected outcome, not a driver failure: translate it to the port's value.
-            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Err(
-                Error::Conflict(format!("history entry {} already exists", entry.id)),
-            ),
-            Err(e) => Err(query_error(e)),
-        }
+        outcome.map(drop).map_err(|e| record_error(e, &entry.id))
     }
 
     pub(crate) async fn get(&self, id: &str) -> Result<Option<HistoryEntry>> {
@@ -218,28 +211,7 @@ impl SqliteStore {
         let limit = fetch_limit(page.page_size);
         let rows = self
             .query(move |mut conn| async move {
-                use crate::schema::query_history::dsl as h;
-                let mut q = h::query_history
-                    .select(HistoryRow::as_select())
-                    .into_boxed::<Sqlite>();
-                if let Some(status) = filter.status {
-                    q = q.filter(h::status.eq(status.as_str()));
-                }
-                if let Some(kind) = filter.kind {
-                    q = q.filter(h::kind.eq(kind.as_str()));
-                }
-                if let Some(principal) = filter.principal {
-                    q = q.filter(h::principal.eq(principal));
-                }
-                if let Some(Cursor { created_at, id }) = cursor {
-                    q = q.filter(
-                        h::created_at
-                            .lt(created_at)
-                            .or(h::created_at.eq(created_at).and(h::id.lt(id))),
-                    );
-                }
-                q.order((h::created_at.desc(), h::id.desc()))
-                    .limit(limit)
+                list_query!(Sqlite, filter, cursor, limit)
                     .load(&mut *conn)
                     .await
             })

@@ -1,0 +1,361 @@
+//! The PostgreSQL backend: a deadpool pool of diesel-async `AsyncPgConnection`s (tokio-postgres
+//! underneath, no libpq), a server-side `statement_timeout` on every connection, and the history
+//! queries.
+//!
+//! The pool is lazy: building it opens nothing, so a store whose server is down at start still
+//! constructs, answers health with `down`, and fails each statement with `Unavailable` within
+//! the pool timeouts until the server is back.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bqai_core::history::{HistoryEntry, HistoryFilter};
+use bqai_core::model::{Page, PageRequest};
+use bqai_core::{Error, Result};
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::result::ConnectionError;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use tokio_postgres::NoTls;
+use tokio_postgres::config::{Host, SslMode};
+
+use crate::StoreOptions;
+use crate::error::{WHAT, pool_error, query_error, record_error};
+use crate::history::{Cursor, HistoryRow, fetch_limit, into_page, list_query};
+use crate::schema::query_history;
+
+type Conn = AsyncPgConnection;
+
+/// A statement's future, borrowing the connection it runs on. Boxed because a closure cannot
+/// otherwise name a future type that borrows its argument (and an `async` closure's future
+/// cannot be required to be `Send` on stable).
+type Statement<'c, R> = Pin<Box<dyn Future<Output = QueryResult<R>> + Send + 'c>>;
+
+pub(crate) struct PgStore {
+    /// The parsed URL plus our connection settings. Kept instead of the URL so the password
+    /// lives in one place whose `Debug` redacts it.
+    config: Arc<tokio_postgres::Config>,
+    pool: Pool<Conn>,
+    options: StoreOptions,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hosts: Vec<String> = self
+            .config
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                Host::Tcp(name) => name.clone(),
+                Host::Unix(path) => path.display().to_string(),
+            })
+            .collect();
+        f.debug_struct("PgStore")
+            .field("hosts", &hosts)
+            .field("ports", &self.config.get_ports())
+            .field("dbname", &self.config.get_dbname())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses a `postgres://` URL into a connection config. Errors never quote the URL: it may
+/// hold a password.
+fn parse_config(url: &str, options: &StoreOptions) -> Result<tokio_postgres::Config> {
+    let mut config = tokio_postgres::Config::from_str(url.trim()).map_err(|_| {
+        Error::InvalidRequest("the store URL is not a valid PostgreSQL URL".to_owned())
+    })?;
+    if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
+        return Err(Error::InvalidRequest(
+            "the PostgreSQL store URL names no host".to_owned(),
+        ));
+    }
+    // Connections are made without TLS (no TLS connector is built in yet): `prefer` falls back
+    // to plain, `require` would fail on every connect, so refuse it here, where it is clear.
+    if !matches!(config.get_ssl_mode(), SslMode::Disable | SslMode::Prefer) {
+        return Err(Error::InvalidRequest(
+            "TLS to PostgreSQL is not supported yet; use sslmode=disable or prefer".to_owned(),
+        ));
+    }
+    config.connect_timeout(options.connect_timeout);
+    if config.get_application_name().is_none() {
+        config.application_name("bqai");
+    }
+    Ok(config)
+}
+
+/// How much later than the client's deadline the server's `statement_timeout` fires. The
+/// client must win the race, so a caller hears `Timeout` rather than the server's cancellation
+/// (which diesel reports as a generic database error); the server's wall is for statements no
+/// client waits for any more.
+const SERVER_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
+
+/// `config` with the server-side `statement_timeout` set to `timeout` plus
+/// [`SERVER_TIMEOUT_MARGIN`], keeping any options the URL carries.
+fn with_statement_timeout(
+    config: &tokio_postgres::Config,
+    timeout: Duration,
+) -> tokio_postgres::Config {
+    // PostgreSQL takes whole milliseconds up to i32::MAX.
+    let millis = timeout
+        .saturating_add(SERVER_TIMEOUT_MARGIN)
+        .as_millis()
+        .min(i32::MAX as u128);
+    let setting = format!("-c statement_timeout={millis}");
+    let mut config = config.clone();
+    let options = match config.get_options() {
+        Some(existing) if !existing.trim().is_empty() => format!("{existing} {setting}"),
+        _ => setting,
+    };
+    config.options(options);
+    config
+}
+
+async fn establish(config: &tokio_postgres::Config) -> ConnectionResult<Conn> {
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        // tokio-postgres errors name the failure (refused, auth failed), not the URL.
+        .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+    Conn::try_from_client_and_connection(client, connection).await
+}
+
+impl PgStore {
+    /// Builds the pool without connecting (see the module docs); only a malformed URL fails.
+    pub(crate) fn open(url: &str, options: StoreOptions) -> Result<Self> {
+        let config = Arc::new(parse_config(url, &options)?);
+        let pooled = Arc::new(with_statement_timeout(&config, options.query_timeout));
+        let mut manager_config = ManagerConfig::<Conn>::default();
+        manager_config.custom_setup = Box::new(move |_url| {
+            let pooled = Arc::clone(&pooled);
+            Box::pin(async move { establish(&pooled).await })
+        });
+        // A `SELECT 1` per checkout: a server restart or a dropped TCP connection is found
+        // before a statement is sent, and a fresh connection takes its place.
+        manager_config.recycling_method = RecyclingMethod::Verified;
+        // The URL given to the manager is never used (`custom_setup` ignores it); passing a
+        // placeholder keeps the password out of the pool.
+        let manager = AsyncDieselConnectionManager::<Conn>::new_with_config(
+            "postgres://redacted",
+            manager_config,
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(1))
+            .wait_timeout(Some(options.pool_wait_timeout))
+            .create_timeout(Some(options.connect_timeout))
+            .recycle_timeout(Some(options.connect_timeout))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|e| Error::internal("building the history store pool", e))?;
+        Ok(Self {
+            config,
+            pool,
+            options,
+        })
+    }
+
+    /// Runs `op` on a pooled connection within the query timeout (waiting for the connection
+    /// included).
+    ///
+    /// In its own task, so a caller that gives up (a dropped request) cannot drop the statement
+    /// halfway and hand a connection in an unknown state back to the pool. If the deadline
+    /// passes mid-statement, the task drops the statement, asks the server to cancel it, and
+    /// discards the connection instead of returning it.
+    ///
+    /// The outer `Result` covers the pool, the timeout and the task; the inner one is the
+    /// statement's own outcome, for the caller to interpret.
+    async fn run<R, F>(&self, op: F) -> Result<QueryResult<R>>
+    where
+        R: Send + 'static,
+        F: for<'c> FnOnce(&'c mut Conn) -> Statement<'c, R> + Send + 'static,
+    {
+        let timeout = self.options.query_timeout;
+        let connect_timeout = self.options.connect_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let pool = self.pool.clone();
+        let task = tokio::spawn(async move {
+            let mut conn = match tokio::time::timeout_at(deadline, pool.get()).await {
+                Ok(got) => got.map_err(pool_error)?,
+                Err(_elapsed) => return Err(Error::Timeout(timeout)),
+            };
+            match tokio::time::timeout_at(deadline, op(&mut conn)).await {
+                Ok(outcome) => Ok(outcome),
+                Err(_elapsed) => {
+                    let cancel = conn.cancel_token();
+                    drop(Object::take(conn));
+                    tokio::spawn(async move {
+                        // Best effort: without it the server runs on until statement_timeout.
+                        let _ =
+                            tokio::time::timeout(connect_timeout, cancel.cancel_query(NoTls)).await;
+                    });
+                    Err(Error::Timeout(timeout))
+                }
+            }
+        });
+        task.await
+            .map_err(|join| Error::internal("history store task failed", join))?
+    }
+
+    /// `run` with any statement error translated.
+    async fn query<R, F>(&self, op: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: for<'c> FnOnce(&'c mut Conn) -> Statement<'c, R> + Send + 'static,
+    {
+        self.run(op).await?.map_err(query_error)
+    }
+
+    pub(crate) async fn ping(&self) -> Result<()> {
+        self.query(|conn| {
+            Box::pin(async move {
+                diesel::select(1_i32.into_sql::<diesel::sql_types::Integer>())
+                    .get_result::<i32>(conn)
+                    .await
+                    .map(drop)
+            })
+        })
+        .await
+    }
+
+    /// Applies pending migrations on a dedicated connection (its `statement_timeout` is the
+    /// migration timeout, which also bounds the wait for another process's migration lock),
+    /// driven by diesel's sync harness on a blocking thread: see [`crate::migrate`].
+    pub(crate) async fn migrate(&self) -> Result<usize> {
+        let timeout = self.options.migration_timeout;
+        let connect_timeout = self.options.connect_timeout;
+        let config = with_statement_timeout(&self.config, timeout);
+        let work = async move {
+            let conn = match tokio::time::timeout(connect_timeout, establish(&config)).await {
+                Ok(conn) => conn.map_err(|e| Error::unavailable(WHAT, e))?,
+                Err(elapsed) => return Err(Error::unavailable(WHAT, elapsed)),
+            };
+            // The wrapper blocks on the caller's runtime handle; the connection's I/O task runs
+            // on that runtime meanwhile, which works on a current-thread runtime too because
+            // its thread is free, awaiting this blocking task.
+            tokio::task::spawn_blocking(move || {
+                let mut conn = AsyncConnectionWrapper::<Conn>::from(conn);
+                crate::migrate::run_postgres(&mut conn)
+            })
+            .await
+            .map_err(|join| Error::internal("history store migration task failed", join))?
+            .map_err(|e| Error::internal("running history store migrations", e))
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_elapsed| Error::Timeout(timeout))?
+    }
+
+    pub(crate) async fn record(&self, entry: &HistoryEntry) -> Result<()> {
+        let row = HistoryRow::from_entry(entry);
+        let outcome = self
+            .run(move |conn| {
+                Box::pin(async move {
+                    diesel::insert_into(query_history::table)
+                        .values(&row)
+                        .execute(conn)
+                        .await
+                })
+            })
+            .await?;
+        outcome.map(drop).map_err(|e| record_error(e, &entry.id))
+    }
+
+    pub(crate) async fn get(&self, id: &str) -> Result<Option<HistoryEntry>> {
+        let id = id.to_owned();
+        let row = self
+            .query(move |conn| {
+                Box::pin(async move {
+                    query_history::table
+                        .find(id)
+                        .select(HistoryRow::as_select())
+                        .first(conn)
+                        .await
+                        .optional()
+                })
+            })
+            .await?;
+        row.map(HistoryRow::into_entry).transpose()
+    }
+
+    pub(crate) async fn list(
+        &self,
+        filter: &HistoryFilter,
+        page: &PageRequest,
+    ) -> Result<Page<HistoryEntry>> {
+        let cursor = page.page_token.as_deref().map(Cursor::decode).transpose()?;
+        let filter = filter.clone();
+        let limit = fetch_limit(page.page_size);
+        let rows = self
+            .query(move |conn| {
+                Box::pin(async move {
+                    list_query!(Pg, filter, cursor, limit)
+                        .load::<HistoryRow>(conn)
+                        .await
+                })
+            })
+            .await?;
+        into_page(rows, page.page_size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_parsed_without_echoing_them() {
+        let options = StoreOptions::default();
+        let config = parse_config("postgres://u:s3cr3t@db.example:6543/bqai", &options).unwrap();
+        assert_eq!(config.get_dbname(), Some("bqai"));
+        assert_eq!(config.get_ports(), &[6543]);
+        assert_eq!(config.get_application_name(), Some("bqai"));
+        assert_eq!(config.get_connect_timeout(), Some(&options.connect_timeout));
+        for bad in [
+            "postgres://u:s3cr3t@db.example:notaport/bqai",
+            "postgres://u:s3cr3t@db.example/bqai?sslmode=require",
+            "postgres://u:s3cr3t@db.example/bqai?bogus=1",
+        ] {
+            match parse_config(bad, &options) {
+                Err(Error::InvalidRequest(m)) => assert!(!m.contains("s3cr3t"), "{m}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn statement_timeout_joins_the_url_options() {
+        let base = parse_config(
+            "postgres://h/db?options=-c%20search_path%3Dx",
+            &StoreOptions::default(),
+        )
+        .unwrap();
+        let config = with_statement_timeout(&base, Duration::from_millis(1500));
+        assert_eq!(
+            config.get_options(),
+            Some("-c search_path=x -c statement_timeout=2500")
+        );
+        let plain = parse_config("postgres://h/db", &StoreOptions::default()).unwrap();
+        let config = with_statement_timeout(&plain, Duration::MAX);
+        assert_eq!(
+            config.get_options(),
+            Some("-c statement_timeout=2147483647")
+        );
+    }
+
+    #[test]
+    fn debug_output_hides_the_password() {
+        let store = PgStore::open("postgres://u:s3cr3t@h/db", StoreOptions::default());
+        // Building the pool needs no runtime and no server.
+        let text = format!("{:?}", store.unwrap());
+        assert!(!text.contains("s3cr3t"), "{text}");
+        assert!(text.contains("db"), "{text}");
+    }
+}

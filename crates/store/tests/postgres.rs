@@ -1,0 +1,493 @@
+//! The PostgreSQL history store against the port contract suite, plus PostgreSQL-specific
+//! behaviour: migrations (idempotent, concurrent, current-thread), error mapping, an unreachable
+//! or silent server, statement timeouts, and secrecy of the URL's password.
+//!
+//! Needs a PostgreSQL server (see `common` for where); every test works in a database of its
+//! own, created and dropped around it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bqai_core::Error;
+use bqai_core::history::{HistoryEntry, HistoryFilter, QueryKind, QueryStatus};
+use bqai_core::model::{HealthStatus, PageRequest};
+use bqai_core::ports::HistoryStore;
+use bqai_store::{Store, StoreOptions};
+use chrono::{DateTime, Utc};
+use common::{TestDb, migration_count};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+
+async fn migrated(db: &TestDb) -> Store {
+    let store = Store::connect(&db.url, StoreOptions::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+fn entry(id: &str, principal: &str, created_at: DateTime<Utc>) -> HistoryEntry {
+    HistoryEntry {
+        id: id.into(),
+        kind: QueryKind::Sql,
+        question: None,
+        sql_submitted: "SELECT 1".into(),
+        sql_executed: Some("SELECT 1 LIMIT 1000".into()),
+        status: QueryStatus::Succeeded,
+        error_code: None,
+        error_message: None,
+        principal: Some(principal.into()),
+        dataset: None,
+        dry_run: false,
+        bytes_processed: 1,
+        bytes_billed: 2,
+        duration_ms: 3,
+        row_count: 4,
+        cache_hit: false,
+        created_at: DateTime::from_timestamp_micros(created_at.timestamp_micros()).unwrap(),
+        ask: None,
+    }
+}
+
+/// A port nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Every text a caller or a log line could show for `err`: its message, its debug form (which
+/// includes the cause chain) and each cause's message.
+fn all_texts(err: &Error) -> String {
+    let mut text = format!("{err}\n{err:?}");
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(&format!("\n{cause}\n{cause:?}"));
+        source = cause.source();
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_passes_the_history_contract() {
+    let db = TestDb::create("pg-contract").await;
+    let store = migrated(&db).await;
+    assert_eq!(store.backend_name(), "postgres");
+    bqai_testkit::history::history_contract(store.history()).await;
+}
+
+// The contract twice on one database: runs must not see each other's entries.
+#[tokio::test(flavor = "multi_thread")]
+async fn contract_runs_share_a_database() {
+    let db = TestDb::create("pg-shared").await;
+    let store = migrated(&db).await;
+    tokio::join!(
+        bqai_testkit::history::history_contract(store.history()),
+        bqai_testkit::history::history_contract(store.history()),
+    );
+}
+
+// actix-web handlers run on current-thread runtimes; migrating there must not hit diesel-async's
+// `block_in_place` harness.
+#[tokio::test]
+async fn migrates_and_passes_the_contract_on_a_current_thread_runtime() {
+    let db = TestDb::create("pg-current-thread").await;
+    let store = Store::connect(&db.url, StoreOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(store.migrate().await.unwrap(), migration_count("postgres"));
+    assert_eq!(store.migrate().await.unwrap(), 0);
+    bqai_testkit::history::history_contract(store.history()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn migrations_are_idempotent() {
+    let db = TestDb::create("pg-idempotent").await;
+    let store = Store::connect(&db.url, StoreOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.migrate().await.unwrap(),
+        migration_count("postgres"),
+        "first run applies every migration"
+    );
+    assert_eq!(
+        store.migrate().await.unwrap(),
+        0,
+        "second run has nothing to do"
+    );
+    drop(store);
+    let reopened = Store::connect(&db.url, StoreOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        reopened.migrate().await.unwrap(),
+        0,
+        "a reconnected store is up to date"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_migrations_apply_each_migration_once() {
+    let db = TestDb::create("pg-race").await;
+    let connects = (0..4).map(|_| {
+        let url = db.url.clone();
+        async move { Store::connect(&url, StoreOptions::default()).await }
+    });
+    let stores: Vec<Store> = join_all(connects)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let migrations = stores
+        .into_iter()
+        .map(|store| async move { store.migrate().await });
+    let applied: Vec<usize> = join_all(migrations)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        applied.iter().sum::<usize>(),
+        migration_count("postgres"),
+        "{applied:?}"
+    );
+    // The advisory lock makes the winner apply everything before anyone else looks.
+    assert_eq!(applied.iter().filter(|&&n| n > 0).count(), 1, "{applied:?}");
+}
+
+/// `futures::future::join_all` without the dependency, each future on its own task so they
+/// really run at once.
+async fn join_all<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicate_id_is_a_conflict() {
+    let db = TestDb::create("pg-dup").await;
+    let store = migrated(&db).await;
+    let e = entry("dup", "p", Utc::now());
+    store.record(&e).await.unwrap();
+    match store.record(&e).await {
+        Err(Error::Conflict(m)) => assert!(m.contains("dup"), "{m}"),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    // The failed insert left its connection usable.
+    store
+        .record(&entry("after", "p", Utc::now()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn counters_above_i64_max_saturate() {
+    let db = TestDb::create("pg-big").await;
+    let store = migrated(&db).await;
+    let mut e = entry("big", "p", Utc::now());
+    e.bytes_processed = u64::MAX;
+    e.row_count = i64::MAX as u64 + 1;
+    store.record(&e).await.unwrap();
+    let back = store.get("big").await.unwrap().unwrap();
+    assert_eq!(back.bytes_processed, i64::MAX as u64);
+    assert_eq!(back.row_count, i64::MAX as u64);
+    assert_eq!(back.bytes_billed, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unmigrated_store_fails_cleanly() {
+    let db = TestDb::create("pg-unmigrated").await;
+    let store = Store::connect(&db.url, StoreOptions::default())
+        .await
+        .unwrap();
+    let err = store.get("x").await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    // Health only needs the server, not the schema.
+    assert_eq!(store.health().await.status, HealthStatus::Ok);
+}
+
+/// Short timeouts, so failing fast is measured against something.
+fn short_options() -> StoreOptions {
+    StoreOptions {
+        pool_wait_timeout: Duration::from_millis(500),
+        connect_timeout: Duration::from_millis(500),
+        query_timeout: Duration::from_millis(800),
+        migration_timeout: Duration::from_secs(2),
+        ..StoreOptions::default()
+    }
+}
+
+// The binary starts while PostgreSQL is down: the store builds, reports down, and each call
+// fails fast with `Unavailable` (the caller buffers), never showing the password.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_port_connects_lazily_and_fails_fast() {
+    let url = format!("postgres://postgres:s3cr3t@127.0.0.1:{}/x", closed_port());
+    let started = Instant::now();
+    let store = Store::connect(&url, short_options()).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(200),
+        "connect waited"
+    );
+
+    let started = Instant::now();
+    let err = store
+        .record(&entry("e", "p", Utc::now()))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "record took {:?}",
+        started.elapsed()
+    );
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    assert_eq!(err.to_string(), "the history store is unavailable");
+
+    let mut texts = all_texts(&err);
+    for err in [
+        store.get("e").await.unwrap_err(),
+        store
+            .list(&HistoryFilter::default(), &PageRequest::first(10))
+            .await
+            .unwrap_err(),
+        store.migrate().await.unwrap_err(),
+    ] {
+        assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+        texts.push_str(&all_texts(&err));
+    }
+
+    let started = Instant::now();
+    let health = store.health().await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(health.status, HealthStatus::Down);
+    assert_eq!(health.kind, "postgres");
+    assert_eq!(health.detail.as_deref(), Some("unreachable"));
+    texts.push_str(&format!("{health:?}\n{store:?}"));
+
+    assert!(!texts.contains("s3cr3t"), "password leaked:\n{texts}");
+}
+
+// A server that accepts connections and never answers (a hung host, a black-holing proxy):
+// the connect timeout bounds every call, nothing hangs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_server_times_out_instead_of_hanging() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let url = format!("postgres://postgres:s3cr3t@127.0.0.1:{port}/x");
+    let store = Store::connect(&url, short_options()).await.unwrap();
+
+    let started = Instant::now();
+    let err = store
+        .record(&entry("e", "p", Utc::now()))
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "record took {took:?}");
+    assert!(
+        matches!(err, Error::Unavailable { .. } | Error::Timeout(_)),
+        "{err:?}"
+    );
+    let health = store.health().await;
+    assert_eq!(health.status, HealthStatus::Down);
+
+    let started = Instant::now();
+    let migrate_err = store.migrate().await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(
+        matches!(migrate_err, Error::Unavailable { .. } | Error::Timeout(_)),
+        "{migrate_err:?}"
+    );
+    let texts = format!("{}{}{health:?}", all_texts(&err), all_texts(&migrate_err));
+    assert!(!texts.contains("s3cr3t"), "password leaked:\n{texts}");
+    silent.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_url_is_an_invalid_request_without_the_password() {
+    for url in [
+        "postgres://postgres:s3cr3t@127.0.0.1:notaport/x",
+        "postgresql://postgres:s3cr3t@127.0.0.1/x?sslmode=require",
+        "postgres://postgres:s3cr3t@127.0.0.1/x?no_such_option=1",
+    ] {
+        match Store::connect(url, StoreOptions::default()).await {
+            Err(e @ Error::InvalidRequest(_)) => {
+                let texts = all_texts(&e);
+                assert!(!texts.contains("s3cr3t"), "{texts}");
+            }
+            other => panic!("{url}: expected InvalidRequest, got {other:?}"),
+        }
+    }
+}
+
+// A statement stuck behind a lock ends in `Timeout` on time; its connection is discarded and
+// the statement cancelled, so the pool keeps working and the server is not left waiting.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blocked_statement_times_out_and_the_pool_recovers() {
+    let db = TestDb::create("pg-blocked").await;
+    let options = StoreOptions {
+        pool_size: 2,
+        query_timeout: Duration::from_millis(400),
+        ..StoreOptions::default()
+    };
+    let store = Store::connect(&db.url, options).await.unwrap();
+    store.migrate().await.unwrap();
+    store
+        .record(&entry("before", "p", Utc::now()))
+        .await
+        .unwrap();
+
+    let mut holder = AsyncPgConnection::establish(&db.url).await.unwrap();
+    holder
+        .batch_execute("BEGIN; LOCK TABLE query_history IN ACCESS EXCLUSIVE MODE;")
+        .await
+        .unwrap();
+
+    // Observed from a third session: the holder's transaction would keep serving it one
+    // snapshot of pg_stat_activity.
+    let mut observer = AsyncPgConnection::establish(&db.url).await.unwrap();
+
+    // More blocked statements than connections: none may leave the pool short.
+    for i in 0..3 {
+        let started = Instant::now();
+        let err = store
+            .record(&entry(&format!("blocked-{i}"), "p", Utc::now()))
+            .await
+            .unwrap_err();
+        let took = started.elapsed();
+        assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+        assert!(took < Duration::from_millis(1000), "took {took:?}");
+
+        // The cancel request ends the insert on the server well before its own
+        // statement_timeout (query timeout + 1 s) would, which is ≥ 1 s away now.
+        let mut waiting = i64::MAX;
+        for _ in 0..10 {
+            waiting = diesel::sql_query(
+                "SELECT count(*) AS n FROM pg_stat_activity \
+                 WHERE datname = current_database() AND application_name = 'bqai' \
+                 AND state = 'active' AND query LIKE 'INSERT%'",
+            )
+            .get_result::<Count>(&mut observer)
+            .await
+            .unwrap()
+            .n;
+            if waiting == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            waiting, 0,
+            "timed-out insert {i} still running on the server"
+        );
+    }
+
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    for i in 0..4 {
+        store
+            .record(&entry(&format!("after-{i}"), "p", Utc::now()))
+            .await
+            .unwrap();
+    }
+    assert!(store.get("before").await.unwrap().is_some());
+    assert!(
+        store.get("blocked-0").await.unwrap().is_none(),
+        "a cancelled insert landed"
+    );
+    assert_eq!(store.health().await.status, HealthStatus::Ok);
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+// A server restart (every backend terminated) costs at most the statements in flight: the
+// checkout check replaces dead connections.
+#[tokio::test(flavor = "multi_thread")]
+async fn recovers_after_its_connections_are_killed() {
+    let db = TestDb::create("pg-killed").await;
+    let store = migrated(&db).await;
+    store.record(&entry("a", "p", Utc::now())).await.unwrap();
+    let mut admin = AsyncPgConnection::establish(&db.url).await.unwrap();
+    let killed = diesel::sql_query(
+        "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = 'bqai'",
+    )
+    .get_result::<Count>(&mut admin)
+    .await
+    .unwrap()
+    .n;
+    assert!(killed >= 1, "no pooled connection to kill");
+    store.record(&entry("b", "p", Utc::now())).await.unwrap();
+    assert_eq!(store.health().await.status, HealthStatus::Ok);
+}
+
+// Many writers on a small pool, then sequential inserts timed (printed, not asserted: a
+// loopback round trip is machine-dependent).
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_writers_all_land() {
+    let db = TestDb::create("pg-writers").await;
+    let store = migrated(&db).await;
+    let (tasks, per_task) = (8, 25);
+    let handles: Vec<_> = (0..tasks)
+        .map(|t| {
+            let history = store.history();
+            tokio::spawn(async move {
+                for i in 0..per_task {
+                    let e = entry(&format!("t{t}-{i:03}"), "writers", Utc::now());
+                    history.record(&e).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    for h in handles {
+        h.await.unwrap();
+    }
+    let concurrent = started.elapsed();
+    let filter = HistoryFilter {
+        principal: Some("writers".into()),
+        ..HistoryFilter::default()
+    };
+    let mut page = PageRequest::first(64);
+    let mut count = 0;
+    loop {
+        let got = store.list(&filter, &page).await.unwrap();
+        count += got.items.len();
+        match got.next_page_token {
+            Some(t) => page.page_token = Some(t),
+            None => break,
+        }
+    }
+    assert_eq!(count, tasks * per_task);
+
+    let n = 300;
+    let started = Instant::now();
+    for i in 0..n {
+        store
+            .record(&entry(&format!("seq-{i}"), "seq", Utc::now()))
+            .await
+            .unwrap();
+    }
+    let sequential = started.elapsed();
+    eprintln!(
+        "postgres: {} concurrent inserts (8 tasks, pool 4) in {concurrent:?}; \
+         {n} sequential inserts in {sequential:?} ({:?} each)",
+        tasks * per_task,
+        sequential / n
+    );
+}
