@@ -92,6 +92,24 @@ pub enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Manage the shared (Redis) cache.
+    Cache {
+        /// What to do.
+        #[command(subcommand)]
+        action: CacheAction,
+    },
+}
+
+/// `bqai cache …`
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// Drop every cached entry of a dataset (schemas, results, question-cache SQL) from the
+    /// shared cache, e.g. after its tables changed.
+    Clear {
+        /// The dataset.
+        #[arg(long)]
+        dataset: String,
+    },
 }
 
 /// Output formats of `bqai query`.
@@ -175,6 +193,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
             let mut out = std::io::stdout().lock();
             print_outcome(&mut out, &outcome, format).context("could not write the result")?;
+            Ok(())
+        }
+        Command::Cache {
+            action: CacheAction::Clear { dataset },
+        } => {
+            if !bqai_core::query::is_valid_dataset_id(&dataset) {
+                anyhow::bail!("--dataset {dataset:?} is not a valid dataset id");
+            }
+            if settings.cache.url.is_empty() {
+                anyhow::bail!(
+                    "the cache is in-process (cache.url is not set): it lives inside the running \
+                     server; ask it instead: curl -X DELETE \
+                     'http://HOST:PORT/api/v1/admin/cache?dataset_id={dataset}'"
+                );
+            }
+            let (cache, _) = crate::startup::build_cache(&settings)?;
+            let removed = bqai_core::result_cache::invalidate_dataset(cache.as_ref(), &dataset)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "removed {removed} cache entries of dataset {dataset}")?;
             Ok(())
         }
         Command::Ask {

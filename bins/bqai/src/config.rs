@@ -77,6 +77,12 @@ pub struct ServerSettings {
     pub requests_per_minute: u32,
     /// Allow binding a non-loopback address although no authentication is configured.
     pub allow_insecure_bind: bool,
+    /// Rate-limit units a query costs (a catalog read costs 1).
+    pub query_weight: u32,
+    /// Rate-limit units an ask costs.
+    pub ask_weight: u32,
+    /// IP addresses of reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerSettings {
@@ -88,6 +94,9 @@ impl Default for ServerSettings {
             shutdown_timeout_secs: 30,
             requests_per_minute: 600,
             allow_insecure_bind: false,
+            query_weight: 5,
+            ask_weight: 10,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -164,6 +173,15 @@ fn millis(d: Duration) -> u64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CacheSettings {
+    /// Empty: the in-process cache and rate limiter. `redis://host:6379[/db]`: both shared
+    /// through Redis (with the in-process limiter as fallback while Redis is down).
+    pub url: String,
+    /// Extra prefix for every Redis key (several deployments sharing one Redis).
+    pub redis_namespace: String,
+    /// Deadline of every Redis call, in milliseconds.
+    pub redis_timeout_ms: u64,
+    /// Connections in the Redis pool.
+    pub redis_pool_size: usize,
     /// Bytes the in-process cache may hold.
     pub max_bytes: u64,
     /// TTL of catalog metadata, in seconds.
@@ -178,6 +196,10 @@ impl Default for CacheSettings {
     fn default() -> Self {
         let p = CachePolicy::default();
         Self {
+            url: String::new(),
+            redis_namespace: String::new(),
+            redis_timeout_ms: 500,
+            redis_pool_size: 16,
             max_bytes: 256 * 1024 * 1024,
             metadata_ttl_secs: p.metadata_ttl.as_secs(),
             result_ttl_secs: p.result_ttl.as_secs(),
@@ -194,6 +216,8 @@ pub struct StoreSettings {
     pub url: String,
     /// Run pending migrations at start.
     pub migrate_on_start: bool,
+    /// History records kept in memory while the store is down (oldest dropped beyond).
+    pub buffer_capacity: usize,
 }
 
 impl Default for StoreSettings {
@@ -201,6 +225,7 @@ impl Default for StoreSettings {
         Self {
             url: String::new(),
             migrate_on_start: true,
+            buffer_capacity: 10_000,
         }
     }
 }
@@ -329,7 +354,31 @@ impl Settings {
             && !self.store.url.starts_with("postgres://")
             && !self.store.url.starts_with("postgresql://")
         {
-            problems.push("store.url must start with sqlite:// (postgres:// comes with the PostgreSQL backend)".to_string());
+            problems.push(
+                "store.url must start with sqlite://, postgres:// or postgresql://".to_string(),
+            );
+        }
+        if !self.cache.url.is_empty()
+            && !self.cache.url.starts_with("redis://")
+            && !self.cache.url.starts_with("rediss://")
+        {
+            problems
+                .push("cache.url must be empty (in-process) or start with redis://".to_string());
+        }
+        if self.cache.redis_timeout_ms == 0 || self.cache.redis_pool_size == 0 {
+            problems.push(
+                "cache.redis_timeout_ms and cache.redis_pool_size must be at least 1".to_string(),
+            );
+        }
+        if self.store.buffer_capacity == 0 {
+            problems.push("store.buffer_capacity must be at least 1".to_string());
+        }
+        for p in &self.server.trusted_proxies {
+            if p.parse::<IpAddr>().is_err() {
+                problems.push(format!(
+                    "server.trusted_proxies: {p:?} is not an IP address"
+                ));
+            }
         }
         if let Err(e) = self.llm.validate() {
             problems.push(
@@ -399,6 +448,18 @@ impl Settings {
         }
     }
 
+    /// Redis options from `[cache]`.
+    pub fn redis_options(&self) -> bqai_redis::RedisOptions {
+        let c = &self.cache;
+        bqai_redis::RedisOptions {
+            url: c.url.clone(),
+            namespace: c.redis_namespace.clone(),
+            pool_size: c.redis_pool_size,
+            command_timeout: Duration::from_millis(c.redis_timeout_ms),
+            ..bqai_redis::RedisOptions::default()
+        }
+    }
+
     /// Query limits for the core.
     pub fn query_limits(&self) -> QueryLimits {
         let q = &self.query;
@@ -428,6 +489,14 @@ impl Settings {
         HttpSettings {
             body_limit: self.server.body_limit_bytes,
             requests_per_minute: self.server.requests_per_minute,
+            query_weight: self.server.query_weight,
+            ask_weight: self.server.ask_weight,
+            trusted_proxies: self
+                .server
+                .trusted_proxies
+                .iter()
+                .filter_map(|p| p.parse().ok())
+                .collect(),
             ..HttpSettings::default()
         }
     }

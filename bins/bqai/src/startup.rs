@@ -15,12 +15,14 @@ use bqai_core::llm::Llm;
 use bqai_core::model::Principal;
 use bqai_core::ports::{Cache, HistoryStore, RateLimiter, Warehouse};
 use bqai_core::query::QueryService;
+use bqai_core::resilience::FallbackRateLimiter;
 use bqai_core::result_cache::CachedWarehouse;
 use bqai_core::semantic::SemanticModel;
 use bqai_http::AppState;
 use bqai_local::LocalWarehouse;
-use bqai_memory::{MemoryCache, MemoryRateLimiter};
+use bqai_memory::{BufferedHistory, MemoryCache, MemoryRateLimiter};
 use bqai_planner::Planner;
+use bqai_redis::{RedisCache, RedisClient, RedisRateLimiter};
 use bqai_store::{Store, StoreOptions};
 
 use crate::config::{Settings, WarehouseSettings};
@@ -46,6 +48,8 @@ pub struct Services {
     pub ask: Arc<AskService>,
     /// The language model behind the generator, when one is configured.
     pub llm: Option<Arc<dyn Llm>>,
+    /// The history queue in front of the store (flushed at shutdown).
+    pub history_buffer: Arc<BufferedHistory>,
 }
 
 impl Services {
@@ -77,7 +81,7 @@ impl Services {
         generator: Arc<dyn SqlGenerator>,
         llm: Option<Arc<dyn Llm>>,
     ) -> anyhow::Result<Self> {
-        let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new(settings.cache.max_bytes));
+        let (cache, rate_limiter) = build_cache(settings)?;
         let warehouse = Arc::new(CachedWarehouse::new(
             warehouse,
             cache.clone(),
@@ -98,7 +102,10 @@ impl Services {
                 .await
                 .context("could not migrate the store")?;
         }
-        let history: Arc<dyn HistoryStore> = store.history();
+        // While the store is down, records wait in memory and are written when it returns.
+        let history_buffer = BufferedHistory::new(store.history(), settings.store.buffer_capacity);
+        history_buffer.spawn_flusher(Duration::from_secs(1));
+        let history: Arc<dyn HistoryStore> = history_buffer.clone();
 
         let limits = settings.query_limits();
         let anonymous = Principal::anonymous(limits.allowed.clone());
@@ -127,12 +134,33 @@ impl Services {
             warehouse,
             cache,
             history,
-            rate_limiter: Arc::new(MemoryRateLimiter::new()),
+            rate_limiter,
             anonymous,
             ask,
             llm,
+            history_buffer,
         })
     }
+}
+
+/// The cache and rate limiter: in-process, or shared through Redis when `cache.url` is set
+/// (the limiter then falls back to the in-process one while Redis is down; the cache is
+/// bypassed, since `CachedWarehouse` treats its errors as misses).
+pub fn build_cache(settings: &Settings) -> anyhow::Result<(Arc<dyn Cache>, Arc<dyn RateLimiter>)> {
+    if settings.cache.url.is_empty() {
+        return Ok((
+            Arc::new(MemoryCache::new(settings.cache.max_bytes)),
+            Arc::new(MemoryRateLimiter::new()),
+        ));
+    }
+    let client = RedisClient::new(settings.redis_options())
+        .map_err(|e| anyhow::anyhow!("cache.url: {e}"))?;
+    tracing::info!(redis = %client.options().redacted_url(), "cache and rate limits are shared through Redis");
+    let limiter = FallbackRateLimiter::new(
+        Arc::new(RedisRateLimiter::from_client(client.clone())),
+        Arc::new(MemoryRateLimiter::new()),
+    );
+    Ok((Arc::new(RedisCache::from_client(client)), Arc::new(limiter)))
 }
 
 /// The semantic models: the demo's when the demo dataset is on, then the configured files.
@@ -192,6 +220,8 @@ fn check_bind(settings: &Settings) -> anyhow::Result<()> {
 /// A built, bound, not yet running server.
 pub struct Application {
     port: u16,
+    history_buffer: Arc<BufferedHistory>,
+    shutdown_timeout: Duration,
     generator: bqai_core::ask::GeneratorInfo,
     host: String,
     server: actix_web::dev::Server,
@@ -217,6 +247,7 @@ impl Application {
             })?;
         let port = listener.local_addr()?.port();
         let generator = services.ask.generator();
+        let history_buffer = services.history_buffer.clone();
         let state = AppState {
             catalog: services.catalog,
             queries: services.queries,
@@ -237,6 +268,8 @@ impl Application {
         )?;
         Ok(Self {
             port,
+            history_buffer,
+            shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
             generator,
             host: settings.server.host.clone(),
             server,
@@ -262,6 +295,13 @@ impl Application {
              curl -s -X POST {base}/api/v1/query -H 'Content-Type: application/json' \
              -d '{{\"sql\": \"SELECT country, COUNT(*) AS customers FROM shop.customers GROUP BY country\"}}'"
         );
-        self.server.await
+        let served = self.server.await;
+        // In-flight requests are done; write what the store could not take while it was down.
+        let queued = self.history_buffer.queued();
+        if queued > 0 {
+            tracing::info!(queued, "writing queued history records before exiting");
+            self.history_buffer.flush(self.shutdown_timeout).await;
+        }
+        served
     }
 }

@@ -132,6 +132,47 @@ impl Error {
         }
     }
 
+    /// A copy of this error for a second caller waiting on the same work (coalesced
+    /// queries). The kind and safe message are kept; a hidden cause is kept as text.
+    pub fn duplicate(&self) -> Self {
+        let cause = |s: &Option<BoxError>| -> Option<BoxError> {
+            s.as_ref().map(|e| -> BoxError { e.to_string().into() })
+        };
+        match self {
+            Error::InvalidRequest(m) => Error::InvalidRequest(m.clone()),
+            Error::SqlRejected(r) => Error::SqlRejected(r.clone()),
+            Error::InvalidQuery(m) => Error::InvalidQuery(m.clone()),
+            Error::Forbidden(m) => Error::Forbidden(m.clone()),
+            Error::NotFound(m) => Error::NotFound(m.clone()),
+            Error::Conflict(m) => Error::Conflict(m.clone()),
+            Error::CostLimitExceeded {
+                estimated_bytes,
+                limit_bytes,
+            } => Error::CostLimitExceeded {
+                estimated_bytes: *estimated_bytes,
+                limit_bytes: *limit_bytes,
+            },
+            Error::RateLimited { retry_after } => Error::RateLimited {
+                retry_after: *retry_after,
+            },
+            Error::Timeout(d) => Error::Timeout(*d),
+            Error::Unavailable { what, source } => Error::Unavailable {
+                what: what.clone(),
+                source: cause(source),
+            },
+            Error::Llm(e) => Error::Llm(e.clone()),
+            Error::GenerationFailed { attempts, reason } => Error::GenerationFailed {
+                attempts: *attempts,
+                reason: reason.clone(),
+            },
+            Error::CannotAnswer(m) => Error::CannotAnswer(m.clone()),
+            Error::Internal { context, source } => Error::Internal {
+                context: context.clone(),
+                source: cause(source),
+            },
+        }
+    }
+
     /// The stable, machine-readable code of this error (`UPPER_SNAKE_CASE`), the same one the
     /// HTTP layer puts in its error envelope and the history store records.
     pub fn code(&self) -> &'static str {

@@ -15,6 +15,7 @@ pub mod llm;
 pub mod model;
 pub mod ports;
 pub mod query;
+pub mod resilience;
 pub mod result_cache;
 pub mod semantic;
 

@@ -6,16 +6,25 @@
 //! can drop everything derived from one dataset. Values are MessagePack (compact, and unlike
 //! JSON it keeps NaN and infinities). A cache failure is never a query failure: it is logged
 //! and treated as a miss.
+//!
+//! Identical queries are coalesced: while one is running, others with the same cache key
+//! await its result instead of running again (per process; replicas sharing Redis still each
+//! run once). The shared run is owned by whoever awaits it, so a caller that goes away does not
+//! cancel it for the others.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 
 use async_trait::async_trait;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{
     ComponentHealth, Dataset, DryRunReport, Page, PageRequest, QueryJob, QueryResult, SqlDialect,
     Table, TableRef, TableSummary,
@@ -55,11 +64,38 @@ pub fn dataset_tag(dataset: &str) -> String {
 /// Tag carried by every catalog listing (dataset lists change when any dataset does).
 const CATALOG_TAG: &str = "catalog";
 
+/// Drops every entry of `cache` derived from `dataset` (its metadata, results and question
+/// cache entries) and the catalog listings; returns how many entries were removed. Used by
+/// the decorator and by `bqai cache clear`, which talks to a shared cache directly.
+pub async fn invalidate_dataset(cache: &dyn Cache, dataset: &str) -> Result<u64> {
+    let n = cache.invalidate_tag(&dataset_tag(dataset)).await?;
+    let m = cache.invalidate_tag(CATALOG_TAG).await?;
+    Ok(n + m)
+}
+
+type SharedRun = Shared<BoxFuture<'static, std::result::Result<Arc<QueryResult>, Arc<Error>>>>;
+
 /// A [`Warehouse`] that answers from a [`Cache`] when it can.
 pub struct CachedWarehouse {
     inner: Arc<dyn Warehouse>,
     cache: Arc<dyn Cache>,
     policy: CachePolicy,
+    /// Runs in progress, by result key.
+    in_flight: Arc<Mutex<HashMap<String, SharedRun>>>,
+}
+
+/// Removes a finished (or abandoned) run from the in-flight map when its creator is done.
+struct InFlightEntry {
+    map: Arc<Mutex<HashMap<String, SharedRun>>>,
+    key: String,
+}
+
+impl Drop for InFlightEntry {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.map.lock() {
+            map.remove(&self.key);
+        }
+    }
 }
 
 impl CachedWarehouse {
@@ -69,15 +105,51 @@ impl CachedWarehouse {
             inner,
             cache,
             policy,
+            in_flight: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Runs `job`, or joins an identical run already in progress.
+    async fn run_coalesced(&self, key: &str, job: &QueryJob) -> Result<QueryResult> {
+        let (run, entry) = {
+            let mut map = self
+                .in_flight
+                .lock()
+                .map_err(|_| Error::internal_msg("in-flight query map poisoned"))?;
+            match map.get(key) {
+                Some(run) => (run.clone(), None),
+                None => {
+                    let inner = self.inner.clone();
+                    let job = job.clone();
+                    let run =
+                        async move { inner.execute(&job).await.map(Arc::new).map_err(Arc::new) }
+                            .boxed()
+                            .shared();
+                    map.insert(key.to_string(), run.clone());
+                    let entry = InFlightEntry {
+                        map: self.in_flight.clone(),
+                        key: key.to_string(),
+                    };
+                    (run, Some(entry))
+                }
+            }
+        };
+        let joined = entry.is_none();
+        let outcome = run.await;
+        if joined {
+            tracing::debug!(key, "joined an identical query in progress");
+        }
+        drop(entry);
+        match outcome {
+            Ok(result) => Ok(Arc::unwrap_or_clone(result)),
+            Err(e) => Err(e.duplicate()),
         }
     }
 
     /// Drops every cached entry derived from `dataset` (metadata and results). Returns how
     /// many entries were removed.
     pub async fn invalidate_dataset(&self, dataset: &str) -> Result<u64> {
-        let n = self.cache.invalidate_tag(&dataset_tag(dataset)).await?;
-        let m = self.cache.invalidate_tag(CATALOG_TAG).await?;
-        Ok(n + m)
+        invalidate_dataset(self.cache.as_ref(), dataset).await
     }
 
     async fn lookup<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
@@ -235,7 +307,7 @@ impl Warehouse for CachedWarehouse {
             hit.stats.bytes_billed = 0;
             return Ok(hit);
         }
-        let result = self.inner.execute(job).await?;
+        let result = self.run_coalesced(&key, job).await?;
         let mut tags: Vec<String> = job
             .referenced_tables
             .iter()

@@ -23,6 +23,7 @@ struct ScriptedWarehouse {
     rows: usize,
     executed: Mutex<Vec<QueryJob>>,
     dry_runs: Mutex<Vec<QueryJob>>,
+    execute_delay: Duration,
 }
 
 #[async_trait]
@@ -73,6 +74,9 @@ impl Warehouse for ScriptedWarehouse {
     }
     async fn execute(&self, job: &QueryJob) -> Result<QueryResult> {
         self.executed.lock().unwrap().push(job.clone());
+        if !self.execute_delay.is_zero() {
+            tokio::time::sleep(self.execute_delay).await;
+        }
         // Deliberately ignores max_rows: the service must cap anyway.
         Ok(QueryResult {
             columns: vec![Field::new("n", FieldType::Int64)],
@@ -457,4 +461,47 @@ async fn catalog_lists_only_allowed_datasets() {
     assert_eq!(ids, ["shop"]);
     let err = catalog.get_dataset(&anyone(), "secret").await.unwrap_err();
     assert!(matches!(err, Error::Forbidden(_)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn identical_concurrent_queries_run_once() {
+    for max_result_bytes in [usize::MAX, 1] {
+        // Also when the result is too large to cache: waiters share the run, not the cache.
+        let wh = Arc::new(ScriptedWarehouse {
+            rows: 5,
+            execute_delay: Duration::from_millis(200),
+            ..Default::default()
+        });
+        let cached = Arc::new(CachedWarehouse::new(
+            wh.clone(),
+            Arc::new(MapCache::default()),
+            CachePolicy {
+                max_result_bytes,
+                ..CachePolicy::default()
+            },
+        ));
+        let svc = QueryService::new(cached, Arc::new(VecHistory::default()), limits());
+        let runs = (0..8).map(|_| {
+            let svc = svc.clone();
+            tokio::spawn(async move {
+                let mut req = QueryRequest::new("SELECT n FROM shop.orders");
+                req.default_dataset = Some("shop".into());
+                svc.run(req, &anyone()).await
+            })
+        });
+        for r in futures::future::join_all(runs).await {
+            assert_eq!(r.unwrap().unwrap().result.rows.len(), 5);
+        }
+        assert_eq!(
+            wh.executed.lock().unwrap().len(),
+            1,
+            "eight identical queries, one execution (max_result_bytes {max_result_bytes})"
+        );
+        // Once finished, a new query runs again (nothing stale is left in flight) unless cached.
+        let mut req = QueryRequest::new("SELECT n FROM shop.orders");
+        req.default_dataset = Some("shop".into());
+        svc.run(req, &anyone()).await.unwrap();
+        let expected = if max_result_bytes == 1 { 2 } else { 1 };
+        assert_eq!(wh.executed.lock().unwrap().len(), expected);
+    }
 }

@@ -48,6 +48,7 @@ pub fn configure(settings: &HttpSettings) -> impl FnOnce(&mut web::ServiceConfig
                 .service(routes::query::query)
                 .service(routes::ask::ask)
                 .service(routes::ask::query_agent)
+                .service(routes::admin::invalidate_cache)
                 .service(routes::history::list)
                 .service(routes::history::get),
         )

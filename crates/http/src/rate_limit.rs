@@ -1,11 +1,15 @@
 //! Per-client rate limiting of `/api/v1/*` through the [`bqai_core::ports::RateLimiter`] port.
 //!
-//! The client is identified by its peer IP address (API keys replace this once
-//! authentication exists). Queries weigh more than catalog reads. Every limited response
+//! The client is identified by its IP address (API keys replace this once authentication
+//! exists): the peer address, or — only when the peer is one of the configured trusted
+//! proxies — the right-most address in `X-Forwarded-For` that is not itself a trusted proxy
+//! (so a client cannot pick its own identity by sending the header). Asks weigh more than
+//! queries, queries more than catalog reads. Every limited response
 //! carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`; a refusal is 429 `RATE_LIMITED`
 //! with `Retry-After`. If the limiter itself fails, the request is let through and the
 //! failure logged: limits protect the service, they must not take it down.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use actix_web::body::MessageBody;
@@ -22,11 +26,40 @@ const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 
 fn weight(req: &ServiceRequest, state: &AppState) -> u32 {
-    if req.method() == Method::POST && req.path().ends_with("/query") {
+    let path = req.path();
+    if req.method() != Method::POST {
+        1
+    } else if path.ends_with("/ask") || path.ends_with("/query-agent") {
+        state.settings.ask_weight.max(1)
+    } else if path.ends_with("/query") {
         state.settings.query_weight.max(1)
     } else {
         1
     }
+}
+
+/// The client's IP address as described in the module docs.
+pub(crate) fn client_ip(req: &ServiceRequest, trusted: &[IpAddr]) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+        .collect();
+    // Right to left: each hop appends the address it saw; the first one not ours is the client.
+    Some(
+        forwarded
+            .iter()
+            .rev()
+            .find(|ip| !trusted.contains(ip))
+            .copied()
+            .unwrap_or(peer),
+    )
 }
 
 /// The middleware.
@@ -47,9 +80,8 @@ pub async fn middleware(
             .await
             .map(ServiceResponse::map_into_left_body);
     }
-    let client = req
-        .peer_addr()
-        .map_or_else(|| "unknown".to_string(), |a| a.ip().to_string());
+    let client = client_ip(&req, &state.settings.trusted_proxies)
+        .map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
     let key = format!("ip:{client}");
     let decision = match state
         .rate_limiter

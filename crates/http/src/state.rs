@@ -7,8 +7,9 @@ use bqai_core::ask::AskService;
 use bqai_core::catalog::CatalogService;
 use bqai_core::llm::Llm;
 use bqai_core::model::Principal;
-use bqai_core::ports::{Cache, HistoryStore, RateLimiter, Warehouse};
+use bqai_core::ports::{Cache, HistoryStore, RateLimiter};
 use bqai_core::query::QueryService;
+use bqai_core::result_cache::CachedWarehouse;
 
 /// Settings of the HTTP layer itself.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +26,10 @@ pub struct HttpSettings {
     pub requests_per_minute: u32,
     /// How many units a query costs against the rate limit (a catalog read costs 1).
     pub query_weight: u32,
+    /// How many units an ask costs (generation, possibly an LLM call, and a query).
+    pub ask_weight: u32,
+    /// Proxies whose `X-Forwarded-For` is believed when identifying clients.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for HttpSettings {
@@ -36,6 +41,8 @@ impl Default for HttpSettings {
             default_preview_rows: 10,
             requests_per_minute: 600,
             query_weight: 5,
+            ask_weight: 10,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -53,8 +60,8 @@ pub struct AppState {
     pub llm: Option<Arc<dyn Llm>>,
     /// History reads.
     pub history: Arc<dyn HistoryStore>,
-    /// The warehouse (for health).
-    pub warehouse: Arc<dyn Warehouse>,
+    /// The cached warehouse (for health and cache invalidation).
+    pub warehouse: Arc<CachedWarehouse>,
     /// The cache (for health).
     pub cache: Arc<dyn Cache>,
     /// Rate limiter for API calls.

@@ -1,12 +1,15 @@
 //! bqai-memory: in-process adapters for a single node — a byte-bounded [`MemoryCache`] (moka)
-//! and a keyed [`MemoryRateLimiter`] (governor).
+//! and a keyed [`MemoryRateLimiter`] (governor) — and [`BufferedHistory`], the in-memory queue
+//! that keeps history records while the history store is down.
 //!
 //! They are the embedded defaults: nothing to run, nothing shared between replicas. Several
 //! replicas behind a load balancer need the Redis adapters instead, which pass the same
 //! contract suites.
 
 mod cache;
+mod history_buffer;
 mod rate_limiter;
 
 pub use cache::{CacheStats, MemoryCache};
+pub use history_buffer::BufferedHistory;
 pub use rate_limiter::MemoryRateLimiter;

@@ -9,7 +9,9 @@
 pub mod cache;
 pub mod history;
 pub mod llm_server;
+pub mod postgres;
 pub mod rate_limiter;
+pub mod tcp_proxy;
 pub mod warehouse;
 
 use std::sync::atomic::{AtomicU64, Ordering};

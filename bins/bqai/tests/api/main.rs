@@ -9,3 +9,4 @@ mod errors;
 mod helpers;
 mod history;
 mod query;
+mod shared_state;

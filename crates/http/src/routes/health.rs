@@ -2,6 +2,7 @@
 
 use actix_web::{HttpResponse, get, web};
 use bqai_core::model::{ComponentHealth, HealthStatus};
+use bqai_core::ports::Warehouse;
 use serde::Serialize;
 
 use crate::state::AppState;

@@ -1,5 +1,6 @@
 //! Route handlers, one module per resource. Handlers are thin: parse, call a use case, map.
 
+pub mod admin;
 pub mod ask;
 pub mod catalog;
 pub mod health;
