@@ -3,6 +3,10 @@
 # Starts a release build on a free port with its own data dir, warms it, measures six
 # endpoints for DURATION seconds each with CONNECTIONS connections, and stops the server.
 # Bounded by design: loopback only, fixed duration. Results go in docs/benchmarks.md.
+#
+#   CACHE_URL=redis://127.0.0.1:6379   run with the Redis cache and rate limiter
+#   STORE_URL=postgres://postgres@127.0.0.1/bqai_bench   history in PostgreSQL (database must exist)
+#   ONLY=query                          only the /health and /api/v1/query rows
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -15,6 +19,8 @@ command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"
 cargo build --release -p bqai
 data=$(mktemp -d)
 BQAI__SERVER__REQUESTS_PER_MINUTE=0 BQAI__LOG__LEVEL=warn \
+  BQAI__CACHE__URL="${CACHE_URL:-}" BQAI__CACHE__REDIS_NAMESPACE="bench-$$:" \
+  BQAI__STORE__URL="${STORE_URL:-}" \
   "$CARGO_TARGET_DIR/release/bqai" serve --port "$PORT" --data-dir "$data" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT
@@ -34,13 +40,17 @@ run() { # name, then wrk arguments
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" | sed -n '/Latency/,/Transfer/p'
 }
 
+echo "cache: ${CACHE_URL:-in-process}; history: ${STORE_URL:-sqlite}"
 run "GET /health" "$B/health"
-run "GET /api/v1/datasets/shop/tables/orders (cached schema)" "$B/api/v1/datasets/shop/tables/orders"
+if [[ "${ONLY:-}" != query ]]; then
+  run "GET /api/v1/datasets/shop/tables/orders (cached schema)" "$B/api/v1/datasets/shop/tables/orders"
+fi
 BODY='{"sql":"SELECT country, COUNT(*) AS n FROM shop.customers GROUP BY country"}'
 curl -s -X POST "$B/api/v1/query" -H 'Content-Type: application/json' -d "$BODY" >/dev/null
 BODY=$BODY run "POST /api/v1/query (result cache hit: guard + dry run + cache)" -s "$lua" "$B/api/v1/query"
 BODY='{"sql":"SELECT status, COUNT(*) AS n FROM shop.orders GROUP BY status","use_cache":false}' \
   run "POST /api/v1/query (uncached GROUP BY over 100k orders)" -s "$lua" "$B/api/v1/query"
+if [[ "${ONLY:-}" == query ]]; then rm -f "$lua"; exit 0; fi
 # The ask pipeline with the built-in planner: a repeated question (question cache + result
 # cache: no generation, still guard + dry run + history), and fresh generation every time.
 BODY='{"question":"total revenue by country in 2024"}'

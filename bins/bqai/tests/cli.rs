@@ -145,3 +145,53 @@ fn ask_prints_the_sql_the_explanation_and_the_rows() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("CANNOT_ANSWER"), "{stderr}");
 }
+
+#[test]
+fn processes_share_the_redis_cache_and_cache_clear_empties_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let namespace = format!("{}:", bqai_testkit::unique_prefix("cli"));
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_bqai"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG")
+            .env("BQAI__LOG__LEVEL", "warn")
+            .env("BQAI__CACHE__URL", "redis://127.0.0.1:6379")
+            .env("BQAI__CACHE__REDIS_NAMESPACE", &namespace)
+            .output()
+            .unwrap()
+    };
+    let sql = "SELECT segment, COUNT(*) AS n FROM shop.customers GROUP BY segment";
+    let first = run(&["query", "--format", "json", sql]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(doc["stats"]["cache_hit"], false);
+    // A second process answers from what the first one cached.
+    let second = run(&["query", "--format", "json", sql]);
+    let doc: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(doc["stats"]["cache_hit"], true);
+
+    let cleared = run(&["cache", "clear", "--dataset", "shop"]);
+    let out = String::from_utf8_lossy(&cleared.stdout);
+    assert!(
+        cleared.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cleared.stderr)
+    );
+    assert!(
+        out.contains("removed") && !out.contains("removed 0 "),
+        "{out}"
+    );
+    let third = run(&["query", "--format", "json", sql]);
+    let doc: serde_json::Value = serde_json::from_slice(&third.stdout).unwrap();
+    assert_eq!(doc["stats"]["cache_hit"], false);
+
+    // Without a shared cache there is nothing to clear from outside the server.
+    let local = bqai(dir.path(), &["cache", "clear", "--dataset", "shop"]);
+    assert!(!local.status.success());
+    assert!(String::from_utf8_lossy(&local.stderr).contains("/api/v1/admin/cache"));
+}
