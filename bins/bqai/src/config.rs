@@ -188,6 +188,8 @@ pub struct CacheSettings {
     pub metadata_ttl_secs: u64,
     /// TTL of query results, in seconds.
     pub result_ttl_secs: u64,
+    /// Result TTL per dataset, in seconds (`{ shop = 60 }`), overriding `result_ttl_secs`.
+    pub result_ttl_secs_by_dataset: std::collections::BTreeMap<String, u64>,
     /// Results larger than this (encoded) are not cached.
     pub max_result_bytes: usize,
 }
@@ -203,6 +205,7 @@ impl Default for CacheSettings {
             max_bytes: 256 * 1024 * 1024,
             metadata_ttl_secs: p.metadata_ttl.as_secs(),
             result_ttl_secs: p.result_ttl.as_secs(),
+            result_ttl_secs_by_dataset: std::collections::BTreeMap::new(),
             max_result_bytes: p.max_result_bytes,
         }
     }
@@ -480,6 +483,12 @@ impl Settings {
         CachePolicy {
             metadata_ttl: Duration::from_secs(self.cache.metadata_ttl_secs),
             result_ttl: Duration::from_secs(self.cache.result_ttl_secs),
+            result_ttl_by_dataset: self
+                .cache
+                .result_ttl_secs_by_dataset
+                .iter()
+                .map(|(ds, secs)| (ds.to_ascii_lowercase(), Duration::from_secs(*secs)))
+                .collect(),
             max_result_bytes: self.cache.max_result_bytes,
         }
     }

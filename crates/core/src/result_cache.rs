@@ -36,12 +36,15 @@ use crate::ports::{Cache, Warehouse};
 pub const KEY_PREFIX: &str = "bqai:v1:";
 
 /// TTLs and size limits of the cache decorator.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachePolicy {
     /// TTL of catalog metadata.
     pub metadata_ttl: Duration,
     /// TTL of query results.
     pub result_ttl: Duration,
+    /// Result TTL per dataset (lowercase id), overriding `result_ttl`; a query reading
+    /// several datasets keeps the shortest TTL among them.
+    pub result_ttl_by_dataset: HashMap<String, Duration>,
     /// Results whose encoding is larger than this are not cached.
     pub max_result_bytes: usize,
 }
@@ -51,8 +54,25 @@ impl Default for CachePolicy {
         Self {
             metadata_ttl: Duration::from_secs(3600),
             result_ttl: Duration::from_secs(300),
+            result_ttl_by_dataset: HashMap::new(),
             max_result_bytes: 8 * 1024 * 1024,
         }
+    }
+}
+
+impl CachePolicy {
+    /// The result TTL of a query reading `tables`: the shortest per-dataset TTL among them,
+    /// else the default.
+    pub fn result_ttl_for(&self, tables: &[TableRef]) -> Duration {
+        tables
+            .iter()
+            .filter_map(|t| {
+                self.result_ttl_by_dataset
+                    .get(&t.dataset.to_ascii_lowercase())
+                    .copied()
+            })
+            .min()
+            .unwrap_or(self.result_ttl)
     }
 }
 
@@ -315,14 +335,9 @@ impl Warehouse for CachedWarehouse {
             .collect();
         tags.sort();
         tags.dedup();
-        self.store(
-            &key,
-            &result,
-            self.policy.result_ttl,
-            &tags,
-            self.policy.max_result_bytes,
-        )
-        .await;
+        let ttl = self.policy.result_ttl_for(&job.referenced_tables);
+        self.store(&key, &result, ttl, &tags, self.policy.max_result_bytes)
+            .await;
         Ok(result)
     }
 

@@ -505,3 +505,28 @@ async fn identical_concurrent_queries_run_once() {
         assert_eq!(wh.executed.lock().unwrap().len(), expected);
     }
 }
+
+#[test]
+fn result_ttl_can_be_set_per_dataset() {
+    let mut policy = CachePolicy::default();
+    policy
+        .result_ttl_by_dataset
+        .insert("finance".into(), Duration::from_secs(3600));
+    policy
+        .result_ttl_by_dataset
+        .insert("live".into(), Duration::from_secs(10));
+    let t = |ds: &str| TableRef::new(ds, "t");
+    assert_eq!(
+        policy.result_ttl_for(&[t("shop")]),
+        Duration::from_secs(300)
+    );
+    assert_eq!(
+        policy.result_ttl_for(&[t("Finance")]),
+        Duration::from_secs(3600)
+    );
+    assert_eq!(
+        policy.result_ttl_for(&[t("finance"), t("live"), t("shop")]),
+        Duration::from_secs(10),
+        "the shortest wins"
+    );
+}
