@@ -263,7 +263,7 @@ pub fn print_answer(
             "from_cache": answer.from_cache,
             "hints": answer.hints,
             "catalog": answer.catalog,
-            "columns": answer.result.as_ref().map(|o| o.result.columns.iter().map(|c| serde_json::json!({"name": c.name, "type": c.field_type.as_str()})).collect::<Vec<_>>()),
+            "columns": answer.result.as_ref().map(|o| columns_json(&o.result)),
             "rows": answer.result.as_ref().map(|o| o.result.json_rows()),
         });
         serde_json::to_writer_pretty(&mut *out, &doc)?;
@@ -284,6 +284,15 @@ pub fn print_answer(
     Ok(())
 }
 
+/// Result columns as `[{"name", "type"}]`, as the JSON formats print them.
+fn columns_json(result: &bqai_core::model::QueryResult) -> Vec<serde_json::Value> {
+    result
+        .columns
+        .iter()
+        .map(|c| serde_json::json!({"name": c.name, "type": c.field_type.as_str()}))
+        .collect()
+}
+
 /// Writes a query outcome in the chosen format.
 pub fn print_outcome(
     out: &mut impl Write,
@@ -298,7 +307,7 @@ pub fn print_outcome(
                 "query_id": outcome.query_id,
                 "sql": outcome.sql,
                 "dry_run": outcome.dry_run,
-                "columns": result.columns.iter().map(|c| serde_json::json!({"name": c.name, "type": c.field_type.as_str()})).collect::<Vec<_>>(),
+                "columns": columns_json(result),
                 "rows": rows,
                 "row_count": result.rows.len(),
                 "truncated": result.truncated,

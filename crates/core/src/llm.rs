@@ -22,6 +22,16 @@ pub enum LlmRole {
     Assistant,
 }
 
+impl LlmRole {
+    /// The role's name as the provider APIs spell it (`user`, `assistant`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LlmRole::User => "user",
+            LlmRole::Assistant => "assistant",
+        }
+    }
+}
+
 /// One conversation message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LlmMessage {

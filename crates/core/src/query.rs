@@ -530,13 +530,13 @@ pub fn is_valid_dataset_id(id: &str) -> bool {
 }
 
 /// The message recorded in history and shown to clients: never the internal cause.
-fn safe_message(err: &Error) -> String {
+pub(crate) fn safe_message(err: &Error) -> String {
     match err {
         Error::Internal { .. } => "internal error".to_string(),
         other => other.to_string(),
     }
 }
 
-fn elapsed_ms(started: Instant) -> u64 {
+pub(crate) fn elapsed_ms(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }

@@ -9,9 +9,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use bqai_core::Error;
-use bqai_core::llm::{
-    Llm, LlmError, LlmErrorKind, LlmInfo, LlmRequest, LlmResponse, LlmRole, LlmUsage,
-};
+use bqai_core::llm::{Llm, LlmError, LlmErrorKind, LlmInfo, LlmRequest, LlmResponse, LlmUsage};
 use bqai_core::model::ComponentHealth;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::Deserialize;
@@ -88,7 +86,7 @@ impl AnthropicApi {
         let messages: Vec<_> = request
             .messages
             .iter()
-            .map(|m| json!({"role": role(m.role), "content": m.content}))
+            .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
             .collect();
         let mut body = json!({
             "model": self.model,
@@ -99,13 +97,6 @@ impl AnthropicApi {
             body["system"] = serde_json::Value::Array(system);
         }
         body
-    }
-}
-
-fn role(role: LlmRole) -> &'static str {
-    match role {
-        LlmRole::User => "user",
-        LlmRole::Assistant => "assistant",
     }
 }
 
@@ -121,23 +112,8 @@ impl Llm for AnthropicApi {
     async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
         let started = Instant::now();
         let body = self.body(request);
-        let answer = self
-            .http
-            .call(|| {
-                self.http
-                    .client()
-                    .post(&self.url)
-                    .headers(self.headers.clone())
-                    .json(&body)
-            })
-            .await?;
-        let message: MessagesResponse = serde_json::from_value(answer).map_err(|e| {
-            tracing::warn!(error = %e, "Anthropic answer has an unexpected shape");
-            LlmError::new(
-                LlmErrorKind::BadResponse,
-                "the language model's answer had an unexpected shape",
-            )
-        })?;
+        let message: MessagesResponse =
+            self.http.post_json(&self.url, &self.headers, &body).await?;
         let text: String = message
             .content
             .iter()

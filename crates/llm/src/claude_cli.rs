@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bqai_core::Error;
 use bqai_core::llm::{
-    Llm, LlmError, LlmErrorKind, LlmInfo, LlmMessage, LlmRequest, LlmResponse, LlmRole, LlmUsage,
+    Llm, LlmError, LlmErrorKind, LlmInfo, LlmMessage, LlmRequest, LlmResponse, LlmUsage,
 };
 use bqai_core::model::ComponentHealth;
 use secrecy::{ExposeSecret, SecretString};
@@ -433,10 +433,7 @@ fn render_prompt(messages: &[LlmMessage]) -> String {
     }
     let mut prompt = String::from("<conversation_so_far>\n");
     for message in earlier {
-        let tag = match message.role {
-            LlmRole::User => "user",
-            LlmRole::Assistant => "assistant",
-        };
+        let tag = message.role.as_str();
         prompt.push_str(&format!("<{tag}>\n{}\n</{tag}>\n", message.content));
     }
     prompt.push_str("</conversation_so_far>\n\n<current_message>\n");

@@ -100,8 +100,24 @@ impl HttpTransport {
         })
     }
 
-    pub(crate) fn client(&self) -> &reqwest::Client {
-        &self.client
+    /// POSTs `body` as JSON to `url` with `headers` (retried and bounded like [`Self::call`])
+    /// and decodes the answer; an answer of another shape is `BadResponse`.
+    pub(crate) async fn post_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        headers: &reqwest::header::HeaderMap,
+        body: &serde_json::Value,
+    ) -> Result<T, LlmError> {
+        let answer = self
+            .call(|| self.client.post(url).headers(headers.clone()).json(body))
+            .await?;
+        serde_json::from_value(answer).map_err(|e| {
+            tracing::warn!(provider = self.provider, error = %e, "language model answer has an unexpected shape");
+            LlmError::new(
+                LlmErrorKind::BadResponse,
+                "the language model's answer had an unexpected shape",
+            )
+        })
     }
 
     /// Sends the request built by `make` (once per attempt) and returns the JSON body of the

@@ -9,9 +9,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use bqai_core::Error;
-use bqai_core::llm::{
-    Llm, LlmError, LlmErrorKind, LlmInfo, LlmRequest, LlmResponse, LlmRole, LlmUsage,
-};
+use bqai_core::llm::{Llm, LlmError, LlmErrorKind, LlmInfo, LlmRequest, LlmResponse, LlmUsage};
 use bqai_core::model::ComponentHealth;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::Deserialize;
@@ -63,13 +61,12 @@ impl OpenAiCompatible {
         if !system.is_empty() {
             messages.push(json!({"role": "system", "content": system}));
         }
-        messages.extend(request.messages.iter().map(|m| {
-            let role = match m.role {
-                LlmRole::User => "user",
-                LlmRole::Assistant => "assistant",
-            };
-            json!({"role": role, "content": m.content})
-        }));
+        messages.extend(
+            request
+                .messages
+                .iter()
+                .map(|m| json!({"role": m.role.as_str(), "content": m.content})),
+        );
         json!({
             "model": self.model,
             "messages": messages,
@@ -93,23 +90,8 @@ impl Llm for OpenAiCompatible {
     async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
         let started = Instant::now();
         let body = self.body(request);
-        let answer = self
-            .http
-            .call(|| {
-                self.http
-                    .client()
-                    .post(&self.url)
-                    .headers(self.headers.clone())
-                    .json(&body)
-            })
-            .await?;
-        let completion: ChatCompletion = serde_json::from_value(answer).map_err(|e| {
-            tracing::warn!(error = %e, "chat completion has an unexpected shape");
-            LlmError::new(
-                LlmErrorKind::BadResponse,
-                "the language model's answer had an unexpected shape",
-            )
-        })?;
+        let completion: ChatCompletion =
+            self.http.post_json(&self.url, &self.headers, &body).await?;
         let choice = completion.choices.into_iter().next();
         let text = choice
             .as_ref()

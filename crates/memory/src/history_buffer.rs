@@ -188,7 +188,6 @@ mod tests {
     use std::sync::atomic::AtomicBool;
 
     use super::*;
-    use bqai_core::history::{QueryKind, QueryStatus};
 
     /// A store that can be switched off.
     #[derive(Default)]
@@ -234,26 +233,7 @@ mod tests {
     }
 
     fn entry(i: usize) -> HistoryEntry {
-        HistoryEntry {
-            id: format!("e{i:04}"),
-            kind: QueryKind::Sql,
-            question: None,
-            sql_submitted: "SELECT 1".into(),
-            sql_executed: None,
-            status: QueryStatus::Succeeded,
-            error_code: None,
-            error_message: None,
-            principal: None,
-            dataset: None,
-            dry_run: false,
-            bytes_processed: 0,
-            bytes_billed: 0,
-            duration_ms: 0,
-            row_count: 0,
-            cache_hit: false,
-            created_at: chrono::Utc::now(),
-            ask: None,
-        }
+        bqai_testkit::history::minimal(format!("e{i:04}"), chrono::Utc::now())
     }
 
     #[tokio::test(flavor = "multi_thread")]

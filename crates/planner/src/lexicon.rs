@@ -287,31 +287,10 @@ fn lex_number(chars: &[char], start: usize, out: &mut Vec<Token>) -> usize {
     j
 }
 
-/// Lowercase word with a simple plural stripped: `countries` → `country`, `orders` → `order`,
-/// `sales` → `sale`; short words and `-ss`/`-us`/`-is` endings are kept.
+/// Lowercase word with a simple plural stripped (`countries` → `country`); the same rule the
+/// ask pipeline matches words with.
 pub(crate) fn stem(word: &str) -> String {
-    let w = word.to_lowercase();
-    let n = w.chars().count();
-    if n <= 3 || !w.is_ascii() {
-        return w;
-    }
-    if let Some(base) = w.strip_suffix("ies")
-        && n > 4
-    {
-        return format!("{base}y");
-    }
-    for suffix in ["sses", "shes", "ches", "xes", "zes"] {
-        if w.ends_with(suffix) {
-            return w[..w.len() - 2].to_owned();
-        }
-    }
-    if w.ends_with("ss") || w.ends_with("us") || w.ends_with("is") {
-        return w;
-    }
-    match w.strip_suffix('s') {
-        Some(base) => base.to_owned(),
-        None => w,
-    }
+    bqai_core::ask::singular(word)
 }
 
 /// The stems of a phrase (a schema name, synonym or value), as matched against questions.

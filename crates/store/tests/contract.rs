@@ -2,42 +2,22 @@
 //! migrations, file creation, concurrency, limits. PostgreSQL's are in `postgres.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::Duration;
 
 use bqai_core::Error;
-use bqai_core::history::{HistoryEntry, HistoryFilter, QueryKind, QueryStatus};
+use bqai_core::history::HistoryFilter;
 use bqai_core::model::{HealthStatus, PageRequest};
 use bqai_core::ports::HistoryStore;
 use bqai_store::{Store, StoreOptions};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
+use common::{entry, migration_count};
 
 async fn migrated(url: &str) -> Store {
     let store = Store::connect(url, StoreOptions::default()).await.unwrap();
     store.migrate().await.unwrap();
     store
-}
-
-fn entry(id: &str, principal: &str, created_at: DateTime<Utc>) -> HistoryEntry {
-    HistoryEntry {
-        id: id.into(),
-        kind: QueryKind::Sql,
-        question: None,
-        sql_submitted: "SELECT 1".into(),
-        sql_executed: Some("SELECT 1 LIMIT 1000".into()),
-        status: QueryStatus::Succeeded,
-        error_code: None,
-        error_message: None,
-        principal: Some(principal.into()),
-        dataset: None,
-        dry_run: false,
-        bytes_processed: 1,
-        bytes_billed: 2,
-        duration_ms: 3,
-        row_count: 4,
-        cache_hit: false,
-        created_at: DateTime::from_timestamp_micros(created_at.timestamp_micros()).unwrap(),
-        ask: None,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -69,15 +49,6 @@ async fn contract_runs_share_a_database() {
     );
 }
 
-/// How many migrations the SQLite folder holds (each is one directory).
-fn sqlite_migration_count() -> usize {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/sqlite");
-    std::fs::read_dir(dir)
-        .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().is_dir())
-        .count()
-}
-
 // Migrations run on a current-thread runtime too (diesel-async's own harness would panic).
 #[tokio::test]
 async fn migrations_are_idempotent_on_a_current_thread_runtime() {
@@ -86,7 +57,7 @@ async fn migrations_are_idempotent_on_a_current_thread_runtime() {
     let store = Store::connect(&url, StoreOptions::default()).await.unwrap();
     assert_eq!(
         store.migrate().await.unwrap(),
-        sqlite_migration_count(),
+        migration_count("sqlite"),
         "first run applies every migration"
     );
     assert_eq!(
@@ -110,7 +81,7 @@ async fn concurrent_migrations_apply_each_migration_once() {
     let a = Store::connect(&url, StoreOptions::default()).await.unwrap();
     let b = Store::connect(&url, StoreOptions::default()).await.unwrap();
     let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
-    assert_eq!(ra.unwrap() + rb.unwrap(), sqlite_migration_count());
+    assert_eq!(ra.unwrap() + rb.unwrap(), migration_count("sqlite"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

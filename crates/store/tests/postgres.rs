@@ -11,12 +11,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bqai_core::Error;
-use bqai_core::history::{HistoryEntry, HistoryFilter, QueryKind, QueryStatus};
+use bqai_core::history::HistoryFilter;
 use bqai_core::model::{HealthStatus, PageRequest};
 use bqai_core::ports::HistoryStore;
 use bqai_store::{Store, StoreOptions};
-use chrono::{DateTime, Utc};
-use common::{TestDb, migration_count};
+use chrono::Utc;
+use common::{TestDb, entry, migration_count};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
 async fn migrated(db: &TestDb) -> Store {
@@ -25,29 +25,6 @@ async fn migrated(db: &TestDb) -> Store {
         .unwrap();
     store.migrate().await.unwrap();
     store
-}
-
-fn entry(id: &str, principal: &str, created_at: DateTime<Utc>) -> HistoryEntry {
-    HistoryEntry {
-        id: id.into(),
-        kind: QueryKind::Sql,
-        question: None,
-        sql_submitted: "SELECT 1".into(),
-        sql_executed: Some("SELECT 1 LIMIT 1000".into()),
-        status: QueryStatus::Succeeded,
-        error_code: None,
-        error_message: None,
-        principal: Some(principal.into()),
-        dataset: None,
-        dry_run: false,
-        bytes_processed: 1,
-        bytes_billed: 2,
-        duration_ms: 3,
-        row_count: 4,
-        cache_hit: false,
-        created_at: DateTime::from_timestamp_micros(created_at.timestamp_micros()).unwrap(),
-        ask: None,
-    }
 }
 
 /// A port nothing listens on (bound, then released).

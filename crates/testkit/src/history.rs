@@ -42,8 +42,8 @@ fn now_micros() -> DateTime<Utc> {
     DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
 }
 
-/// A succeeded SQL entry with every optional field empty.
-fn minimal(id: String, created_at: DateTime<Utc>) -> HistoryEntry {
+/// A succeeded SQL entry with every optional field empty (for suites and decorator tests).
+pub fn minimal(id: String, created_at: DateTime<Utc>) -> HistoryEntry {
     HistoryEntry {
         id,
         kind: QueryKind::Sql,

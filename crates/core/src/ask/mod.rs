@@ -23,3 +23,4 @@ pub use llm_generator::LlmGenerator;
 pub use service::{
     AskAnswer, AskObserver, AskRequest, AskService, AskSettings, AskStage, AskUsage, CatalogAnswer,
 };
+pub use text::singular;

@@ -26,7 +26,7 @@ use crate::model::{
     PageRequest, Principal, QueryOutcome, QueryRequest, Table, TableRef, TableSummary,
 };
 use crate::ports::{Cache, HistoryStore};
-use crate::query::{QueryService, RecordMeta, is_valid_dataset_id};
+use crate::query::{QueryService, RecordMeta, elapsed_ms, is_valid_dataset_id, safe_message};
 use crate::result_cache::{KEY_PREFIX, dataset_tag};
 use crate::semantic::{Example, SemanticModel};
 
@@ -199,6 +199,9 @@ pub struct AskService {
     history: Arc<dyn HistoryStore>,
     cache: Option<Arc<dyn Cache>>,
     semantic: HashMap<String, Arc<SemanticModel>>,
+    /// A hash of each semantic model, computed once: part of the question-cache key, so
+    /// editing a model invalidates the SQL generated with the old one.
+    semantic_fingerprints: HashMap<String, String>,
     settings: AskSettings,
 }
 
@@ -214,6 +217,16 @@ impl AskService {
         semantic: Vec<SemanticModel>,
         settings: AskSettings,
     ) -> Self {
+        let semantic_fingerprints = semantic
+            .iter()
+            .map(|m| {
+                let text = serde_json::to_string(m).unwrap_or_default();
+                (
+                    m.dataset.clone(),
+                    hex::encode(Sha256::digest(text.as_bytes())),
+                )
+            })
+            .collect();
         Self {
             catalog,
             queries,
@@ -224,6 +237,7 @@ impl AskService {
                 .into_iter()
                 .map(|m| (m.dataset.clone(), Arc::new(m)))
                 .collect(),
+            semantic_fingerprints,
             settings,
         }
     }
@@ -706,7 +720,7 @@ impl AskService {
         let mut h = Sha256::new();
         let schema: Vec<(&TableRef, &Vec<crate::model::Field>)> =
             tables.iter().map(|t| (&t.table_ref, &t.schema)).collect();
-        let semantic = self.semantic.get(dataset).map(|m| format!("{m:?}"));
+        let semantic = self.semantic_fingerprints.get(dataset);
         let material = serde_json::json!({
             "q": normalize_question(question),
             "dataset": dataset,
@@ -775,16 +789,13 @@ impl AskService {
                 QueryStatus::Failed
             },
             error_code: Some(err.code().to_string()),
-            error_message: Some(match err {
-                Error::Internal { .. } => "internal error".to_string(),
-                other => other.to_string(),
-            }),
+            error_message: Some(safe_message(err)),
             principal: principal.id.clone(),
             dataset: Some(dataset.to_string()),
             dry_run,
             bytes_processed: 0,
             bytes_billed: 0,
-            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            duration_ms: elapsed_ms(started),
             row_count: 0,
             cache_hit: false,
             created_at: Utc::now(),

@@ -19,17 +19,31 @@ pub(crate) fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Naive singular form, good enough to match "orders" with `order` and "categories" with
-/// `category`.
-pub(crate) fn singular(word: &str) -> String {
-    if word.len() > 4 && word.ends_with("ies") {
-        format!("{}y", &word[..word.len() - 3])
-    } else if word.len() > 4 && (word.ends_with("ses") || word.ends_with("xes")) {
-        word[..word.len() - 2].to_string()
-    } else if word.len() > 3 && word.ends_with('s') && !word.ends_with("ss") {
-        word[..word.len() - 1].to_string()
-    } else {
-        word.to_string()
+/// Lowercase word with a simple plural stripped: `countries` → `country`, `orders` → `order`,
+/// `sales` → `sale`; short words and `-ss`/`-us`/`-is` endings are kept. Shared by the ask
+/// pipeline (intent, relevance, examples) and the built-in planner, so both match words alike.
+pub fn singular(word: &str) -> String {
+    let w = word.to_lowercase();
+    let n = w.chars().count();
+    if n <= 3 || !w.is_ascii() {
+        return w;
+    }
+    if let Some(base) = w.strip_suffix("ies")
+        && n > 4
+    {
+        return format!("{base}y");
+    }
+    for suffix in ["sses", "shes", "ches", "xes", "zes"] {
+        if w.ends_with(suffix) {
+            return w[..w.len() - 2].to_owned();
+        }
+    }
+    if w.ends_with("ss") || w.ends_with("us") || w.ends_with("is") {
+        return w;
+    }
+    match w.strip_suffix('s') {
+        Some(base) => base.to_owned(),
+        None => w,
     }
 }
 

@@ -141,12 +141,9 @@ pub async fn query_agent(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let request = AskRequest {
-        question: body.prompt,
         dataset_id: body.dataset_id.filter(|d| !d.is_empty()),
         execute: !body.dry_run,
-        max_rows: None,
-        timeout: None,
-        use_cache: true,
+        ..AskRequest::new(body.prompt)
     };
     let answer = state.ask.ask(request, &state.anonymous).await?;
     Ok(HttpResponse::Ok().json(AskResponse::from(answer)))
