@@ -33,6 +33,11 @@ pub enum Error {
     #[error("invalid query: {0}")]
     InvalidQuery(String),
 
+    /// The caller did not say who it is, or its credentials are unknown, revoked, expired
+    /// or malformed.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+
     /// The principal may not touch this dataset or perform this action.
     #[error("forbidden: {0}")]
     Forbidden(String),
@@ -59,6 +64,21 @@ pub enum Error {
     RateLimited {
         /// When a retry may succeed.
         retry_after: Duration,
+    },
+
+    /// The principal's daily byte quota would be (or is) exhausted; nothing was run.
+    #[error(
+        "daily byte quota of {limit_bytes} bytes exhausted ({used_bytes} used); resets at {resets_at}"
+    )]
+    QuotaExceeded {
+        /// The quota (bytes per UTC day).
+        limit_bytes: u64,
+        /// Bytes already charged today.
+        used_bytes: u64,
+        /// The bytes this query would add (its dry-run estimate), 0 when already exhausted.
+        requested_bytes: u64,
+        /// When the quota resets (the next UTC midnight).
+        resets_at: chrono::DateTime<chrono::Utc>,
     },
 
     /// The operation did not finish in time and was cancelled.
@@ -142,7 +162,19 @@ impl Error {
             Error::InvalidRequest(m) => Error::InvalidRequest(m.clone()),
             Error::SqlRejected(r) => Error::SqlRejected(r.clone()),
             Error::InvalidQuery(m) => Error::InvalidQuery(m.clone()),
+            Error::Unauthenticated(m) => Error::Unauthenticated(m.clone()),
             Error::Forbidden(m) => Error::Forbidden(m.clone()),
+            Error::QuotaExceeded {
+                limit_bytes,
+                used_bytes,
+                requested_bytes,
+                resets_at,
+            } => Error::QuotaExceeded {
+                limit_bytes: *limit_bytes,
+                used_bytes: *used_bytes,
+                requested_bytes: *requested_bytes,
+                resets_at: *resets_at,
+            },
             Error::NotFound(m) => Error::NotFound(m.clone()),
             Error::Conflict(m) => Error::Conflict(m.clone()),
             Error::CostLimitExceeded {
@@ -180,7 +212,9 @@ impl Error {
             Error::InvalidRequest(_) => "INVALID_REQUEST",
             Error::SqlRejected(_) => "SQL_REJECTED",
             Error::InvalidQuery(_) => "INVALID_QUERY",
+            Error::Unauthenticated(_) => "UNAUTHENTICATED",
             Error::Forbidden(_) => "FORBIDDEN",
+            Error::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
             Error::NotFound(_) => "NOT_FOUND",
             Error::Conflict(_) => "CONFLICT",
             Error::CostLimitExceeded { .. } => "COST_LIMIT_EXCEEDED",
@@ -203,7 +237,9 @@ impl Error {
             Error::InvalidRequest(_)
                 | Error::SqlRejected(_)
                 | Error::InvalidQuery(_)
+                | Error::Unauthenticated(_)
                 | Error::Forbidden(_)
+                | Error::QuotaExceeded { .. }
                 | Error::NotFound(_)
                 | Error::Conflict(_)
                 | Error::CostLimitExceeded { .. }

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod ask;
+pub mod auth;
 pub mod catalog;
 pub mod error;
 pub mod guard;

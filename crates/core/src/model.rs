@@ -58,6 +58,14 @@ pub enum DatasetScope {
 }
 
 impl DatasetScope {
+    /// The configuration-list form: `["*"]` for all, else the entries in order.
+    pub fn to_list(&self) -> Vec<String> {
+        match self {
+            DatasetScope::All => vec!["*".to_string()],
+            DatasetScope::Only(set) => set.iter().cloned().collect(),
+        }
+    }
+
     /// Parses a configuration list: `["*"]` (or a list containing `*`) means all.
     pub fn from_list<I, S>(items: I) -> Self
     where
@@ -616,6 +624,12 @@ pub struct Principal {
     pub role: Role,
     /// Datasets this principal may read (intersected with the service allow-list).
     pub datasets: DatasetScope,
+    /// Requests per minute; `None` uses the server's default.
+    #[serde(default)]
+    pub rate_limit_per_minute: Option<u32>,
+    /// Bytes billed per UTC day; `None` means no quota.
+    #[serde(default)]
+    pub daily_byte_quota: Option<u64>,
 }
 
 impl Principal {
@@ -625,6 +639,8 @@ impl Principal {
             id: None,
             role: Role::Admin,
             datasets,
+            rate_limit_per_minute: None,
+            daily_byte_quota: None,
         }
     }
 }

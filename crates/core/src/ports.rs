@@ -7,7 +7,10 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::auth::audit::{AuditEvent, AuditFilter};
+use crate::auth::keys::{KeyFilter, KeyRecord, KeyUpdate};
 use crate::error::Result;
 use crate::history::{HistoryEntry, HistoryFilter};
 use crate::model::{
@@ -110,4 +113,51 @@ pub trait HistoryStore: Send + Sync {
 
     /// Whether the store answers.
     async fn health(&self) -> ComponentHealth;
+}
+
+/// Durable API keys (only their hashes; see [`crate::auth::keys`]).
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Stores a new key; `Conflict` if the id exists.
+    async fn insert_key(&self, key: &KeyRecord) -> Result<()>;
+
+    /// One key by public id, revoked and expired ones included.
+    async fn get_key(&self, id: &str) -> Result<Option<KeyRecord>>;
+
+    /// Keys matching `filter`, newest first.
+    async fn list_keys(&self, filter: &KeyFilter, page: &PageRequest) -> Result<Page<KeyRecord>>;
+
+    /// Applies `update` and returns the changed key; `None` if there is no such key.
+    async fn update_key(&self, id: &str, update: &KeyUpdate) -> Result<Option<KeyRecord>>;
+
+    /// Marks the key revoked at `at` (a second revocation keeps the first time) and returns
+    /// it; `None` if there is no such key.
+    async fn revoke_key(&self, id: &str, at: DateTime<Utc>) -> Result<Option<KeyRecord>>;
+
+    /// Records a successful use at `at`.
+    async fn touch_key(&self, id: &str, at: DateTime<Utc>) -> Result<()>;
+}
+
+/// The append-only audit log.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Appends one event.
+    async fn append(&self, event: &AuditEvent) -> Result<()>;
+
+    /// Events matching `filter`, newest first.
+    async fn list_events(
+        &self,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AuditEvent>>;
+}
+
+/// Bytes charged per principal per UTC day (daily byte quotas).
+#[async_trait]
+pub trait UsageLedger: Send + Sync {
+    /// Bytes charged to `principal` on `day` so far (0 if nothing).
+    async fn bytes_used(&self, principal: &str, day: NaiveDate) -> Result<u64>;
+
+    /// Adds `bytes` to `principal`'s total for `day` atomically and returns the new total.
+    async fn charge_bytes(&self, principal: &str, day: NaiveDate, bytes: u64) -> Result<u64>;
 }

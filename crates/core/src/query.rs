@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
+use crate::auth::quota;
 use crate::error::{Error, Result};
 use crate::guard::{self, GuardPolicy, RejectReason, Rejection};
 use crate::history::{AskRecord, HistoryEntry, QueryKind, QueryStatus};
@@ -16,7 +17,7 @@ use crate::model::{
     CostEstimate, DatasetScope, DryRunReport, Principal, QueryJob, QueryOutcome, QueryRequest,
     QueryResult, QueryStats, Role,
 };
-use crate::ports::{HistoryStore, Warehouse};
+use crate::ports::{HistoryStore, UsageLedger, Warehouse};
 
 /// Bounds the query service applies to every request.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +61,7 @@ pub struct QueryService {
     warehouse: Arc<dyn Warehouse>,
     history: Arc<dyn HistoryStore>,
     limits: QueryLimits,
+    usage: Option<Arc<dyn UsageLedger>>,
 }
 
 /// What the pipeline knew when it stopped, for the history record of a failure.
@@ -154,7 +156,16 @@ impl QueryService {
             warehouse,
             history,
             limits,
+            usage: None,
         }
+    }
+
+    /// Enforces principals' daily byte quotas with `ledger`: checked against the dry run's
+    /// estimate before a query runs, charged with the bytes billed after it ran.
+    #[must_use]
+    pub fn with_usage_ledger(mut self, ledger: Arc<dyn UsageLedger>) -> Self {
+        self.usage = Some(ledger);
+        self
     }
 
     /// The limits in force.
@@ -283,6 +294,9 @@ impl QueryService {
         };
         let outcome = match outcome {
             Ok(mut outcome) => {
+                if !outcome.dry_run {
+                    self.charge_quota(principal, &outcome.result).await;
+                }
                 outcome.result.stats.duration_ms = duration_ms;
                 let stats = &outcome.result.stats;
                 entry.bytes_processed = stats.bytes_processed;
@@ -411,6 +425,9 @@ impl QueryService {
                 limit_bytes: cap,
             });
         }
+        if !request.dry_run {
+            self.check_quota(principal, report.bytes_processed).await?;
+        }
         let mut referenced_tables = guarded.referenced_tables.clone();
         for t in &report.referenced_tables {
             if !referenced_tables.contains(t) {
@@ -428,6 +445,56 @@ impl QueryService {
             report,
             referenced_tables,
         })
+    }
+
+    /// Refuses a query whose estimate would take `principal` past its daily byte quota.
+    /// A ledger that cannot answer refuses too: quotas guard money, so they fail closed.
+    async fn check_quota(&self, principal: &Principal, estimate: u64) -> Result<()> {
+        let (Some(ledger), Some(limit), Some(id)) = (
+            &self.usage,
+            principal.daily_byte_quota,
+            principal.id.as_deref(),
+        ) else {
+            return Ok(());
+        };
+        let now = Utc::now();
+        let used = ledger.bytes_used(id, quota::utc_day(now)).await?;
+        if used >= limit || estimate > limit - used {
+            return Err(Error::QuotaExceeded {
+                limit_bytes: limit,
+                used_bytes: used,
+                requested_bytes: estimate,
+                resets_at: quota::next_reset(now),
+            });
+        }
+        Ok(())
+    }
+
+    /// Charges what an executed query cost to its principal's quota: bytes billed, or bytes
+    /// processed where the warehouse does not bill; nothing for a cache hit. A failure is
+    /// logged: the query already ran and its answer must not be lost.
+    async fn charge_quota(&self, principal: &Principal, result: &QueryResult) {
+        let (Some(ledger), Some(id)) = (&self.usage, principal.id.as_deref()) else {
+            return;
+        };
+        if principal.daily_byte_quota.is_none() || result.stats.cache_hit {
+            return;
+        }
+        let stats = &result.stats;
+        let bytes = if stats.bytes_billed > 0 {
+            stats.bytes_billed
+        } else {
+            stats.bytes_processed
+        };
+        if bytes == 0 {
+            return;
+        }
+        if let Err(e) = ledger
+            .charge_bytes(id, quota::utc_day(Utc::now()), bytes)
+            .await
+        {
+            tracing::error!(principal = %id, bytes, error = %e, "failed to charge the byte quota");
+        }
     }
 
     /// Second half of the pipeline: answer a dry run from its report, or execute.

@@ -364,6 +364,8 @@ async fn viewers_may_only_dry_run() {
         id: Some("key_1".into()),
         role: Role::Viewer,
         datasets: DatasetScope::All,
+        rate_limit_per_minute: None,
+        daily_byte_quota: None,
     };
     let err = svc
         .run(QueryRequest::new("SELECT 1 AS n"), &viewer)
@@ -529,4 +531,111 @@ fn result_ttl_can_be_set_per_dataset() {
         Duration::from_secs(10),
         "the shortest wins"
     );
+}
+
+/// A usage ledger in a map; `down` makes every call fail.
+#[derive(Default)]
+struct MapLedger {
+    used: Mutex<std::collections::HashMap<String, u64>>,
+    down: bool,
+}
+
+#[async_trait]
+impl bqai_core::ports::UsageLedger for MapLedger {
+    async fn bytes_used(&self, principal: &str, _day: chrono::NaiveDate) -> Result<u64> {
+        if self.down {
+            return Err(Error::unavailable("the store", "down"));
+        }
+        Ok(*self.used.lock().unwrap().get(principal).unwrap_or(&0))
+    }
+    async fn charge_bytes(
+        &self,
+        principal: &str,
+        _day: chrono::NaiveDate,
+        bytes: u64,
+    ) -> Result<u64> {
+        let mut used = self.used.lock().unwrap();
+        let total = used.entry(principal.to_string()).or_default();
+        *total += bytes;
+        Ok(*total)
+    }
+}
+
+fn with_quota(id: &str, quota: u64) -> Principal {
+    Principal {
+        id: Some(id.into()),
+        role: Role::Analyst,
+        datasets: DatasetScope::All,
+        rate_limit_per_minute: None,
+        daily_byte_quota: Some(quota),
+    }
+}
+
+#[tokio::test]
+async fn daily_quota_is_checked_on_the_estimate_and_charged_with_bytes_billed() {
+    let wh = Arc::new(ScriptedWarehouse {
+        bytes: 400,
+        rows: 1,
+        ..Default::default()
+    });
+    let ledger = Arc::new(MapLedger::default());
+    let svc =
+        service(wh.clone(), Arc::new(VecHistory::default())).with_usage_ledger(ledger.clone());
+    let alice = with_quota("alice", 1000);
+    let sql = || QueryRequest::new("SELECT n FROM shop.orders");
+    svc.run(sql(), &alice).await.unwrap();
+    svc.run(sql(), &alice).await.unwrap();
+    assert_eq!(ledger.used.lock().unwrap()["alice"], 800);
+    // 800 + 400 > 1000: refused before execution.
+    let err = svc.run(sql(), &alice).await.unwrap_err();
+    match &err {
+        Error::QuotaExceeded {
+            limit_bytes,
+            used_bytes,
+            requested_bytes,
+            resets_at,
+        } => {
+            assert_eq!(
+                (*limit_bytes, *used_bytes, *requested_bytes),
+                (1000, 800, 400)
+            );
+            assert!(*resets_at > chrono::Utc::now());
+            assert_eq!(resets_at.time(), chrono::NaiveTime::MIN);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(err.code(), "QUOTA_EXCEEDED");
+    assert_eq!(wh.executed.lock().unwrap().len(), 2, "the third never ran");
+    // Dry runs are not billed and not refused; another principal has its own budget.
+    let mut dry = sql();
+    dry.dry_run = true;
+    svc.run(dry, &alice).await.unwrap();
+    svc.run(sql(), &with_quota("bob", 1000)).await.unwrap();
+    assert_eq!(ledger.used.lock().unwrap()["alice"], 800);
+    assert_eq!(ledger.used.lock().unwrap()["bob"], 400);
+    // Without a quota nothing is checked or charged.
+    svc.run(sql(), &anyone()).await.unwrap();
+    assert_eq!(ledger.used.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_quota_the_ledger_cannot_check_fails_closed() {
+    let wh = Arc::new(ScriptedWarehouse {
+        bytes: 10,
+        ..Default::default()
+    });
+    let ledger = Arc::new(MapLedger {
+        down: true,
+        ..Default::default()
+    });
+    let svc = service(wh.clone(), Arc::new(VecHistory::default())).with_usage_ledger(ledger);
+    let err = svc
+        .run(
+            QueryRequest::new("SELECT n FROM shop.orders"),
+            &with_quota("carol", 1_000),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "UNAVAILABLE");
+    assert!(wh.executed.lock().unwrap().is_empty());
 }

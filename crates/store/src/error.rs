@@ -5,20 +5,63 @@ use bqai_core::Error;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::pooled_connection::deadpool::PoolError;
 
-/// How clients hear about this dependency.
-pub(crate) const WHAT: &str = "the history store";
+/// Which port of the store a statement serves: it names the dependency in errors, so a client
+/// hears "the audit log is unavailable" rather than about a store it never asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Port {
+    History,
+    Keys,
+    Audit,
+    Usage,
+}
+
+impl Port {
+    /// How clients hear about this dependency.
+    pub(crate) fn what(self) -> &'static str {
+        match self {
+            Port::History => "the history store",
+            Port::Keys => "the key store",
+            Port::Audit => "the audit log",
+            Port::Usage => "the usage ledger",
+        }
+    }
+
+    /// The dependency without its article, for internal messages.
+    fn name(self) -> &'static str {
+        &self.what()["the ".len()..]
+    }
+
+    /// What one row is, for `Conflict` messages.
+    fn row(self) -> &'static str {
+        match self {
+            Port::History => "history entry",
+            Port::Keys => "API key",
+            Port::Audit => "audit event",
+            Port::Usage => "usage row",
+        }
+    }
+
+    /// An internal error of this port: `context` prefixed with the port's name.
+    pub(crate) fn internal(
+        self,
+        context: &str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Error {
+        Error::internal(format!("{} {context}", self.name()), source)
+    }
+}
 
 /// A failure to obtain a connection: the store is unreachable or saturated.
-pub(crate) fn pool_error(e: PoolError) -> Error {
+pub(crate) fn pool_error(e: PoolError, port: Port) -> Error {
     match e {
-        PoolError::NoRuntimeSpecified => Error::internal("history store pool misconfigured", e),
-        _ => Error::unavailable(WHAT, e),
+        PoolError::NoRuntimeSpecified => port.internal("pool misconfigured", e),
+        _ => Error::unavailable(port.what(), e),
     }
 }
 
 /// A failed statement. Constraint violations in our own writes are bugs (`Internal`); the
 /// database being busy, closed, unreachable or out of disk is `Unavailable`.
-pub(crate) fn query_error(e: DieselError) -> Error {
+pub(crate) fn query_error(e: DieselError, port: Port) -> Error {
     match e {
         DieselError::DatabaseError(
             DatabaseErrorKind::UniqueViolation
@@ -26,19 +69,54 @@ pub(crate) fn query_error(e: DieselError) -> Error {
             | DatabaseErrorKind::NotNullViolation
             | DatabaseErrorKind::CheckViolation,
             _,
-        ) => Error::internal("history store rejected a write", e),
-        DieselError::DatabaseError(..) => Error::unavailable(WHAT, e),
-        _ => Error::internal("history store query failed", e),
+        ) => port.internal("rejected a write", e),
+        DieselError::DatabaseError(..) => Error::unavailable(port.what(), e),
+        _ => port.internal("query failed", e),
     }
 }
 
-/// A failed insert of history entry `id`: a duplicate id is an expected outcome the port names
+/// A failed insert of row `id`: a duplicate id is an expected outcome the port names
 /// (`Conflict`), not a driver failure; anything else as [`query_error`].
-pub(crate) fn record_error(e: DieselError, id: &str) -> Error {
+pub(crate) fn insert_error(e: DieselError, port: Port, id: &str) -> Error {
     match e {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-            Error::Conflict(format!("history entry {id} already exists"))
+            Error::Conflict(format!("{} {id} already exists", port.row()))
         }
-        e => query_error(e),
+        e => query_error(e, port),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_port() {
+        let dup = || {
+            DieselError::DatabaseError(
+                DatabaseErrorKind::UniqueViolation,
+                Box::new("duplicate key".to_owned()),
+            )
+        };
+        match insert_error(dup(), Port::Keys, "k1") {
+            Error::Conflict(m) => assert_eq!(m, "API key k1 already exists"),
+            other => panic!("{other:?}"),
+        }
+        match insert_error(dup(), Port::History, "h1") {
+            Error::Conflict(m) => assert_eq!(m, "history entry h1 already exists"),
+            other => panic!("{other:?}"),
+        }
+        let busy = DieselError::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("database is locked".to_owned()),
+        );
+        assert_eq!(
+            query_error(busy, Port::Audit).to_string(),
+            "the audit log is unavailable"
+        );
+        match query_error(DieselError::NotFound, Port::Usage) {
+            Error::Internal { .. } => {}
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -1,16 +1,26 @@
-//! bqai-store: durable storage on diesel-async — query history now; audit, API keys,
-//! conversations and export jobs later.
+//! bqai-store: durable storage on diesel-async — query history, API keys, the audit log and
+//! daily byte usage now; conversations and export jobs later.
+//!
+//! One [`Store`] implements four core ports, each also handed out as an `Arc<dyn …>`:
+//! [`HistoryStore`] ([`Store::history`], table `query_history`), [`KeyStore`]
+//! ([`Store::keys`], `api_keys`: hashes only, revoked keys kept), [`AuditLog`]
+//! ([`Store::audit`], `audit_log`: append-only, and the migrations make the database refuse
+//! `UPDATE`/`DELETE` on it) and [`UsageLedger`] ([`Store::usage`], `key_usage`: bytes per
+//! principal per UTC day, charged with one atomic upsert).
 //!
 //! [`Store::connect`] picks the backend from the URL: SQLite (`sqlite://PATH`,
 //! `sqlite::memory:`, or a plain path) is the embedded default; PostgreSQL (`postgres://…` or
-//! `postgresql://…`) is the production backend. Both share `schema`, the row conversions, list
-//! query and page token in `history`, the error mapping in `error`, and the migration version
-//! names (`migrations/sqlite` and `migrations/postgres`, embedded at compile time).
+//! `postgresql://…`) is the production backend. Both share `schema`, the row conversions and
+//! list queries (`history`, `keys`, `audit`, `usage`), value conversions (`convert`), the page
+//! token (`page`), the error mapping (`error`), and the migration version names
+//! (`migrations/sqlite` and `migrations/postgres`, embedded at compile time).
 //!
 //! Every statement runs under a timeout ([`StoreOptions::query_timeout`]); pool and diesel
 //! errors become [`bqai_core::Error`]s at this boundary (`Unavailable` when the database is
-//! unreachable, busy or failing, `Timeout`, `Conflict` for a duplicate id, `InvalidRequest` for a
-//! malformed URL or page token, `Internal` for bugs). Messages never quote the store URL.
+//! unreachable, busy or failing — naming the port: "the key store is unavailable" —, `Timeout`,
+//! `Conflict` for a duplicate id, `InvalidRequest` for a malformed URL or page token,
+//! `Internal` for bugs). Messages never quote the store URL. Every list is newest first by
+//! (time, id) with an opaque keyset page token.
 //!
 //! # PostgreSQL
 //!
@@ -29,16 +39,22 @@
 //! - Migrations: [`Store::migrate`] takes a PostgreSQL advisory lock on a dedicated connection
 //!   and runs diesel's harness on a blocking thread, so concurrent starts apply each migration
 //!   once and a current-thread runtime works.
-//! - Types: `TIMESTAMP` without time zone holding UTC (as on SQLite), `BIGINT` counters
-//!   saturated at `i64::MAX`, ids in the `"C"` collation so pages order like SQLite's.
-//!   `tests/schema.rs` checks `schema.rs` against both migrated databases.
+//! - Types: `TIMESTAMP` without time zone holding UTC (as on SQLite), `DATE` for usage days
+//!   (diesel's text `YYYY-MM-DD` on SQLite), `BIGINT` counters saturated at `i64::MAX`, lists
+//!   as JSON text, ids in the `"C"` collation so pages order like SQLite's. `tests/schema.rs`
+//!   checks `schema.rs` against both migrated databases.
 
+mod audit;
+mod convert;
 mod error;
 mod history;
+mod keys;
 mod migrate;
+mod page;
 mod postgres;
 mod schema;
 mod sqlite;
+mod usage;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -47,7 +63,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bqai_core::history::{HistoryEntry, HistoryFilter};
 use bqai_core::model::{ComponentHealth, Page, PageRequest};
-use bqai_core::ports::HistoryStore;
+use bqai_core::ports::{AuditLog, HistoryStore, KeyStore, UsageLedger};
 use bqai_core::{Error, Result};
 
 use crate::postgres::PgStore;
@@ -162,6 +178,21 @@ impl Store {
 
     /// The store as the core's history port.
     pub fn history(&self) -> Arc<dyn HistoryStore> {
+        Arc::new(self.clone())
+    }
+
+    /// The store as the core's API key port.
+    pub fn keys(&self) -> Arc<dyn KeyStore> {
+        Arc::new(self.clone())
+    }
+
+    /// The store as the core's audit log port.
+    pub fn audit(&self) -> Arc<dyn AuditLog> {
+        Arc::new(self.clone())
+    }
+
+    /// The store as the core's daily byte usage port.
+    pub fn usage(&self) -> Arc<dyn UsageLedger> {
         Arc::new(self.clone())
     }
 

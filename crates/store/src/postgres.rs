@@ -1,6 +1,6 @@
 //! The PostgreSQL backend: a deadpool pool of diesel-async `AsyncPgConnection`s (tokio-postgres
-//! underneath, no libpq), a server-side `statement_timeout` on every connection, and the history
-//! queries.
+//! underneath, no libpq), a server-side `statement_timeout` on every connection, and the
+//! statements of every port (history, keys, audit, usage).
 //!
 //! The pool is lazy: building it opens nothing, so a store whose server is down at start still
 //! constructs, answers health with `down`, and fails each statement with `Unavailable` within
@@ -12,9 +12,12 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bqai_core::auth::audit::{AuditEvent, AuditFilter};
+use bqai_core::auth::keys::{KeyFilter, KeyRecord, KeyUpdate};
 use bqai_core::history::{HistoryEntry, HistoryFilter};
 use bqai_core::model::{Page, PageRequest};
 use bqai_core::{Error, Result};
+use chrono::{DateTime, NaiveDate, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::result::ConnectionError;
@@ -28,9 +31,14 @@ use tokio_postgres::NoTls;
 use tokio_postgres::config::{Host, SslMode};
 
 use crate::StoreOptions;
-use crate::error::{WHAT, pool_error, query_error, record_error};
-use crate::history::{Cursor, HistoryRow, fetch_limit, into_page, list_query};
-use crate::schema::query_history;
+use crate::audit::{AuditRow, list_events_query};
+use crate::convert::{from_sql_count, to_sql_time};
+use crate::error::{Port, insert_error, pool_error, query_error};
+use crate::history::{HistoryRow, list_query};
+use crate::keys::{KeyChanges, KeyRow, list_keys_query, revoked_at_after};
+use crate::page::{Cursor, fetch_limit, into_page};
+use crate::schema::{api_keys, audit_log, key_usage, query_history};
+use crate::usage::{UsageRow, saturating_total};
 
 type Conn = AsyncPgConnection;
 
@@ -154,7 +162,7 @@ impl PgStore {
             .recycle_timeout(Some(options.connect_timeout))
             .runtime(deadpool::Runtime::Tokio1)
             .build()
-            .map_err(|e| Error::internal("building the history store pool", e))?;
+            .map_err(|e| Error::internal("building the store pool", e))?;
         Ok(Self {
             config,
             pool,
@@ -172,7 +180,7 @@ impl PgStore {
     ///
     /// The outer `Result` covers the pool, the timeout and the task; the inner one is the
     /// statement's own outcome, for the caller to interpret.
-    async fn run<R, F>(&self, op: F) -> Result<QueryResult<R>>
+    async fn run<R, F>(&self, port: Port, op: F) -> Result<QueryResult<R>>
     where
         R: Send + 'static,
         F: for<'c> FnOnce(&'c mut Conn) -> Statement<'c, R> + Send + 'static,
@@ -183,7 +191,7 @@ impl PgStore {
         let pool = self.pool.clone();
         let task = tokio::spawn(async move {
             let mut conn = match tokio::time::timeout_at(deadline, pool.get()).await {
-                Ok(got) => got.map_err(pool_error)?,
+                Ok(got) => got.map_err(|e| pool_error(e, port))?,
                 Err(_elapsed) => return Err(Error::Timeout(timeout)),
             };
             match tokio::time::timeout_at(deadline, op(&mut conn)).await {
@@ -201,20 +209,31 @@ impl PgStore {
             }
         });
         task.await
-            .map_err(|join| Error::internal("history store task failed", join))?
+            .map_err(|join| port.internal("task failed", join))?
     }
 
     /// `run` with any statement error translated.
-    async fn query<R, F>(&self, op: F) -> Result<R>
+    async fn query<R, F>(&self, port: Port, op: F) -> Result<R>
     where
         R: Send + 'static,
         F: for<'c> FnOnce(&'c mut Conn) -> Statement<'c, R> + Send + 'static,
     {
-        self.run(op).await?.map_err(query_error)
+        self.run(port, op).await?.map_err(|e| query_error(e, port))
+    }
+
+    /// `run` for an insert of row `id`: a duplicate is `Conflict`.
+    async fn insert<F>(&self, port: Port, id: &str, op: F) -> Result<()>
+    where
+        F: for<'c> FnOnce(&'c mut Conn) -> Statement<'c, usize> + Send + 'static,
+    {
+        self.run(port, op)
+            .await?
+            .map(drop)
+            .map_err(|e| insert_error(e, port, id))
     }
 
     pub(crate) async fn ping(&self) -> Result<()> {
-        self.query(|conn| {
+        self.query(Port::History, |conn| {
             Box::pin(async move {
                 diesel::select(1_i32.into_sql::<diesel::sql_types::Integer>())
                     .get_result::<i32>(conn)
@@ -234,8 +253,8 @@ impl PgStore {
         let config = with_statement_timeout(&self.config, timeout);
         let work = async move {
             let conn = match tokio::time::timeout(connect_timeout, establish(&config)).await {
-                Ok(conn) => conn.map_err(|e| Error::unavailable(WHAT, e))?,
-                Err(elapsed) => return Err(Error::unavailable(WHAT, elapsed)),
+                Ok(conn) => conn.map_err(|e| Error::unavailable(Port::History.what(), e))?,
+                Err(elapsed) => return Err(Error::unavailable(Port::History.what(), elapsed)),
             };
             // The wrapper blocks on the caller's runtime handle; the connection's I/O task runs
             // on that runtime meanwhile, which works on a current-thread runtime too because
@@ -245,8 +264,8 @@ impl PgStore {
                 crate::migrate::run_postgres(&mut conn)
             })
             .await
-            .map_err(|join| Error::internal("history store migration task failed", join))?
-            .map_err(|e| Error::internal("running history store migrations", e))
+            .map_err(|join| Error::internal("store migration task failed", join))?
+            .map_err(|e| Error::internal("running store migrations", e))
         };
         tokio::time::timeout(timeout, work)
             .await
@@ -255,23 +274,21 @@ impl PgStore {
 
     pub(crate) async fn record(&self, entry: &HistoryEntry) -> Result<()> {
         let row = HistoryRow::from_entry(entry);
-        let outcome = self
-            .run(move |conn| {
-                Box::pin(async move {
-                    diesel::insert_into(query_history::table)
-                        .values(&row)
-                        .execute(conn)
-                        .await
-                })
+        self.insert(Port::History, &entry.id, move |conn| {
+            Box::pin(async move {
+                diesel::insert_into(query_history::table)
+                    .values(&row)
+                    .execute(conn)
+                    .await
             })
-            .await?;
-        outcome.map(drop).map_err(|e| record_error(e, &entry.id))
+        })
+        .await
     }
 
     pub(crate) async fn get(&self, id: &str) -> Result<Option<HistoryEntry>> {
         let id = id.to_owned();
         let row = self
-            .query(move |conn| {
+            .query(Port::History, move |conn| {
                 Box::pin(async move {
                     query_history::table
                         .find(id)
@@ -294,7 +311,7 @@ impl PgStore {
         let filter = filter.clone();
         let limit = fetch_limit(page.page_size);
         let rows = self
-            .query(move |conn| {
+            .query(Port::History, move |conn| {
                 Box::pin(async move {
                     list_query!(Pg, filter, cursor, limit)
                         .load::<HistoryRow>(conn)
@@ -302,7 +319,204 @@ impl PgStore {
                 })
             })
             .await?;
-        into_page(rows, page.page_size)
+        into_page(
+            rows,
+            page.page_size,
+            HistoryRow::cursor,
+            HistoryRow::into_entry,
+        )
+    }
+
+    pub(crate) async fn insert_key(&self, key: &KeyRecord) -> Result<()> {
+        let row = KeyRow::from_record(key)?;
+        self.insert(Port::Keys, &key.id, move |conn| {
+            Box::pin(async move {
+                diesel::insert_into(api_keys::table)
+                    .values(&row)
+                    .execute(conn)
+                    .await
+            })
+        })
+        .await
+    }
+
+    pub(crate) async fn get_key(&self, id: &str) -> Result<Option<KeyRecord>> {
+        let id = id.to_owned();
+        let row = self
+            .query(Port::Keys, move |conn| {
+                Box::pin(async move {
+                    api_keys::table
+                        .find(id)
+                        .select(KeyRow::as_select())
+                        .first(conn)
+                        .await
+                        .optional()
+                })
+            })
+            .await?;
+        row.map(KeyRow::into_record).transpose()
+    }
+
+    pub(crate) async fn list_keys(
+        &self,
+        filter: &KeyFilter,
+        page: &PageRequest,
+    ) -> Result<Page<KeyRecord>> {
+        let cursor = page.page_token.as_deref().map(Cursor::decode).transpose()?;
+        let filter = filter.clone();
+        let limit = fetch_limit(page.page_size);
+        let rows = self
+            .query(Port::Keys, move |conn| {
+                Box::pin(async move {
+                    list_keys_query!(Pg, filter, cursor, limit)
+                        .load::<KeyRow>(conn)
+                        .await
+                })
+            })
+            .await?;
+        into_page(rows, page.page_size, KeyRow::cursor, KeyRow::into_record)
+    }
+
+    pub(crate) async fn update_key(
+        &self,
+        id: &str,
+        update: &KeyUpdate,
+    ) -> Result<Option<KeyRecord>> {
+        let Some(changes) = KeyChanges::from_update(update)? else {
+            return self.get_key(id).await;
+        };
+        let id = id.to_owned();
+        let row = self
+            .query(Port::Keys, move |conn| {
+                Box::pin(async move {
+                    diesel::update(api_keys::table.find(id))
+                        .set(changes)
+                        .returning(KeyRow::as_returning())
+                        .get_result(conn)
+                        .await
+                        .optional()
+                })
+            })
+            .await?;
+        row.map(KeyRow::into_record).transpose()
+    }
+
+    pub(crate) async fn revoke_key(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<KeyRecord>> {
+        let id = id.to_owned();
+        let row = self
+            .query(Port::Keys, move |conn| {
+                Box::pin(async move {
+                    diesel::update(api_keys::table.find(id))
+                        .set(api_keys::revoked_at.eq(revoked_at_after(at)))
+                        .returning(KeyRow::as_returning())
+                        .get_result(conn)
+                        .await
+                        .optional()
+                })
+            })
+            .await?;
+        row.map(KeyRow::into_record).transpose()
+    }
+
+    /// Moves `last_used_at` forward to `at` (never back: replicas touch with their own
+    /// clocks); an unknown id changes nothing.
+    pub(crate) async fn touch_key(&self, id: &str, at: DateTime<Utc>) -> Result<()> {
+        let id = id.to_owned();
+        let at = to_sql_time(at);
+        self.query(Port::Keys, move |conn| {
+            Box::pin(async move {
+                diesel::update(
+                    api_keys::table.find(id).filter(
+                        api_keys::last_used_at
+                            .is_null()
+                            .or(api_keys::last_used_at.lt(at)),
+                    ),
+                )
+                .set(api_keys::last_used_at.eq(at))
+                .execute(conn)
+                .await
+                .map(drop)
+            })
+        })
+        .await
+    }
+
+    pub(crate) async fn append_event(&self, event: &AuditEvent) -> Result<()> {
+        let row = AuditRow::from_event(event)?;
+        self.insert(Port::Audit, &event.id, move |conn| {
+            Box::pin(async move {
+                diesel::insert_into(audit_log::table)
+                    .values(&row)
+                    .execute(conn)
+                    .await
+            })
+        })
+        .await
+    }
+
+    pub(crate) async fn list_events(
+        &self,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AuditEvent>> {
+        let cursor = page.page_token.as_deref().map(Cursor::decode).transpose()?;
+        let filter = filter.clone();
+        let limit = fetch_limit(page.page_size);
+        let rows = self
+            .query(Port::Audit, move |conn| {
+                Box::pin(async move {
+                    list_events_query!(Pg, filter, cursor, limit)
+                        .load::<AuditRow>(conn)
+                        .await
+                })
+            })
+            .await?;
+        into_page(rows, page.page_size, AuditRow::cursor, AuditRow::into_event)
+    }
+
+    pub(crate) async fn bytes_used(&self, principal: &str, day: NaiveDate) -> Result<u64> {
+        let principal = principal.to_owned();
+        let bytes = self
+            .query(Port::Usage, move |conn| {
+                Box::pin(async move {
+                    key_usage::table
+                        .find((principal, day))
+                        .select(key_usage::bytes)
+                        .first::<i64>(conn)
+                        .await
+                        .optional()
+                })
+            })
+            .await?;
+        Ok(bytes.map_or(0, from_sql_count))
+    }
+
+    pub(crate) async fn charge_bytes(
+        &self,
+        principal: &str,
+        day: NaiveDate,
+        bytes: u64,
+    ) -> Result<u64> {
+        let row = UsageRow::new(principal, day, bytes);
+        let total = self
+            .query(Port::Usage, move |conn| {
+                Box::pin(async move {
+                    diesel::insert_into(key_usage::table)
+                        .values(&row)
+                        .on_conflict((key_usage::principal, key_usage::day))
+                        .do_update()
+                        .set(key_usage::bytes.eq(saturating_total()))
+                        .returning(key_usage::bytes)
+                        .get_result::<i64>(conn)
+                        .await
+                })
+            })
+            .await?;
+        Ok(from_sql_count(total))
     }
 }
 

@@ -1,6 +1,6 @@
 //! The database schema, shared by every backend: only column types diesel maps the same way on
-//! SQLite and PostgreSQL (Text, BigInt, Double, Bool, Timestamp). Must match `diesel print-schema`
-//! run against the migrations.
+//! SQLite and PostgreSQL (Text, BigInt, Double, Bool, Timestamp, Date). Must match
+//! `diesel print-schema` run against the migrations.
 //!
 //! `tests/schema.rs` enforces that without the diesel CLI: it migrates a fresh SQLite and a
 //! fresh PostgreSQL database and compares every table's columns (order, name, type,
@@ -33,5 +33,49 @@ diesel::table! {
         llm_output_tokens -> Nullable<BigInt>,
         llm_cost_usd -> Nullable<Double>,
         question_cache_hit -> Nullable<Bool>,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        name -> Text,
+        owner -> Nullable<Text>,
+        role -> Text,
+        datasets -> Text,
+        rate_limit_per_minute -> Nullable<BigInt>,
+        daily_byte_quota -> Nullable<BigInt>,
+        expires_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        secret_hash -> Text,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Text,
+        at -> Timestamp,
+        request_id -> Nullable<Text>,
+        principal -> Nullable<Text>,
+        action -> Text,
+        route -> Text,
+        targets -> Text,
+        sql_fingerprint -> Nullable<Text>,
+        outcome -> Text,
+        status -> BigInt,
+        error_code -> Nullable<Text>,
+        bytes -> BigInt,
+        client_addr -> Nullable<Text>,
+        detail -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    key_usage (principal, day) {
+        principal -> Text,
+        day -> Date,
+        bytes -> BigInt,
     }
 }

@@ -1,13 +1,16 @@
 //! The SQLite backend: a deadpool pool of `SyncConnectionWrapper<SqliteConnection>` with
-//! per-connection pragmas, and the history queries.
+//! per-connection pragmas, and the statements of every port (history, keys, audit, usage).
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bqai_core::auth::audit::{AuditEvent, AuditFilter};
+use bqai_core::auth::keys::{KeyFilter, KeyRecord, KeyUpdate};
 use bqai_core::history::{HistoryEntry, HistoryFilter};
 use bqai_core::model::{Page, PageRequest};
 use bqai_core::{Error, Result};
+use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel::result::ConnectionError;
 use diesel::sqlite::Sqlite;
@@ -19,9 +22,14 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
 
 use crate::StoreOptions;
-use crate::error::{pool_error, query_error, record_error};
-use crate::history::{Cursor, HistoryRow, fetch_limit, into_page, list_query};
-use crate::schema::query_history;
+use crate::audit::{AuditRow, list_events_query};
+use crate::convert::{from_sql_count, to_sql_time};
+use crate::error::{Port, insert_error, pool_error, query_error};
+use crate::history::{HistoryRow, list_query};
+use crate::keys::{KeyChanges, KeyRow, list_keys_query, revoked_at_after};
+use crate::page::{Cursor, fetch_limit, into_page};
+use crate::schema::{api_keys, audit_log, key_usage, query_history};
+use crate::usage::{UsageRow, saturating_total};
 
 type Conn = SyncConnectionWrapper<SqliteConnection>;
 type PooledConn = Object<Conn>;
@@ -82,7 +90,7 @@ impl SqliteStore {
             && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
         {
             tokio::fs::create_dir_all(dir).await.map_err(|e| {
-                Error::unavailable(format!("the history store directory {}", dir.display()), e)
+                Error::unavailable(format!("the store directory {}", dir.display()), e)
             })?;
         }
         let mut config = ManagerConfig::<Conn>::default();
@@ -102,7 +110,7 @@ impl SqliteStore {
             .recycle_timeout(Some(options.connect_timeout))
             .runtime(deadpool::Runtime::Tokio1)
             .build()
-            .map_err(|e| Error::internal("building the history store pool", e))?;
+            .map_err(|e| Error::internal("building the store pool", e))?;
         let store = Self {
             target,
             pool,
@@ -122,7 +130,7 @@ impl SqliteStore {
     ///
     /// The outer `Result` covers the pool, the timeout and the task; the inner one is the
     /// statement's own outcome, for the caller to interpret.
-    async fn run<R, F, Fut>(&self, timeout: Duration, op: F) -> Result<QueryResult<R>>
+    async fn run<R, F, Fut>(&self, port: Port, timeout: Duration, op: F) -> Result<QueryResult<R>>
     where
         F: FnOnce(PooledConn) -> Fut + Send + 'static,
         Fut: Future<Output = QueryResult<R>> + Send + 'static,
@@ -130,30 +138,42 @@ impl SqliteStore {
     {
         let pool = self.pool.clone();
         let task = tokio::spawn(async move {
-            let conn = pool.get().await.map_err(pool_error)?;
+            let conn = pool.get().await.map_err(|e| pool_error(e, port))?;
             Ok(op(conn).await)
         });
         match tokio::time::timeout(timeout, task).await {
             Ok(Ok(outcome)) => outcome,
-            Ok(Err(join)) => Err(Error::internal("history store task failed", join)),
+            Ok(Err(join)) => Err(port.internal("task failed", join)),
             Err(_elapsed) => Err(Error::Timeout(timeout)),
         }
     }
 
     /// `run` with the query timeout, any statement error translated.
-    async fn query<R, F, Fut>(&self, op: F) -> Result<R>
+    async fn query<R, F, Fut>(&self, port: Port, op: F) -> Result<R>
     where
         F: FnOnce(PooledConn) -> Fut + Send + 'static,
         Fut: Future<Output = QueryResult<R>> + Send + 'static,
         R: Send + 'static,
     {
-        self.run(self.options.query_timeout, op)
+        self.run(port, self.options.query_timeout, op)
             .await?
-            .map_err(query_error)
+            .map_err(|e| query_error(e, port))
+    }
+
+    /// `run` with the query timeout for an insert of row `id`: a duplicate is `Conflict`.
+    async fn insert<F, Fut>(&self, port: Port, id: &str, op: F) -> Result<()>
+    where
+        F: FnOnce(PooledConn) -> Fut + Send + 'static,
+        Fut: Future<Output = QueryResult<usize>> + Send + 'static,
+    {
+        self.run(port, self.options.query_timeout, op)
+            .await?
+            .map(drop)
+            .map_err(|e| insert_error(e, port, id))
     }
 
     pub(crate) async fn ping(&self) -> Result<()> {
-        self.query(|mut conn| async move {
+        self.query(Port::History, |mut conn| async move {
             diesel::select(1_i32.into_sql::<diesel::sql_types::Integer>())
                 .get_result::<i32>(&mut *conn)
                 .await
@@ -163,33 +183,35 @@ impl SqliteStore {
     }
 
     pub(crate) async fn migrate(&self) -> Result<usize> {
-        self.run(self.options.migration_timeout, |mut conn| async move {
-            // The wrapper's `spawn_blocking` hands the plain sync connection to a blocking
-            // thread: the same database as the pool (which matters for `:memory:`) without
-            // diesel-async's `block_in_place` harness.
-            conn.spawn_blocking(crate::migrate::run_sqlite).await
-        })
+        self.run(
+            Port::History,
+            self.options.migration_timeout,
+            |mut conn| async move {
+                // The wrapper's `spawn_blocking` hands the plain sync connection to a blocking
+                // thread: the same database as the pool (which matters for `:memory:`) without
+                // diesel-async's `block_in_place` harness.
+                conn.spawn_blocking(crate::migrate::run_sqlite).await
+            },
+        )
         .await?
-        .map_err(|e| Error::internal("running history store migrations", e))
+        .map_err(|e| Error::internal("running store migrations", e))
     }
 
     pub(crate) async fn record(&self, entry: &HistoryEntry) -> Result<()> {
         let row = HistoryRow::from_entry(entry);
-        let outcome = self
-            .run(self.options.query_timeout, |mut conn| async move {
-                diesel::insert_into(query_history::table)
-                    .values(&row)
-                    .execute(&mut *conn)
-                    .await
-            })
-            .await?;
-        outcome.map(drop).map_err(|e| record_error(e, &entry.id))
+        self.insert(Port::History, &entry.id, |mut conn| async move {
+            diesel::insert_into(query_history::table)
+                .values(&row)
+                .execute(&mut *conn)
+                .await
+        })
+        .await
     }
 
     pub(crate) async fn get(&self, id: &str) -> Result<Option<HistoryEntry>> {
         let id = id.to_owned();
         let row = self
-            .query(|mut conn| async move {
+            .query(Port::History, |mut conn| async move {
                 query_history::table
                     .find(id)
                     .select(HistoryRow::as_select())
@@ -210,12 +232,189 @@ impl SqliteStore {
         let filter = filter.clone();
         let limit = fetch_limit(page.page_size);
         let rows = self
-            .query(move |mut conn| async move {
+            .query(Port::History, move |mut conn| async move {
                 list_query!(Sqlite, filter, cursor, limit)
                     .load(&mut *conn)
                     .await
             })
             .await?;
-        into_page(rows, page.page_size)
+        into_page(
+            rows,
+            page.page_size,
+            HistoryRow::cursor,
+            HistoryRow::into_entry,
+        )
+    }
+
+    pub(crate) async fn insert_key(&self, key: &KeyRecord) -> Result<()> {
+        let row = KeyRow::from_record(key)?;
+        self.insert(Port::Keys, &key.id, |mut conn| async move {
+            diesel::insert_into(api_keys::table)
+                .values(&row)
+                .execute(&mut *conn)
+                .await
+        })
+        .await
+    }
+
+    pub(crate) async fn get_key(&self, id: &str) -> Result<Option<KeyRecord>> {
+        let id = id.to_owned();
+        let row = self
+            .query(Port::Keys, |mut conn| async move {
+                api_keys::table
+                    .find(id)
+                    .select(KeyRow::as_select())
+                    .first(&mut *conn)
+                    .await
+                    .optional()
+            })
+            .await?;
+        row.map(KeyRow::into_record).transpose()
+    }
+
+    pub(crate) async fn list_keys(
+        &self,
+        filter: &KeyFilter,
+        page: &PageRequest,
+    ) -> Result<Page<KeyRecord>> {
+        let cursor = page.page_token.as_deref().map(Cursor::decode).transpose()?;
+        let filter = filter.clone();
+        let limit = fetch_limit(page.page_size);
+        let rows = self
+            .query(Port::Keys, move |mut conn| async move {
+                list_keys_query!(Sqlite, filter, cursor, limit)
+                    .load(&mut *conn)
+                    .await
+            })
+            .await?;
+        into_page(rows, page.page_size, KeyRow::cursor, KeyRow::into_record)
+    }
+
+    pub(crate) async fn update_key(
+        &self,
+        id: &str,
+        update: &KeyUpdate,
+    ) -> Result<Option<KeyRecord>> {
+        let Some(changes) = KeyChanges::from_update(update)? else {
+            return self.get_key(id).await;
+        };
+        let id = id.to_owned();
+        let row = self
+            .query(Port::Keys, |mut conn| async move {
+                diesel::update(api_keys::table.find(id))
+                    .set(changes)
+                    .returning(KeyRow::as_returning())
+                    .get_result(&mut *conn)
+                    .await
+                    .optional()
+            })
+            .await?;
+        row.map(KeyRow::into_record).transpose()
+    }
+
+    pub(crate) async fn revoke_key(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<KeyRecord>> {
+        let id = id.to_owned();
+        let row = self
+            .query(Port::Keys, move |mut conn| async move {
+                diesel::update(api_keys::table.find(id))
+                    .set(api_keys::revoked_at.eq(revoked_at_after(at)))
+                    .returning(KeyRow::as_returning())
+                    .get_result(&mut *conn)
+                    .await
+                    .optional()
+            })
+            .await?;
+        row.map(KeyRow::into_record).transpose()
+    }
+
+    /// Moves `last_used_at` forward to `at` (never back: replicas touch with their own
+    /// clocks); an unknown id changes nothing.
+    pub(crate) async fn touch_key(&self, id: &str, at: DateTime<Utc>) -> Result<()> {
+        let id = id.to_owned();
+        let at = to_sql_time(at);
+        self.query(Port::Keys, move |mut conn| async move {
+            diesel::update(
+                api_keys::table.find(id).filter(
+                    api_keys::last_used_at
+                        .is_null()
+                        .or(api_keys::last_used_at.lt(at)),
+                ),
+            )
+            .set(api_keys::last_used_at.eq(at))
+            .execute(&mut *conn)
+            .await
+            .map(drop)
+        })
+        .await
+    }
+
+    pub(crate) async fn append_event(&self, event: &AuditEvent) -> Result<()> {
+        let row = AuditRow::from_event(event)?;
+        self.insert(Port::Audit, &event.id, |mut conn| async move {
+            diesel::insert_into(audit_log::table)
+                .values(&row)
+                .execute(&mut *conn)
+                .await
+        })
+        .await
+    }
+
+    pub(crate) async fn list_events(
+        &self,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AuditEvent>> {
+        let cursor = page.page_token.as_deref().map(Cursor::decode).transpose()?;
+        let filter = filter.clone();
+        let limit = fetch_limit(page.page_size);
+        let rows = self
+            .query(Port::Audit, move |mut conn| async move {
+                list_events_query!(Sqlite, filter, cursor, limit)
+                    .load(&mut *conn)
+                    .await
+            })
+            .await?;
+        into_page(rows, page.page_size, AuditRow::cursor, AuditRow::into_event)
+    }
+
+    pub(crate) async fn bytes_used(&self, principal: &str, day: NaiveDate) -> Result<u64> {
+        let principal = principal.to_owned();
+        let bytes = self
+            .query(Port::Usage, move |mut conn| async move {
+                key_usage::table
+                    .find((principal, day))
+                    .select(key_usage::bytes)
+                    .first::<i64>(&mut *conn)
+                    .await
+                    .optional()
+            })
+            .await?;
+        Ok(bytes.map_or(0, from_sql_count))
+    }
+
+    pub(crate) async fn charge_bytes(
+        &self,
+        principal: &str,
+        day: NaiveDate,
+        bytes: u64,
+    ) -> Result<u64> {
+        let row = UsageRow::new(principal, day, bytes);
+        let total = self
+            .query(Port::Usage, move |mut conn| async move {
+                diesel::insert_into(key_usage::table)
+                    .values(&row)
+                    .on_conflict((key_usage::principal, key_usage::day))
+                    .do_update()
+                    .set(key_usage::bytes.eq(saturating_total()))
+                    .returning(key_usage::bytes)
+                    .get_result::<i64>(&mut *conn)
+                    .await
+            })
+            .await?;
+        Ok(from_sql_count(total))
     }
 }

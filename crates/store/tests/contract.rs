@@ -1,5 +1,6 @@
-//! The SQLite history store against the port contract suite, plus SQLite-specific behaviour:
-//! migrations, file creation, concurrency, limits. PostgreSQL's are in `postgres.rs`.
+//! The SQLite store against the port contract suites (history, keys, audit, usage), plus
+//! SQLite-specific behaviour: migrations, file creation, concurrency, limits, the append-only
+//! audit log. PostgreSQL's are in `postgres.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -9,10 +10,11 @@ use std::time::Duration;
 use bqai_core::Error;
 use bqai_core::history::HistoryFilter;
 use bqai_core::model::{HealthStatus, PageRequest};
-use bqai_core::ports::HistoryStore;
+use bqai_core::ports::{AuditLog, HistoryStore, KeyStore, UsageLedger};
 use bqai_store::{Store, StoreOptions};
-use chrono::Utc;
-use common::{entry, migration_count};
+use bqai_testkit::auth::{audit_event, key_record};
+use chrono::{NaiveDate, Utc};
+use common::{auth_contracts, entry, migration_count};
 
 async fn migrated(url: &str) -> Store {
     let store = Store::connect(url, StoreOptions::default()).await.unwrap();
@@ -38,7 +40,7 @@ async fn passes_the_history_contract_on_a_current_thread_runtime() {
     bqai_testkit::history::history_contract(migrated("sqlite::memory:").await.history()).await;
 }
 
-// The contract twice on one database: runs must not see each other's entries.
+// The contracts twice on one database: runs must not see each other's rows.
 #[tokio::test(flavor = "multi_thread")]
 async fn contract_runs_share_a_database() {
     let dir = tempfile::tempdir().unwrap();
@@ -46,7 +48,132 @@ async fn contract_runs_share_a_database() {
     tokio::join!(
         bqai_testkit::history::history_contract(store.history()),
         bqai_testkit::history::history_contract(store.history()),
+        auth_contracts(&store),
+        auth_contracts(&store),
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_file_passes_the_auth_contracts() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("auth.db").display());
+    auth_contracts(&migrated(&url).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_memory_passes_the_auth_contracts() {
+    auth_contracts(&migrated("sqlite::memory:").await).await;
+}
+
+#[tokio::test]
+async fn passes_the_auth_contracts_on_a_current_thread_runtime() {
+    auth_contracts(&migrated("sqlite::memory:").await).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quotas_and_usage_saturate_at_i64_max() {
+    let store = migrated("sqlite::memory:").await;
+    let mut key = key_record("big");
+    key.daily_byte_quota = Some(u64::MAX);
+    store.insert_key(&key).await.unwrap();
+    let back = store.get_key("big").await.unwrap().unwrap();
+    assert_eq!(back.daily_byte_quota, Some(i64::MAX as u64));
+
+    let day = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+    assert_eq!(
+        store.charge_bytes("p", day, u64::MAX).await.unwrap(),
+        i64::MAX as u64
+    );
+    assert_eq!(
+        store
+            .charge_bytes("q", day, i64::MAX as u64 - 1)
+            .await
+            .unwrap(),
+        i64::MAX as u64 - 1
+    );
+    assert_eq!(
+        store.charge_bytes("q", day, 5).await.unwrap(),
+        i64::MAX as u64
+    );
+    assert_eq!(
+        store.charge_bytes("q", day, 5).await.unwrap(),
+        i64::MAX as u64
+    );
+    assert_eq!(store.bytes_used("q", day).await.unwrap(), i64::MAX as u64);
+
+    let mut event = audit_event("huge", Utc::now());
+    event.bytes = u64::MAX;
+    store.append(&event).await.unwrap();
+    let listed = store
+        .list_events(&Default::default(), &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(listed.items[0].bytes, i64::MAX as u64);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicate_key_and_event_ids_are_conflicts_naming_them() {
+    let store = migrated("sqlite::memory:").await;
+    store.insert_key(&key_record("k1")).await.unwrap();
+    match store.insert_key(&key_record("k1")).await {
+        Err(Error::Conflict(m)) => assert_eq!(m, "API key k1 already exists"),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    store.append(&audit_event("ev1", Utc::now())).await.unwrap();
+    match store.append(&audit_event("ev1", Utc::now())).await {
+        Err(Error::Conflict(m)) => assert_eq!(m, "audit event ev1 already exists"),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+}
+
+// Nothing in bqai updates or deletes audit events; the database refuses it to anyone else too.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_log_refuses_updates_and_deletes() {
+    use diesel::{Connection, RunQueryDsl, SqliteConnection};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let store = migrated(path.to_str().unwrap()).await;
+    let event = audit_event("kept", Utc::now());
+    store.append(&event).await.unwrap();
+
+    let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    for statement in [
+        "UPDATE audit_log SET outcome = 'allowed', detail = 'rewritten'",
+        "DELETE FROM audit_log",
+    ] {
+        let err = diesel::sql_query(statement).execute(&mut conn).unwrap_err();
+        assert!(
+            err.to_string().contains("append-only"),
+            "{statement}: {err}"
+        );
+    }
+    let listed = store
+        .list_events(&Default::default(), &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(listed.items, [event]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unmigrated_store_fails_every_port_cleanly() {
+    let store = Store::connect("sqlite::memory:", StoreOptions::default())
+        .await
+        .unwrap();
+    let day = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+    for err in [
+        store.get_key("x").await.unwrap_err(),
+        store
+            .list_events(&Default::default(), &PageRequest::first(1))
+            .await
+            .unwrap_err(),
+        store.charge_bytes("p", day, 1).await.unwrap_err(),
+    ] {
+        assert!(
+            matches!(err, Error::Unavailable { .. } | Error::Internal { .. }),
+            "{err:?}"
+        );
+    }
 }
 
 // Migrations run on a current-thread runtime too (diesel-async's own harness would panic).

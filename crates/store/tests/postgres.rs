@@ -1,6 +1,7 @@
-//! The PostgreSQL history store against the port contract suite, plus PostgreSQL-specific
-//! behaviour: migrations (idempotent, concurrent, current-thread), error mapping, an unreachable
-//! or silent server, statement timeouts, and secrecy of the URL's password.
+//! The PostgreSQL store against the port contract suites (history, keys, audit, usage), plus
+//! PostgreSQL-specific behaviour: migrations (idempotent, concurrent, current-thread), error
+//! mapping, an unreachable or silent server, statement timeouts, secrecy of the URL's password,
+//! and the append-only audit log.
 //!
 //! Needs a PostgreSQL server (see `common` for where); every test works in a database of its
 //! own, created and dropped around it.
@@ -13,10 +14,11 @@ use std::time::{Duration, Instant};
 use bqai_core::Error;
 use bqai_core::history::HistoryFilter;
 use bqai_core::model::{HealthStatus, PageRequest};
-use bqai_core::ports::HistoryStore;
+use bqai_core::ports::{AuditLog, HistoryStore, KeyStore, UsageLedger};
 use bqai_store::{Store, StoreOptions};
-use chrono::Utc;
-use common::{TestDb, entry, migration_count};
+use bqai_testkit::auth::{audit_event, key_record};
+use chrono::{NaiveDate, Utc};
+use common::{TestDb, all_texts, auth_contracts, entry, migration_count};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
 async fn migrated(db: &TestDb) -> Store {
@@ -33,18 +35,6 @@ fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-/// Every text a caller or a log line could show for `err`: its message, its debug form (which
-/// includes the cause chain) and each cause's message.
-fn all_texts(err: &Error) -> String {
-    let mut text = format!("{err}\n{err:?}");
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(&format!("\n{cause}\n{cause:?}"));
-        source = cause.source();
-    }
-    text
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_passes_the_history_contract() {
     let db = TestDb::create("pg-contract").await;
@@ -53,7 +43,13 @@ async fn postgres_passes_the_history_contract() {
     bqai_testkit::history::history_contract(store.history()).await;
 }
 
-// The contract twice on one database: runs must not see each other's entries.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_passes_the_auth_contracts() {
+    let db = TestDb::create("pg-auth").await;
+    auth_contracts(&migrated(&db).await).await;
+}
+
+// The contracts twice on one database: runs must not see each other's rows.
 #[tokio::test(flavor = "multi_thread")]
 async fn contract_runs_share_a_database() {
     let db = TestDb::create("pg-shared").await;
@@ -61,6 +57,8 @@ async fn contract_runs_share_a_database() {
     tokio::join!(
         bqai_testkit::history::history_contract(store.history()),
         bqai_testkit::history::history_contract(store.history()),
+        auth_contracts(&store),
+        auth_contracts(&store),
     );
 }
 
@@ -75,6 +73,7 @@ async fn migrates_and_passes_the_contract_on_a_current_thread_runtime() {
     assert_eq!(store.migrate().await.unwrap(), migration_count("postgres"));
     assert_eq!(store.migrate().await.unwrap(), 0);
     bqai_testkit::history::history_contract(store.history()).await;
+    auth_contracts(&store).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -237,6 +236,33 @@ async fn a_closed_port_connects_lazily_and_fails_fast() {
         store.migrate().await.unwrap_err(),
     ] {
         assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+        texts.push_str(&all_texts(&err));
+    }
+    // The other ports fail the same way, each naming itself.
+    let day = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+    for (err, message) in [
+        (
+            store.get_key("k").await.unwrap_err(),
+            "the key store is unavailable",
+        ),
+        (
+            store.touch_key("k", Utc::now()).await.unwrap_err(),
+            "the key store is unavailable",
+        ),
+        (
+            store
+                .append(&audit_event("a", Utc::now()))
+                .await
+                .unwrap_err(),
+            "the audit log is unavailable",
+        ),
+        (
+            store.charge_bytes("p", day, 1).await.unwrap_err(),
+            "the usage ledger is unavailable",
+        ),
+    ] {
+        assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+        assert_eq!(err.to_string(), message);
         texts.push_str(&all_texts(&err));
     }
 
@@ -467,4 +493,131 @@ async fn concurrent_writers_all_land() {
         tasks * per_task,
         sequential / n
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quotas_and_usage_saturate_at_i64_max() {
+    let db = TestDb::create("pg-saturate").await;
+    let store = migrated(&db).await;
+    let mut key = key_record("big");
+    key.daily_byte_quota = Some(u64::MAX);
+    store.insert_key(&key).await.unwrap();
+    let back = store.get_key("big").await.unwrap().unwrap();
+    assert_eq!(back.daily_byte_quota, Some(i64::MAX as u64));
+
+    // PostgreSQL fails on bigint overflow; the upsert must saturate instead.
+    let day = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+    let max = i64::MAX as u64;
+    assert_eq!(store.charge_bytes("p", day, u64::MAX).await.unwrap(), max);
+    assert_eq!(
+        store.charge_bytes("q", day, max - 1).await.unwrap(),
+        max - 1
+    );
+    assert_eq!(store.charge_bytes("q", day, 5).await.unwrap(), max);
+    assert_eq!(store.charge_bytes("q", day, u64::MAX).await.unwrap(), max);
+    assert_eq!(store.bytes_used("q", day).await.unwrap(), max);
+
+    let mut event = audit_event("huge", Utc::now());
+    event.bytes = u64::MAX;
+    store.append(&event).await.unwrap();
+    let listed = store
+        .list_events(&Default::default(), &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(listed.items[0].bytes, max);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicate_key_and_event_ids_are_conflicts_naming_them() {
+    let db = TestDb::create("pg-auth-dup").await;
+    let store = migrated(&db).await;
+    store.insert_key(&key_record("k1")).await.unwrap();
+    match store.insert_key(&key_record("k1")).await {
+        Err(Error::Conflict(m)) => assert_eq!(m, "API key k1 already exists"),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    store.append(&audit_event("ev1", Utc::now())).await.unwrap();
+    match store.append(&audit_event("ev1", Utc::now())).await {
+        Err(Error::Conflict(m)) => assert_eq!(m, "audit event ev1 already exists"),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    // The failed inserts left their connections usable.
+    store.insert_key(&key_record("k2")).await.unwrap();
+}
+
+// Nothing in bqai updates or deletes audit events; the database refuses it (TRUNCATE too) to
+// any session that cannot disable triggers.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_log_refuses_updates_deletes_and_truncate() {
+    let db = TestDb::create("pg-append-only").await;
+    let store = migrated(&db).await;
+    let event = audit_event("kept", Utc::now());
+    store.append(&event).await.unwrap();
+
+    let mut conn = AsyncPgConnection::establish(&db.url).await.unwrap();
+    for statement in [
+        "UPDATE audit_log SET outcome = 'allowed', detail = 'rewritten'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+    ] {
+        let err = conn.batch_execute(statement).await.unwrap_err();
+        assert!(
+            err.to_string().contains("append-only"),
+            "{statement}: {err}"
+        );
+    }
+    let listed = store
+        .list_events(&Default::default(), &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(listed.items, [event]);
+}
+
+// A charge stuck behind a lock ends in `Timeout` on time, like every statement.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blocked_charge_times_out() {
+    let db = TestDb::create("pg-blocked-charge").await;
+    let options = StoreOptions {
+        query_timeout: Duration::from_millis(400),
+        ..StoreOptions::default()
+    };
+    let store = Store::connect(&db.url, options).await.unwrap();
+    store.migrate().await.unwrap();
+    let day = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+    store.charge_bytes("p", day, 1).await.unwrap();
+
+    let mut holder = AsyncPgConnection::establish(&db.url).await.unwrap();
+    holder
+        .batch_execute("BEGIN; LOCK TABLE key_usage IN ACCESS EXCLUSIVE MODE;")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let err = store.charge_bytes("p", day, 1).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+    assert!(started.elapsed() < Duration::from_millis(1000));
+    // The cancel request ends the upsert on the server; only then is the lock released, so
+    // the timed-out charge must not have landed.
+    let mut observer = AsyncPgConnection::establish(&db.url).await.unwrap();
+    let mut waiting = i64::MAX;
+    for _ in 0..20 {
+        waiting = diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = 'bqai' \
+             AND state = 'active' AND query LIKE 'INSERT%'",
+        )
+        .get_result::<Count>(&mut observer)
+        .await
+        .unwrap()
+        .n;
+        if waiting == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        waiting, 0,
+        "the timed-out charge is still running on the server"
+    );
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(store.charge_bytes("p", day, 1).await.unwrap(), 2);
 }

@@ -19,7 +19,7 @@ mod schema;
 
 use bqai_store::{Store, StoreOptions};
 use common::TestDb;
-use diesel::sql_types::{BigInt, Bool, Double, Nullable, Text, Timestamp};
+use diesel::sql_types::{BigInt, Bool, Date, Double, Nullable, Text, Timestamp};
 
 /// A column type as the migrations spell it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +29,7 @@ enum Kind {
     Double,
     Bool,
     Timestamp,
+    Date,
 }
 
 impl Kind {
@@ -40,6 +41,7 @@ impl Kind {
             Kind::Double => "double precision",
             Kind::Bool => "boolean",
             Kind::Timestamp => "timestamp without time zone",
+            Kind::Date => "date",
         }
     }
 
@@ -52,6 +54,7 @@ impl Kind {
             Kind::Double => "DOUBLE PRECISION",
             Kind::Bool => "BOOLEAN",
             Kind::Timestamp => "TIMESTAMP",
+            Kind::Date => "DATE",
         }
     }
 }
@@ -76,6 +79,9 @@ impl SqlKind for Bool {
 }
 impl SqlKind for Timestamp {
     const KIND: Kind = Kind::Timestamp;
+}
+impl SqlKind for Date {
+    const KIND: Kind = Kind::Date;
 }
 impl<T: SqlKind> SqlKind for Nullable<T> {
     const KIND: Kind = T::KIND;
@@ -146,13 +152,29 @@ fn describe_table<T>(name: &'static str) -> Table
 where
     T: diesel::Table,
     T::AllColumns: DescribeColumns,
-    // A single-column key; a composite one fails to compile here, to be taught to this test.
-    T::PrimaryKey: diesel::Column,
+    T::PrimaryKey: DescribeColumn,
 {
     Table {
         name,
         columns: T::AllColumns::describe(),
-        primary_key: vec![<T::PrimaryKey as diesel::Column>::NAME.to_owned()],
+        primary_key: vec![T::PrimaryKey::describe().name],
+    }
+}
+
+/// [`describe_table`] for a composite primary key (a tuple of columns), in key order.
+fn describe_composite_table<T>(name: &'static str) -> Table
+where
+    T: diesel::Table,
+    T::AllColumns: DescribeColumns,
+    T::PrimaryKey: DescribeColumns,
+{
+    Table {
+        name,
+        columns: T::AllColumns::describe(),
+        primary_key: T::PrimaryKey::describe()
+            .into_iter()
+            .map(|c| c.name)
+            .collect(),
     }
 }
 
@@ -161,11 +183,19 @@ macro_rules! table {
     ($name:ident) => {
         describe_table::<schema::$name::table>(stringify!($name))
     };
+    ($name:ident, composite key) => {
+        describe_composite_table::<schema::$name::table>(stringify!($name))
+    };
 }
 
 /// Every table `schema.rs` declares.
 fn declared_tables() -> Vec<Table> {
-    vec![table!(query_history)]
+    vec![
+        table!(query_history),
+        table!(api_keys),
+        table!(audit_log),
+        table!(key_usage, composite key),
+    ]
 }
 
 /// The table names in `schema.rs`'s source, to catch a `table!` missing from

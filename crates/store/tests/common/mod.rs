@@ -42,3 +42,23 @@ pub fn migration_count(backend: &str) -> usize {
         .filter(|e| e.as_ref().unwrap().path().is_dir())
         .count()
 }
+
+/// Runs the three authentication contract suites (keys, audit, usage) against `store`, one
+/// after the other.
+pub async fn auth_contracts(store: &bqai_store::Store) {
+    bqai_testkit::auth::key_store_contract(store.keys()).await;
+    bqai_testkit::auth::audit_log_contract(store.audit()).await;
+    bqai_testkit::auth::usage_ledger_contract(store.usage()).await;
+}
+
+/// Every text a caller or a log line could show for `err`: its message, its debug form (which
+/// includes the cause chain) and each cause's message.
+pub fn all_texts(err: &bqai_core::Error) -> String {
+    let mut text = format!("{err}\n{err:?}");
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(&format!("\n{cause}\n{cause:?}"));
+        source = cause.source();
+    }
+    text
+}

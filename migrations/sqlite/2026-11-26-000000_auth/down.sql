@@ -1,0 +1,3 @@
+DROP TABLE key_usage;
+DROP TABLE audit_log;
+DROP TABLE api_keys;

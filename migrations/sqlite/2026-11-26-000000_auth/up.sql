@@ -1,0 +1,78 @@
+-- Authentication: API keys (hashes only), the append-only audit log, and bytes charged per
+-- principal per UTC day (daily byte quotas).
+-- Column types are the ones diesel maps alike on SQLite and PostgreSQL (Text, BigInt,
+-- Timestamp, Date); timestamps hold UTC, BIGINT counters are saturated at i64::MAX.
+
+-- One row per key ever created; revoked keys stay (revoked_at set) so their id is never reused
+-- and the audit log can name them.
+CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY NOT NULL,
+    name TEXT NOT NULL,
+    owner TEXT,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'analyst', 'viewer')),
+    -- JSON array of dataset names; ["*"] for every dataset.
+    datasets TEXT NOT NULL,
+    -- NULL: the server's default.
+    rate_limit_per_minute BIGINT CHECK (rate_limit_per_minute > 0),
+    -- NULL: no quota.
+    daily_byte_quota BIGINT CHECK (daily_byte_quota >= 0),
+    expires_at TIMESTAMP,
+    created_at TIMESTAMP NOT NULL,
+    last_used_at TIMESTAMP,
+    revoked_at TIMESTAMP,
+    -- HMAC-SHA-256(pepper, id ":" secret), hex; never the secret.
+    secret_hash TEXT NOT NULL
+);
+
+-- Listing is newest first with (created_at, id) as the keyset.
+CREATE INDEX api_keys_created_at_id ON api_keys (created_at DESC, id DESC);
+
+-- One row per audited request. Append-only: the service never updates or deletes a row, and
+-- the triggers below refuse it to anyone else going through SQL.
+CREATE TABLE audit_log (
+    -- UUIDv7: sorts by time.
+    id TEXT PRIMARY KEY NOT NULL,
+    at TIMESTAMP NOT NULL,
+    request_id TEXT,
+    principal TEXT,
+    -- No CHECK on the action: new actions come with new features, and SQLite cannot change a
+    -- CHECK without rebuilding this (append-only) table. The outcome set is closed.
+    action TEXT NOT NULL,
+    route TEXT NOT NULL,
+    -- JSON array of the datasets and tables touched.
+    targets TEXT NOT NULL,
+    sql_fingerprint TEXT,
+    outcome TEXT NOT NULL CHECK (outcome IN ('allowed', 'denied', 'failed')),
+    -- The HTTP status answered.
+    status BIGINT NOT NULL,
+    error_code TEXT,
+    bytes BIGINT NOT NULL CHECK (bytes >= 0),
+    client_addr TEXT,
+    detail TEXT
+);
+
+-- Listing is newest first with (at, id) as the keyset; filters narrow by one column.
+CREATE INDEX audit_log_at_id ON audit_log (at DESC, id DESC);
+CREATE INDEX audit_log_principal_at ON audit_log (principal, at DESC, id DESC);
+CREATE INDEX audit_log_action_at ON audit_log (action, at DESC, id DESC);
+CREATE INDEX audit_log_outcome_at ON audit_log (outcome, at DESC, id DESC);
+
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log is append-only');
+END;
+
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log is append-only');
+END;
+
+-- Bytes charged per principal per UTC day. A charge is one upsert (bytes = bytes + charge,
+-- saturating at i64::MAX), atomic under concurrent charges.
+CREATE TABLE key_usage (
+    principal TEXT NOT NULL,
+    -- The UTC day, stored by diesel as 'YYYY-MM-DD'.
+    day DATE NOT NULL,
+    bytes BIGINT NOT NULL CHECK (bytes >= 0),
+    PRIMARY KEY (principal, day)
+);
