@@ -1,4 +1,6 @@
-//! The command line: `bqai serve`, `bqai query`, `bqai migrate`.
+//! The command line: `bqai serve`, `bqai query`, `bqai ask`, `bqai migrate`, `bqai cache`,
+//! `bqai keys`. The offline commands (`query`, `ask`) act as the local operator: they read
+//! the configuration and store directly and need no key.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -6,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bqai_core::ask::{AskAnswer, AskRequest};
-use bqai_core::model::{QueryOutcome, QueryRequest};
+use bqai_core::auth::Authenticator;
+use bqai_core::auth::keys::{KeyFilter, NewKey};
+use bqai_core::model::{PageRequest, QueryOutcome, QueryRequest, Role};
 use bqai_store::{Store, StoreOptions};
 use clap::{Parser, Subcommand, ValueEnum};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
@@ -48,8 +52,8 @@ pub enum Command {
         /// Port to bind.
         #[arg(long)]
         port: Option<u16>,
-        /// Allow a non-loopback address without authentication.
-        #[arg(long)]
+        /// Allow a non-loopback address although authentication is off.
+        #[arg(long = "insecure-no-auth", alias = "insecure")]
         insecure: bool,
     },
     /// Run one SQL query (guarded exactly like the API) and print the result.
@@ -97,6 +101,56 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         action: CacheAction,
+    },
+    /// Manage API keys directly in the store (works while no server runs, so the first admin
+    /// key can be made before the first start).
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+/// `bqai keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Create a key and print it (the only time it is shown).
+    Create {
+        /// A name for the key ("reporting job").
+        #[arg(long)]
+        name: String,
+        /// `admin`, `analyst` or `viewer`.
+        #[arg(long)]
+        role: String,
+        /// Who it belongs to.
+        #[arg(long)]
+        owner: Option<String>,
+        /// Datasets it may read, comma-separated (`*`: all the service allows).
+        #[arg(long, value_delimiter = ',', default_value = "*")]
+        datasets: Vec<String>,
+        /// Requests per minute (default: the server's).
+        #[arg(long)]
+        rate_limit: Option<u32>,
+        /// Bytes billed per UTC day.
+        #[arg(long)]
+        daily_bytes: Option<u64>,
+        /// Days until it expires.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+        /// Print JSON (`{"key": …, "id": …}`) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys (not their secrets).
+    List {
+        /// Include revoked keys.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revoke a key: it stops working at once.
+    Revoke {
+        /// The key id (the part after `bqai_`).
+        id: String,
     },
 }
 
@@ -216,6 +270,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             writeln!(out, "removed {removed} cache entries of dataset {dataset}")?;
             Ok(())
         }
+        Command::Keys { action } => keys(&settings, action).await,
         Command::Ask {
             question,
             dataset,
@@ -242,6 +297,124 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `bqai keys …` against the store, without a server.
+async fn keys(settings: &Settings, action: KeysAction) -> anyhow::Result<()> {
+    let store = Store::connect(&settings.store_url(), StoreOptions::default()).await?;
+    if settings.store.migrate_on_start {
+        store
+            .migrate()
+            .await
+            .context("could not migrate the store")?;
+    }
+    let auth = Authenticator::new(store.keys(), crate::auth::hasher(settings)?);
+    let mut out = std::io::stdout().lock();
+    match action {
+        KeysAction::Create {
+            name,
+            role,
+            owner,
+            datasets,
+            rate_limit,
+            daily_bytes,
+            expires_in_days,
+            json,
+        } => {
+            let role = Role::parse(&role)
+                .ok_or_else(|| anyhow::anyhow!("--role must be admin, analyst or viewer"))?;
+            let datasets = bqai_http::routes::admin::parse_datasets(&datasets)
+                .map_err(|e| anyhow::anyhow!("--datasets: {e}"))?;
+            let new = NewKey {
+                name,
+                owner,
+                role,
+                datasets,
+                rate_limit_per_minute: rate_limit,
+                daily_byte_quota: daily_bytes,
+                expires_at: expires_in_days
+                    .map(|d| chrono::Utc::now() + chrono::Duration::days(i64::from(d))),
+            };
+            let (record, key) = auth
+                .create_key(new)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?;
+            if json {
+                let doc = serde_json::json!({
+                    "key": key,
+                    "id": record.id,
+                    "name": record.name,
+                    "role": record.role,
+                    "datasets": record.datasets.to_list(),
+                    "expires_at": record.expires_at,
+                });
+                serde_json::to_writer_pretty(&mut out, &doc)?;
+                writeln!(out)?;
+            } else {
+                writeln!(
+                    out,
+                    "Created {} key {:?} (id {}, datasets {}).\nThe key is shown this once; \
+                     store it now:\n\n{key}\n\nUse it as: Authorization: Bearer {key}",
+                    record.role.as_str(),
+                    record.name,
+                    record.id,
+                    record.datasets.to_list().join(","),
+                )?;
+            }
+        }
+        KeysAction::List { all } => {
+            let mut table = Table::new();
+            table
+                .load_preset(UTF8_FULL_CONDENSED)
+                .set_content_arrangement(ContentArrangement::Dynamic)
+                .set_header(["id", "name", "role", "datasets", "status", "last used"]);
+            let now = chrono::Utc::now();
+            let mut page = PageRequest {
+                page_size: 500,
+                page_token: None,
+            };
+            loop {
+                let keys = auth
+                    .keys()
+                    .list_keys(
+                        &KeyFilter {
+                            include_revoked: all,
+                        },
+                        &page,
+                    )
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?;
+                for k in &keys.items {
+                    table.add_row([
+                        k.id.clone(),
+                        k.name.clone(),
+                        k.role.as_str().to_string(),
+                        k.datasets.to_list().join(","),
+                        format!("{:?}", k.status(now)).to_lowercase(),
+                        k.last_used_at
+                            .map_or_else(|| "never".into(), |t| t.to_rfc3339()),
+                    ]);
+                }
+                match keys.next_page_token {
+                    Some(t) => page.page_token = Some(t),
+                    None => break,
+                }
+            }
+            writeln!(out, "{table}")?;
+        }
+        KeysAction::Revoke { id } => {
+            let revoked = auth
+                .keys()
+                .revoke_key(&id, chrono::Utc::now())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?;
+            match revoked {
+                Some(k) => writeln!(out, "revoked key {} ({:?})", k.id, k.name)?,
+                None => anyhow::bail!("no key with id {id:?}"),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes an answer: SQL, explanation and hints as text, then the rows in `format`

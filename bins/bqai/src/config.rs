@@ -17,8 +17,10 @@ use bqai_core::result_cache::CachePolicy;
 use bqai_http::HttpSettings;
 use bqai_llm::LlmConfig;
 use bqai_local::LocalConfig;
+use bqai_oidc::OidcConfig;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 /// All settings.
@@ -43,6 +45,8 @@ pub struct Settings {
     pub llm: LlmConfig,
     /// The ask pipeline.
     pub ask: AskConfig,
+    /// Authentication and the audit log.
+    pub auth: AuthSettings,
 }
 
 impl Default for Settings {
@@ -57,6 +61,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             llm: LlmConfig::default(),
             ask: AskConfig::default(),
+            auth: AuthSettings::default(),
         }
     }
 }
@@ -75,7 +80,8 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// Requests per minute per client (0 disables the limit).
     pub requests_per_minute: u32,
-    /// Allow binding a non-loopback address although no authentication is configured.
+    /// Allow binding a non-loopback address although authentication is off
+    /// (`--insecure-no-auth`).
     pub allow_insecure_bind: bool,
     /// Rate-limit units a query costs (a catalog read costs 1).
     pub query_weight: u32,
@@ -83,6 +89,9 @@ pub struct ServerSettings {
     pub ask_weight: u32,
     /// IP addresses of reverse proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<String>,
+    /// Origins (`https://app.example.com`) whose pages may call the API (CORS); empty: none
+    /// but the server's own; `*`: any.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ServerSettings {
@@ -97,7 +106,76 @@ impl Default for ServerSettings {
             query_weight: 5,
             ask_weight: 10,
             trusted_proxies: Vec::new(),
+            cors_origins: Vec::new(),
         }
+    }
+}
+
+/// `[auth] mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuthMode {
+    /// Everyone is the anonymous admin (loopback only, unless `--insecure-no-auth`).
+    #[default]
+    #[serde(rename = "off")]
+    Off,
+    /// API keys.
+    #[serde(rename = "api_key")]
+    ApiKey,
+    /// API keys and OIDC bearer tokens (`[auth.oidc]`).
+    #[serde(rename = "api_key+oidc")]
+    ApiKeyOidc,
+}
+
+/// `[auth]`
+///
+/// The pepper is the server-side secret API-key hashes are keyed with. It comes from `pepper`
+/// (best through the `BQAI__AUTH__PEPPER` environment variable), or the file `pepper_file`;
+/// with neither, `<data_dir>/auth.pepper` is used, created with a random pepper (mode 0600)
+/// on first use — fine for one server; replicas must share one configured pepper.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// `off`, `api_key` or `api_key+oidc`.
+    pub mode: AuthMode,
+    /// The pepper itself (at least 16 bytes).
+    #[serde(skip_serializing)]
+    pub pepper: Option<SecretString>,
+    /// A file holding the pepper.
+    pub pepper_file: Option<PathBuf>,
+    /// How long a WebSocket ticket is valid.
+    pub ticket_ttl_secs: u64,
+    /// Record every `/api/v1` call in the audit log.
+    pub audit: bool,
+    /// The OIDC issuer whose bearer tokens are accepted (`mode = "api_key+oidc"`).
+    pub oidc: Option<OidcConfig>,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            mode: AuthMode::Off,
+            pepper: None,
+            pepper_file: None,
+            ticket_ttl_secs: 60,
+            audit: true,
+            oidc: None,
+        }
+    }
+}
+
+// SecretString has no PartialEq on purpose; the config loader's tests compare settings.
+impl PartialEq for AuthSettings {
+    fn eq(&self, other: &Self) -> bool {
+        let same = match (&self.pepper, &other.pepper) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.expose_secret() == b.expose_secret(),
+            _ => false,
+        };
+        same && self.mode == other.mode
+            && self.pepper_file == other.pepper_file
+            && self.ticket_ttl_secs == other.ticket_ttl_secs
+            && self.audit == other.audit
+            && self.oidc == other.oidc
     }
 }
 
@@ -393,6 +471,48 @@ impl Settings {
         if self.ask.max_attempts == 0 || self.ask.max_attempts > 10 {
             problems.push("ask.max_attempts must be between 1 and 10".to_string());
         }
+        if self.auth.ticket_ttl_secs == 0 || self.auth.ticket_ttl_secs > 3600 {
+            problems.push("auth.ticket_ttl_secs must be between 1 and 3600".to_string());
+        }
+        if self
+            .auth
+            .pepper
+            .as_ref()
+            .is_some_and(|p| p.expose_secret().len() < bqai_core::auth::keys::MIN_PEPPER_LEN)
+        {
+            problems.push(format!(
+                "auth.pepper must be at least {} bytes",
+                bqai_core::auth::keys::MIN_PEPPER_LEN
+            ));
+        }
+        match (&self.auth.mode, &self.auth.oidc) {
+            (AuthMode::ApiKeyOidc, None) => problems.push(
+                "auth.mode = \"api_key+oidc\" needs an [auth.oidc] section (issuer, audience)"
+                    .to_string(),
+            ),
+            (AuthMode::ApiKeyOidc, Some(oidc)) => {
+                if let Err(e) = oidc.validate() {
+                    problems.push(
+                        e.to_string()
+                            .trim_start_matches("invalid request: ")
+                            .to_string(),
+                    );
+                }
+            }
+            (_, Some(_)) => problems
+                .push("[auth.oidc] is set but auth.mode is not \"api_key+oidc\"".to_string()),
+            (_, None) => {}
+        }
+        if self.auth.pepper.is_some() && self.auth.pepper_file.is_some() {
+            problems.push("set auth.pepper or auth.pepper_file, not both".to_string());
+        }
+        for origin in &self.server.cors_origins {
+            if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                problems.push(format!(
+                    "server.cors_origins: {origin:?} must be \"*\" or an origin like https://app.example.com"
+                ));
+            }
+        }
         if self.ask.max_question_chars == 0 {
             problems.push("ask.max_question_chars must be at least 1".to_string());
         }
@@ -506,6 +626,7 @@ impl Settings {
                 .iter()
                 .filter_map(|p| p.parse().ok())
                 .collect(),
+            cors_origins: self.server.cors_origins.clone(),
             ..HttpSettings::default()
         }
     }

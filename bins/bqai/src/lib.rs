@@ -2,6 +2,7 @@
 //! server lifecycle and the CLI commands. `main.rs` only parses arguments and calls in here,
 //! so the API tests build exactly what production runs.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod startup;

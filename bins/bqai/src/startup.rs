@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bqai_core::ask::{AskService, LlmGenerator, SqlGenerator};
+use bqai_core::auth::Authenticator;
 use bqai_core::catalog::CatalogService;
 use bqai_core::llm::Llm;
 use bqai_core::model::Principal;
-use bqai_core::ports::{Cache, HistoryStore, RateLimiter, Warehouse};
+use bqai_core::ports::{AuditLog, Cache, HistoryStore, RateLimiter, Warehouse};
 use bqai_core::query::QueryService;
 use bqai_core::resilience::FallbackRateLimiter;
 use bqai_core::result_cache::CachedWarehouse;
@@ -25,6 +26,7 @@ use bqai_planner::Planner;
 use bqai_redis::{RedisCache, RedisClient, RedisRateLimiter};
 use bqai_store::{Store, StoreOptions};
 
+use crate::auth::check_bind;
 use crate::config::{Settings, WarehouseSettings};
 
 /// The composed use cases and the ports behind them.
@@ -50,6 +52,10 @@ pub struct Services {
     pub llm: Option<Arc<dyn Llm>>,
     /// The history queue in front of the store (flushed at shutdown).
     pub history_buffer: Arc<BufferedHistory>,
+    /// API keys (and tokens); `None` when authentication is off.
+    pub auth: Option<Authenticator>,
+    /// The audit log; `None` when `auth.audit` is off.
+    pub audit: Option<Arc<dyn AuditLog>>,
 }
 
 impl Services {
@@ -114,7 +120,10 @@ impl Services {
             limits.allowed.clone(),
             settings.query.max_preview_rows,
         );
-        let queries = QueryService::new(warehouse.clone(), history.clone(), limits);
+        let queries = QueryService::new(warehouse.clone(), history.clone(), limits)
+            .with_usage_ledger(store.usage());
+        let auth = crate::auth::authenticator(settings, store.keys())?;
+        let audit = settings.auth.audit.then(|| store.audit());
         let mut ask_settings = settings.ask_settings();
         if ask_settings.default_dataset.is_none() && settings.demo_only() {
             ask_settings.default_dataset = Some(bqai_local::demo::DEMO_DATASET.to_string());
@@ -139,6 +148,8 @@ impl Services {
             ask,
             llm,
             history_buffer,
+            auth,
+            audit,
         })
     }
 }
@@ -204,25 +215,13 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// Refuses a non-loopback bind without authentication unless explicitly allowed.
-fn check_bind(settings: &Settings) -> anyhow::Result<()> {
-    if !settings.binds_loopback() && !settings.server.allow_insecure_bind {
-        anyhow::bail!(
-            "refusing to listen on {}: bqai has no authentication configured, so anyone who \
-             can reach that address could query your warehouse. Bind 127.0.0.1, or pass \
-             --insecure (server.allow_insecure_bind = true) if you really mean it",
-            settings.server.host
-        );
-    }
-    Ok(())
-}
-
 /// A built, bound, not yet running server.
 pub struct Application {
     port: u16,
     history_buffer: Arc<BufferedHistory>,
     shutdown_timeout: Duration,
     generator: bqai_core::ask::GeneratorInfo,
+    auth_on: bool,
     host: String,
     server: actix_web::dev::Server,
 }
@@ -230,7 +229,6 @@ pub struct Application {
 impl Application {
     /// Builds the services and binds `settings.server.host:port`.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        check_bind(settings)?;
         let services = Services::build(settings).await?;
         Self::with_services(settings, services)
     }
@@ -247,6 +245,7 @@ impl Application {
             })?;
         let port = listener.local_addr()?.port();
         let generator = services.ask.generator();
+        let auth_on = services.auth.is_some();
         let history_buffer = services.history_buffer.clone();
         let state = AppState {
             catalog: services.catalog,
@@ -256,6 +255,8 @@ impl Application {
             cache: services.cache,
             rate_limiter: services.rate_limiter,
             anonymous: services.anonymous,
+            auth: services.auth,
+            audit: services.audit,
             ask: services.ask,
             llm: services.llm,
             settings: settings.http(),
@@ -271,6 +272,7 @@ impl Application {
             history_buffer,
             shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
             generator,
+            auth_on,
             host: settings.server.host.clone(),
             server,
         })
@@ -290,11 +292,21 @@ impl Application {
             "questions (POST /api/v1/ask) are answered by the {} generator",
             self.generator.kind
         );
+        let key = if self.auth_on {
+            " -H 'Authorization: Bearer $KEY'"
+        } else {
+            ""
+        };
         tracing::info!(
-            "bqai listening on {base} — try: curl -s {base}/api/v1/datasets/shop/tables  |  \
-             curl -s -X POST {base}/api/v1/query -H 'Content-Type: application/json' \
+            "bqai listening on {base} — try: curl -s{key} {base}/api/v1/datasets/shop/tables  |  \
+             curl -s -X POST {base}/api/v1/query{key} -H 'Content-Type: application/json' \
              -d '{{\"sql\": \"SELECT country, COUNT(*) AS customers FROM shop.customers GROUP BY country\"}}'"
         );
+        if self.auth_on {
+            tracing::info!(
+                "API keys are required; make one with: bqai keys create --name NAME --role admin|analyst|viewer"
+            );
+        }
         let served = self.server.await;
         // In-flight requests are done; write what the store could not take while it was down.
         let queued = self.history_buffer.queued();

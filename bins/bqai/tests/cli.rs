@@ -195,3 +195,195 @@ fn processes_share_the_redis_cache_and_cache_clear_empties_it() {
     assert!(!local.status.success());
     assert!(String::from_utf8_lossy(&local.stderr).contains("/api/v1/admin/cache"));
 }
+
+fn bqai_env(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bqai"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env("BQAI__LOG__LEVEL", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// Kills the server when the test ends, whatever happens.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The "tried as a new user would": the first admin key made offline, a server with
+/// keys on, an analyst limited to `shop`, and the admin revoking it and reading the audit log.
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_made_offline_guard_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::create_dir_all(&secret).unwrap();
+    std::fs::write(secret.join("salaries.csv"), "name,salary\nada,100\n").unwrap();
+    let auth_on = [("BQAI__AUTH__MODE", "api_key")];
+
+    let out = bqai_env(
+        dir.path(),
+        &["keys", "create", "--name", "first admin", "--role", "admin"],
+        &auth_on,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let admin = text
+        .split_whitespace()
+        .find(|w| w.starts_with("bqai_"))
+        .expect("the key is printed")
+        .to_string();
+    assert!(text.contains("shown this once"), "{text}");
+    // The pepper was created privately next to the database.
+    let pepper = dir.path().join("bqai-data/auth.pepper");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&pepper).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let server = Server(
+        Command::new(env!("CARGO_BIN_EXE_bqai"))
+            .args(["--data", &secret.display().to_string()])
+            .args(["serve", "--port", &port.to_string()])
+            .current_dir(dir.path())
+            .env("BQAI__AUTH__MODE", "api_key")
+            .env("BQAI__LOG__LEVEL", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..100 {
+        if client.get(format!("{base}/health")).send().await.is_ok() {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the server did not start");
+
+    // No key: 401.
+    let r = client
+        .get(format!("{base}/api/v1/datasets"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // The admin makes an analyst key limited to shop.
+    let r = client
+        .post(format!("{base}/api/v1/admin/keys"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"name": "analyst", "role": "analyst", "datasets": ["shop"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let created: serde_json::Value = r.json().await.unwrap();
+    let analyst = created["key"].as_str().unwrap().to_string();
+    let analyst_id = created["id"].as_str().unwrap().to_string();
+
+    let query = |key: String, sql: &'static str| {
+        let client = client.clone();
+        let url = format!("{base}/api/v1/query");
+        async move {
+            client
+                .post(url)
+                .bearer_auth(key)
+                .json(&serde_json::json!({ "sql": sql }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let rows = query(
+        analyst.clone(),
+        "SELECT country, COUNT(*) AS n FROM shop.customers GROUP BY country",
+    )
+    .await;
+    assert_eq!(rows.status(), 200);
+    let body: serde_json::Value = rows.json().await.unwrap();
+    assert!(body["row_count"].as_u64().unwrap() > 0, "{body}");
+    let joined = query(
+        analyst.clone(),
+        "SELECT c.country, s.salary FROM shop.customers c JOIN secret.salaries s ON true",
+    )
+    .await;
+    assert_eq!(joined.status(), 403);
+
+    // The admin lists and revokes it; the analyst is out.
+    let list: serde_json::Value = client
+        .get(format!("{base}/api/v1/admin/keys"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(list.to_string().contains(&analyst_id));
+    let out = bqai_env(dir.path(), &["keys", "revoke", &analyst_id], &auth_on);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = query(analyst.clone(), "SELECT 1 AS x").await;
+    assert_eq!(after.status(), 401);
+
+    // The audit log shows all of it.
+    let audit: serde_json::Value = client
+        .get(format!("{base}/api/v1/admin/audit?principal={analyst_id}"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let outcomes: Vec<(u64, &str)> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["status"].as_u64().unwrap(),
+                e["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [(401, "denied"), (403, "denied"), (200, "allowed")],
+        "{audit}"
+    );
+
+    let listed = bqai_env(dir.path(), &["keys", "list", "--all"], &auth_on);
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains(&analyst_id) && listed.contains("revoked"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&admin[18..]), "a secret in the list");
+    drop(server);
+}

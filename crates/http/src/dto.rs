@@ -51,6 +51,8 @@ pub struct HistoryQuery {
     pub status: Option<String>,
     /// `sql` or `ask`.
     pub kind: Option<String>,
+    /// Only this principal's entries (admins only; others always see their own).
+    pub principal: Option<String>,
 }
 
 /// `?limit=` on preview.

@@ -99,7 +99,20 @@ impl From<CoreError> for ApiError {
             CoreError::InvalidRequest(m) => (StatusCode::BAD_REQUEST, m.clone()),
             CoreError::SqlRejected(r) => (StatusCode::BAD_REQUEST, r.message.clone()),
             CoreError::InvalidQuery(m) => (StatusCode::BAD_REQUEST, m.clone()),
+            CoreError::Unauthenticated(m) => (StatusCode::UNAUTHORIZED, m.clone()),
             CoreError::Forbidden(m) => (StatusCode::FORBIDDEN, m.clone()),
+            CoreError::QuotaExceeded { resets_at, .. } => {
+                let wait = (*resets_at - chrono::Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::from_secs(1));
+                return Self {
+                    status: StatusCode::TOO_MANY_REQUESTS,
+                    code,
+                    message: err.to_string(),
+                    retry_after: Some(wait),
+                    cause: None,
+                };
+            }
             CoreError::NotFound(m) => (StatusCode::NOT_FOUND, format!("{m} not found")),
             CoreError::Conflict(m) => (StatusCode::CONFLICT, m.clone()),
             CoreError::CostLimitExceeded { .. } => (StatusCode::BAD_REQUEST, err.to_string()),

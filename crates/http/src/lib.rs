@@ -2,9 +2,12 @@
 //!
 //! Routes live in [`routes`], one module per resource; handlers only parse, call a bqai-core
 //! use case and map the result. [`error::ApiError`] is the single error type and owns the JSON
-//! error envelope. Middleware, outermost first: request id (and access log), security
-//! headers, compression, then per-client rate limiting on `/api/v1`.
+//! error envelope. Middleware, outermost first: CORS (so preflights never need a key and
+//! every answer, errors included, carries the CORS headers), request id (and access log),
+//! security headers, compression, then on `/api/v1` authentication with the audit record
+//! ([`auth`]), then per-principal rate limiting ([`rate_limit`]).
 
+pub mod auth;
 pub mod dto;
 pub mod error;
 pub mod rate_limit;
@@ -18,7 +21,7 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::StatusCode;
-use actix_web::middleware::{Compress, DefaultHeaders, from_fn};
+use actix_web::middleware::{Compress, Condition, DefaultHeaders, from_fn};
 use actix_web::{App, HttpRequest, HttpServer, web};
 
 pub use error::ApiError;
@@ -40,6 +43,7 @@ pub fn configure(settings: &HttpSettings) -> impl FnOnce(&mut web::ServiceConfig
         .service(
             web::scope("/api/v1")
                 .wrap(from_fn(rate_limit::middleware))
+                .wrap(from_fn(auth::middleware))
                 .service(routes::catalog::list_datasets)
                 .service(routes::catalog::get_dataset)
                 .service(routes::catalog::list_tables)
@@ -49,6 +53,13 @@ pub fn configure(settings: &HttpSettings) -> impl FnOnce(&mut web::ServiceConfig
                 .service(routes::ask::ask)
                 .service(routes::ask::query_agent)
                 .service(routes::admin::invalidate_cache)
+                .service(routes::admin::create_key)
+                .service(routes::admin::list_keys)
+                .service(routes::admin::get_key)
+                .service(routes::admin::update_key)
+                .service(routes::admin::revoke_key)
+                .service(routes::admin::list_audit)
+                .service(routes::ticket::issue)
                 .service(routes::history::list)
                 .service(routes::history::get),
         )
@@ -110,6 +121,42 @@ fn security_headers() -> DefaultHeaders {
         .add(("Cache-Control", "no-store"))
 }
 
+/// CORS for the configured origins. Preflights are answered here, before authentication;
+/// with no origins configured no CORS headers are sent (browsers then allow same-origin
+/// calls only).
+pub fn cors(settings: &HttpSettings) -> Condition<actix_cors::Cors> {
+    // A request from an origin not on the list is served without CORS headers (the browser
+    // then withholds the answer from the page), not refused: same-origin pages such as the
+    // chat page send an Origin header too.
+    let mut cors = actix_cors::Cors::default().block_on_origin_mismatch(false);
+    if settings.cors_origins.is_empty() {
+        return Condition::new(false, cors);
+    }
+    if settings.cors_origins.iter().any(|o| o == "*") {
+        cors = cors.allow_any_origin();
+    } else {
+        for origin in &settings.cors_origins {
+            cors = cors.allowed_origin(origin);
+        }
+    }
+    let cors = cors
+        .allowed_methods(["GET", "POST", "PATCH", "DELETE"])
+        .allowed_headers([
+            actix_web::http::header::AUTHORIZATION,
+            actix_web::http::header::CONTENT_TYPE,
+            actix_web::http::header::HeaderName::from_static("x-api-key"),
+            request_id::HEADER,
+        ])
+        .expose_headers([
+            request_id::HEADER,
+            actix_web::http::header::RETRY_AFTER,
+            actix_web::http::header::HeaderName::from_static("x-ratelimit-limit"),
+            actix_web::http::header::HeaderName::from_static("x-ratelimit-remaining"),
+        ])
+        .max_age(600);
+    Condition::new(true, cors)
+}
+
 /// Builds the HTTP server on an already bound listener (port 0 in tests), with in-flight
 /// requests given `shutdown_timeout` to finish on SIGTERM/SIGINT.
 pub fn server(
@@ -126,6 +173,7 @@ pub fn server(
             .wrap(Compress::default())
             .wrap(security_headers())
             .wrap(from_fn(request_id::middleware))
+            .wrap(cors(&settings))
     })
     .shutdown_timeout(shutdown_timeout.as_secs().max(1))
     .listen(listener)?

@@ -1,9 +1,11 @@
 //! Per-client rate limiting of `/api/v1/*` through the [`bqai_core::ports::RateLimiter`] port.
 //!
-//! The client is identified by its IP address (API keys replace this once authentication
-//! exists): the peer address, or — only when the peer is one of the configured trusted
-//! proxies — the right-most address in `X-Forwarded-For` that is not itself a trusted proxy
-//! (so a client cannot pick its own identity by sending the header). Asks weigh more than
+//! An authenticated caller is limited per principal (`key:<id>`), at its own
+//! `rate_limit_per_minute` or the server default, so two keys never share a budget. An
+//! anonymous caller (authentication off) is identified by its IP address: the peer address,
+//! or — only when the peer is one of the configured trusted proxies — the right-most address
+//! in `X-Forwarded-For` that is not itself a trusted proxy (so a client cannot pick its own
+//! identity by sending the header). Asks weigh more than
 //! queries, queries more than catalog reads. Every limited response
 //! carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`; a refusal is 429 `RATE_LIMITED`
 //! with `Retry-After`. If the limiter itself fails, the request is let through and the
@@ -17,7 +19,8 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{ResponseError, web};
+use actix_web::{HttpMessage, ResponseError, web};
+use bqai_core::model::Principal;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -73,16 +76,27 @@ pub async fn middleware(
             .await
             .map(ServiceResponse::map_into_left_body);
     };
-    let limit = state.settings.requests_per_minute;
+    let principal = req
+        .extensions()
+        .get::<Principal>()
+        .and_then(|p| p.id.clone().map(|id| (id, p.rate_limit_per_minute)));
+    let (key, limit) = match principal {
+        Some((id, own)) => (
+            format!("key:{id}"),
+            own.unwrap_or(state.settings.requests_per_minute),
+        ),
+        None => {
+            let client = client_ip(&req, &state.settings.trusted_proxies)
+                .map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+            (format!("ip:{client}"), state.settings.requests_per_minute)
+        }
+    };
     if limit == 0 {
         return next
             .call(req)
             .await
             .map(ServiceResponse::map_into_left_body);
     }
-    let client = client_ip(&req, &state.settings.trusted_proxies)
-        .map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
-    let key = format!("ip:{client}");
     let decision = match state
         .rate_limiter
         .check(&key, weight(&req, &state), limit)

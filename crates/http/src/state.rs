@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use bqai_core::ask::AskService;
+use bqai_core::auth::Authenticator;
 use bqai_core::catalog::CatalogService;
 use bqai_core::llm::Llm;
 use bqai_core::model::Principal;
-use bqai_core::ports::{Cache, HistoryStore, RateLimiter};
+use bqai_core::ports::{AuditLog, Cache, HistoryStore, RateLimiter};
 use bqai_core::query::QueryService;
 use bqai_core::result_cache::CachedWarehouse;
 
@@ -30,6 +31,9 @@ pub struct HttpSettings {
     pub ask_weight: u32,
     /// Proxies whose `X-Forwarded-For` is believed when identifying clients.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Origins allowed to call the API from a browser (CORS); empty: same origin only.
+    /// `*` allows any origin (without credentials).
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for HttpSettings {
@@ -43,6 +47,7 @@ impl Default for HttpSettings {
             query_weight: 5,
             ask_weight: 10,
             trusted_proxies: Vec::new(),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -66,9 +71,13 @@ pub struct AppState {
     pub cache: Arc<dyn Cache>,
     /// Rate limiter for API calls.
     pub rate_limiter: Arc<dyn RateLimiter>,
-    /// Who callers are until authentication exists: one anonymous principal whose scope is
+    /// Who callers are when authentication is off: one anonymous principal whose scope is
     /// the configured allow-list.
     pub anonymous: Principal,
+    /// API keys, tokens and tickets; `None` when authentication is off.
+    pub auth: Option<Authenticator>,
+    /// Where every `/api/v1` call is recorded; `None` records nothing.
+    pub audit: Option<Arc<dyn AuditLog>>,
     /// HTTP settings.
     pub settings: HttpSettings,
     /// Version string for `/health`.

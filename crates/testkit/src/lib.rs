@@ -6,9 +6,14 @@
 //! (Redis, PostgreSQL, BigQuery) reuse them unchanged.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod auth;
+pub mod bigquery_fake;
+pub mod bigquery_seed;
+pub mod bigquery_shim;
 pub mod cache;
 pub mod history;
 pub mod llm_server;
+pub mod oidc;
 pub mod postgres;
 pub mod rate_limiter;
 pub mod tcp_proxy;

@@ -253,3 +253,119 @@ async fn reply(resp: reqwest::Response) -> Reply {
         body,
     }
 }
+
+/// Keys made for an app with authentication on.
+pub struct Keys {
+    pub admin: String,
+    /// Analyst limited to `shop`.
+    pub analyst: String,
+    pub analyst_id: String,
+    /// Analyst on every dataset.
+    pub analyst_all: String,
+    /// Viewer limited to `shop`.
+    pub viewer: String,
+}
+
+/// The demo warehouse plus a second dataset, `secret` (table `salaries`), built once.
+pub async fn demo_and_secret_warehouse() -> Arc<dyn Warehouse> {
+    static WAREHOUSE: OnceCell<(Arc<dyn Warehouse>, tempfile::TempDir)> = OnceCell::const_new();
+    WAREHOUSE
+        .get_or_init(|| async {
+            let dir = tempfile::tempdir().unwrap();
+            let secret = dir.path().join("secret");
+            std::fs::create_dir_all(&secret).unwrap();
+            std::fs::write(
+                secret.join("salaries.csv"),
+                "name,salary\nada,100\nbob,90\n",
+            )
+            .unwrap();
+            let mut s = test_settings(Path::new("/nonexistent"));
+            s.warehouse = WarehouseSettings::local(true, vec![secret.display().to_string()]);
+            (build_warehouse(&s).await.unwrap(), dir)
+        })
+        .await
+        .0
+        .clone()
+}
+
+/// An app with API keys on (over the demo and `secret` datasets), and one key per role.
+pub async fn spawn_auth_app(tweak: impl FnOnce(&mut Settings)) -> (TestApp, Keys) {
+    use bqai_core::auth::keys::NewKey;
+    use bqai_core::model::{DatasetScope, Role};
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(dir.path());
+    settings.auth.mode = bqai::config::AuthMode::ApiKey;
+    settings.auth.pepper = Some("test pepper of enough length".to_string().into());
+    tweak(&mut settings);
+    let services = Services::assemble(&settings, demo_and_secret_warehouse().await)
+        .await
+        .unwrap();
+    let auth = services.auth.clone().expect("auth is on");
+    let make = |name: &str, role: Role, datasets: &[&str]| NewKey {
+        name: name.into(),
+        owner: Some("tests".into()),
+        role,
+        datasets: DatasetScope::from_list(datasets),
+        rate_limit_per_minute: None,
+        daily_byte_quota: None,
+        expires_at: None,
+    };
+    let (_, admin) = auth
+        .create_key(make("admin", Role::Admin, &["*"]))
+        .await
+        .unwrap();
+    let (analyst_rec, analyst) = auth
+        .create_key(make("analyst", Role::Analyst, &["shop"]))
+        .await
+        .unwrap();
+    let (_, analyst_all) = auth
+        .create_key(make("analyst-all", Role::Analyst, &["*"]))
+        .await
+        .unwrap();
+    let (_, viewer) = auth
+        .create_key(make("viewer", Role::Viewer, &["shop"]))
+        .await
+        .unwrap();
+    let app = start(settings, services, dir);
+    (
+        app,
+        Keys {
+            admin,
+            analyst,
+            analyst_id: analyst_rec.id,
+            analyst_all,
+            viewer,
+        },
+    )
+}
+
+impl TestApp {
+    /// Any call, with an optional key (as `Authorization: Bearer`) and JSON body.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> Reply {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.address));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        reply(req.send().await.unwrap()).await
+    }
+
+    pub async fn get_as(&self, key: &str, path: &str) -> Reply {
+        self.send(reqwest::Method::GET, path, Some(key), None).await
+    }
+
+    pub async fn post_as(&self, key: &str, path: &str, body: &Value) -> Reply {
+        self.send(reqwest::Method::POST, path, Some(key), Some(body))
+            .await
+    }
+}

@@ -4,6 +4,7 @@
 
 mod ask;
 mod ask_llm;
+mod auth;
 mod catalog;
 mod errors;
 mod helpers;

@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpResponse, post, web};
+use actix_web::{HttpRequest, HttpResponse, post, web};
 use bqai_core::ask::{AskAnswer, AskRequest, CatalogAnswer, GeneratorInfo};
+use bqai_core::auth::Action;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{Caller, add_target, note};
 use crate::dto::{QueryResponse, TableDto, TableSummaryDto};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -118,6 +120,8 @@ impl From<AskAnswer> for AskResponse {
 #[post("/ask")]
 pub async fn ask(
     state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
     body: web::Json<AskBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -129,14 +133,15 @@ pub async fn ask(
         timeout: body.timeout_ms.map(Duration::from_millis),
         use_cache: body.use_cache.unwrap_or(true),
     };
-    let answer = state.ask.ask(request, &state.anonymous).await?;
-    Ok(HttpResponse::Ok().json(AskResponse::from(answer)))
+    run_ask(&state, &caller, &req, request).await
 }
 
 /// The earlier service's endpoint: `{"prompt", "dataset_id"?, "dry_run"?}`.
 #[post("/query-agent")]
 pub async fn query_agent(
     state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
     body: web::Json<QueryAgentBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -145,6 +150,32 @@ pub async fn query_agent(
         execute: !body.dry_run,
         ..AskRequest::new(body.prompt)
     };
-    let answer = state.ask.ask(request, &state.anonymous).await?;
+    run_ask(&state, &caller, &req, request).await
+}
+
+/// Checks the role (executing needs `query`, generating and estimating only `dry_run`), runs
+/// the pipeline, and notes what it touched for the audit record.
+async fn run_ask(
+    state: &AppState,
+    caller: &Caller,
+    req: &HttpRequest,
+    request: AskRequest,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(if request.execute {
+        Action::Query
+    } else {
+        Action::DryRun
+    })?;
+    if let Some(ds) = &request.dataset_id {
+        note(req, |n| add_target(n, ds));
+    }
+    let answer = state.ask.ask(request, caller.principal()).await?;
+    note(req, |n| {
+        add_target(n, &answer.dataset);
+        n.sql.clone_from(&answer.sql);
+        if let Some(outcome) = &answer.result {
+            super::query::note_outcome(n, outcome);
+        }
+    });
     Ok(HttpResponse::Ok().json(AskResponse::from(answer)))
 }

@@ -1,8 +1,10 @@
 //! Catalog endpoints: datasets, tables, schemas, previews.
 
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use bqai_core::auth::Action;
 
 use super::{dataset_id, page_request, table_ref};
+use crate::auth::{Caller, add_target, note};
 use crate::dto::{
     DatasetDto, ListResponse, PageQuery, PreviewQuery, RowsDto, TableDto, TableSummaryDto,
 };
@@ -13,8 +15,10 @@ use crate::state::AppState;
 #[get("/datasets")]
 pub async fn list_datasets(
     state: web::Data<AppState>,
+    caller: Caller,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Action::CatalogRead)?;
     let q = q.into_inner();
     let page = page_request(
         &state.settings,
@@ -22,7 +26,10 @@ pub async fn list_datasets(
         q.page_token,
         state.settings.max_page_size,
     )?;
-    let datasets = state.catalog.list_datasets(&state.anonymous, &page).await?;
+    let datasets = state
+        .catalog
+        .list_datasets(caller.principal(), &page)
+        .await?;
     Ok(HttpResponse::Ok().json(ListResponse::from_page(datasets, DatasetDto::from)))
 }
 
@@ -30,10 +37,14 @@ pub async fn list_datasets(
 #[get("/datasets/{dataset_id}")]
 pub async fn get_dataset(
     state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Action::CatalogRead)?;
     let ds = dataset_id(&path)?;
-    let dataset = state.catalog.get_dataset(&state.anonymous, &ds).await?;
+    note(&req, |n| add_target(n, &ds));
+    let dataset = state.catalog.get_dataset(caller.principal(), &ds).await?;
     Ok(HttpResponse::Ok().json(DatasetDto::from(dataset)))
 }
 
@@ -41,10 +52,14 @@ pub async fn get_dataset(
 #[get("/datasets/{dataset_id}/tables")]
 pub async fn list_tables(
     state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
     path: web::Path<String>,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Action::CatalogRead)?;
     let ds = dataset_id(&path)?;
+    note(&req, |n| add_target(n, &ds));
     let q = q.into_inner();
     let page = page_request(
         &state.settings,
@@ -54,7 +69,7 @@ pub async fn list_tables(
     )?;
     let tables = state
         .catalog
-        .list_tables(&state.anonymous, &ds, &page)
+        .list_tables(caller.principal(), &ds, &page)
         .await?;
     Ok(HttpResponse::Ok().json(ListResponse::from_page(tables, TableSummaryDto::from)))
 }
@@ -63,11 +78,15 @@ pub async fn list_tables(
 #[get("/datasets/{dataset_id}/tables/{table_id}")]
 pub async fn get_table(
     state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Action::CatalogRead)?;
     let (ds, table) = path.into_inner();
     let table = table_ref(&ds, &table)?;
-    let table = state.catalog.get_table(&state.anonymous, &table).await?;
+    note(&req, |n| add_target(n, table.to_string()));
+    let table = state.catalog.get_table(caller.principal(), &table).await?;
     Ok(HttpResponse::Ok().json(TableDto::from(table)))
 }
 
@@ -75,15 +94,19 @@ pub async fn get_table(
 #[get("/datasets/{dataset_id}/tables/{table_id}/preview")]
 pub async fn preview(
     state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
     path: web::Path<(String, String)>,
     q: web::Query<PreviewQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Action::CatalogRead)?;
     let (ds, table) = path.into_inner();
     let table = table_ref(&ds, &table)?;
+    note(&req, |n| add_target(n, table.to_string()));
     let limit = q.limit.unwrap_or(state.settings.default_preview_rows);
     let result = state
         .catalog
-        .preview(&state.anonymous, &table, limit)
+        .preview(caller.principal(), &table, limit)
         .await?;
     Ok(HttpResponse::Ok().json(RowsDto::from_result(&result)))
 }

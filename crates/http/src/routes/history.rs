@@ -1,9 +1,11 @@
 //! Query history endpoints.
 
 use actix_web::{HttpResponse, get, web};
+use bqai_core::auth::Action;
 use bqai_core::history::{HistoryFilter, QueryKind, QueryStatus};
 
 use super::page_request;
+use crate::auth::Caller;
 use crate::dto::{HistoryDto, HistoryQuery, ListResponse};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -11,13 +13,31 @@ use crate::state::AppState;
 /// Largest history page.
 const MAX_HISTORY_PAGE: u32 = 500;
 
-/// `GET /api/v1/history?status=&kind=&page_size=&page_token=`, newest first.
+/// `GET /api/v1/history?status=&kind=&principal=&page_size=&page_token=`, newest first.
+/// Callers see their own entries; admins see everyone's (or one principal's with
+/// `principal=`).
 #[get("/history")]
 pub async fn list(
     state: web::Data<AppState>,
+    caller: Caller,
     q: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Action::HistoryRead)?;
     let q = q.into_inner();
+    let principal = if caller.sees_all() {
+        q.principal.clone().filter(|p| !p.is_empty())
+    } else if q
+        .principal
+        .as_ref()
+        .is_some_and(|p| Some(p) != caller.principal().id.as_ref())
+    {
+        return Err(bqai_core::Error::Forbidden(
+            "only admins may read other principals' history".into(),
+        )
+        .into());
+    } else {
+        caller.principal().id.clone()
+    };
     let status = q
         .status
         .as_deref()
@@ -36,7 +56,7 @@ pub async fn list(
     let filter = HistoryFilter {
         status,
         kind,
-        principal: state.anonymous.id.clone(),
+        principal,
     };
     let entries = state.history.list(&filter, &page).await?;
     Ok(HttpResponse::Ok().json(ListResponse::from_page(entries, HistoryDto::from)))
@@ -46,14 +66,19 @@ pub async fn list(
 #[get("/history/{id}")]
 pub async fn get(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Action::HistoryRead)?;
     let id = path.into_inner();
     if id.len() > 64 || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
         return Err(ApiError::invalid("history id must be a query id (a UUID)"));
     }
+    // Another principal's entry is "not found", not "forbidden": ids are not to be probed.
     match state.history.get(&id).await? {
-        Some(entry) => Ok(HttpResponse::Ok().json(HistoryDto::from(entry))),
-        None => Err(ApiError::not_found(format!("history entry {id} not found"))),
+        Some(entry) if caller.sees_all() || entry.principal == caller.principal().id => {
+            Ok(HttpResponse::Ok().json(HistoryDto::from(entry)))
+        }
+        _ => Err(ApiError::not_found(format!("history entry {id} not found"))),
     }
 }

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod health;
 pub mod history;
 pub mod query;
+pub mod ticket;
 
 use bqai_core::model::{PageRequest, TableRef};
 

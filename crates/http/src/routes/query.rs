@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpResponse, post, web};
-use bqai_core::model::QueryRequest;
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use bqai_core::auth::Action;
+use bqai_core::model::{QueryOutcome, QueryRequest};
 
+use crate::auth::{AuditNote, Caller, add_target, note};
 use crate::dto::{QueryBody, QueryResponse};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -13,9 +15,16 @@ use crate::state::AppState;
 #[post("/query")]
 pub async fn query(
     state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
     body: web::Json<QueryBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    caller.require(if body.dry_run {
+        Action::DryRun
+    } else {
+        Action::Query
+    })?;
     let request = QueryRequest {
         sql: body.sql,
         default_dataset: body.dataset_id.filter(|d| !d.is_empty()),
@@ -24,6 +33,28 @@ pub async fn query(
         timeout: body.timeout_ms.map(Duration::from_millis),
         use_cache: body.use_cache.unwrap_or(true),
     };
-    let outcome = state.queries.run(request, &state.anonymous).await?;
+    note(&req, |n| {
+        n.sql = Some(request.sql.clone());
+        if let Some(ds) = &request.default_dataset {
+            add_target(n, ds);
+        }
+    });
+    let outcome = state.queries.run(request, caller.principal()).await?;
+    note(&req, |n| note_outcome(n, &outcome));
     Ok(HttpResponse::Ok().json(QueryResponse::from(outcome)))
+}
+
+/// Records the tables a query read and what it cost in the audit note.
+pub(crate) fn note_outcome(n: &mut AuditNote, outcome: &QueryOutcome) {
+    for t in &outcome.referenced_tables {
+        add_target(n, t.to_string());
+    }
+    let stats = &outcome.result.stats;
+    n.bytes = if stats.bytes_billed > 0 {
+        stats.bytes_billed
+    } else if outcome.dry_run || stats.cache_hit {
+        0
+    } else {
+        stats.bytes_processed
+    };
 }

@@ -1,0 +1,370 @@
+//! Authentication, the caller's principal, and the audit record of every `/api/v1` call.
+//!
+//! [`middleware`] runs inside CORS and the request id, before rate limiting. With
+//! authentication off ([`AppState::auth`] is `None`) every caller is the configured anonymous
+//! principal. Otherwise the credential is taken from `X-API-Key`, or `Authorization: Bearer`
+//! (an API key, or a JWT when OIDC is configured), or — only on a WebSocket upgrade, because
+//! browsers cannot set headers there — a `?ticket=` from `POST /api/v1/ws-ticket`. A missing
+//! or malformed credential, or an unknown, revoked or expired one, is 401 `UNAUTHENTICATED`
+//! with `WWW-Authenticate: Bearer`; the store being down is 503, never a 401 that would make a
+//! client drop a good key.
+//!
+//! Handlers take a [`Caller`] and check their action with [`Caller::require`] (403
+//! `FORBIDDEN`), and describe what they touched with [`note`]. After the response, the
+//! middleware appends one [`AuditEvent`] for the call (allowed, denied or failed) to the audit
+//! log: who, what route and action, which datasets and tables, the SQL fingerprint, status
+//! and error code, bytes, client address. Never a secret, SQL text or a row.
+
+use std::future::{Ready, ready};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError, web};
+use bqai_core::auth::Action;
+use bqai_core::auth::Credential;
+use bqai_core::auth::audit::{AuditAction, AuditEvent, AuditOutcome, sql_fingerprint};
+use bqai_core::model::Principal;
+
+use crate::error::ApiError;
+use crate::rate_limit::client_ip;
+use crate::request_id::RequestId;
+use crate::state::AppState;
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Principal);
+
+impl Caller {
+    /// The principal.
+    pub fn principal(&self) -> &Principal {
+        &self.0
+    }
+
+    /// 403 unless the caller's role allows `action`.
+    pub fn require(&self, action: Action) -> Result<(), ApiError> {
+        if self.0.role.allows(action) {
+            Ok(())
+        } else {
+            Err(bqai_core::Error::Forbidden(format!(
+                "the {} role may not {}",
+                self.0.role.as_str(),
+                describe(action)
+            ))
+            .into())
+        }
+    }
+
+    /// Whether the caller may see everyone's records (history of all principals).
+    pub fn sees_all(&self) -> bool {
+        self.0.role.allows(Action::HistoryReadAll)
+    }
+}
+
+fn describe(action: Action) -> &'static str {
+    match action {
+        Action::CatalogRead => "read the catalog",
+        Action::DryRun => "plan queries",
+        Action::Query => "run queries (dry runs and asks with execute: false are allowed)",
+        Action::Export => "export results",
+        Action::HistoryRead => "read history",
+        Action::HistoryReadAll => "read other principals' history",
+        Action::Admin => "administer keys or caches",
+        Action::AuditRead => "read the audit log or the key list",
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            req.extensions()
+                .get::<Principal>()
+                .cloned()
+                .map(Caller)
+                .ok_or_else(|| {
+                    bqai_core::Error::Unauthenticated("no credentials were presented".into()).into()
+                }),
+        )
+    }
+}
+
+/// What a handler says it touched, for the audit record.
+#[derive(Debug, Clone, Default)]
+pub struct AuditNote {
+    /// Overrides the action the route implies.
+    pub action: Option<AuditAction>,
+    /// Datasets and tables (`shop`, `shop.orders`).
+    pub targets: Vec<String>,
+    /// SQL run or refused (only its fingerprint is recorded).
+    pub sql: Option<String>,
+    /// Bytes billed (or processed).
+    pub bytes: u64,
+    /// A short secret-free note.
+    pub detail: Option<String>,
+}
+
+/// Adds to the request's audit note.
+pub fn note(req: &HttpRequest, f: impl FnOnce(&mut AuditNote)) {
+    let mut ext = req.extensions_mut();
+    if ext.get::<AuditNote>().is_none() {
+        ext.insert(AuditNote::default());
+    }
+    if let Some(n) = ext.get_mut::<AuditNote>() {
+        f(n);
+    }
+}
+
+/// Adds `target` to the note once.
+pub fn add_target(note: &mut AuditNote, target: impl Into<String>) {
+    let t = target.into();
+    if !note.targets.contains(&t) {
+        note.targets.push(t);
+    }
+}
+
+/// The action a route implies when its handler did not say (or never ran).
+fn route_action(method: &Method, path: &str) -> AuditAction {
+    let rest = path.strip_prefix("/api/v1").unwrap_or(path);
+    if rest.starts_with("/admin/") {
+        if method == Method::GET {
+            AuditAction::AdminRead
+        } else {
+            AuditAction::AdminChange
+        }
+    } else if rest.starts_with("/datasets") {
+        AuditAction::CatalogRead
+    } else if rest.starts_with("/query-agent")
+        || rest.starts_with("/ask")
+        || rest.starts_with("/ws/")
+    {
+        AuditAction::Ask
+    } else if rest.starts_with("/query") {
+        AuditAction::Query
+    } else if rest.starts_with("/history") {
+        AuditAction::HistoryRead
+    } else if rest.starts_with("/ws-ticket") {
+        AuditAction::Ticket
+    } else if rest.starts_with("/conversations") {
+        AuditAction::Conversation
+    } else if rest.starts_with("/export") {
+        AuditAction::Export
+    } else {
+        AuditAction::CatalogRead
+    }
+}
+
+fn is_websocket_upgrade(req: &ServiceRequest) -> bool {
+    req.method() == Method::GET
+        && req
+            .headers()
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+fn ticket_param(req: &ServiceRequest) -> Option<String> {
+    req.query_string()
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "ticket")
+        .map(|(_, v)| v.to_string())
+}
+
+/// Extracts the credential; `Err` for a header that is present but unusable.
+fn credential(req: &ServiceRequest) -> Result<Option<(CredKind, String)>, ApiError> {
+    let unauth = |m: &str| -> ApiError { bqai_core::Error::Unauthenticated(m.into()).into() };
+    if let Some(v) = req.headers().get("x-api-key") {
+        let v = v
+            .to_str()
+            .map_err(|_| unauth("X-API-Key is not valid text"))?;
+        return Ok(Some((CredKind::Key, v.trim().to_string())));
+    }
+    if let Some(v) = req.headers().get(header::AUTHORIZATION) {
+        let v = v
+            .to_str()
+            .map_err(|_| unauth("the Authorization header is not valid text"))?;
+        let (scheme, value) = v.trim().split_once(' ').unwrap_or((v, ""));
+        if !scheme.eq_ignore_ascii_case("bearer") || value.trim().is_empty() {
+            return Err(unauth(
+                "use Authorization: Bearer <key or token>, or X-API-Key: <key>",
+            ));
+        }
+        return Ok(Some((CredKind::Bearer, value.trim().to_string())));
+    }
+    if is_websocket_upgrade(req)
+        && let Some(t) = ticket_param(req)
+    {
+        return Ok(Some((CredKind::Ticket, t)));
+    }
+    Ok(None)
+}
+
+#[derive(Clone, Copy)]
+enum CredKind {
+    Key,
+    Bearer,
+    Ticket,
+}
+
+/// The middleware (see the module docs).
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    };
+    let client = client_ip(&req, &state.settings.trusted_proxies).map(|ip| ip.to_string());
+    let method = req.method().clone();
+    let path = req.path().to_string();
+    let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
+
+    let (principal, presented_id) = match &state.auth {
+        None => (Ok(state.anonymous.clone()), None),
+        Some(auth) => match credential(&req) {
+            Err(e) => (Err(e), None),
+            Ok(None) => (
+                Err(bqai_core::Error::Unauthenticated(
+                    "missing credentials: send Authorization: Bearer <key> or X-API-Key: <key>"
+                        .into(),
+                )
+                .into()),
+                None,
+            ),
+            Ok(Some((kind, value))) => {
+                let cred = match kind {
+                    CredKind::Key => Credential::ApiKey(&value),
+                    CredKind::Bearer => Credential::bearer(&value),
+                    CredKind::Ticket => Credential::Ticket(&value),
+                };
+                let presented = cred.key_id().map(str::to_string);
+                (
+                    auth.authenticate(cred).await.map_err(ApiError::from),
+                    presented,
+                )
+            }
+        },
+    };
+
+    let mut refused_code = None;
+    let (res, principal_id) = match principal {
+        Ok(p) => {
+            let id = p.id.clone();
+            req.extensions_mut().insert(p);
+            (next.call(req).await?.map_into_left_body(), id)
+        }
+        Err(err) => {
+            refused_code = Some(err.code());
+            let mut resp = err.error_response();
+            if err.status_code() == actix_web::http::StatusCode::UNAUTHORIZED {
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            (req.into_response(resp).map_into_right_body(), presented_id)
+        }
+    };
+
+    if let Some(log) = &state.audit {
+        let mut event = audit_event(&res, method, &path, request_id, principal_id, client);
+        if let Some(code) = refused_code {
+            event.error_code = Some(code.to_string());
+        }
+        if let Err(e) = log.append(&event).await {
+            // The answer stands; the event goes to the log so it is not lost entirely.
+            tracing::error!(error = %e, event = ?event, "failed to append to the audit log");
+        }
+    }
+    Ok(res)
+}
+
+fn audit_event<B>(
+    res: &ServiceResponse<B>,
+    method: Method,
+    path: &str,
+    request_id: Option<String>,
+    principal: Option<String>,
+    client: Option<String>,
+) -> AuditEvent {
+    let status = res.status();
+    let api_error = res
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<ApiError>());
+    let error_code = api_error
+        .map(|e| e.code().to_string())
+        .or_else(|| (!status.is_success()).then(|| status.as_str().to_string()));
+    let outcome = if status.is_success() {
+        AuditOutcome::Allowed
+    } else if matches!(status.as_u16(), 401 | 403 | 429)
+        || api_error.is_some_and(|e| e.code() == "SQL_REJECTED")
+    {
+        AuditOutcome::Denied
+    } else {
+        AuditOutcome::Failed
+    };
+    let note = res
+        .request()
+        .extensions()
+        .get::<AuditNote>()
+        .cloned()
+        .unwrap_or_default();
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| path.to_string());
+    AuditEvent {
+        id: uuid::Uuid::now_v7().to_string(),
+        at: chrono::Utc::now(),
+        request_id,
+        principal,
+        action: note.action.unwrap_or_else(|| route_action(&method, path)),
+        route: format!("{method} {route}"),
+        targets: note.targets,
+        sql_fingerprint: note.sql.as_deref().map(sql_fingerprint),
+        outcome,
+        status: status.as_u16(),
+        error_code,
+        bytes: note.bytes,
+        client_addr: client,
+        detail: note.detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_imply_actions() {
+        let g = Method::GET;
+        let p = Method::POST;
+        assert_eq!(
+            route_action(&g, "/api/v1/datasets/shop"),
+            AuditAction::CatalogRead
+        );
+        assert_eq!(route_action(&p, "/api/v1/query"), AuditAction::Query);
+        assert_eq!(route_action(&p, "/api/v1/query-agent"), AuditAction::Ask);
+        assert_eq!(route_action(&p, "/api/v1/ask"), AuditAction::Ask);
+        assert_eq!(
+            route_action(&g, "/api/v1/admin/keys"),
+            AuditAction::AdminRead
+        );
+        assert_eq!(
+            route_action(&Method::DELETE, "/api/v1/admin/keys/x"),
+            AuditAction::AdminChange
+        );
+        assert_eq!(
+            route_action(&g, "/api/v1/history"),
+            AuditAction::HistoryRead
+        );
+        assert_eq!(route_action(&p, "/api/v1/ws-ticket"), AuditAction::Ticket);
+    }
+}
