@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/services.sh
+export BQAI_BQ_EMULATOR="${BQAI_BQ_EMULATOR:-$(scripts/bqemulator.sh)}"
 
 if [[ -z "${BQAI_CLAUDE_BIN:-}" ]]; then
   BQAI_CLAUDE_BIN="$(scripts/install-claude.sh)"

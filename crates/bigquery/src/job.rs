@@ -1,0 +1,645 @@
+//! Query jobs: the `jobs.insert` request bqai sends (standard SQL, default dataset, location,
+//! `maximumBytesBilled`, `jobTimeoutMs`, `useQueryCache`, labels), dry runs, and running a
+//! job to its rows — long-polling `getQueryResults`, reading pages by page token up to the
+//! row cap, and **cancelling the job in BigQuery** when the timeout fires or the caller
+//! drops the future.
+//!
+//! The adapter picks the job id itself (`bqai_<query id>_<random>`) instead of letting the
+//! SDK's high-level `Query` builder generate one: with the id known before the request
+//! leaves, a future dropped mid-`jobs.insert` can still cancel the job, and a retried insert
+//! that meets `duplicate` adopts the job its first attempt created instead of starting a
+//! second one.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use google_cloud_bigquery_v2::client::JobService;
+use google_cloud_bigquery_v2::model::{
+    DataFormatOptions, DatasetReference, GetQueryResultsResponse, Job, JobConfiguration,
+    JobConfigurationQuery, JobReference, JobStatistics2,
+};
+
+use bqai_core::Error;
+use bqai_core::model::{DryRunReport, QueryJob, QueryResult, QueryStats, Value};
+
+use crate::client::Clients;
+use crate::config::BigQueryConfig;
+use crate::error::{Failure, Op};
+use crate::retry::{jitter, with_retry};
+use crate::schema::{fields_from_bq, table_ref_from_bq};
+use crate::value::decode_row;
+
+/// BigQuery allows 64 labels per job; keys and values are at most 63 characters.
+const MAX_LABELS: usize = 64;
+const MAX_LABEL_LEN: usize = 63;
+
+/// The label carrying bqai's query (history) id on every job.
+pub const QUERY_ID_LABEL: &str = "bqai_query_id";
+
+fn label_chars(s: &str) -> String {
+    s.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(MAX_LABEL_LEN)
+        .collect()
+}
+
+/// A valid BigQuery label key for `s`: lowercase letters, digits, `_` and `-`, starting
+/// with a letter, at most 63 characters.
+pub fn label_key(s: &str) -> String {
+    let key = label_chars(s);
+    if key.starts_with(|c: char| c.is_ascii_lowercase()) {
+        key
+    } else {
+        label_chars(&format!("l_{key}"))
+    }
+}
+
+/// A valid BigQuery label value for `s` (may be empty).
+pub fn label_value(s: &str) -> String {
+    label_chars(s)
+}
+
+/// The labels of a job: the configured ones, the job's own (request id, principal) and
+/// [`QUERY_ID_LABEL`], each made valid for BigQuery; at most 64.
+pub fn job_labels(config: &BigQueryConfig, job: &QueryJob) -> HashMap<String, String> {
+    let mut labels = HashMap::new();
+    let own = job
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(std::iter::once((QUERY_ID_LABEL, job.query_id.as_str())));
+    for (key, value) in config
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(own)
+    {
+        if labels.len() >= MAX_LABELS && !labels.contains_key(&label_key(key)) {
+            continue;
+        }
+        labels.insert(label_key(key), label_value(value));
+    }
+    labels
+}
+
+/// A fresh job id for a query: readable in the console, unique per attempt.
+pub fn job_id_for(query_id: &str) -> String {
+    let readable: String = query_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    format!("bqai_{readable}_{:016x}", fastrand::u64(..))
+}
+
+/// `dataset` or `project.dataset` (the project may itself contain `.` and `:`, a dataset
+/// never does) → a dataset reference.
+pub fn dataset_reference(default_dataset: &str, home_project: &str) -> DatasetReference {
+    let (project, dataset) = match default_dataset.rsplit_once('.') {
+        Some((project, dataset)) => (project, dataset),
+        None => (home_project, default_dataset),
+    };
+    DatasetReference::new()
+        .set_project_id(project)
+        .set_dataset_id(dataset)
+}
+
+/// The `jobs.insert` body for `job`.
+pub fn build_job(config: &BigQueryConfig, job: &QueryJob, job_id: &str, dry_run: bool) -> Job {
+    let mut query = JobConfigurationQuery::new()
+        .set_query(job.sql.clone())
+        .set_use_legacy_sql(false)
+        .set_use_query_cache(job.use_cache);
+    if let Some(dataset) = &job.default_dataset {
+        query = query.set_default_dataset(dataset_reference(dataset, &config.project));
+    }
+    if let Some(cap) = job.max_bytes_billed.or(config.max_bytes_billed) {
+        query = query.set_maximum_bytes_billed(i64::try_from(cap).unwrap_or(i64::MAX));
+    }
+    let mut configuration = JobConfiguration::new()
+        .set_query(query)
+        .set_labels(job_labels(config, job));
+    if dry_run {
+        configuration = configuration.set_dry_run(true);
+    } else {
+        // BigQuery's own deadline: the job stops even if bqai is gone before it can cancel.
+        let millis = i64::try_from(job.timeout.as_millis())
+            .unwrap_or(i64::MAX)
+            .max(1);
+        configuration = configuration.set_job_timeout_ms(millis);
+    }
+    let mut reference = JobReference::new()
+        .set_project_id(config.project.clone())
+        .set_job_id(job_id);
+    if let Some(location) = &config.location {
+        reference = reference.set_location(location.clone());
+    }
+    Job::new()
+        .set_job_reference(reference)
+        .set_configuration(configuration)
+}
+
+/// How one run of a job ended, before mapping to core errors.
+enum RunError {
+    /// The job finished with an error (it is no longer running).
+    JobFailed(Failure),
+    /// BigQuery refused to create the job (a 4xx answer to `jobs.insert`): nothing runs.
+    Refused(Failure),
+    /// A call failed; the job may still be running.
+    Call(Failure),
+}
+
+/// Runs query jobs for one adapter.
+#[derive(Clone, Debug)]
+pub(crate) struct JobRunner {
+    pub clients: Clients,
+    pub config: std::sync::Arc<BigQueryConfig>,
+}
+
+impl JobRunner {
+    fn query_op(job: &QueryJob, config: &BigQueryConfig) -> Op {
+        Op::Query {
+            max_bytes_billed: job.max_bytes_billed.or(config.max_bytes_billed),
+            timeout: job.timeout,
+        }
+    }
+
+    async fn insert(&self, body: Job) -> Result<Job, Failure> {
+        let jobs = &self.clients.jobs;
+        with_retry(&self.config.retry, self.config.request_timeout(), || {
+            let request = jobs
+                .insert_job()
+                .set_project_id(self.config.project.clone())
+                .set_job(body.clone());
+            async move {
+                match request.send().await {
+                    Ok(job) => Ok(job),
+                    Err(e) => Err(Failure::from_gax(&e)),
+                }
+            }
+        })
+        .await
+    }
+
+    async fn get_job(&self, job_id: &str) -> Result<Job, Failure> {
+        let jobs = &self.clients.jobs;
+        with_retry(&self.config.retry, self.config.request_timeout(), || {
+            let mut request = jobs
+                .get_job()
+                .set_project_id(self.config.project.clone())
+                .set_job_id(job_id);
+            if let Some(location) = &self.config.location {
+                request = request.set_location(location.clone());
+            }
+            async move { request.send().await.map_err(|e| Failure::from_gax(&e)) }
+        })
+        .await
+    }
+
+    async fn results_page(
+        &self,
+        job_id: &str,
+        max_results: u32,
+        page_token: Option<&str>,
+        wait: Duration,
+    ) -> Result<GetQueryResultsResponse, Failure> {
+        let jobs = &self.clients.jobs;
+        let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
+        // The long-poll wait plus the usual deadline for the answer itself.
+        let attempt_timeout = wait + self.config.request_timeout();
+        with_retry(&self.config.retry, attempt_timeout, || {
+            let mut request = jobs
+                .get_query_results()
+                .set_project_id(self.config.project.clone())
+                .set_job_id(job_id)
+                .set_max_results(max_results)
+                .set_timeout_ms(wait_ms)
+                .set_format_options(DataFormatOptions::new().set_use_int64_timestamp(true));
+            if let Some(token) = page_token {
+                request = request.set_page_token(token);
+            }
+            if let Some(location) = &self.config.location {
+                request = request.set_location(location.clone());
+            }
+            async move { request.send().await.map_err(|e| Failure::from_gax(&e)) }
+        })
+        .await
+    }
+
+    /// Plans `job` with a dry run: bytes, statement type, referenced tables, result schema.
+    pub async fn dry_run(&self, job: &QueryJob) -> Result<DryRunReport, Error> {
+        let op = Self::query_op(job, &self.config);
+        let body = build_job(&self.config, job, &job_id_for(&job.query_id), true);
+        let answer = self.insert(body).await.map_err(|f| f.into_core(&op))?;
+        if let Some(failure) = job_failure(&answer) {
+            return Err(failure.into_core(&op));
+        }
+        let stats = query_statistics(&answer);
+        Ok(DryRunReport {
+            bytes_processed: stats
+                .and_then(|s| s.total_bytes_processed)
+                .and_then(|b| u64::try_from(b).ok())
+                .unwrap_or_default(),
+            statement_type: stats
+                .map(|s| s.statement_type.clone())
+                .filter(|s| !s.is_empty()),
+            referenced_tables: stats
+                .map(|s| {
+                    s.referenced_tables
+                        .iter()
+                        .map(|t| table_ref_from_bq(t, &self.config.project))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            schema: stats
+                .and_then(|s| s.schema.as_ref())
+                .map(|s| fields_from_bq(&s.fields))
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Runs `job` to its rows within `job.timeout`; cancels the BigQuery job when the
+    /// timeout fires, when a call fails while it may still run, and when this future is
+    /// dropped. Jobs that fail with a transient reason are re-run under a new id while
+    /// attempts and time remain.
+    pub async fn execute(&self, job: &QueryJob) -> Result<QueryResult, Error> {
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + job.timeout;
+        let op = Self::query_op(job, &self.config);
+        let mut attempt = 1;
+        loop {
+            let job_id = job_id_for(&job.query_id);
+            let guard = CancelGuard::new(&self.clients.jobs, &self.config, &job_id);
+            let run = tokio::time::timeout_at(deadline, self.run_once(job, &job_id, started));
+            match run.await {
+                Err(_elapsed) => {
+                    guard.cancel_now().await;
+                    return Err(Error::Timeout(job.timeout));
+                }
+                Ok(Ok(result)) => {
+                    guard.disarm();
+                    return Ok(result);
+                }
+                Ok(Err(RunError::JobFailed(failure))) => {
+                    guard.disarm();
+                    let wait = jitter(self.config.retry.ceiling(attempt));
+                    let time_left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    if failure.is_transient()
+                        && attempt < self.config.retry.max_attempts
+                        && time_left > wait
+                    {
+                        tracing::debug!(%failure, attempt, "BigQuery job failed transiently; re-running");
+                        tokio::time::sleep(wait).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(failure.into_core(&op));
+                }
+                Ok(Err(RunError::Refused(failure))) => {
+                    guard.disarm();
+                    return Err(failure.into_core(&op));
+                }
+                Ok(Err(RunError::Call(failure))) => {
+                    guard.cancel_now().await;
+                    return Err(failure.into_core(&op));
+                }
+            }
+        }
+    }
+
+    async fn run_once(
+        &self,
+        job: &QueryJob,
+        job_id: &str,
+        started: Instant,
+    ) -> Result<QueryResult, RunError> {
+        let body = build_job(&self.config, job, job_id, false);
+        match self.insert(body).await {
+            Ok(inserted) => {
+                if let Some(failure) = job_failure(&inserted) {
+                    return Err(RunError::JobFailed(failure));
+                }
+            }
+            // An earlier attempt of this insert reached BigQuery: the job exists, follow it.
+            Err(failure) if failure.reason() == Some("duplicate") => {}
+            Err(failure) if failure.status.is_some_and(|s| (400..500).contains(&s)) => {
+                return Err(RunError::Refused(failure));
+            }
+            // No answer, or a 5xx: the job may exist; the guard cancels it.
+            Err(failure) => return Err(RunError::Call(failure)),
+        }
+
+        let max_rows = job.max_rows;
+        let page_size = |have: usize| -> u32 {
+            let remaining = max_rows.saturating_sub(have as u64).max(1);
+            u32::try_from(remaining.min(u64::from(self.config.page_size))).unwrap_or(u32::MAX)
+        };
+        let poll_wait = Duration::from_millis(u64::from(self.config.poll_wait_ms));
+
+        // Wait for completion; the answer that says "complete" carries the first page.
+        let first = loop {
+            let page = match self
+                .results_page(job_id, page_size(0), None, poll_wait)
+                .await
+            {
+                Ok(page) => page,
+                Err(failure) => return Err(self.explain(job_id, failure).await),
+            };
+            if page.job_complete.unwrap_or(false) {
+                break page;
+            }
+        };
+        let fields = first
+            .schema
+            .as_ref()
+            .map(|s| fields_from_bq(&s.fields))
+            .unwrap_or_default();
+        let total_rows = first.total_rows;
+        let mut cache_hit = first.cache_hit.unwrap_or(false);
+        let mut bytes_processed = first
+            .total_bytes_processed
+            .and_then(|b| u64::try_from(b).ok())
+            .unwrap_or_default();
+
+        let mut rows: Vec<Vec<Value>> = Vec::new();
+        let mut page = first;
+        loop {
+            for raw in &page.rows {
+                if rows.len() as u64 >= max_rows {
+                    break;
+                }
+                let row = decode_row(&fields, raw).map_err(|e| {
+                    RunError::Call(Failure::transport(
+                        crate::error::Transport::Protocol,
+                        e.to_string(),
+                    ))
+                })?;
+                rows.push(row);
+            }
+            let token = std::mem::take(&mut page.page_token);
+            if token.is_empty() || rows.len() as u64 >= max_rows {
+                let more_pages = !token.is_empty();
+                let truncated = total_rows.map_or(more_pages, |t| t > rows.len() as u64)
+                    && rows.len() as u64 >= max_rows;
+                // Final statistics (bytes billed) live on the job.
+                let mut bytes_billed = if cache_hit { 0 } else { bytes_processed };
+                if let Ok(done) = self.get_job(job_id).await
+                    && let Some(stats) = query_statistics(&done)
+                {
+                    if let Some(b) = stats
+                        .total_bytes_processed
+                        .and_then(|b| u64::try_from(b).ok())
+                    {
+                        bytes_processed = b;
+                    }
+                    cache_hit = stats.cache_hit.unwrap_or(cache_hit);
+                    bytes_billed = stats
+                        .total_bytes_billed
+                        .and_then(|b| u64::try_from(b).ok())
+                        .unwrap_or(if cache_hit { 0 } else { bytes_processed });
+                }
+                return Ok(QueryResult {
+                    columns: fields,
+                    rows,
+                    truncated,
+                    stats: QueryStats {
+                        bytes_processed,
+                        bytes_billed,
+                        estimated_cost_usd: 0.0,
+                        cache_hit,
+                        duration_ms: u64::try_from(started.elapsed().as_millis())
+                            .unwrap_or(u64::MAX),
+                    },
+                });
+            }
+            page = self
+                .results_page(job_id, page_size(rows.len()), Some(&token), Duration::ZERO)
+                .await
+                .map_err(RunError::Call)?;
+        }
+    }
+
+    /// A failed call about a job that may have failed itself: BigQuery answers
+    /// `getQueryResults` of a failed job with the job's error; asking the job tells which.
+    async fn explain(&self, job_id: &str, failure: Failure) -> RunError {
+        if failure.status.is_none() {
+            return RunError::Call(failure);
+        }
+        match self.get_job(job_id).await {
+            Ok(job) => match job_failure(&job) {
+                Some(job_failure) => RunError::JobFailed(job_failure),
+                None => RunError::Call(failure),
+            },
+            Err(_) => RunError::Call(failure),
+        }
+    }
+}
+
+fn query_statistics(job: &Job) -> Option<&JobStatistics2> {
+    job.statistics.as_ref().and_then(|s| s.query.as_ref())
+}
+
+/// The failure of a job that is DONE with an `errorResult`.
+fn job_failure(job: &Job) -> Option<Failure> {
+    let status = job.status.as_ref()?;
+    if status.state == "DONE" && status.error_result.is_some() {
+        Some(Failure::from_job_errors(
+            status.error_result.as_ref(),
+            &status.errors,
+        ))
+    } else {
+        None
+    }
+}
+
+/// Cancels a BigQuery job unless disarmed: awaited on timeout, spawned on drop.
+struct CancelGuard {
+    jobs: JobService,
+    project: String,
+    location: Option<String>,
+    job_id: String,
+    deadline: Duration,
+    armed: bool,
+}
+
+impl CancelGuard {
+    fn new(jobs: &JobService, config: &BigQueryConfig, job_id: &str) -> Self {
+        Self {
+            jobs: jobs.clone(),
+            project: config.project.clone(),
+            location: config.location.clone(),
+            job_id: job_id.to_owned(),
+            deadline: config.request_timeout().min(Duration::from_secs(10)),
+            armed: true,
+        }
+    }
+
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+
+    async fn cancel_now(mut self) {
+        self.armed = false;
+        cancel(
+            self.jobs.clone(),
+            self.project.clone(),
+            self.location.clone(),
+            self.job_id.clone(),
+            self.deadline,
+        )
+        .await;
+    }
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(cancel(
+                self.jobs.clone(),
+                self.project.clone(),
+                self.location.clone(),
+                self.job_id.clone(),
+                self.deadline,
+            ));
+        }
+    }
+}
+
+async fn cancel(
+    jobs: JobService,
+    project: String,
+    location: Option<String>,
+    job_id: String,
+    deadline: Duration,
+) {
+    let mut request = jobs
+        .cancel_job()
+        .set_project_id(project)
+        .set_job_id(job_id.clone());
+    if let Some(location) = location {
+        request = request.set_location(location);
+    }
+    match tokio::time::timeout(deadline, request.send()).await {
+        Ok(Ok(_)) => tracing::debug!(job_id, "cancelled BigQuery job"),
+        Ok(Err(e)) => tracing::warn!(job_id, error = %e, "cancelling BigQuery job failed"),
+        Err(_) => tracing::warn!(job_id, "cancelling BigQuery job timed out"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query_job() -> QueryJob {
+        QueryJob {
+            query_id: "01JABC/xyz".into(),
+            sql: "SELECT 1".into(),
+            default_dataset: Some("shop".into()),
+            max_rows: 10,
+            timeout: Duration::from_secs(30),
+            max_bytes_billed: Some(1_000_000),
+            use_cache: true,
+            referenced_tables: Vec::new(),
+            labels: vec![
+                ("request_id".into(), "Req-42".into()),
+                ("Principal".into(), "key:Alice@example.com".into()),
+            ],
+        }
+    }
+
+    #[test]
+    fn labels_are_made_valid() {
+        assert_eq!(label_key("Request ID"), "request_id");
+        assert_eq!(label_key("1st"), "l_1st");
+        assert_eq!(label_value("Alice@Example.com"), "alice_example_com");
+        assert_eq!(label_value(&"x".repeat(100)).len(), 63);
+        let labels = job_labels(&BigQueryConfig::new("p"), &query_job());
+        assert_eq!(labels.get("request_id").map(String::as_str), Some("req-42"));
+        assert_eq!(
+            labels.get("principal").map(String::as_str),
+            Some("key_alice_example_com")
+        );
+        assert_eq!(
+            labels.get(QUERY_ID_LABEL).map(String::as_str),
+            Some("01jabc_xyz")
+        );
+    }
+
+    #[test]
+    fn job_ids_are_valid_and_unique() {
+        let a = job_id_for("01JABC/xyz");
+        let b = job_id_for("01JABC/xyz");
+        assert_ne!(a, b);
+        assert!(a.starts_with("bqai_01JABC_xyz_"), "{a}");
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        );
+    }
+
+    #[test]
+    fn default_dataset_may_name_a_project() {
+        let r = dataset_reference("shop", "home");
+        assert_eq!(
+            (r.project_id.as_str(), r.dataset_id.as_str()),
+            ("home", "shop")
+        );
+        let r = dataset_reference("example.com:proj.shop", "home");
+        assert_eq!(
+            (r.project_id.as_str(), r.dataset_id.as_str()),
+            ("example.com:proj", "shop")
+        );
+    }
+
+    #[test]
+    fn the_job_body_carries_every_control() {
+        let mut config = BigQueryConfig::new("proj");
+        config.location = Some("EU".into());
+        let body = build_job(&config, &query_job(), "bqai_x", false);
+        let json = serde_json::to_value(&body).unwrap_or_default();
+        let configuration = &json["configuration"];
+        assert_eq!(json["jobReference"]["jobId"], "bqai_x");
+        assert_eq!(json["jobReference"]["location"], "EU");
+        assert_eq!(configuration["query"]["useLegacySql"], false);
+        assert_eq!(configuration["query"]["useQueryCache"], true);
+        assert_eq!(configuration["query"]["maximumBytesBilled"], "1000000");
+        assert_eq!(
+            configuration["query"]["defaultDataset"]["datasetId"],
+            "shop"
+        );
+        assert_eq!(configuration["jobTimeoutMs"], "30000");
+        assert_eq!(configuration["labels"]["request_id"], "req-42");
+        assert!(configuration.get("dryRun").is_none());
+
+        let dry = serde_json::to_value(build_job(&config, &query_job(), "bqai_y", true))
+            .unwrap_or_default();
+        assert_eq!(dry["configuration"]["dryRun"], true);
+        assert!(dry["configuration"].get("jobTimeoutMs").is_none());
+    }
+
+    #[test]
+    fn the_configured_cap_applies_when_the_job_has_none() {
+        let mut config = BigQueryConfig::new("proj");
+        config.max_bytes_billed = Some(42);
+        let mut job = query_job();
+        job.max_bytes_billed = None;
+        let json = serde_json::to_value(build_job(&config, &job, "j", false)).unwrap_or_default();
+        assert_eq!(json["configuration"]["query"]["maximumBytesBilled"], "42");
+    }
+}

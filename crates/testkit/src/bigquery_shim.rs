@@ -1,0 +1,287 @@
+//! **Test-only** HTTP shim between the BigQuery adapter and the `bqemulator` BigQuery
+//! emulator: it forwards every request and rewrites the few answers where the emulator
+//! departs from BigQuery's documented REST behaviour in a way the adapter would notice.
+//! The adapter stays written for real BigQuery; nothing here ships in the service.
+//!
+//! Corrections (bqemulator 1.4.0):
+//! - `datasets.list` and `tables.list` with `maxResults` return only the first page and never
+//!   a `nextPageToken`. The shim asks for the whole list and serves pages of `maxResults`
+//!   with its own page tokens, as BigQuery does.
+//! - `tables.list` of a dataset that does not exist answers 200 with no tables; BigQuery
+//!   answers 404 with reason `notFound`. The shim checks the dataset and answers 404.
+//!
+//! Deviations the shim leaves alone (the tests account for them instead): dry runs report 0
+//! bytes and no referenced tables, `numBytes` is 0, job labels, `maximumBytesBilled` and
+//! `jobTimeoutMs` are accepted but not enforced, and every job is already DONE when inserted.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+const TOKEN_PREFIX: &str = "bqai-shim-offset-";
+
+/// The running shim; stops when dropped.
+#[derive(Debug)]
+pub struct BigQueryShim {
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+}
+
+struct Upstream {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl BigQueryShim {
+    /// Starts on a free port of 127.0.0.1, forwarding to the emulator at `upstream`
+    /// (`http://127.0.0.1:9050`).
+    pub async fn start(upstream: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the BigQuery shim");
+        let addr = listener.local_addr().expect("shim address");
+        let upstream = Arc::new(Upstream {
+            base: upstream.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::new(),
+        });
+        let (shutdown, stop) = watch::channel(false);
+        tokio::spawn(accept_loop(listener, upstream, stop));
+        Self { addr, shutdown }
+    }
+
+    /// `http://127.0.0.1:PORT`: the endpoint to give the adapter.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for BigQueryShim {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    upstream: Arc<Upstream>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+            _ = stop.changed() => return,
+        };
+        let upstream = Arc::clone(&upstream);
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(Arc::clone(&upstream), req));
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = conn => {}
+                _ = stop.changed() => {}
+            }
+        });
+    }
+}
+
+/// Which list call a path is, if any: `datasets.list` or `tables.list` (with the dataset
+/// path to check).
+enum ListCall {
+    Datasets,
+    Tables { dataset_path: String },
+}
+
+fn list_call(method: &str, path: &str) -> Option<ListCall> {
+    if method != "GET" {
+        return None;
+    }
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["bigquery", "v2", "projects", _, "datasets"] => Some(ListCall::Datasets),
+        ["bigquery", "v2", "projects", _, "datasets", _, "tables"] => Some(ListCall::Tables {
+            dataset_path: path
+                .trim_end_matches('/')
+                .trim_end_matches("/tables")
+                .to_owned(),
+        }),
+        _ => None,
+    }
+}
+
+fn respond(status: u16, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn respond_json(status: u16, body: &Value) -> Response<Full<Bytes>> {
+    respond(status, Bytes::from(body.to_string()))
+}
+
+async fn handle(
+    upstream: Arc<Upstream>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let query: Vec<(String, String)> = req
+        .uri()
+        .query()
+        .map(|q| {
+            q.split('&')
+                .filter(|p| !p.is_empty())
+                .map(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    (k.to_owned(), v.to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let content_type = req.headers().get(hyper::header::CONTENT_TYPE).cloned();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+
+    if let Some(call) = list_call(method.as_str(), &path) {
+        return Ok(list_page(&upstream, &path, &query, call).await);
+    }
+
+    // The query string goes on as it came (already encoded).
+    let mut forwarded = upstream
+        .http
+        .request(
+            method,
+            with_query(&format!("{}{}", upstream.base, path), &query),
+        )
+        .body(body);
+    if let Some(ct) = content_type {
+        forwarded = forwarded.header(hyper::header::CONTENT_TYPE, ct.as_bytes());
+    }
+    Ok(match forwarded.send().await {
+        Ok(answer) => {
+            let status = answer.status().as_u16();
+            respond(status, answer.bytes().await.unwrap_or_default())
+        }
+        Err(e) => respond_json(
+            502,
+            &json!({"error": {"code": 502, "message": format!("shim: emulator unreachable: {e}")}}),
+        ),
+    })
+}
+
+/// `url?k=v&…` with the pairs as they arrived (still percent-encoded).
+fn with_query(url: &str, pairs: &[(String, String)]) -> String {
+    if pairs.is_empty() {
+        return url.to_owned();
+    }
+    let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{url}?{}", query.join("&"))
+}
+
+/// Serves one page of a list the emulator only returns whole.
+async fn list_page(
+    upstream: &Upstream,
+    path: &str,
+    query: &[(String, String)],
+    call: ListCall,
+) -> Response<Full<Bytes>> {
+    let get = |p: String, q: Vec<(String, String)>| async move {
+        let answer = upstream
+            .http
+            .get(with_query(&format!("{}{}", upstream.base, p), &q))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = answer.status().as_u16();
+        let body: Value = answer.json().await.unwrap_or(Value::Null);
+        Ok::<_, String>((status, body))
+    };
+    let unreachable = |e: String| {
+        respond_json(
+            502,
+            &json!({"error": {"code": 502, "message": format!("shim: emulator unreachable: {e}")}}),
+        )
+    };
+
+    if let ListCall::Tables { dataset_path } = &call {
+        match get(dataset_path.clone(), Vec::new()).await {
+            Ok((200, _)) => {}
+            Ok((404, _)) => {
+                let dataset = dataset_path.rsplit('/').next().unwrap_or_default();
+                let message = format!("Not found: Dataset {dataset}");
+                return respond_json(
+                    404,
+                    &json!({"error": {"code": 404, "message": message, "status": "NOT_FOUND",
+                        "errors": [{"domain": "global", "reason": "notFound", "message": message}]}}),
+                );
+            }
+            Ok((status, body)) => return respond_json(status, &body),
+            Err(e) => return unreachable(e),
+        }
+    }
+
+    let mut max_results: Option<usize> = None;
+    let mut offset = 0usize;
+    let mut rest = Vec::new();
+    for (k, v) in query {
+        match k.as_str() {
+            "maxResults" => max_results = v.parse().ok(),
+            "pageToken" => {
+                offset = v
+                    .strip_prefix(TOKEN_PREFIX)
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+            }
+            _ => rest.push((k.clone(), v.clone())),
+        }
+    }
+    let (status, mut body) = match get(path.to_owned(), rest).await {
+        Ok(answer) => answer,
+        Err(e) => return unreachable(e),
+    };
+    if status != 200 {
+        return respond_json(status, &body);
+    }
+    let key = match call {
+        ListCall::Datasets => "datasets",
+        ListCall::Tables { .. } => "tables",
+    };
+    let all: Vec<Value> = body[key].as_array().cloned().unwrap_or_default();
+    let end = max_results.map_or(all.len(), |m| offset.saturating_add(m).min(all.len()));
+    let page: Vec<Value> = all
+        .get(offset.min(all.len())..end)
+        .unwrap_or_default()
+        .to_vec();
+    if let Some(object) = body.as_object_mut() {
+        object.insert(key.to_owned(), Value::Array(page));
+        object.remove("nextPageToken");
+        if end < all.len() {
+            object.insert(
+                "nextPageToken".to_owned(),
+                Value::String(format!("{TOKEN_PREFIX}{end}")),
+            );
+        }
+    }
+    respond_json(200, &body)
+}
