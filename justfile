@@ -19,6 +19,11 @@ lint:
 test:
     scripts/test.sh
 
+# The BigQuery adapter and API tests against the BigQuery emulator (installed and started
+# on 127.0.0.1:9050 on first use; see docs/CONFIGURATION.md#bigquery).
+test-bigquery:
+    BQAI_BQ_EMULATOR="$(scripts/bqemulator.sh)" cargo test -p bqai-bigquery -p bqai --test api_bigquery
+
 # Everything CI runs.
 ci:
     bash .ci/run

@@ -24,6 +24,15 @@ venv="${prefix}/venv-${bqemu_version}"
 emu_home="${prefix}/home"
 marker="${venv}/.bqai-installed-${bqemu_version}-duckdb-${duckdb_version}"
 
+if ! command -v curl >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" -eq 0 ]]; then
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >&2
+  else
+    echo "bqemulator.sh: curl is required" >&2
+    exit 1
+  fi
+fi
+
 healthy() { curl -sf -o /dev/null --max-time 2 "${endpoint}/healthz"; }
 
 if healthy; then
@@ -31,11 +40,32 @@ if healthy; then
   exit 0
 fi
 
+# python3 with the venv module (Debian ships it separately, as python3-venv).
+ensure_python_venv() {
+  if command -v python3 >/dev/null 2>&1 && python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    return
+  fi
+  if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" -eq 0 ]]; then
+    echo "bqemulator.sh: installing python3 and python3-venv with apt-get" >&2
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >&2
+  else
+    echo "bqemulator.sh: python3 with the venv module is required" \
+      "(Debian/Ubuntu: apt-get install python3-venv)" >&2
+    exit 1
+  fi
+}
+
 if [[ ! -f "${marker}" ]] || [[ ! -x "${venv}/bin/bqemulator" ]]; then
-  echo "bqemulator.sh: installing bqemulator ${bqemu_version} into ${venv}" >&2
+  echo "bqemulator.sh: installing bqemulator ${bqemu_version} into ${venv} (about 70 s)" >&2
+  ensure_python_venv
   mkdir -p "${prefix}" "${emu_home}"
+  # A half-finished earlier install (no marker) is started over.
+  rm -rf "${venv}"
   python3 -m venv "${venv}" >&2
-  "${venv}/bin/pip" install --quiet --disable-pip-version-check \
+  # Bounded: 60 s per network read, 3 retries, 10 minutes for the whole install.
+  timeout 600 "${venv}/bin/pip" install --quiet --disable-pip-version-check \
+    --timeout 60 --retries 3 \
     "bqemulator==${bqemu_version}" "duckdb==${duckdb_version}" \
     "duckdb-extension-spatial==${duckdb_version}" "duckdb-extension-avro==${duckdb_version}" \
     "duckdb-extensions==${duckdb_version}" numpy >&2

@@ -225,7 +225,8 @@ impl Failure {
         };
         let unavailable = |f: Failure| Error::unavailable("BigQuery", f);
         match reason.as_deref() {
-            Some("notFound") if query => Error::InvalidQuery(self.message_or("not found")),
+            // A table the SQL names does not exist: 404, as on the embedded engine.
+            Some("notFound") if query => Error::NotFound(self.message_or("not found")),
             Some("notFound") => Error::NotFound(what),
             Some("duplicate") => Error::Conflict(what),
             Some("accessDenied") if query => {
@@ -346,7 +347,7 @@ mod tests {
             (
                 http(404, "notFound", "Not found: Table p:shop.nope"),
                 query(),
-                "INVALID_QUERY",
+                "NOT_FOUND",
             ),
             (
                 http(409, "duplicate", "Already Exists"),

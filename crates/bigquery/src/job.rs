@@ -16,11 +16,14 @@ use std::time::{Duration, Instant};
 use google_cloud_bigquery_v2::client::JobService;
 use google_cloud_bigquery_v2::model::{
     DataFormatOptions, DatasetReference, GetQueryResultsResponse, Job, JobConfiguration,
-    JobConfigurationQuery, JobReference, JobStatistics2,
+    JobConfigurationQuery, JobReference, JobStatistics2, QueryParameter, QueryParameterType,
+    QueryParameterValue,
 };
 
 use bqai_core::Error;
-use bqai_core::model::{DryRunReport, QueryJob, QueryResult, QueryStats, Value};
+use bqai_core::model::{
+    DryRunReport, QueryJob, QueryParam, QueryParameters, QueryResult, QueryStats, Value,
+};
 
 use crate::client::Clients;
 use crate::config::BigQueryConfig;
@@ -129,6 +132,21 @@ pub fn build_job(config: &BigQueryConfig, job: &QueryJob, job_id: &str, dry_run:
     if let Some(cap) = job.max_bytes_billed.or(config.max_bytes_billed) {
         query = query.set_maximum_bytes_billed(i64::try_from(cap).unwrap_or(i64::MAX));
     }
+    match &job.parameters {
+        QueryParameters::None => {}
+        QueryParameters::Positional(values) => {
+            query = query
+                .set_parameter_mode("POSITIONAL")
+                .set_query_parameters(values.iter().map(|p| query_parameter(None, p)));
+        }
+        QueryParameters::Named(values) => {
+            query = query.set_parameter_mode("NAMED").set_query_parameters(
+                values
+                    .iter()
+                    .map(|(name, p)| query_parameter(Some(name), p)),
+            );
+        }
+    }
     let mut configuration = JobConfiguration::new()
         .set_query(query)
         .set_labels(job_labels(config, job));
@@ -150,6 +168,42 @@ pub fn build_job(config: &BigQueryConfig, job: &QueryJob, job_id: &str, dry_run:
     Job::new()
         .set_job_reference(reference)
         .set_configuration(configuration)
+}
+
+/// One `queryParameters` entry: name (NAMED mode), `parameterType` (`ARRAY` with an
+/// `arrayType` for arrays) and `parameterValue` (the value's text; no `value` at all for NULL,
+/// as BigQuery documents).
+pub fn query_parameter(name: Option<&str>, param: &QueryParam) -> QueryParameter {
+    let scalar_type = QueryParameterType::new().set_type(param.field_type.as_str());
+    let (parameter_type, value) = if param.array {
+        let value = match &param.value {
+            Value::Array(items) => QueryParameterValue::new()
+                .set_array_values(items.iter().map(scalar_parameter_value)),
+            _ => QueryParameterValue::new(),
+        };
+        (
+            QueryParameterType::new()
+                .set_type("ARRAY")
+                .set_array_type(scalar_type),
+            value,
+        )
+    } else {
+        (scalar_type, scalar_parameter_value(&param.value))
+    };
+    let mut out = QueryParameter::new()
+        .set_parameter_type(parameter_type)
+        .set_parameter_value(value);
+    if let Some(name) = name {
+        out = out.set_name(name);
+    }
+    out
+}
+
+fn scalar_parameter_value(value: &Value) -> QueryParameterValue {
+    match QueryParam::scalar_text(value) {
+        Some(text) => QueryParameterValue::new().set_value(text),
+        None => QueryParameterValue::new(),
+    }
 }
 
 /// How one run of a job ended, before mapping to core errors.
@@ -560,6 +614,7 @@ mod tests {
                 ("request_id".into(), "Req-42".into()),
                 ("Principal".into(), "key:Alice@example.com".into()),
             ],
+            parameters: bqai_core::model::QueryParameters::None,
         }
     }
 
@@ -631,6 +686,80 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(dry["configuration"]["dryRun"], true);
         assert!(dry["configuration"].get("jobTimeoutMs").is_none());
+    }
+
+    #[test]
+    fn parameters_are_sent_typed() {
+        let config = BigQueryConfig::new("proj");
+        let mut job = query_job();
+        job.parameters = QueryParameters::from_json(&serde_json::json!({
+            "country": "DE",
+            "min": 2,
+            "since": {"type": "DATE", "value": "2024-01-31"},
+            "ids": [1, 2],
+            "none": {"type": "NUMERIC", "value": null},
+        }))
+        .unwrap_or_default();
+        let json = serde_json::to_value(build_job(&config, &job, "j", false)).unwrap_or_default();
+        let query = &json["configuration"]["query"];
+        assert_eq!(query["parameterMode"], "NAMED");
+        let params = query["queryParameters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let by_name = |n: &str| {
+            params
+                .iter()
+                .find(|p| p["name"] == n)
+                .cloned()
+                .unwrap_or_default()
+        };
+        assert_eq!(by_name("country")["parameterType"]["type"], "STRING");
+        assert_eq!(by_name("country")["parameterValue"]["value"], "DE");
+        assert_eq!(by_name("min")["parameterType"]["type"], "INT64");
+        assert_eq!(by_name("min")["parameterValue"]["value"], "2");
+        assert_eq!(by_name("since")["parameterType"]["type"], "DATE");
+        assert_eq!(by_name("since")["parameterValue"]["value"], "2024-01-31");
+        assert_eq!(by_name("ids")["parameterType"]["type"], "ARRAY");
+        assert_eq!(
+            by_name("ids")["parameterType"]["arrayType"]["type"],
+            "INT64"
+        );
+        assert_eq!(
+            by_name("ids")["parameterValue"]["arrayValues"],
+            serde_json::json!([{"value": "1"}, {"value": "2"}])
+        );
+        // NULL is a value with no `value` (never an explicit null).
+        assert_eq!(by_name("none")["parameterValue"], serde_json::json!({}));
+
+        job.parameters =
+            QueryParameters::from_json(&serde_json::json!([true, 1.5])).unwrap_or_default();
+        let json = serde_json::to_value(build_job(&config, &job, "j", true)).unwrap_or_default();
+        let query = &json["configuration"]["query"];
+        assert_eq!(query["parameterMode"], "POSITIONAL");
+        assert_eq!(query["queryParameters"][0]["parameterType"]["type"], "BOOL");
+        assert_eq!(
+            query["queryParameters"][0]["parameterValue"]["value"],
+            "true"
+        );
+        assert!(query["queryParameters"][0].get("name").is_none());
+        assert_eq!(
+            query["queryParameters"][1]["parameterType"]["type"],
+            "FLOAT64"
+        );
+
+        job.parameters = QueryParameters::None;
+        let json = serde_json::to_value(build_job(&config, &job, "j", false)).unwrap_or_default();
+        assert!(
+            json["configuration"]["query"]
+                .get("parameterMode")
+                .is_none()
+        );
+        assert!(
+            json["configuration"]["query"]
+                .get("queryParameters")
+                .is_none()
+        );
     }
 
     #[test]

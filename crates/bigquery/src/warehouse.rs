@@ -310,6 +310,7 @@ impl Warehouse for BigQueryWarehouse {
             use_cache: true,
             referenced_tables: vec![table.clone()],
             labels: Vec::new(),
+            parameters: bqai_core::model::QueryParameters::None,
         };
         self.jobs.execute(&job).await
     }

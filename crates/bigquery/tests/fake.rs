@@ -48,6 +48,7 @@ fn job(sql: &str) -> QueryJob {
             ("request_id".into(), "req-7".into()),
             ("principal".into(), "key_abc".into()),
         ],
+        parameters: bqai_core::model::QueryParameters::None,
     }
 }
 

@@ -11,6 +11,8 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::params::{QueryParam, QueryParameters};
+
 // ---------------------------------------------------------------------------------------------
 // References
 // ---------------------------------------------------------------------------------------------
@@ -466,6 +468,8 @@ pub struct QueryRequest {
     pub timeout: Option<Duration>,
     /// Whether a cached result may answer.
     pub use_cache: bool,
+    /// Values for the statement's placeholders (`@name`/`?` on BigQuery).
+    pub parameters: QueryParameters,
 }
 
 impl QueryRequest {
@@ -478,6 +482,7 @@ impl QueryRequest {
             max_rows: None,
             timeout: None,
             use_cache: true,
+            parameters: QueryParameters::None,
         }
     }
 }
@@ -505,6 +510,9 @@ pub struct QueryJob {
     pub referenced_tables: Vec<TableRef>,
     /// Labels to attach to the job (request id, principal), where the warehouse supports it.
     pub labels: Vec<(String, String)>,
+    /// Values bound to the statement's placeholders (checked against them by the query
+    /// service); the adapter sends them to the engine, never into the SQL text.
+    pub parameters: QueryParameters,
 }
 
 /// What a dry run learned about a statement.

@@ -389,6 +389,12 @@ impl QueryService {
         };
         let guarded = guard::check(&request.sql, &policy).map_err(rejection_to_error)?;
         progress.sql_executed = Some(guarded.sql.clone());
+        crate::params::check_placeholders(
+            policy.dialect,
+            &guarded.placeholders,
+            &request.parameters,
+        )
+        .map_err(Error::InvalidRequest)?;
 
         let job = QueryJob {
             query_id: query_id.to_string(),
@@ -400,6 +406,7 @@ impl QueryService {
             use_cache: request.use_cache,
             referenced_tables: guarded.referenced_tables.clone(),
             labels: job_labels(query_id, principal),
+            parameters: request.parameters.clone(),
         };
 
         let report = self.warehouse.dry_run(&job).await?;

@@ -236,6 +236,12 @@ impl CachedWarehouse {
         h.update([0]);
         h.update(job.max_rows.to_le_bytes());
         h.update(job.sql.as_bytes());
+        // The same SQL with other parameter values is another query.
+        let params = job.parameters.cache_key_text();
+        if !params.is_empty() {
+            h.update([0]);
+            h.update(params.as_bytes());
+        }
         format!("{KEY_PREFIX}result:{}", hex::encode(&h.finalize()[..16]))
     }
 }

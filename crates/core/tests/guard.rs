@@ -204,6 +204,19 @@ const CASES: &[(On, Option<&str>, &str, Expect)] = &[
     (On::Both, None, "SELECT * FROM shop.orders LIMIT 1 + 1", Reject(InvalidLimit)),
     (On::Both, None, "SELECT * FROM shop.orders LIMIT -1", Reject(InvalidLimit)),
     (On::Bq, None, "SELECT * FROM shop.orders LIMIT @n", Reject(InvalidLimit)),
+    // ---- query parameters: accepted as values, nothing else changes ---------------------------
+    (On::Bq, None, "SELECT * FROM shop.orders WHERE status = @status AND amount > @min", Accept(&["shop.orders"], 1000)),
+    (On::Bq, None, "SELECT * FROM shop.orders WHERE status = ? AND amount > ?", Accept(&["shop.orders"], 1000)),
+    (On::Bq, SHOP, "SELECT * FROM orders WHERE id IN UNNEST(@ids)", Accept(&["shop.orders"], 1000)),
+    (On::Df, None, "SELECT * FROM shop.orders WHERE status = $1 AND amount > $2", Accept(&["shop.orders"], 1000)),
+    (On::Df, None, "SELECT * FROM shop.orders WHERE status = $status", Accept(&["shop.orders"], 1000)),
+    (On::Both, None, "SELECT * FROM secret.users WHERE id = ?", Reject(DatasetNotAllowed)),
+    (On::Bq, None, "SELECT * FROM shop.orders WHERE id = @id; DELETE FROM shop.orders WHERE id = @id", Reject(MultipleStatements)),
+    (On::Bq, None, "DELETE FROM shop.orders WHERE id = @id", Reject(Dml)),
+    (On::Df, None, "DELETE FROM shop.orders WHERE id = $1", Reject(Dml)),
+    (On::Bq, None, "SELECT * FROM read_csv(@path)", Reject(ForbiddenFunction)),
+    (On::Bq, None, "SELECT * FROM shop.orders LIMIT ?", Reject(InvalidLimit)),
+    (On::Df, None, "SELECT * FROM shop.orders LIMIT $1", Reject(InvalidLimit)),
 ];
 
 fn policy(dialect: SqlDialect, default_dataset: Option<&str>) -> GuardPolicy {
@@ -488,4 +501,31 @@ fn long_chains(p: &GuardPolicy) {
     assert_eq!(check(&huge, p).err().map(|r| r.reason), Some(Unparseable));
     let huge = format!("SELECT 1{}", " UNION ALL SELECT 1".repeat(100_000));
     assert_eq!(check(&huge, p).err().map(|r| r.reason), Some(Unparseable));
+}
+
+#[test]
+fn placeholders_are_reported() {
+    let bq = policy(SqlDialect::BigQuery, SHOP);
+    let g = check(
+        "SELECT * FROM orders WHERE a = @a AND b = @b AND c = @@dataset_id AND d = `@d` AND e = @a",
+        &bq,
+    )
+    .unwrap();
+    let names: Vec<&str> = g.placeholders.at_named.iter().map(String::as_str).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(g.placeholders.question_marks, 0);
+    assert!(g.sql.contains("@a") && g.sql.contains("@b"), "{}", g.sql);
+
+    let g = check("SELECT ? AS x, ? AS y FROM orders", &bq).unwrap();
+    assert_eq!(g.placeholders.question_marks, 2);
+    assert!(g.placeholders.at_named.is_empty());
+
+    let df = policy(SqlDialect::DataFusion, SHOP);
+    let g = check("SELECT $1 AS x, $2 AS y, $name AS z FROM orders", &df).unwrap();
+    assert_eq!(g.placeholders.dollar_numbered, [1, 2].into());
+    assert_eq!(g.placeholders.dollar_named, ["name".to_owned()].into());
+    assert!(g.sql.contains("$1") && g.sql.contains("$name"), "{}", g.sql);
+
+    let g = check("SELECT 1 AS x FROM orders", &df).unwrap();
+    assert!(g.placeholders.is_empty());
 }

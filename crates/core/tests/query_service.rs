@@ -639,3 +639,85 @@ async fn a_quota_the_ledger_cannot_check_fails_closed() {
     assert_eq!(err.code(), "UNAVAILABLE");
     assert!(wh.executed.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn parameters_reach_the_job_are_checked_and_key_the_cache() {
+    let wh = Arc::new(ScriptedWarehouse {
+        rows: 1,
+        ..Default::default()
+    });
+    let cached = Arc::new(CachedWarehouse::new(
+        wh.clone(),
+        Arc::new(MapCache::default()),
+        CachePolicy::default(),
+    ));
+    let svc = QueryService::new(cached, Arc::new(VecHistory::default()), limits());
+    let with = |params: serde_json::Value| QueryRequest {
+        parameters: QueryParameters::from_json(&params).unwrap(),
+        ..QueryRequest::new("SELECT n FROM shop.t WHERE country = @country")
+    };
+    svc.run(with(serde_json::json!({"country": "DE"})), &anyone())
+        .await
+        .unwrap();
+    let fr = svc
+        .run(with(serde_json::json!({"country": "FR"})), &anyone())
+        .await
+        .unwrap();
+    assert!(!fr.result.stats.cache_hit, "other values are another query");
+    let again = svc
+        .run(with(serde_json::json!({"country": "DE"})), &anyone())
+        .await
+        .unwrap();
+    assert!(again.result.stats.cache_hit);
+    let executed = wh.executed.lock().unwrap().clone();
+    assert_eq!(executed.len(), 2);
+    let QueryParameters::Named(first) = &executed[0].parameters else {
+        panic!("named parameters expected: {:?}", executed[0].parameters)
+    };
+    assert_eq!(first["country"].value, Value::String("DE".into()));
+    assert_eq!(
+        wh.dry_runs.lock().unwrap()[0].parameters,
+        executed[0].parameters
+    );
+
+    // Mismatches are the caller's mistake, found before the warehouse is asked anything.
+    let dry_runs_before = wh.dry_runs.lock().unwrap().len();
+    for (sql, params) in [
+        (
+            "SELECT n FROM shop.t WHERE country = @country",
+            serde_json::json!(["DE"]),
+        ),
+        (
+            "SELECT n FROM shop.t WHERE country = @country",
+            serde_json::json!(null),
+        ),
+        (
+            "SELECT n FROM shop.t WHERE country = @country",
+            serde_json::json!({"c": "DE"}),
+        ),
+        (
+            "SELECT n FROM shop.t WHERE country = ?",
+            serde_json::json!({"country": "DE"}),
+        ),
+        (
+            "SELECT n FROM shop.t WHERE country = ?",
+            serde_json::json!(["DE", "FR"]),
+        ),
+        (
+            "SELECT n FROM shop.t WHERE country = $1",
+            serde_json::json!(["DE"]),
+        ),
+        ("SELECT n FROM shop.t", serde_json::json!({"country": "DE"})),
+    ] {
+        let request = QueryRequest {
+            parameters: QueryParameters::from_json(&params).unwrap(),
+            ..QueryRequest::new(sql)
+        };
+        let err = svc.run(request, &anyone()).await.unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidRequest(_)),
+            "{sql} {params}: {err:?}"
+        );
+    }
+    assert_eq!(wh.dry_runs.lock().unwrap().len(), dry_runs_before);
+}

@@ -27,6 +27,11 @@ pub struct QueryBody {
     pub timeout_ms: Option<u64>,
     /// Whether a cached result may answer (default true).
     pub use_cache: Option<bool>,
+    /// Values for the SQL's placeholders: `{"name": value}` for `@name`, `[value, …]` for
+    /// `?` (BigQuery; `$name` / `$1` on the embedded engine). A value is a JSON scalar or
+    /// array, or `{"type": "DATE", "value": "2024-01-31"}` where JSON is ambiguous.
+    #[serde(default)]
+    pub parameters: Option<Json>,
 }
 
 /// `?page_size=&page_token=` on list endpoints.

@@ -13,6 +13,7 @@ pub mod demo;
 mod error;
 mod estimate;
 mod files;
+mod params;
 mod rng;
 mod warehouse;
 

@@ -10,9 +10,15 @@
 //! - `tables.list` of a dataset that does not exist answers 200 with no tables; BigQuery
 //!   answers 404 with reason `notFound`. The shim checks the dataset and answers 404.
 //!
-//! Deviations the shim leaves alone (the tests account for them instead): dry runs report 0
-//! bytes and no referenced tables, `numBytes` is 0, job labels, `maximumBytesBilled` and
-//! `jobTimeoutMs` are accepted but not enforced, and every job is already DONE when inserted.
+//! - Dry runs (`jobs.insert` with `dryRun`) report 0 bytes and no referenced tables. The
+//!   shim fills both in: it finds the `dataset.table` names after `FROM`/`JOIN` in the query
+//!   text, asks the emulator for each table, and reports those tables and a rough estimate
+//!   of `numRows × columns × 8` bytes per table, so bqai's byte cap and dry-run re-check see
+//!   something. The number is an estimate of the shim's own making, not BigQuery's.
+//!
+//! Deviations the shim leaves alone (the tests account for them instead): `numBytes` is 0,
+//! job labels, `maximumBytesBilled` and `jobTimeoutMs` are accepted but not enforced, and
+//! every job is already DONE when inserted.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -167,6 +173,8 @@ async fn handle(
         return Ok(list_page(&upstream, &path, &query, call).await);
     }
 
+    let dry_run_sql = dry_run_query(method.as_str(), &path, &body);
+
     // The query string goes on as it came (already encoded).
     let mut forwarded = upstream
         .http
@@ -181,7 +189,13 @@ async fn handle(
     Ok(match forwarded.send().await {
         Ok(answer) => {
             let status = answer.status().as_u16();
-            respond(status, answer.bytes().await.unwrap_or_default())
+            let bytes = answer.bytes().await.unwrap_or_default();
+            match (&dry_run_sql, status) {
+                (Some((project, sql)), 200) => {
+                    estimate_dry_run(&upstream, &path, project, sql, bytes).await
+                }
+                _ => respond(status, bytes),
+            }
         }
         Err(e) => respond_json(
             502,
@@ -284,4 +298,152 @@ async fn list_page(
         }
     }
     respond_json(200, &body)
+}
+
+/// The project and query text of a dry-run `jobs.insert`, if this request is one.
+fn dry_run_query(method: &str, path: &str, body: &[u8]) -> Option<(String, String)> {
+    if method != "POST" {
+        return None;
+    }
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let ["bigquery", "v2", "projects", project, "jobs"] = parts.as_slice() else {
+        return None;
+    };
+    let job: Value = serde_json::from_slice(body).ok()?;
+    if job["configuration"]["dryRun"] != Value::Bool(true) {
+        return None;
+    }
+    let sql = job["configuration"]["query"]["query"].as_str()?.to_owned();
+    Some(((*project).to_owned(), sql))
+}
+
+/// `dataset.table` (or `project.dataset.table`) names right after `FROM` or `JOIN`.
+fn tables_in(sql: &str, project: &str) -> Vec<(String, String, String)> {
+    let words: Vec<&str> = sql
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut out = Vec::new();
+    for pair in words.windows(2) {
+        if !(pair[0].eq_ignore_ascii_case("FROM") || pair[0].eq_ignore_ascii_case("JOIN")) {
+            continue;
+        }
+        let name = pair[1].replace('`', "");
+        let parts: Vec<&str> = name.split('.').collect();
+        let table = match parts.as_slice() {
+            [dataset, table] => (
+                project.to_owned(),
+                (*dataset).to_owned(),
+                (*table).to_owned(),
+            ),
+            [p, dataset, table] => ((*p).to_owned(), (*dataset).to_owned(), (*table).to_owned()),
+            _ => continue,
+        };
+        if !out.contains(&table) {
+            out.push(table);
+        }
+    }
+    out
+}
+
+/// Fills in a dry run's `totalBytesProcessed` and `referencedTables` when the emulator left
+/// them empty (see the module documentation).
+async fn estimate_dry_run(
+    upstream: &Upstream,
+    path: &str,
+    project: &str,
+    sql: &str,
+    answer: Bytes,
+) -> Response<Full<Bytes>> {
+    let Ok(mut job) = serde_json::from_slice::<Value>(&answer) else {
+        return respond(200, answer);
+    };
+    let query = &job["statistics"]["query"];
+    let reported = query["totalBytesProcessed"]
+        .as_str()
+        .and_then(|b| b.parse::<u64>().ok())
+        .unwrap_or(0);
+    if reported > 0 || job["status"]["errorResult"].is_object() {
+        return respond(200, answer);
+    }
+    let api = path.trim_end_matches("/jobs");
+    let api = api.rsplit_once("/projects/").map_or(api, |(root, _)| root);
+    let mut bytes = 0u64;
+    let mut referenced = Vec::new();
+    for (p, dataset, table) in tables_in(sql, project) {
+        let url = format!(
+            "{}{api}/projects/{p}/datasets/{dataset}/tables/{table}",
+            upstream.base
+        );
+        let Ok(found) = upstream.http.get(url).send().await else {
+            continue;
+        };
+        if !found.status().is_success() {
+            continue;
+        }
+        let meta: Value = found.json().await.unwrap_or(Value::Null);
+        let rows = meta["numRows"]
+            .as_str()
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
+        let columns = meta["schema"]["fields"].as_array().map_or(1, Vec::len) as u64;
+        bytes += rows * columns * 8;
+        referenced.push(json!({"projectId": p, "datasetId": dataset, "tableId": table}));
+    }
+    let statistics = &mut job["statistics"];
+    if !statistics.is_object() {
+        *statistics = json!({});
+    }
+    statistics["totalBytesProcessed"] = Value::String(bytes.to_string());
+    if !statistics["query"].is_object() {
+        statistics["query"] = json!({});
+    }
+    statistics["query"]["totalBytesProcessed"] = Value::String(bytes.to_string());
+    let already = statistics["query"]["referencedTables"]
+        .as_array()
+        .is_some_and(|t| !t.is_empty());
+    if !already && !referenced.is_empty() {
+        statistics["query"]["referencedTables"] = Value::Array(referenced);
+    }
+    respond_json(200, &job)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_tables_after_from_and_join() {
+        let t = tables_in(
+            "SELECT * FROM shop.orders o JOIN `p2.shop.customers` c ON TRUE, \
+             (SELECT 1 FROM x) WHERE a IN (SELECT b FROM shop.orders)",
+            "p",
+        );
+        assert_eq!(
+            t,
+            [
+                ("p".into(), "shop".into(), "orders".into()),
+                ("p2".into(), "shop".into(), "customers".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn only_dry_run_inserts_are_estimated() {
+        let body = json!({"configuration": {"dryRun": true, "query": {"query": "SELECT 1"}}});
+        let bytes = body.to_string().into_bytes();
+        assert_eq!(
+            dry_run_query("POST", "/bigquery/v2/projects/p/jobs", &bytes),
+            Some(("p".into(), "SELECT 1".into()))
+        );
+        assert_eq!(
+            dry_run_query("GET", "/bigquery/v2/projects/p/jobs", &bytes),
+            None
+        );
+        let real = json!({"configuration": {"query": {"query": "SELECT 1"}}}).to_string();
+        assert_eq!(
+            dry_run_query("POST", "/bigquery/v2/projects/p/jobs", real.as_bytes()),
+            None
+        );
+    }
 }

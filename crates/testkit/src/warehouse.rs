@@ -46,6 +46,7 @@ pub fn job(sql: impl Into<String>) -> QueryJob {
         use_cache: false,
         referenced_tables: Vec::new(),
         labels: Vec::new(),
+        parameters: bqai_core::model::QueryParameters::None,
     }
 }
 

@@ -231,3 +231,68 @@ async fn values_are_typed_in_json() {
     assert!(row["n"].is_null());
     assert_eq!(row["s"], "x");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parameters_bind_on_the_embedded_engine() {
+    let app = spawn_app().await;
+    let gold = app
+        .query("SELECT COUNT(*) AS n FROM shop.customers WHERE country = 'Germany'")
+        .await;
+    let n = gold.body["rows"][0]["n"].as_i64().unwrap();
+    let r = app
+        .post_json(
+            "/api/v1/query",
+            &json!({
+                "sql": "SELECT COUNT(*) AS n FROM shop.customers WHERE country = $1 AND signup_date >= $2",
+                "parameters": ["Germany", {"type": "DATE", "value": "2000-01-01"}],
+            }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["rows"][0]["n"], n);
+    let r = app
+        .post_json(
+            "/api/v1/query",
+            &json!({
+                "sql": "SELECT COUNT(*) AS n FROM shop.customers WHERE country = $country",
+                "parameters": {"country": "Germany"},
+            }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["rows"][0]["n"], n);
+
+    // BigQuery's placeholder styles get a 400 that names the engine's own.
+    let r = app
+        .post_json(
+            "/api/v1/query",
+            &json!({
+                "sql": "SELECT COUNT(*) AS n FROM shop.customers WHERE country = @country",
+                "parameters": {"country": "Germany"},
+            }),
+        )
+        .await;
+    r.assert_error(400, "INVALID_REQUEST");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("$country"),
+        "{}",
+        r.body
+    );
+    let r = app
+        .post_json(
+            "/api/v1/query",
+            &json!({"sql": "SELECT $1 AS a, $2 AS b", "parameters": [1]}),
+        )
+        .await;
+    r.assert_error(400, "INVALID_REQUEST");
+    let r = app
+        .post_json(
+            "/api/v1/query",
+            &json!({"sql": "SELECT 1 AS a", "parameters": "nope"}),
+        )
+        .await;
+    r.assert_error(400, "INVALID_REQUEST");
+}

@@ -27,6 +27,7 @@ use sqlparser::dialect::{BigQueryDialect, Dialect, GenericDialect};
 use sqlparser::parser::Parser;
 
 use crate::model::{DatasetScope, SqlDialect, TableRef};
+pub use crate::params::Placeholders;
 
 /// What the guard needs to know about the request and the caller.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +57,9 @@ pub struct GuardedSql {
     pub limit: u64,
     /// The caller's own literal LIMIT on the outermost query, if any.
     pub user_limit: Option<u64>,
+    /// The statement's parameter placeholders (`@name`, `?`, `$1`, `$name`), for the query
+    /// service to match against the request's parameters.
+    pub placeholders: Placeholders,
 }
 
 /// Why a statement was refused.
@@ -162,7 +166,7 @@ pub fn check(sql: &str, policy: &GuardPolicy) -> Result<GuardedSql, Rejection> {
         return Err(statement::reject(&statement, false));
     };
 
-    let referenced_tables = walk::check_query(&mut query, policy)?;
+    let (referenced_tables, placeholders) = walk::check_query(&mut query, policy)?;
     let cap = limit::enforce(&mut query, policy.max_rows)?;
 
     Ok(GuardedSql {
@@ -170,6 +174,7 @@ pub fn check(sql: &str, policy: &GuardPolicy) -> Result<GuardedSql, Rejection> {
         referenced_tables,
         limit: cap.limit,
         user_limit: cap.user_limit,
+        placeholders,
     })
 }
 

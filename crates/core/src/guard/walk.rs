@@ -16,20 +16,31 @@ use sqlparser::ast::{
 
 use super::{GuardPolicy, RejectReason, Rejection, names, statement};
 use crate::model::{SqlDialect, TableRef};
+use crate::params::Placeholders;
+
+fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
 
 /// Walks `query`, rewriting unqualified table names in place, and returns the tables it reads,
 /// sorted and de-duplicated.
+/// Also collects the statement's parameter placeholders (`@name`, `?`, `$1`, `$name`).
 pub(super) fn check_query(
     query: &mut Query,
     policy: &GuardPolicy,
-) -> Result<Vec<TableRef>, Rejection> {
+) -> Result<(Vec<TableRef>, Placeholders), Rejection> {
     let mut walker = Walker {
         policy,
         scopes: Vec::new(),
         tables: BTreeSet::new(),
+        placeholders: Placeholders::default(),
     };
     match query.visit(&mut walker) {
-        ControlFlow::Continue(()) => Ok(walker.tables.into_iter().collect()),
+        ControlFlow::Continue(()) => Ok((walker.tables.into_iter().collect(), walker.placeholders)),
         ControlFlow::Break(rejection) => Err(rejection),
     }
 }
@@ -39,6 +50,7 @@ struct Walker<'a> {
     /// One entry per query being walked, innermost last: the CTE names each one defines.
     scopes: Vec<Scope>,
     tables: BTreeSet<TableRef>,
+    placeholders: Placeholders,
 }
 
 /// The WITH clause of a query on the walk's path.
@@ -164,6 +176,22 @@ impl VisitorMut for Walker<'_> {
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Rejection> {
         match expr {
             Expr::Function(function) => into_flow(names::check_function(&function.name)),
+            Expr::Value(v) => {
+                if let sqlparser::ast::Value::Placeholder(p) = &v.value {
+                    self.placeholder(p);
+                }
+                ControlFlow::Continue(())
+            }
+            Expr::Identifier(ident) => {
+                self.at_parameter(ident);
+                ControlFlow::Continue(())
+            }
+            Expr::CompoundIdentifier(parts) => {
+                if let Some(first) = parts.first() {
+                    self.at_parameter(first);
+                }
+                ControlFlow::Continue(())
+            }
             _ => ControlFlow::Continue(()),
         }
     }
@@ -176,6 +204,45 @@ impl VisitorMut for Walker<'_> {
 }
 
 impl Walker<'_> {
+    /// Records a placeholder token: `?`, `$1`, `$name`, or something else (`?1`, `:name`).
+    fn placeholder(&mut self, text: &str) {
+        let p = &mut self.placeholders;
+        if text == "?" {
+            p.question_marks += 1;
+        } else if let Some(rest) = text.strip_prefix('$') {
+            match rest.parse::<usize>() {
+                Ok(n) if n > 0 => {
+                    p.dollar_numbered.insert(n);
+                }
+                _ if is_name(rest) => {
+                    p.dollar_named.insert(rest.to_owned());
+                }
+                _ => {
+                    p.other.insert(text.to_owned());
+                }
+            }
+        } else {
+            p.other.insert(text.to_owned());
+        }
+    }
+
+    /// Records `@name` (a BigQuery query parameter); `@@name` is a system variable, and a
+    /// quoted identifier is a column, not a parameter.
+    fn at_parameter(&mut self, ident: &Ident) {
+        if ident.quote_style.is_some() {
+            return;
+        }
+        if let Some(name) = ident.value.strip_prefix('@')
+            && !name.starts_with('@')
+        {
+            if is_name(name) {
+                self.placeholders.at_named.insert(name.to_owned());
+            } else {
+                self.placeholders.other.insert(ident.value.clone());
+            }
+        }
+    }
+
     /// Handles a plain table name: a CTE reference stays as is; anything else is resolved,
     /// checked, recorded, and qualified with the default dataset when written bare.
     fn table(&mut self, name: &mut ObjectName) -> ControlFlow<Rejection> {

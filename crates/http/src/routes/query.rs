@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use bqai_core::auth::Action;
-use bqai_core::model::{QueryOutcome, QueryRequest};
+use bqai_core::model::{QueryOutcome, QueryParameters, QueryRequest};
 
 use crate::auth::{AuditNote, Caller, add_target, note};
 use crate::dto::{QueryBody, QueryResponse};
@@ -25,6 +25,11 @@ pub async fn query(
     } else {
         Action::Query
     })?;
+    let parameters = match &body.parameters {
+        Some(json) => QueryParameters::from_json(json)
+            .map_err(|e| ApiError::from(bqai_core::Error::InvalidRequest(e)))?,
+        None => QueryParameters::None,
+    };
     let request = QueryRequest {
         sql: body.sql,
         default_dataset: body.dataset_id.filter(|d| !d.is_empty()),
@@ -32,6 +37,7 @@ pub async fn query(
         max_rows: body.max_rows,
         timeout: body.timeout_ms.map(Duration::from_millis),
         use_cache: body.use_cache.unwrap_or(true),
+        parameters,
     };
     note(&req, |n| {
         n.sql = Some(request.sql.clone());
