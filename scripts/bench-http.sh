@@ -7,6 +7,8 @@
 #   CACHE_URL=redis://127.0.0.1:6379   run with the Redis cache and rate limiter
 #   STORE_URL=postgres://postgres@127.0.0.1/bqai_bench   history in PostgreSQL (database must exist)
 #   ONLY=query                          only the /health and /api/v1/query rows
+#   AUTH=1                              API keys on: every call authenticated (an admin key
+#                                       made with `bqai keys create`) and audited
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -18,6 +20,14 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/root/.cache/bqai/target}"
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 cargo build --release -p bqai
 data=$(mktemp -d)
+auth_args=()
+if [[ -n "${AUTH:-}" ]]; then
+  export BQAI__AUTH__MODE=api_key
+  KEY=$("$CARGO_TARGET_DIR/release/bqai" keys create --data-dir "$data" --name bench --role admin --json 2>/dev/null |
+    sed -n 's/.*"key": "\(bqai_[^"]*\)".*/\1/p')
+  export KEY
+  auth_args=(-H "Authorization: Bearer $KEY")
+fi
 BQAI__SERVER__REQUESTS_PER_MINUTE=0 BQAI__LOG__LEVEL=warn \
   BQAI__CACHE__URL="${CACHE_URL:-}" BQAI__CACHE__REDIS_NAMESPACE="bench-$$:" \
   BQAI__STORE__URL="${STORE_URL:-}" \
@@ -32,6 +42,7 @@ cat > "$lua" <<'LUA'
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = os.getenv("BODY")
+if os.getenv("KEY") then wrk.headers["Authorization"] = "Bearer " .. os.getenv("KEY") end
 LUA
 
 run() { # name, then wrk arguments
@@ -40,13 +51,13 @@ run() { # name, then wrk arguments
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" | sed -n '/Latency/,/Transfer/p'
 }
 
-echo "cache: ${CACHE_URL:-in-process}; history: ${STORE_URL:-sqlite}"
+echo "cache: ${CACHE_URL:-in-process}; history: ${STORE_URL:-sqlite}; auth: ${AUTH:+api keys + audit}"
 run "GET /health" "$B/health"
 if [[ "${ONLY:-}" != query ]]; then
-  run "GET /api/v1/datasets/shop/tables/orders (cached schema)" "$B/api/v1/datasets/shop/tables/orders"
+  run "GET /api/v1/datasets/shop/tables/orders (cached schema)" "${auth_args[@]}" "$B/api/v1/datasets/shop/tables/orders"
 fi
 BODY='{"sql":"SELECT country, COUNT(*) AS n FROM shop.customers GROUP BY country"}'
-curl -s -X POST "$B/api/v1/query" -H 'Content-Type: application/json' -d "$BODY" >/dev/null
+curl -s -X POST "$B/api/v1/query" "${auth_args[@]}" -H 'Content-Type: application/json' -d "$BODY" >/dev/null
 BODY=$BODY run "POST /api/v1/query (result cache hit: guard + dry run + cache)" -s "$lua" "$B/api/v1/query"
 BODY='{"sql":"SELECT status, COUNT(*) AS n FROM shop.orders GROUP BY status","use_cache":false}' \
   run "POST /api/v1/query (uncached GROUP BY over 100k orders)" -s "$lua" "$B/api/v1/query"
@@ -54,7 +65,7 @@ if [[ "${ONLY:-}" == query ]]; then rm -f "$lua"; exit 0; fi
 # The ask pipeline with the built-in planner: a repeated question (question cache + result
 # cache: no generation, still guard + dry run + history), and fresh generation every time.
 BODY='{"question":"total revenue by country in 2024"}'
-curl -s -X POST "$B/api/v1/ask" -H 'Content-Type: application/json' -d "$BODY" >/dev/null
+curl -s -X POST "$B/api/v1/ask" "${auth_args[@]}" -H 'Content-Type: application/json' -d "$BODY" >/dev/null
 BODY=$BODY run "POST /api/v1/ask (repeated question: question cache + result cache)" -s "$lua" "$B/api/v1/ask"
 BODY='{"question":"total revenue by country in 2024","use_cache":false}' \
   run "POST /api/v1/ask (planner generates + runs a 3-table join, no caches)" -s "$lua" "$B/api/v1/ask"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: makes sure PostgreSQL and Redis are up (scripts/services.sh),
 # installs what cargo cannot fetch (the pinned Claude Code CLI, from npm), then runs every test
-# of the workspace. Extra arguments go to
+# of the workspace and, without arguments, the browser tests of the chat page (scripts/e2e.sh:
+# Debian's chromium and playwright-core). Extra arguments go to
 # `cargo test` (e.g. `scripts/test.sh -p bqai-core`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +16,14 @@ if [[ -z "${BQAI_CLAUDE_BIN:-}" ]]; then
 fi
 echo "claude: ${BQAI_CLAUDE_BIN} ($("${BQAI_CLAUDE_BIN}" --version))"
 
+e2e=0
 if [[ $# -eq 0 ]]; then
   set -- --workspace
+  e2e=1
 fi
-exec cargo test --locked "$@"
+cargo test --locked "$@"
+
+# The chat page in a real browser (Debian's chromium + playwright-core), on the whole run only.
+if [[ ${e2e} -eq 1 ]]; then
+  scripts/e2e.sh
+fi

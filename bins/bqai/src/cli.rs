@@ -184,8 +184,13 @@ pub fn settings(cli: &Cli) -> anyhow::Result<Settings> {
         s.data_dir = dir.clone();
     }
     if !cli.data.is_empty() {
-        let WarehouseSettings::Local(local) = &mut s.warehouse;
-        local.data.extend(cli.data.iter().cloned());
+        match &mut s.warehouse {
+            WarehouseSettings::Local(local) => local.data.extend(cli.data.iter().cloned()),
+            WarehouseSettings::Bigquery(_) => anyhow::bail!(
+                "--data registers files with the embedded warehouse; [warehouse] kind is \
+                 \"bigquery\" (load files into BigQuery instead)"
+            ),
+        }
     }
     if let Command::Serve {
         host,
@@ -239,6 +244,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 max_rows,
                 timeout: timeout_ms.map(Duration::from_millis),
                 use_cache: true,
+                parameters: bqai_core::model::QueryParameters::None,
             };
             let outcome = services
                 .queries

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bqai_bigquery::BigQueryConfig;
 use bqai_core::ask::AskSettings;
 use bqai_core::model::DatasetScope;
 use bqai_core::query::QueryLimits;
@@ -31,7 +32,10 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// HTTP server.
     pub server: ServerSettings,
-    /// Which warehouse to query.
+    /// Which warehouse to query. Not part of the serialized defaults: figment merges maps
+    /// key by key, so the embedded engine's default keys would otherwise land in a
+    /// `kind = "bigquery"` section and be refused as unknown there.
+    #[serde(skip_serializing)]
     pub warehouse: WarehouseSettings,
     /// Query limits.
     pub query: QuerySettings,
@@ -47,6 +51,39 @@ pub struct Settings {
     pub ask: AskConfig,
     /// Authentication and the audit log.
     pub auth: AuthSettings,
+    /// The WebSocket API (`/api/v1/ws/agent`).
+    pub ws: WsConfig,
+    /// Multi-turn conversations.
+    pub conversations: ConversationsConfig,
+}
+
+/// `[conversations]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConversationsConfig {
+    /// Where conversations live: `memory` (in-process, the default). `redis` and `sql` are
+    /// reserved for the shared stores and refused until they exist.
+    pub store: String,
+    /// Seconds an idle conversation lives (every turn extends it).
+    pub ttl_secs: u64,
+    /// Turns a conversation keeps (the oldest are dropped).
+    pub max_turns: usize,
+    /// Earlier turns given to the generator as context (the newest ones).
+    pub context_turns: usize,
+    /// Conversations the in-process store holds at most (least recently used dropped).
+    pub max_conversations: u64,
+}
+
+impl Default for ConversationsConfig {
+    fn default() -> Self {
+        Self {
+            store: "memory".to_string(),
+            ttl_secs: 3600,
+            max_turns: 50,
+            context_turns: 10,
+            max_conversations: 100_000,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -62,6 +99,8 @@ impl Default for Settings {
             llm: LlmConfig::default(),
             ask: AskConfig::default(),
             auth: AuthSettings::default(),
+            ws: WsConfig::default(),
+            conversations: ConversationsConfig::default(),
         }
     }
 }
@@ -179,13 +218,49 @@ impl PartialEq for AuthSettings {
     }
 }
 
-/// `[warehouse]`: chosen by `kind`; each variant is its adapter's own configuration type,
-/// so keys and defaults are declared once, next to the adapter.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `[warehouse]`: chosen by `kind` (`local` when absent); each variant is its adapter's own
+/// configuration type, so keys and defaults are declared once, next to the adapter, and keys
+/// of another kind are refused (`deny_unknown_fields` on each type).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum WarehouseSettings {
     /// The embedded DataFusion engine (`demo`, `data`, `memory_limit_mb`, `target_partitions`).
     Local(LocalConfig),
+    /// Google BigQuery (`project`, `location`, `credentials`, `endpoint`, timeouts, retries,
+    /// `max_bytes_billed`, `labels`; see `bqai_bigquery::BigQueryConfig`).
+    #[serde(rename = "bigquery")]
+    Bigquery(BigQueryConfig),
+}
+
+// By hand rather than `#[serde(tag = "kind")]`, so that a section without `kind` (only
+// `data = [...]`, or an environment variable) still means the embedded engine, and an error
+// names the section and the kind.
+impl<'de> Deserialize<'de> for WarehouseSettings {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut map = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        let kind = match map.remove("kind") {
+            None => "local".to_owned(),
+            Some(serde_json::Value::String(kind)) => kind,
+            Some(other) => {
+                return Err(D::Error::custom(format!(
+                    "warehouse.kind must be \"local\" or \"bigquery\", got {other}"
+                )));
+            }
+        };
+        let rest = serde_json::Value::Object(map);
+        match kind.as_str() {
+            "local" => LocalConfig::deserialize(rest)
+                .map(WarehouseSettings::Local)
+                .map_err(|e| D::Error::custom(format!("[warehouse] kind = \"local\": {e}"))),
+            "bigquery" => BigQueryConfig::deserialize(rest)
+                .map(WarehouseSettings::Bigquery)
+                .map_err(|e| D::Error::custom(format!("[warehouse] kind = \"bigquery\": {e}"))),
+            other => Err(D::Error::custom(format!(
+                "warehouse.kind must be \"local\" or \"bigquery\", got {other:?}"
+            ))),
+        }
+    }
 }
 
 impl WarehouseSettings {
@@ -347,6 +422,60 @@ impl Default for AskConfig {
     }
 }
 
+/// `[ws]`: limits and timers of the WebSocket API (see docs/API.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WsConfig {
+    /// Largest client message in bytes; larger ones get an `error`, the connection stays.
+    pub max_message_bytes: usize,
+    /// Largest frame read at all; beyond it the connection is closed (1009).
+    pub max_frame_bytes: usize,
+    /// Seconds between server pings.
+    pub heartbeat_secs: u64,
+    /// Seconds a client may stay silent (no frame, not even a pong) before it is dropped.
+    pub client_timeout_secs: u64,
+    /// Seconds without a message and with nothing in flight before a connection is closed.
+    pub idle_timeout_secs: u64,
+    /// Events queued per connection; a client that lets it fill is disconnected (1008).
+    pub outbound_queue: usize,
+    /// Seconds one event may wait for a slow client before it is disconnected (1008).
+    pub send_timeout_secs: u64,
+    /// Asks in flight per connection.
+    pub max_in_flight: usize,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        let d = bqai_http::WsSettings::default();
+        Self {
+            max_message_bytes: d.max_message_bytes,
+            max_frame_bytes: d.max_frame_bytes,
+            heartbeat_secs: d.heartbeat_interval.as_secs(),
+            client_timeout_secs: d.client_timeout.as_secs(),
+            idle_timeout_secs: d.idle_timeout.as_secs(),
+            outbound_queue: d.outbound_queue,
+            send_timeout_secs: d.send_timeout.as_secs(),
+            max_in_flight: d.max_in_flight,
+        }
+    }
+}
+
+impl WsConfig {
+    /// The HTTP layer's form.
+    pub fn settings(&self) -> bqai_http::WsSettings {
+        bqai_http::WsSettings {
+            max_message_bytes: self.max_message_bytes,
+            max_frame_bytes: self.max_frame_bytes,
+            heartbeat_interval: Duration::from_secs(self.heartbeat_secs),
+            client_timeout: Duration::from_secs(self.client_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            outbound_queue: self.outbound_queue,
+            send_timeout: Duration::from_secs(self.send_timeout_secs),
+            max_in_flight: self.max_in_flight,
+        }
+    }
+}
+
 /// `[log]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -399,6 +528,28 @@ impl Settings {
         if self.server.body_limit_bytes < 1024 {
             problems.push("server.body_limit_bytes must be at least 1024".to_string());
         }
+        let ws = &self.ws;
+        if ws.max_message_bytes < 1024 || ws.max_message_bytes > ws.max_frame_bytes {
+            problems.push(format!(
+                "ws.max_message_bytes must be between 1024 and ws.max_frame_bytes ({})",
+                ws.max_frame_bytes
+            ));
+        }
+        if ws.heartbeat_secs == 0 || ws.client_timeout_secs <= ws.heartbeat_secs {
+            problems.push(
+                "ws.heartbeat_secs must be at least 1 and below ws.client_timeout_secs".to_string(),
+            );
+        }
+        if ws.idle_timeout_secs == 0 || ws.send_timeout_secs == 0 {
+            problems.push(
+                "ws.idle_timeout_secs and ws.send_timeout_secs must be at least 1".to_string(),
+            );
+        }
+        if ws.outbound_queue < 8 || ws.max_in_flight == 0 {
+            problems.push(
+                "ws.outbound_queue must be at least 8 and ws.max_in_flight at least 1".to_string(),
+            );
+        }
         let q = &self.query;
         if q.default_max_rows == 0 || q.default_max_rows > q.max_rows_limit {
             problems.push(format!(
@@ -445,6 +596,25 @@ impl Settings {
         {
             problems
                 .push("cache.url must be empty (in-process) or start with redis://".to_string());
+        }
+        let c = &self.conversations;
+        if c.store != "memory" {
+            problems.push(format!(
+                "conversations.store {:?} is not available: only \"memory\" is implemented",
+                c.store
+            ));
+        }
+        if c.ttl_secs == 0 || c.ttl_secs > 30 * 24 * 3600 {
+            problems.push("conversations.ttl_secs must be between 1 and 2592000".to_string());
+        }
+        if !(1..=1000).contains(&c.max_turns) || !(1..=100).contains(&c.context_turns) {
+            problems.push(
+                "conversations.max_turns must be 1–1000 and conversations.context_turns 1–100"
+                    .to_string(),
+            );
+        }
+        if c.max_conversations == 0 {
+            problems.push("conversations.max_conversations must be at least 1".to_string());
         }
         if self.cache.redis_timeout_ms == 0 || self.cache.redis_pool_size == 0 {
             problems.push(
@@ -516,6 +686,15 @@ impl Settings {
         if self.ask.max_question_chars == 0 {
             problems.push("ask.max_question_chars must be at least 1".to_string());
         }
+        if let WarehouseSettings::Bigquery(bq) = &self.warehouse
+            && let Err(e) = bq.validate()
+        {
+            problems.push(
+                e.to_string()
+                    .trim_start_matches("invalid request: ")
+                    .to_string(),
+            );
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -527,6 +706,7 @@ impl Settings {
     pub fn demo_enabled(&self) -> bool {
         match &self.warehouse {
             WarehouseSettings::Local(c) => c.demo,
+            WarehouseSettings::Bigquery(_) => false,
         }
     }
 
@@ -534,6 +714,7 @@ impl Settings {
     pub fn demo_only(&self) -> bool {
         match &self.warehouse {
             WarehouseSettings::Local(c) => c.demo && c.data.is_empty(),
+            WarehouseSettings::Bigquery(_) => false,
         }
     }
 
@@ -567,7 +748,16 @@ impl Settings {
             max_examples: a.max_examples,
             question_cache_ttl: Duration::from_secs(a.question_cache_ttl_secs),
             default_dataset: a.default_dataset.clone().filter(|d| !d.is_empty()),
+            max_conversation_turns: self.conversations.context_turns,
             ..AskSettings::default()
+        }
+    }
+
+    /// Conversation settings for the core from `[conversations]`.
+    pub fn conversation_settings(&self) -> bqai_core::ask::ConversationSettings {
+        bqai_core::ask::ConversationSettings {
+            ttl: Duration::from_secs(self.conversations.ttl_secs),
+            max_turns: self.conversations.max_turns,
         }
     }
 
@@ -627,6 +817,7 @@ impl Settings {
                 .filter_map(|p| p.parse().ok())
                 .collect(),
             cors_origins: self.server.cors_origins.clone(),
+            ws: self.ws.settings(),
             ..HttpSettings::default()
         }
     }
@@ -666,6 +857,71 @@ mod tests {
             assert_eq!(s.query.default_max_rows, 50);
             Ok(())
         });
+    }
+
+    #[test]
+    fn the_bigquery_warehouse_is_configured_under_its_kind() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "bqai.toml",
+                "[warehouse]\nkind = \"bigquery\"\nproject = \"p\"\nlocation = \"EU\"\n\
+                 credentials = { type = \"key_file\", path = \"/k.json\" }\n\
+                 [warehouse.labels]\nteam = \"data\"\n",
+            )?;
+            jail.set_env("BQAI__WAREHOUSE__REQUEST_TIMEOUT_MS", "5000");
+            let s = Settings::load(None).map_err(|e| e.to_string())?;
+            let WarehouseSettings::Bigquery(bq) = &s.warehouse else {
+                panic!("bigquery expected: {:?}", s.warehouse)
+            };
+            assert_eq!(bq.project, "p");
+            assert_eq!(bq.location.as_deref(), Some("EU"));
+            assert_eq!(bq.request_timeout_ms, 5000);
+            assert_eq!(bq.labels.get("team").map(String::as_str), Some("data"));
+            assert!(!s.demo_enabled() && !s.demo_only());
+            s.validate().map_err(|e| e.to_string())?;
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn warehouse_keys_of_another_kind_are_rejected() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "bqai.toml",
+                "[warehouse]\nkind = \"bigquery\"\nproject = \"p\"\ndemo = true\n",
+            )?;
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("demo") && err.contains("bigquery"), "{err}");
+            jail.create_file("bqai.toml", "[warehouse]\nkind = \"snowflake\"\n")?;
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("warehouse.kind"), "{err}");
+            // Without `kind`, the section is the embedded engine's.
+            jail.create_file("bqai.toml", "[warehouse]\ndemo = false\n")?;
+            let s = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(s.warehouse, WarehouseSettings::local(false, Vec::new()));
+            jail.create_file(
+                "bqai.toml",
+                "[warehouse]\nkind = \"local\"\nproject = \"p\"\n",
+            )?;
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("project"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bigquery_validation_names_the_key() {
+        let mut s = Settings::default();
+        let mut bq = BigQueryConfig::new("");
+        bq.credentials = bqai_bigquery::CredentialsConfig::None;
+        s.warehouse = WarehouseSettings::Bigquery(bq);
+        let msg = s.validate().unwrap_err().to_string();
+        assert!(msg.contains("warehouse.project"), "{msg}");
+        let mut bq = BigQueryConfig::new("p");
+        bq.credentials = bqai_bigquery::CredentialsConfig::None;
+        s.warehouse = WarehouseSettings::Bigquery(bq);
+        let msg = s.validate().unwrap_err().to_string();
+        assert!(msg.contains("warehouse.endpoint"), "{msg}");
     }
 
     #[test]

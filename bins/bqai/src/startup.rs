@@ -1,7 +1,8 @@
 //! Wiring: configuration → adapters → use cases → server.
 //!
-//! [`Services::build`] chooses and builds the adapters named by the settings (today the
-//! embedded ones: DataFusion, moka/governor, SQLite) and composes the use cases;
+//! [`Services::build`] chooses and builds the adapters named by the settings (the embedded
+//! ones — DataFusion, moka/governor, SQLite — or BigQuery, Redis, PostgreSQL) and composes
+//! the use cases;
 //! [`Application::build`] binds the listener (port 0 in tests) and creates the server.
 
 use std::net::TcpListener;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use bqai_bigquery::BigQueryWarehouse;
 use bqai_core::ask::{AskService, LlmGenerator, SqlGenerator};
 use bqai_core::auth::Authenticator;
 use bqai_core::catalog::CatalogService;
@@ -128,15 +130,24 @@ impl Services {
         if ask_settings.default_dataset.is_none() && settings.demo_only() {
             ask_settings.default_dataset = Some(bqai_local::demo::DEMO_DATASET.to_string());
         }
-        let ask = Arc::new(AskService::new(
-            catalog.clone(),
-            queries.clone(),
-            generator,
-            history.clone(),
-            Some(cache.clone()),
-            semantic_models(settings)?,
-            ask_settings,
-        ));
+        let ask = Arc::new(
+            AskService::new(
+                catalog.clone(),
+                queries.clone(),
+                generator,
+                history.clone(),
+                Some(cache.clone()),
+                semantic_models(settings)?,
+                ask_settings,
+            )
+            .with_conversations(
+                Arc::new(bqai_memory::MemoryConversationStore::new(
+                    Duration::from_secs(settings.conversations.ttl_secs),
+                    settings.conversations.max_conversations,
+                )),
+                settings.conversation_settings(),
+            ),
+        );
         Ok(Self {
             catalog,
             queries,
@@ -202,6 +213,18 @@ pub async fn build_warehouse(settings: &Settings) -> anyhow::Result<Arc<dyn Ware
                 .await
                 .context("could not start the embedded warehouse")?,
         ),
+        WarehouseSettings::Bigquery(config) => {
+            let warehouse = BigQueryWarehouse::connect(config.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("could not set up BigQuery: {e}"))?;
+            tracing::info!(
+                project = %config.project,
+                location = config.location.as_deref().unwrap_or("-"),
+                endpoint = %config.api_root(),
+                "queries run on BigQuery"
+            );
+            Arc::new(warehouse)
+        }
     })
 }
 

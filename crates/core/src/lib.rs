@@ -9,11 +9,13 @@
 pub mod ask;
 pub mod auth;
 pub mod catalog;
+pub mod conversation;
 pub mod error;
 pub mod guard;
 pub mod history;
 pub mod llm;
 pub mod model;
+pub mod params;
 pub mod ports;
 pub mod query;
 pub mod resilience;

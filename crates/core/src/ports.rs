@@ -11,6 +11,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::auth::audit::{AuditEvent, AuditFilter};
 use crate::auth::keys::{KeyFilter, KeyRecord, KeyUpdate};
+use crate::conversation::{Conversation, Turn};
 use crate::error::Result;
 use crate::history::{HistoryEntry, HistoryFilter};
 use crate::model::{
@@ -160,4 +161,29 @@ pub trait UsageLedger: Send + Sync {
 
     /// Adds `bytes` to `principal`'s total for `day` atomically and returns the new total.
     async fn charge_bytes(&self, principal: &str, day: NaiveDate, bytes: u64) -> Result<u64>;
+}
+
+/// Conversations with a time to live: every change extends it (an idle conversation expires
+/// `ttl` after its last turn).
+#[async_trait]
+pub trait ConversationStore: Send + Sync {
+    /// Stores a new conversation; `Conflict` if the id exists.
+    async fn create_conversation(&self, conversation: &Conversation) -> Result<()>;
+
+    /// A conversation, unless it does not exist or has expired.
+    async fn get_conversation(&self, id: &str) -> Result<Option<Conversation>>;
+
+    /// Appends a turn (keeping at most `max_turns`, dropping the oldest) and sets the
+    /// conversation's dataset when it has none; returns the updated conversation, `None` if
+    /// it does not exist or has expired.
+    async fn append_turn(
+        &self,
+        id: &str,
+        turn: &Turn,
+        dataset: Option<&str>,
+        max_turns: usize,
+    ) -> Result<Option<Conversation>>;
+
+    /// Deletes a conversation; whether it existed.
+    async fn delete_conversation(&self, id: &str) -> Result<bool>;
 }

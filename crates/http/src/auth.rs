@@ -294,14 +294,17 @@ fn audit_event<B>(
     client: Option<String>,
 ) -> AuditEvent {
     let status = res.status();
+    // A WebSocket upgrade answers 101: the connection was accepted.
+    let accepted =
+        status.is_success() || status == actix_web::http::StatusCode::SWITCHING_PROTOCOLS;
     let api_error = res
         .response()
         .error()
         .and_then(|e| e.as_error::<ApiError>());
     let error_code = api_error
         .map(|e| e.code().to_string())
-        .or_else(|| (!status.is_success()).then(|| status.as_str().to_string()));
-    let outcome = if status.is_success() {
+        .or_else(|| (!accepted).then(|| status.as_str().to_string()));
+    let outcome = if accepted {
         AuditOutcome::Allowed
     } else if matches!(status.as_u16(), 401 | 403 | 429)
         || api_error.is_some_and(|e| e.code() == "SQL_REJECTED")

@@ -66,6 +66,21 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         self.code
     }
+
+    /// The safe message (what a client is told).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The HTTP status this error answers with (the WebSocket API reports it in audit events).
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The internal cause, for the server log only.
+    pub(crate) fn cause(&self) -> Option<&str> {
+        self.cause.as_deref()
+    }
 }
 
 impl fmt::Display for ApiError {

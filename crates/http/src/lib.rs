@@ -25,7 +25,7 @@ use actix_web::middleware::{Compress, Condition, DefaultHeaders, from_fn};
 use actix_web::{App, HttpRequest, HttpServer, web};
 
 pub use error::ApiError;
-pub use state::{AppState, HttpSettings};
+pub use state::{AppState, HttpSettings, WsSettings};
 
 /// Registers every route and the extractor configurations on an actix `App` (or a test
 /// service). The caller provides `web::Data<AppState>`.
@@ -40,6 +40,7 @@ pub fn configure(settings: &HttpSettings) -> impl FnOnce(&mut web::ServiceConfig
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .app_data(web::PathConfig::default().error_handler(path_error))
         .service(routes::health::health)
+        .configure(routes::page::configure)
         .service(
             web::scope("/api/v1")
                 .wrap(from_fn(rate_limit::middleware))
@@ -52,6 +53,9 @@ pub fn configure(settings: &HttpSettings) -> impl FnOnce(&mut web::ServiceConfig
                 .service(routes::query::query)
                 .service(routes::ask::ask)
                 .service(routes::ask::query_agent)
+                .service(routes::conversations::create)
+                .service(routes::conversations::get)
+                .service(routes::conversations::remove)
                 .service(routes::admin::invalidate_cache)
                 .service(routes::admin::create_key)
                 .service(routes::admin::list_keys)
@@ -60,6 +64,7 @@ pub fn configure(settings: &HttpSettings) -> impl FnOnce(&mut web::ServiceConfig
                 .service(routes::admin::revoke_key)
                 .service(routes::admin::list_audit)
                 .service(routes::ticket::issue)
+                .service(routes::ws::agent)
                 .service(routes::history::list)
                 .service(routes::history::get),
         )
@@ -176,6 +181,9 @@ pub fn server(
             .wrap(cors(&settings))
     })
     .shutdown_timeout(shutdown_timeout.as_secs().max(1))
+    // The WebSocket streams many small events; Nagle's algorithm would hold each behind the
+    // client's delayed ACK (tens of milliseconds).
+    .tcp_nodelay(true)
     .listen(listener)?
     .run();
     Ok(server)

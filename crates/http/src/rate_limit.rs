@@ -43,12 +43,20 @@ fn weight(req: &ServiceRequest, state: &AppState) -> u32 {
 
 /// The client's IP address as described in the module docs.
 pub(crate) fn client_ip(req: &ServiceRequest, trusted: &[IpAddr]) -> Option<IpAddr> {
-    let peer = req.peer_addr()?.ip();
+    client_ip_of(req.peer_addr().map(|a| a.ip()), req.headers(), trusted)
+}
+
+/// [`client_ip`] from the parts a handler has (a WebSocket keeps it for its asks).
+pub(crate) fn client_ip_of(
+    peer: Option<IpAddr>,
+    headers: &actix_web::http::header::HeaderMap,
+    trusted: &[IpAddr],
+) -> Option<IpAddr> {
+    let peer = peer?;
     if !trusted.contains(&peer) {
         return Some(peer);
     }
-    let forwarded: Vec<IpAddr> = req
-        .headers()
+    let forwarded: Vec<IpAddr> = headers
         .get_all("x-forwarded-for")
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
@@ -65,6 +73,25 @@ pub(crate) fn client_ip(req: &ServiceRequest, trusted: &[IpAddr]) -> Option<IpAd
     )
 }
 
+/// The limiter key and the per-minute limit of a caller: its principal (`key:<id>`, at its
+/// own limit or the server's) or, anonymous, its client address (`ip:<addr>`).
+pub(crate) fn budget(
+    principal: Option<&Principal>,
+    client: Option<IpAddr>,
+    settings: &crate::state::HttpSettings,
+) -> (String, u32) {
+    match principal.and_then(|p| p.id.as_ref().map(|id| (id, p.rate_limit_per_minute))) {
+        Some((id, own)) => (
+            format!("key:{id}"),
+            own.unwrap_or(settings.requests_per_minute),
+        ),
+        None => {
+            let client = client.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+            (format!("ip:{client}"), settings.requests_per_minute)
+        }
+    }
+}
+
 /// The middleware.
 pub async fn middleware(
     req: ServiceRequest,
@@ -76,21 +103,11 @@ pub async fn middleware(
             .await
             .map(ServiceResponse::map_into_left_body);
     };
-    let principal = req
-        .extensions()
-        .get::<Principal>()
-        .and_then(|p| p.id.clone().map(|id| (id, p.rate_limit_per_minute)));
-    let (key, limit) = match principal {
-        Some((id, own)) => (
-            format!("key:{id}"),
-            own.unwrap_or(state.settings.requests_per_minute),
-        ),
-        None => {
-            let client = client_ip(&req, &state.settings.trusted_proxies)
-                .map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
-            (format!("ip:{client}"), state.settings.requests_per_minute)
-        }
-    };
+    let (key, limit) = budget(
+        req.extensions().get::<Principal>(),
+        client_ip(&req, &state.settings.trusted_proxies),
+        &state.settings,
+    );
     if limit == 0 {
         return next
             .call(req)

@@ -34,6 +34,48 @@ pub struct HttpSettings {
     /// Origins allowed to call the API from a browser (CORS); empty: same origin only.
     /// `*` allows any origin (without credentials).
     pub cors_origins: Vec<String>,
+    /// The WebSocket API.
+    pub ws: WsSettings,
+}
+
+/// Limits and timers of the WebSocket API (`/api/v1/ws/agent`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WsSettings {
+    /// Largest client message; a larger one is answered with an `error` (the connection
+    /// stays open). Frames beyond [`WsSettings::max_frame_bytes`] end the connection.
+    pub max_message_bytes: usize,
+    /// Largest frame (or message assembled from continuations) read at all; beyond it the
+    /// connection is closed with 1009 (message too big).
+    pub max_frame_bytes: usize,
+    /// How often the server pings.
+    pub heartbeat_interval: std::time::Duration,
+    /// A client silent this long (no frame at all, not even a pong) is disconnected.
+    pub client_timeout: std::time::Duration,
+    /// A connection with no client message and no ask in flight this long is closed.
+    pub idle_timeout: std::time::Duration,
+    /// Events queued for one connection; a client that lets it fill is disconnected
+    /// (1008) and its asks are cancelled.
+    pub outbound_queue: usize,
+    /// Longest wait for one event to be taken by the connection before it counts as stalled
+    /// and is closed the same way.
+    pub send_timeout: std::time::Duration,
+    /// Asks in flight per connection; more are refused with `TOO_MANY_ASKS`.
+    pub max_in_flight: usize,
+}
+
+impl Default for WsSettings {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 64 * 1024,
+            max_frame_bytes: 1024 * 1024,
+            heartbeat_interval: std::time::Duration::from_secs(15),
+            client_timeout: std::time::Duration::from_secs(45),
+            idle_timeout: std::time::Duration::from_secs(600),
+            outbound_queue: 64,
+            send_timeout: std::time::Duration::from_secs(10),
+            max_in_flight: 3,
+        }
+    }
 }
 
 impl Default for HttpSettings {
@@ -48,6 +90,7 @@ impl Default for HttpSettings {
             ask_weight: 10,
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
+            ws: WsSettings::default(),
         }
     }
 }

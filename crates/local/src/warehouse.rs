@@ -40,6 +40,8 @@ const DEMO_BATCH_ROWS: usize = 8192;
 pub struct LocalWarehouse {
     inner: Arc<Inner>,
     runtime: Arc<QueryRuntime>,
+    /// Queries executing on the query runtime right now (see [`LocalWarehouse::running_queries`]).
+    running: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The threads queries execute on, apart from the caller's runtime.
@@ -208,7 +210,15 @@ impl LocalWarehouse {
                 demo_generation,
             }),
             runtime: Arc::new(QueryRuntime::new(partitions)?),
+            running: Arc::default(),
         })
+    }
+
+    /// How many queries are executing on the query runtime at this moment. A query stops
+    /// counting when it finishes, times out, or its caller stops waiting (the task is
+    /// aborted and its DataFusion stream dropped): cancellation can be observed here.
+    pub fn running_queries(&self) -> usize {
+        self.running.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// How long generating the demo dataset took at start (`None` without the demo).
@@ -297,6 +307,9 @@ impl Inner {
             .sql_with_options(&job.sql, sql_options())
             .await
             .map_err(query_error)?;
+        if let Some(values) = crate::params::param_values(&job.parameters)? {
+            frame = frame.with_param_values(values).map_err(query_error)?;
+        }
         if let Some(fetch) = fetch {
             frame = frame.limit(0, Some(fetch)).map_err(query_error)?;
         }
@@ -384,6 +397,22 @@ fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Counts a query as running from its creation until it is dropped.
+struct RunningQuery(Arc<std::sync::atomic::AtomicUsize>);
+
+impl RunningQuery {
+    fn start(counter: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(Arc::clone(counter))
+    }
+}
+
+impl Drop for RunningQuery {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// Aborts a spawned query when the caller stops waiting (timeout or a dropped request).
 struct AbortOnDrop(tokio::task::AbortHandle);
 
@@ -469,9 +498,12 @@ impl Warehouse for LocalWarehouse {
         // Run on the query runtime so the timeout fires even while DataFusion is busy
         // computing, and abort that task (dropping the stream, which cancels execution) on
         // the way out. The task holds no reference to the runtime itself.
-        let task = self
-            .runtime
-            .spawn(async move { inner.execute(&owned).await })?;
+        let running = RunningQuery::start(&self.running);
+        let task = self.runtime.spawn(async move {
+            // Dropped with the task: when it completes or when it is aborted.
+            let _running = running;
+            inner.execute(&owned).await
+        })?;
         let _abort = AbortOnDrop(task.abort_handle());
         match tokio::time::timeout(job.timeout, task).await {
             Ok(Ok(Ok(mut result))) => {

@@ -91,6 +91,41 @@ async fn slow_queries_time_out_and_are_cancelled() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_execute_aborts_the_running_query() {
+    let wh = demo().await;
+    assert_eq!(wh.running_queries(), 0);
+    let slow = job(
+        "SELECT SUM(a.quantity * b.quantity) FROM shop.order_items a CROSS JOIN shop.order_items b",
+    );
+    let running = {
+        let wh = wh.clone();
+        tokio::spawn(async move { wh.execute(&slow).await })
+    };
+    let started = Instant::now();
+    while wh.running_queries() == 0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The caller stops waiting (a cancelled ask drops its future): the query goes away.
+    running.abort();
+    let stopped = Instant::now();
+    while wh.running_queries() > 0 {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(2),
+            "the query kept running after its caller went away"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(running.await.is_err_and(|e| e.is_cancelled()));
+    // The engine is free for the next query.
+    assert_eq!(
+        scalar(&wh, "SELECT COUNT(*) FROM shop.products").await,
+        Value::Int64(300)
+    );
+    assert_eq!(wh.running_queries(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_map_to_port_kinds() {
     let wh = demo().await;
     // (sql, expected kind:message fragment, whether planning alone already fails)

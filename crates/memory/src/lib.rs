@@ -1,5 +1,6 @@
 //! bqai-memory: in-process adapters for a single node — a byte-bounded [`MemoryCache`] (moka)
-//! and a keyed [`MemoryRateLimiter`] (governor) — and [`BufferedHistory`], the in-memory queue
+//! and a keyed [`MemoryRateLimiter`] (governor), [`MemoryConversationStore`] (conversations
+//! with a TTL) — and [`BufferedHistory`], the in-memory queue
 //! that keeps history records while the history store is down.
 //!
 //! They are the embedded defaults: nothing to run, nothing shared between replicas. Several
@@ -7,9 +8,11 @@
 //! contract suites.
 
 mod cache;
+mod conversations;
 mod history_buffer;
 mod rate_limiter;
 
 pub use cache::{CacheStats, MemoryCache};
+pub use conversations::MemoryConversationStore;
 pub use history_buffer::BufferedHistory;
 pub use rate_limiter::MemoryRateLimiter;

@@ -17,11 +17,13 @@
 //! every statement.
 
 mod dates;
+mod followup;
 mod lexicon;
 mod plan;
 mod render;
 mod sampler;
 mod schema;
+mod state;
 mod understand;
 
 #[cfg(test)]
@@ -40,6 +42,7 @@ use bqai_core::semantic::{Example, SemanticModel};
 
 use crate::sampler::ValueCache;
 use crate::schema::{Catalog, Samples};
+use crate::state::PlanState;
 
 /// The built-in planner. Cheap to share: one per warehouse, its value cache inside.
 pub struct Planner {
@@ -71,7 +74,26 @@ impl SqlGenerator for Planner {
         let semantic = ctx.semantic.as_deref();
         let targets = schema::sample_targets(&ctx.tables, semantic);
         let samples = self.values.samples(self.warehouse.as_ref(), &targets).await;
-        let mut outcome = match verified_example(&ctx.question, &ctx.examples) {
+        let previous = ctx
+            .conversation
+            .iter()
+            .rev()
+            .find_map(|t| t.generator_state.as_ref())
+            .and_then(PlanState::from_json);
+        let verified = if previous.is_some() && followup::looks_like_followup(&ctx.question) {
+            None
+        } else {
+            verified_example(&ctx.question, &ctx.examples)
+        };
+        let answer = generate(
+            &ctx.question,
+            &ctx.tables,
+            semantic,
+            &samples,
+            ctx.dialect,
+            previous.as_ref(),
+        );
+        let mut outcome = match verified {
             Some(example) => GenerationOutcome::Sql {
                 sql: example.sql.clone(),
                 explanation: format!(
@@ -79,7 +101,7 @@ impl SqlGenerator for Planner {
                     example.question.trim()
                 ),
             },
-            None => generate_sql(&ctx.question, &ctx.tables, semantic, &samples, ctx.dialect),
+            None => answer.outcome,
         };
         // Deterministic: the same question gives the same SQL, so a retry after that SQL
         // failed can only report the failure.
@@ -98,10 +120,10 @@ impl SqlGenerator for Planner {
                 ),
             };
         }
-        Ok(Generation {
-            outcome,
-            usage: None,
-        })
+        let mut generation = Generation::new(outcome, None);
+        generation.entities = answer.entities;
+        generation.state = answer.state;
+        Ok(generation)
     }
 }
 
@@ -125,6 +147,7 @@ fn verified_example<'a>(question: &str, examples: &'a [Example]) -> Option<&'a E
 }
 
 /// The whole planner without IO: question, tables, model and sampled values → outcome.
+#[cfg(test)]
 pub(crate) fn generate_sql(
     question: &str,
     tables: &[Table],
@@ -132,19 +155,73 @@ pub(crate) fn generate_sql(
     samples: &Samples,
     dialect: SqlDialect,
 ) -> GenerationOutcome {
+    generate(question, tables, semantic, samples, dialect, None).outcome
+}
+
+/// An outcome with what it was about and the plan to remember.
+struct Answer {
+    outcome: GenerationOutcome,
+    entities: Option<bqai_core::conversation::Entities>,
+    state: Option<serde_json::Value>,
+}
+
+/// The whole planner without IO: question (a follow-up of `previous` when it reads as one),
+/// tables, model and sampled values → outcome, entities and plan.
+fn generate(
+    question: &str,
+    tables: &[Table],
+    semantic: Option<&SemanticModel>,
+    samples: &Samples,
+    dialect: SqlDialect,
+    previous: Option<&PlanState>,
+) -> Answer {
     if tables.is_empty() {
-        return GenerationOutcome::CannotAnswer {
-            reason: "There are no tables to answer from.".to_owned(),
+        return Answer {
+            outcome: GenerationOutcome::CannotAnswer {
+                reason: "There are no tables to answer from.".to_owned(),
+            },
+            entities: None,
+            state: None,
         };
     }
     let catalog = Catalog::new(tables, semantic, samples);
-    let planned = understand::understand(question, &catalog)
-        .and_then(|intent| plan::plan(&intent, &catalog, dialect));
+    let fresh = || {
+        understand::understand(question, &catalog)
+            .and_then(|intent| plan::plan(&intent, &catalog, dialect).map(|p| (p, intent)))
+    };
+    let edited = || -> Option<Result<(plan::Planned, understand::Intent), String>> {
+        let prev = previous?.intent(&catalog)?;
+        let intent = followup::edit(question, &prev, &catalog)?;
+        Some(plan::plan(&intent, &catalog, dialect).map(|p| (p, intent)))
+    };
+    let planned = if previous.is_some() && followup::looks_like_followup(question) {
+        match edited() {
+            Some(Ok(done)) => Ok(done),
+            Some(Err(reason)) => fresh().map_err(|_| reason),
+            None => fresh(),
+        }
+    } else {
+        match fresh() {
+            Ok(done) => Ok(done),
+            Err(reason) => match edited() {
+                Some(Ok(done)) => Ok(done),
+                _ => Err(reason),
+            },
+        }
+    };
     match planned {
-        Ok(p) => GenerationOutcome::Sql {
-            sql: p.sql,
-            explanation: p.explanation,
+        Ok((p, intent)) => Answer {
+            outcome: GenerationOutcome::Sql {
+                sql: p.sql,
+                explanation: p.explanation,
+            },
+            entities: Some(state::entities(&intent, &catalog)),
+            state: PlanState::of(&intent, &catalog).to_json(),
         },
-        Err(reason) => GenerationOutcome::CannotAnswer { reason },
+        Err(reason) => Answer {
+            outcome: GenerationOutcome::CannotAnswer { reason },
+            entities: None,
+            state: None,
+        },
     }
 }

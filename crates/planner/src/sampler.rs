@@ -151,6 +151,7 @@ async fn sample(
         use_cache: true,
         referenced_tables: vec![table.clone()],
         labels: vec![("bqai_purpose".to_owned(), "planner_values".to_owned())],
+        parameters: bqai_core::model::QueryParameters::None,
     };
     match warehouse.execute(&job).await {
         Ok(result) => {

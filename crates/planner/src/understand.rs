@@ -104,7 +104,7 @@ pub(crate) struct Intent {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-enum MKind {
+pub(crate) enum MKind {
     Schema(Vec<Target>),
     Word(Builtin),
     Number(f64),
@@ -113,38 +113,38 @@ enum MKind {
 }
 
 #[derive(Debug, Clone)]
-struct Mention {
-    kind: MKind,
+pub(crate) struct Mention {
+    pub(crate) kind: MKind,
     /// The words as written.
-    text: String,
+    pub(crate) text: String,
     /// Written in the plural ("countries").
     plural: bool,
     used: bool,
 }
 
 impl Mention {
-    fn targets(&self) -> &[Target] {
+    pub(crate) fn targets(&self) -> &[Target] {
         match &self.kind {
             MKind::Schema(t) => t,
             _ => &[],
         }
     }
 
-    fn measure(&self) -> Option<usize> {
+    pub(crate) fn measure(&self) -> Option<usize> {
         match self.targets().first() {
             Some(Target::Measure(m)) => Some(*m),
             _ => None,
         }
     }
 
-    fn table(&self) -> Option<usize> {
+    pub(crate) fn table(&self) -> Option<usize> {
         match self.targets().first() {
             Some(Target::Table(t)) => Some(*t),
             _ => None,
         }
     }
 
-    fn columns(&self) -> Option<Cands> {
+    pub(crate) fn columns(&self) -> Option<Cands> {
         let cols: Vec<ColId> = self
             .targets()
             .iter()
@@ -156,7 +156,7 @@ impl Mention {
         (!cols.is_empty()).then_some(cols)
     }
 
-    fn values(&self) -> Vec<(ColId, usize)> {
+    pub(crate) fn values(&self) -> Vec<(ColId, usize)> {
         self.targets()
             .iter()
             .filter_map(|t| match t {
@@ -166,14 +166,14 @@ impl Mention {
             .collect()
     }
 
-    fn word(&self) -> Option<Builtin> {
+    pub(crate) fn word(&self) -> Option<Builtin> {
         match self.kind {
             MKind::Word(b) => Some(b),
             _ => None,
         }
     }
 
-    fn number(&self) -> Option<f64> {
+    pub(crate) fn number(&self) -> Option<f64> {
         match self.kind {
             MKind::Number(n) => Some(n),
             _ => None,
@@ -227,7 +227,11 @@ pub(crate) fn understand(question: &str, catalog: &Catalog) -> Result<Intent, St
 }
 
 /// Matches phrases longest first; returns the mentions and the words nothing explains.
-fn mentions(tokens: &[Token], used: &[bool], cat: &Catalog) -> (Vec<Mention>, Vec<String>) {
+pub(crate) fn mentions(
+    tokens: &[Token],
+    used: &[bool],
+    cat: &Catalog,
+) -> (Vec<Mention>, Vec<String>) {
     let builtins = builtins();
     let mut out = Vec::new();
     let mut unknown = Vec::new();

@@ -996,6 +996,7 @@ async fn every_sql_it_writes_plans_on_the_engine() {
             use_cache: false,
             referenced_tables: guarded.referenced_tables,
             labels: Vec::new(),
+            parameters: bqai_core::model::QueryParameters::None,
         };
         wh.dry_run(&job)
             .await

@@ -11,6 +11,7 @@ pub mod bigquery_fake;
 pub mod bigquery_seed;
 pub mod bigquery_shim;
 pub mod cache;
+pub mod conversation;
 pub mod history;
 pub mod llm_server;
 pub mod oidc;

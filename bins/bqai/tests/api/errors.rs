@@ -94,7 +94,7 @@ async fn wrong_content_type_is_415() {
 async fn unknown_routes_are_json_404() {
     let app = spawn_app().await;
     app.get("/api/v1/nope").await.assert_error(404, "NOT_FOUND");
-    app.get("/").await.assert_error(404, "NOT_FOUND");
+    app.get("/nope").await.assert_error(404, "NOT_FOUND");
 }
 
 #[tokio::test(flavor = "multi_thread")]

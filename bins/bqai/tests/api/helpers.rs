@@ -115,6 +115,24 @@ pub async fn spawn_app_with_generator(generator: Arc<dyn SqlGenerator>) -> TestA
     start(settings, services, dir)
 }
 
+/// An app over `warehouse` with `generator` (the built-in planner when `None`) and settings
+/// changed by `tweak`.
+pub async fn spawn_app_over_with(
+    warehouse: Arc<dyn Warehouse>,
+    generator: Option<Arc<dyn SqlGenerator>>,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(dir.path());
+    tweak(&mut settings);
+    let services = match generator {
+        Some(generator) => Services::assemble_with(&settings, warehouse, generator, None).await,
+        None => Services::assemble(&settings, warehouse).await,
+    }
+    .unwrap();
+    start(settings, services, dir)
+}
+
 /// The shared read-only demo warehouse.
 pub async fn demo_warehouse() -> Arc<dyn Warehouse> {
     DEMO.get_or_init(|| async {
@@ -178,10 +196,7 @@ impl SqlGenerator for ScriptedGenerator {
             Step::CannotAnswer(r) => GenerationOutcome::CannotAnswer { reason: r.into() },
             Step::Fail(e) => return Err(e),
         };
-        Ok(Generation {
-            outcome,
-            usage: None,
-        })
+        Ok(Generation::new(outcome, None))
     }
 }
 

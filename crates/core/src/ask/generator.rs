@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::conversation::{Entities, Turn};
 use crate::error::Result;
 use crate::llm::LlmUsage;
 use crate::model::{SqlDialect, Table};
@@ -49,6 +50,10 @@ pub struct GenerationContext {
     pub failed_attempts: Vec<FailedAttempt>,
     /// The row cap that will be applied (generators need not add a LIMIT themselves).
     pub max_rows: u64,
+    /// Earlier turns of the conversation, oldest first (empty for a first question). A
+    /// follow-up ("now by month") is read against them; the planner edits the plan in the
+    /// last turn's `generator_state`.
+    pub conversation: Vec<Turn>,
 }
 
 /// What a generator made of a question.
@@ -87,6 +92,25 @@ pub struct Generation {
     pub outcome: GenerationOutcome,
     /// Cost of producing it (`None` for the planner).
     pub usage: Option<GenerationUsage>,
+    /// What the question was about, when the generator can tell.
+    #[serde(default)]
+    pub entities: Option<Entities>,
+    /// The generator's memory of this answer, stored with the conversation turn and handed
+    /// back on the next one (the planner's plan).
+    #[serde(default)]
+    pub state: Option<serde_json::Value>,
+}
+
+impl Generation {
+    /// An answer with nothing but its outcome and usage.
+    pub fn new(outcome: GenerationOutcome, usage: Option<GenerationUsage>) -> Self {
+        Self {
+            outcome,
+            usage,
+            entities: None,
+            state: None,
+        }
+    }
 }
 
 /// Turns a question into SQL.

@@ -53,6 +53,6 @@ impl SqlGenerator for LlmGenerator {
                 explanation: String::new(),
             },
         };
-        Ok(Generation { outcome, usage })
+        Ok(Generation::new(outcome, usage))
     }
 }

@@ -13,6 +13,7 @@ mod llm_generator;
 pub mod prompt;
 pub mod relevance;
 mod service;
+pub mod suggest;
 mod text;
 
 pub use generator::{
@@ -22,5 +23,6 @@ pub use generator::{
 pub use llm_generator::LlmGenerator;
 pub use service::{
     AskAnswer, AskObserver, AskRequest, AskService, AskSettings, AskStage, AskUsage, CatalogAnswer,
+    ConversationSettings,
 };
 pub use text::singular;

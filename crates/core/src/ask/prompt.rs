@@ -15,11 +15,14 @@ use crate::semantic::SemanticModel;
 use super::generator::GenerationContext;
 
 /// Version of the prompt templates in use.
-pub const PROMPT_VERSION: &str = "v1";
+pub const PROMPT_VERSION: &str = "v2";
 
 const SYSTEM: &str = include_str!("../../prompts/sql_system.v1.md");
 const SCHEMA: &str = include_str!("../../prompts/sql_schema.v1.md");
-const USER: &str = include_str!("../../prompts/sql_user.v1.md");
+const USER: &str = include_str!("../../prompts/sql_user.v2.md");
+/// Roughly how many tokens of earlier turns a prompt carries (about four characters a
+/// token); the oldest turns are dropped first.
+pub const CONVERSATION_TOKEN_BUDGET: usize = 1500;
 const CORRECTION: &str = include_str!("../../prompts/sql_correction.v1.md");
 const DIALECT_BIGQUERY: &str = include_str!("../../prompts/dialect_bigquery.v1.md");
 const DIALECT_DATAFUSION: &str = include_str!("../../prompts/dialect_datafusion.v1.md");
@@ -63,9 +66,13 @@ pub fn build_request(ctx: &GenerationContext, max_tokens: u32) -> LlmRequest {
             );
         }
     }
+    let conversation = conversation_block(ctx, CONVERSATION_TOKEN_BUDGET);
     // The question goes in last so nothing inside it is treated as a placeholder.
-    let user = render(USER, &[("examples", &examples)])
-        .replace("{{question}}", &sanitize_question(&ctx.question));
+    let user = render(
+        USER,
+        &[("examples", &examples), ("conversation", &conversation)],
+    )
+    .replace("{{question}}", &sanitize_question(&ctx.question));
 
     let mut messages = vec![LlmMessage::user(user.trim().to_string())];
     for attempt in &ctx.failed_attempts {
@@ -94,6 +101,46 @@ pub fn build_request(ctx: &GenerationContext, max_tokens: u32) -> LlmRequest {
         messages,
         max_tokens,
     }
+}
+
+/// The earlier turns of the conversation, oldest first, as much of the newest as fits in
+/// `budget` tokens: each turn's question, the SQL that answered it and the shape of its
+/// result, so a follow-up ("now by month", "only web orders") can be read against them.
+pub fn conversation_block(ctx: &GenerationContext, budget: usize) -> String {
+    let mut turns: Vec<String> = Vec::new();
+    let mut used = 0;
+    for turn in ctx.conversation.iter().rev() {
+        let Some(sql) = &turn.sql else { continue };
+        let mut text = format!(
+            "Earlier question: {}\n```sql\n{}\n```\n",
+            one_line(&sanitize_question(&turn.question)),
+            sql.trim()
+        );
+        if let Some(r) = &turn.result {
+            let _ = writeln!(
+                text,
+                "Result: {} row{}; columns {}",
+                r.row_count,
+                if r.row_count == 1 { "" } else { "s" },
+                r.columns.join(", ")
+            );
+        }
+        let cost = text.len().div_ceil(4);
+        if used + cost > budget {
+            break;
+        }
+        used += cost;
+        turns.push(text);
+    }
+    if turns.is_empty() {
+        return String::new();
+    }
+    turns.reverse();
+    format!(
+        "Earlier in this conversation (oldest first); the new question may refer to them \
+         (\"now by month\", \"only web orders\") — then change that SQL accordingly:\n\n{}\n",
+        turns.join("\n")
+    )
 }
 
 /// The question as the prompt shows it: the delimiter tags it sits between are removed so
@@ -300,6 +347,7 @@ sql = "COUNT(DISTINCT orders.order_id)"
                 error: "unknown column nope".into(),
             }],
             max_rows: 500,
+            conversation: Vec::new(),
         }
     }
 
@@ -361,5 +409,63 @@ sql = "COUNT(DISTINCT orders.order_id)"
         let req = build_request(&c, 100);
         assert!(req.system[0].text.contains("date_trunc('month', d)"));
         assert_eq!(req.messages.len(), 1);
+    }
+
+    fn turn(question: &str, sql: &str, rows: u64) -> crate::conversation::Turn {
+        crate::conversation::Turn {
+            request_id: "r".into(),
+            question: question.into(),
+            sql: Some(sql.into()),
+            explanation: String::new(),
+            result: Some(crate::conversation::ResultSummary {
+                columns: vec!["country".into(), "revenue".into()],
+                row_count: rows,
+                sample_rows: Vec::new(),
+            }),
+            entities: crate::conversation::Entities::default(),
+            generator_state: None,
+            at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn earlier_turns_come_before_the_question_newest_last() {
+        let mut c = ctx();
+        c.failed_attempts.clear();
+        c.conversation = vec![
+            turn("revenue by country in 2024", "SELECT 1 AS first_turn", 12),
+            turn("now by month </question>", "SELECT 2 AS second_turn", 1),
+        ];
+        let req = build_request(&c, 100);
+        let user = &req.messages[0].content;
+        let first = user.find("first_turn").expect("first turn shown");
+        let second = user.find("second_turn").expect("second turn shown");
+        let question = user.find("<question>").unwrap();
+        assert!(first < second && second < question, "{user}");
+        assert!(
+            user.contains("Result: 12 rows; columns country, revenue"),
+            "{user}"
+        );
+        assert_eq!(user.matches("</question>").count(), 1, "{user}");
+    }
+
+    #[test]
+    fn the_oldest_turns_are_dropped_to_fit_the_budget() {
+        let mut c = ctx();
+        c.conversation = (0..50)
+            .map(|i| {
+                turn(
+                    &format!("question {i}"),
+                    &format!("SELECT {i} AS turn_{i}"),
+                    1,
+                )
+            })
+            .collect();
+        let block = conversation_block(&c, 200);
+        assert!(block.contains("turn_49"), "the newest turn is kept");
+        assert!(!block.contains("turn_0 "), "the oldest is dropped");
+        assert!(block.len() / 4 <= 200 + 60, "{} chars", block.len());
+        c.conversation.clear();
+        assert_eq!(conversation_block(&c, 200), "");
     }
 }

@@ -20,12 +20,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::catalog::CatalogService;
+use crate::conversation::{self, Conversation, Entities, ResultSummary, Suggestion, Turn};
 use crate::error::{Error, Result};
 use crate::history::{AskRecord, HistoryEntry, HistoryFilter, QueryKind, QueryStatus};
 use crate::model::{
-    PageRequest, Principal, QueryOutcome, QueryRequest, Table, TableRef, TableSummary,
+    PageRequest, Principal, QueryOutcome, QueryRequest, Role, Table, TableRef, TableSummary,
 };
-use crate::ports::{Cache, HistoryStore};
+use crate::ports::{Cache, ConversationStore, HistoryStore};
 use crate::query::{QueryService, RecordMeta, elapsed_ms, is_valid_dataset_id, safe_message};
 use crate::result_cache::{KEY_PREFIX, dataset_tag};
 use crate::semantic::{Example, SemanticModel};
@@ -57,6 +58,27 @@ pub struct AskSettings {
     pub default_dataset: Option<String>,
     /// Most tables of one dataset loaded to answer a question.
     pub max_tables: u32,
+    /// Most earlier turns of a conversation handed to the generator (the newest ones).
+    pub max_conversation_turns: usize,
+}
+
+/// How conversations are kept (see [`AskService::with_conversations`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationSettings {
+    /// How long an idle conversation lives (every turn extends it); the store enforces it,
+    /// this is what [`AskService::expires_at`] reports.
+    pub ttl: Duration,
+    /// Most turns a conversation keeps (the oldest are dropped).
+    pub max_turns: usize,
+}
+
+impl Default for ConversationSettings {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(3600),
+            max_turns: 50,
+        }
+    }
 }
 
 impl Default for AskSettings {
@@ -70,6 +92,7 @@ impl Default for AskSettings {
             question_cache_ttl: Duration::from_secs(24 * 3600),
             default_dataset: None,
             max_tables: 200,
+            max_conversation_turns: 10,
         }
     }
 }
@@ -89,6 +112,8 @@ pub struct AskRequest {
     pub timeout: Option<Duration>,
     /// Whether cached results and cached SQL may answer.
     pub use_cache: bool,
+    /// The conversation this question continues (its turns give the context).
+    pub conversation_id: Option<String>,
 }
 
 impl AskRequest {
@@ -101,6 +126,7 @@ impl AskRequest {
             max_rows: None,
             timeout: None,
             use_cache: true,
+            conversation_id: None,
         }
     }
 }
@@ -182,6 +208,10 @@ pub struct AskAnswer {
     pub from_cache: bool,
     /// What generating cost.
     pub usage: AskUsage,
+    /// The conversation the question belongs to, when it belongs to one.
+    pub conversation_id: Option<String>,
+    /// Follow-up questions that make sense after this answer (2–4 when there are any).
+    pub suggestions: Vec<Suggestion>,
 }
 
 /// What the question cache stores.
@@ -189,6 +219,16 @@ pub struct AskAnswer {
 struct CachedSql {
     sql: String,
     explanation: String,
+    /// The generator's entities and state, so a cached answer can be followed up too.
+    #[serde(default)]
+    memo: Memo,
+}
+
+/// What a turn remembers beyond its SQL: the generator's entities and state.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Memo {
+    entities: Option<Entities>,
+    state: Option<serde_json::Value>,
 }
 
 /// Runs the ask pipeline.
@@ -203,6 +243,7 @@ pub struct AskService {
     /// editing a model invalidates the SQL generated with the old one.
     semantic_fingerprints: HashMap<String, String>,
     settings: AskSettings,
+    conversations: Option<(Arc<dyn ConversationStore>, ConversationSettings)>,
 }
 
 impl AskService {
@@ -239,7 +280,77 @@ impl AskService {
                 .collect(),
             semantic_fingerprints,
             settings,
+            conversations: None,
         }
+    }
+
+    /// Keeps conversations in `store`: asks may then name a `conversation_id`, and the
+    /// conversation methods ([`AskService::create_conversation`] …) work.
+    #[must_use]
+    pub fn with_conversations(
+        mut self,
+        store: Arc<dyn ConversationStore>,
+        settings: ConversationSettings,
+    ) -> Self {
+        self.conversations = Some((store, settings));
+        self
+    }
+
+    fn conversation_store(&self) -> Result<&(Arc<dyn ConversationStore>, ConversationSettings)> {
+        self.conversations
+            .as_ref()
+            .ok_or_else(|| Error::Unavailable {
+                what: "the conversation store".into(),
+                source: None,
+            })
+    }
+
+    /// Starts a conversation owned by `principal`. Its dataset is `dataset` (checked: it must
+    /// exist and be readable), else the one questions default to when that is unambiguous,
+    /// else it is set by the first ask.
+    pub async fn create_conversation(
+        &self,
+        principal: &Principal,
+        dataset: Option<&str>,
+    ) -> Result<Conversation> {
+        let (store, _) = self.conversation_store()?;
+        let dataset = match dataset {
+            Some(ds) => Some(self.resolve_dataset(Some(ds), principal).await?),
+            None => self.resolve_dataset(None, principal).await.ok(),
+        };
+        let conversation = Conversation::new(principal.id.clone(), dataset);
+        store.create_conversation(&conversation).await?;
+        Ok(conversation)
+    }
+
+    /// A conversation with its turns: `NotFound` when it does not exist, has expired or
+    /// belongs to another principal (admins may read any); `InvalidRequest` for a malformed id.
+    pub async fn get_conversation(&self, principal: &Principal, id: &str) -> Result<Conversation> {
+        conversation::validate_id(id)?;
+        let (store, _) = self.conversation_store()?;
+        match store.get_conversation(id).await? {
+            Some(c) if may_access(principal, &c) => Ok(c),
+            _ => Err(Error::NotFound(format!("conversation {id}"))),
+        }
+    }
+
+    /// Deletes a conversation, with the access rules of [`AskService::get_conversation`].
+    pub async fn delete_conversation(&self, principal: &Principal, id: &str) -> Result<()> {
+        self.get_conversation(principal, id).await?;
+        let (store, _) = self.conversation_store()?;
+        if store.delete_conversation(id).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound(format!("conversation {id}")))
+        }
+    }
+
+    /// When a conversation expires if nothing is added to it; `None` without a store.
+    pub fn expires_at(&self, conversation: &Conversation) -> Option<chrono::DateTime<Utc>> {
+        let (_, settings) = self.conversations.as_ref()?;
+        chrono::Duration::from_std(settings.ttl)
+            .ok()
+            .map(|ttl| conversation.updated_at + ttl)
     }
 
     /// The generator in use.
@@ -258,12 +369,73 @@ impl AskService {
     }
 
     /// Answers a question, reporting stages to `observer`.
+    ///
+    /// With a `conversation_id` the conversation's earlier turns are the context (its
+    /// dataset is used when the request names none) and a successful answer is appended to
+    /// it as a new turn. A failed ask is not appended: the next follow-up continues from the
+    /// last answer that worked.
     pub async fn ask_observed(
+        &self,
+        mut request: AskRequest,
+        principal: &Principal,
+        observer: &dyn AskObserver,
+    ) -> Result<AskAnswer> {
+        let conversation = match request.conversation_id.as_deref() {
+            Some(id) => Some(self.get_conversation(principal, id).await?),
+            None => None,
+        };
+        let turns = match &conversation {
+            Some(c) => {
+                if request.dataset_id.is_none() {
+                    request.dataset_id.clone_from(&c.dataset);
+                }
+                let keep = self.settings.max_conversation_turns;
+                c.turns[c.turns.len().saturating_sub(keep)..].to_vec()
+            }
+            None => Vec::new(),
+        };
+        let (mut answer, memo) = self.answer(request, principal, observer, turns).await?;
+        if let Some(c) = conversation {
+            let turn = Turn {
+                request_id: answer.request_id.clone(),
+                question: answer.question.clone(),
+                sql: answer.sql.clone(),
+                explanation: answer.explanation.clone(),
+                result: answer
+                    .result
+                    .as_ref()
+                    .filter(|o| !o.dry_run)
+                    .map(|o| ResultSummary::of(&o.result)),
+                entities: memo.entities.unwrap_or_default(),
+                generator_state: memo.state,
+                at: Utc::now(),
+            };
+            if let Ok((store, settings)) = self.conversation_store() {
+                match store
+                    .append_turn(&c.id, &turn, Some(&answer.dataset), settings.max_turns)
+                    .await
+                {
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        tracing::info!(conversation = %c.id, "conversation expired while answering; turn not kept")
+                    }
+                    Err(e) => {
+                        tracing::warn!(conversation = %c.id, error = %e, "could not append the turn to the conversation")
+                    }
+                }
+            }
+            answer.conversation_id = Some(c.id);
+        }
+        Ok(answer)
+    }
+
+    async fn answer(
         &self,
         request: AskRequest,
         principal: &Principal,
         observer: &dyn AskObserver,
-    ) -> Result<AskAnswer> {
+        turns: Vec<Turn>,
+    ) -> Result<(AskAnswer, Memo)> {
         let started = Instant::now();
         let question = request.question.trim().to_string();
         if question.is_empty() {
@@ -302,15 +474,18 @@ impl AskService {
 
         match classify(&question, &names) {
             Intent::ListTables => {
-                return Ok(self.schema_answer(
-                    question,
-                    dataset.clone(),
-                    info,
-                    usage,
-                    CatalogAnswer::Tables {
-                        dataset,
-                        tables: summaries,
-                    },
+                return Ok((
+                    self.schema_answer(
+                        question,
+                        dataset.clone(),
+                        info,
+                        usage,
+                        CatalogAnswer::Tables {
+                            dataset,
+                            tables: summaries,
+                        },
+                    ),
+                    Memo::default(),
                 ));
             }
             Intent::DescribeTable(name) => {
@@ -318,14 +493,17 @@ impl AskService {
                     .catalog
                     .get_table(principal, &TableRef::new(dataset.clone(), name))
                     .await?;
-                return Ok(self.schema_answer(
-                    question,
-                    dataset,
-                    info,
-                    usage,
-                    CatalogAnswer::Table {
-                        table: Box::new(table),
-                    },
+                return Ok((
+                    self.schema_answer(
+                        question,
+                        dataset,
+                        info,
+                        usage,
+                        CatalogAnswer::Table {
+                            table: Box::new(table),
+                        },
+                    ),
+                    Memo::default(),
                 ));
             }
             Intent::Data => {}
@@ -336,13 +514,28 @@ impl AskService {
         for s in &summaries {
             tables.push(self.catalog.get_table(principal, &s.table_ref).await?);
         }
-        let tables = relevant_tables(
+        let mut relevant = relevant_tables(
             &question,
             &tables,
             semantic.as_deref(),
             self.settings.schema_token_budget,
         );
-        let cache_key = self.question_cache_key(&question, &dataset, &info, &tables);
+        // A follow-up ("now by month") names little of the schema: the tables the earlier
+        // turns read stay in play.
+        for t in &tables {
+            let name = format!("{}.{}", t.table_ref.dataset, t.table_ref.table);
+            let in_play = turns
+                .iter()
+                .any(|turn| turn.entities.tables.contains(&name));
+            if in_play && !relevant.iter().any(|r| r.table_ref == t.table_ref) {
+                relevant.push(t.clone());
+            }
+        }
+        let tables = relevant;
+        // "now by month" means something else in every conversation: a follow-up's cache
+        // key includes the SQL it follows.
+        let previous_sql = turns.iter().rev().find_map(|t| t.sql.as_deref());
+        let cache_key = self.question_cache_key(&question, &dataset, &info, &tables, previous_sql);
         let max_rows = request
             .max_rows
             .unwrap_or(self.queries.limits().default_max_rows);
@@ -353,6 +546,7 @@ impl AskService {
             max_rows: request.max_rows,
             timeout: request.timeout,
             use_cache: request.use_cache,
+            parameters: crate::model::QueryParameters::None,
         };
 
         // A repeated question on an unchanged schema reuses its SQL (still planned and run).
@@ -378,6 +572,7 @@ impl AskService {
                         &tables,
                         &dataset,
                         None,
+                        cached.memo,
                         observer,
                     )
                     .await;
@@ -396,6 +591,7 @@ impl AskService {
             examples,
             failed_attempts: Vec::new(),
             max_rows,
+            conversation: turns,
         };
         let max_attempts = self.settings.max_attempts.max(1);
         let mut last_error = String::new();
@@ -437,6 +633,10 @@ impl AskService {
                     usage.cost_usd = Some(usage.cost_usd.unwrap_or(0.0) + c);
                 }
             }
+            let memo = Memo {
+                entities: generation.entities,
+                state: generation.state,
+            };
             let (sql, explanation) = match generation.outcome {
                 GenerationOutcome::CannotAnswer { reason } => {
                     let err = Error::CannotAnswer(reason);
@@ -487,6 +687,7 @@ impl AskService {
                             &tables,
                             &dataset,
                             Some(&cache_key),
+                            memo,
                             observer,
                         )
                         .await;
@@ -546,8 +747,9 @@ impl AskService {
         tables: &[Table],
         dataset: &str,
         store_under: Option<&str>,
+        mut memo: Memo,
         observer: &dyn AskObserver,
-    ) -> Result<AskAnswer> {
+    ) -> Result<(AskAnswer, Memo)> {
         observer.stage(AskStage::Estimating, None);
         let submitted = planned.submitted_sql().to_string();
         let read: Vec<Table> = tables
@@ -572,11 +774,24 @@ impl AskService {
                 &CachedSql {
                     sql: submitted,
                     explanation: explanation.clone(),
+                    memo: memo.clone(),
                 },
             )
             .await;
         }
-        Ok(AskAnswer {
+        // The tables the guard saw the SQL read are the ones in play, whatever the generator
+        // said.
+        let entities = memo.entities.get_or_insert_with(Entities::default);
+        entities.tables = read
+            .iter()
+            .map(|t| format!("{}.{}", t.table_ref.dataset, t.table_ref.table))
+            .collect();
+        let suggestions = super::suggest::suggestions(
+            entities,
+            &read,
+            self.semantic.get(dataset).map(AsRef::as_ref),
+        );
+        let answer = AskAnswer {
             request_id: outcome.query_id.clone(),
             question: question.to_string(),
             dataset: dataset.to_string(),
@@ -589,7 +804,10 @@ impl AskService {
             result: Some(outcome),
             catalog: None,
             hints,
-        })
+            conversation_id: None,
+            suggestions,
+        };
+        Ok((answer, memo))
     }
 
     fn schema_answer(
@@ -638,6 +856,8 @@ impl AskService {
             hints: Vec::new(),
             from_cache: false,
             usage,
+            conversation_id: None,
+            suggestions: Vec::new(),
         }
     }
 
@@ -716,6 +936,7 @@ impl AskService {
         dataset: &str,
         info: &GeneratorInfo,
         tables: &[Table],
+        previous_sql: Option<&str>,
     ) -> String {
         let mut h = Sha256::new();
         let schema: Vec<(&TableRef, &Vec<crate::model::Field>)> =
@@ -729,6 +950,7 @@ impl AskService {
             "schema": schema,
             "semantic": semantic,
             "prompt": super::prompt::PROMPT_VERSION,
+            "follows": previous_sql,
         });
         h.update(material.to_string().as_bytes());
         format!("{KEY_PREFIX}ask:{}", hex::encode(h.finalize()))
@@ -803,6 +1025,11 @@ impl AskService {
         };
         self.queries.record_entry(&entry).await;
     }
+}
+
+/// Whether `principal` may read and continue `conversation`: its owner, or an admin.
+fn may_access(principal: &Principal, conversation: &Conversation) -> bool {
+    principal.role == Role::Admin || conversation.principal == principal.id
 }
 
 /// Failures the generator can fix by writing different SQL.

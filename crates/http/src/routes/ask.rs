@@ -29,6 +29,8 @@ pub struct AskBody {
     pub timeout_ms: Option<u64>,
     /// Whether cached SQL and results may answer (default true).
     pub use_cache: Option<bool>,
+    /// The conversation this question continues.
+    pub conversation_id: Option<String>,
 }
 
 /// `POST /api/v1/query-agent` body (the earlier service's shape).
@@ -62,6 +64,10 @@ pub struct AskResponse {
     hints: Vec<String>,
     from_cache: bool,
     usage: UsageDto,
+    /// The conversation the question was asked in, if any.
+    conversation_id: Option<String>,
+    /// Follow-up questions (2–4, or none).
+    suggestions: Vec<bqai_core::conversation::Suggestion>,
 }
 
 #[derive(Debug, Serialize)]
@@ -105,6 +111,8 @@ impl From<AskAnswer> for AskResponse {
                 },
             }),
             hints: a.hints,
+            conversation_id: a.conversation_id,
+            suggestions: a.suggestions,
             from_cache: a.from_cache,
             usage: UsageDto {
                 llm_latency_ms: a.usage.llm_latency_ms,
@@ -132,6 +140,7 @@ pub async fn ask(
         max_rows: body.max_rows,
         timeout: body.timeout_ms.map(Duration::from_millis),
         use_cache: body.use_cache.unwrap_or(true),
+        conversation_id: body.conversation_id.filter(|c| !c.is_empty()),
     };
     run_ask(&state, &caller, &req, request).await
 }

@@ -3,10 +3,13 @@
 pub mod admin;
 pub mod ask;
 pub mod catalog;
+pub mod conversations;
 pub mod health;
 pub mod history;
+pub mod page;
 pub mod query;
 pub mod ticket;
+pub mod ws;
 
 use bqai_core::model::{PageRequest, TableRef};
 

@@ -57,6 +57,7 @@ pub fn context(
         examples: Vec::new(),
         failed_attempts: Vec::new(),
         max_rows: 1000,
+        conversation: Vec::new(),
     }
 }
 
@@ -85,6 +86,7 @@ pub async fn run_guarded(wh: &LocalWarehouse, sql: &str) -> Result<QueryResult, 
         use_cache: false,
         referenced_tables: guarded.referenced_tables,
         labels: Vec::new(),
+        parameters: bqai_core::model::QueryParameters::None,
     };
     wh.dry_run(&job)
         .await

@@ -1,0 +1,220 @@
+//! Conversations over REST: create, ask in context with the built-in planner, read, delete;
+//! suggestions that run; ownership; bad, unknown and expired ids.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app, spawn_app_with, spawn_auth_app};
+
+async fn create(app: &TestApp) -> String {
+    let r = app.post_json("/api/v1/conversations", &json!({})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["dataset_id"], "shop", "{}", r.body);
+    assert!(r.body["expires_at"].is_string(), "{}", r.body);
+    r.body["conversation_id"].as_str().unwrap().to_owned()
+}
+
+/// `DELETE` whose success has no body (the shared helper expects JSON).
+async fn delete_status(app: &TestApp, path: &str, key: Option<&str>) -> u16 {
+    let mut req = app.client.delete(format!("{}{path}", app.address));
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    if status == 204 {
+        assert!(resp.bytes().await.unwrap().is_empty(), "204 has no body");
+    }
+    status
+}
+
+async fn ask(app: &TestApp, conversation: &str, question: &str) -> Value {
+    let r = app
+        .post_json(
+            "/api/v1/ask",
+            &json!({"question": question, "conversation_id": conversation}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{question:?}: {}", r.body);
+    assert_eq!(r.body["conversation_id"], conversation);
+    r.body
+}
+
+#[tokio::test]
+async fn three_turns_with_the_builtin_planner() {
+    let app = spawn_app().await;
+    let id = create(&app).await;
+    let first = ask(&app, &id, "revenue by country in 2024").await;
+    assert_eq!(first["result"]["row_count"], 10, "{first}");
+    ask(&app, &id, "now by month").await;
+    let third = ask(&app, &id, "only web orders").await;
+    let sql = third["sql"].as_str().unwrap();
+    for part in ["date_trunc('month'", "'web'", "2024-01-01", "2025-01-01"] {
+        assert!(sql.contains(part), "{part} missing from {sql}");
+    }
+    assert!(!sql.contains("country"), "{sql}");
+    assert_eq!(third["result"]["row_count"], 12, "{third}");
+
+    let got = app.get(&format!("/api/v1/conversations/{id}")).await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    let turns = got.body["turns"].as_array().unwrap();
+    let questions: Vec<&str> = turns
+        .iter()
+        .map(|t| t["question"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        questions,
+        [
+            "revenue by country in 2024",
+            "now by month",
+            "only web orders"
+        ]
+    );
+    assert_eq!(turns[2]["sql"], third["sql"]);
+    assert_eq!(turns[2]["result"]["row_count"], 12);
+    assert_eq!(turns[2]["entities"]["time_bucket"], "month");
+    assert!(
+        turns[2].get("generator_state").is_none(),
+        "private state is not sent"
+    );
+
+    assert_eq!(
+        delete_status(&app, &format!("/api/v1/conversations/{id}"), None).await,
+        204
+    );
+    app.get(&format!("/api/v1/conversations/{id}"))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    app.post_json(
+        "/api/v1/ask",
+        &json!({"question": "now by week", "conversation_id": id}),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn suggestions_are_present_and_run_as_follow_ups() {
+    let app = spawn_app().await;
+    let id = create(&app).await;
+    let answer = ask(&app, &id, "revenue by country in 2024").await;
+    let suggestions = answer["suggestions"].as_array().unwrap().clone();
+    assert!((2..=4).contains(&suggestions.len()), "{answer}");
+    let kinds: Vec<&str> = suggestions
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"drill_down") && kinds.contains(&"trend"),
+        "{kinds:?}"
+    );
+    for s in &suggestions {
+        // Each from the same starting point, in its own conversation.
+        let c = create(&app).await;
+        ask(&app, &c, "revenue by country in 2024").await;
+        let follow = ask(&app, &c, s["question"].as_str().unwrap()).await;
+        assert!(follow["result"]["row_count"].is_number(), "{s}: {follow}");
+    }
+    // Without a conversation, suggestions still come with the answer.
+    let plain = app
+        .post_json(
+            "/api/v1/ask",
+            &json!({"question": "number of orders by channel"}),
+        )
+        .await;
+    assert_eq!(plain.status, 200);
+    assert!(plain.body["conversation_id"].is_null());
+    assert!(!plain.body["suggestions"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn bad_unknown_and_expired_ids() {
+    let app = spawn_app_with(|s| s.conversations.ttl_secs = 1).await;
+    app.get("/api/v1/conversations/not-a-uuid!")
+        .await
+        .assert_error(400, "INVALID_REQUEST");
+    app.post_json(
+        "/api/v1/ask",
+        &json!({"question": "revenue by country", "conversation_id": "zz"}),
+    )
+    .await
+    .assert_error(400, "INVALID_REQUEST");
+    let unknown = "01900000-0000-7000-8000-000000000000";
+    app.get(&format!("/api/v1/conversations/{unknown}"))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    app.send(
+        Method::DELETE,
+        &format!("/api/v1/conversations/{unknown}"),
+        None,
+        None,
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+    app.post_json(
+        "/api/v1/conversations",
+        &json!({"dataset_id": "no_such_dataset"}),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+
+    let id = create(&app).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    app.get(&format!("/api/v1/conversations/{id}"))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    app.post_json(
+        "/api/v1/ask",
+        &json!({"question": "now by month", "conversation_id": id}),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn another_key_cannot_read_continue_or_delete() {
+    let (app, keys) = spawn_auth_app(|_| {}).await;
+    let r = app
+        .post_as(
+            &keys.analyst,
+            "/api/v1/conversations",
+            &json!({"dataset_id": "shop"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["conversation_id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/conversations/{id}");
+    let asked = app
+        .post_as(
+            &keys.analyst,
+            "/api/v1/ask",
+            &json!({"question": "revenue by country in 2024", "conversation_id": id}),
+        )
+        .await;
+    assert_eq!(asked.status, 200, "{}", asked.body);
+
+    let other = &keys.analyst_all;
+    app.get_as(other, &path)
+        .await
+        .assert_error(404, "NOT_FOUND");
+    app.post_as(
+        other,
+        "/api/v1/ask",
+        &json!({"question": "now by month", "conversation_id": id}),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+    app.send(Method::DELETE, &path, Some(other), None)
+        .await
+        .assert_error(404, "NOT_FOUND");
+    app.send(Method::GET, &path, None, None)
+        .await
+        .assert_error(401, "UNAUTHENTICATED");
+
+    // The owner still has it, untouched; an admin may read it.
+    let mine = app.get_as(&keys.analyst, &path).await;
+    assert_eq!(mine.status, 200, "{}", mine.body);
+    assert_eq!(mine.body["turns"].as_array().unwrap().len(), 1);
+    assert_eq!(app.get_as(&keys.admin, &path).await.status, 200);
+    assert_eq!(delete_status(&app, &path, Some(&keys.analyst)).await, 204);
+}

@@ -1,0 +1,1018 @@
+//! `GET /api/v1/ws/agent`: the conversational WebSocket API (actix-ws).
+//!
+//! One connection is one conversation: `configure` picks (or creates) it, each `ask` streams
+//! the pipeline's stages as they happen, then the SQL, the estimate, the rows and follow-up
+//! suggestions, and ends with `done` or `error`. The protocol is documented in docs/API.md.
+//!
+//! How a connection is run:
+//! - **Authentication** is the `/api/v1` middleware's (a key, or `?ticket=` on the upgrade);
+//!   the principal is fixed for the connection's life. Each `ask` is role-checked (a
+//!   `viewer` may only ask with `execute: false`), charged `ask_weight` against the caller's
+//!   rate limit like `POST /api/v1/ask`, and leaves its own audit event.
+//! - **Reading**: text frames only, one JSON object with a `type` per message. A message over
+//!   `max_message_bytes` (64 KiB), malformed JSON, an unknown `type` or a binary frame is
+//!   answered with an `error` and the connection stays open. Frames over `max_frame_bytes`
+//!   (1 MiB) are not even buffered: the connection is closed with 1009.
+//! - **Writing**: every event goes through a bounded queue (`outbound_queue`) drained by one
+//!   writer task. A client that stops reading fills the socket, then the queue: the server
+//!   then cancels the connection's asks and closes it with 1008 (policy violation) — it never
+//!   buffers without bound, and never blocks other connections. One event waiting longer
+//!   than `send_timeout` counts the same.
+//! - **Asks** run as tasks of the connection, at most `max_in_flight` at once. `cancel`
+//!   aborts the task: its future is dropped, which kills an LLM subprocess (the Claude CLI
+//!   adapter kills its process group on drop) and a warehouse query (the embedded engine
+//!   aborts the query's task; BigQuery jobs are cancelled on drop), then `error` with
+//!   `CANCELLED` is sent. Closing the connection cancels everything it started.
+//! - **Heartbeats**: the server pings every `heartbeat_interval`; a client silent for
+//!   `client_timeout` (not even a pong) is disconnected (1001), and a connection with no
+//!   message and nothing in flight for `idle_timeout` is closed (1000).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, web};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
+use bqai_core::ask::{AskAnswer, AskObserver, AskRequest, AskStage, CatalogAnswer};
+use bqai_core::auth::Action;
+use bqai_core::auth::audit::{AuditAction, AuditEvent, AuditOutcome, sql_fingerprint};
+use bqai_core::conversation::Suggestion;
+use bqai_core::model::Principal;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::{AbortHandle, JoinSet};
+
+use crate::auth::Caller;
+use crate::dto::{RowsDto, StatsDto};
+use crate::error::ApiError;
+use crate::rate_limit::{budget, client_ip_of};
+use crate::request_id::RequestId;
+use crate::state::{AppState, WsSettings};
+
+/// The route pattern, as the audit log shows it.
+const ROUTE: &str = "WS /api/v1/ws/agent";
+
+/// Upgrades to the WebSocket protocol and runs the connection.
+#[get("/ws/agent")]
+pub async fn agent(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (response, session, stream) = actix_ws::handle(&req, body).map_err(|_| {
+        ApiError::invalid(
+            "this endpoint speaks WebSocket: send an upgrade request (GET with Upgrade: websocket)",
+        )
+    })?;
+    let settings = state.settings.ws.clone();
+    let stream = stream
+        .max_frame_size(settings.max_frame_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(settings.max_frame_bytes);
+    let client = client_ip_of(
+        req.peer_addr().map(|a| a.ip()),
+        req.headers(),
+        &state.settings.trusted_proxies,
+    );
+    let upgrade_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
+    let connection = Connection::new(state.clone(), caller.0, client, upgrade_id, settings);
+    actix_web::rt::spawn(connection.run(session, stream));
+    Ok(response)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages
+// ---------------------------------------------------------------------------------------------
+
+/// `configure`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigureMsg {
+    dataset_id: Option<String>,
+    conversation_id: Option<String>,
+}
+
+/// `ask` (and `prompt`, the earlier service's name, with `prompt` for `question`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AskMsg {
+    #[serde(alias = "prompt")]
+    question: String,
+    execute: Option<bool>,
+    max_rows: Option<u64>,
+    /// The client's own id for the ask (else the server makes one).
+    request_id: Option<String>,
+}
+
+/// `cancel`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelMsg {
+    request_id: String,
+}
+
+/// `ping`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PingMsg {}
+
+/// Server → client events.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Event<'a> {
+    Configured {
+        conversation_id: Option<&'a str>,
+        dataset_id: Option<&'a str>,
+    },
+    Status {
+        request_id: &'a str,
+        stage: AskStage,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        attempt: Option<u32>,
+    },
+    Sql {
+        request_id: &'a str,
+        sql: Option<&'a str>,
+        explanation: &'a str,
+    },
+    Estimate {
+        request_id: &'a str,
+        bytes: u64,
+        cost_usd: f64,
+    },
+    Result {
+        request_id: &'a str,
+        #[serde(flatten)]
+        rows: RowsDto,
+        stats: StatsDto,
+    },
+    /// The answer to a question about the schema (no SQL ran).
+    Catalog {
+        request_id: &'a str,
+        #[serde(flatten)]
+        rows: CatalogRows,
+    },
+    Suggestions {
+        request_id: &'a str,
+        items: &'a [Suggestion],
+    },
+    Done {
+        request_id: &'a str,
+    },
+    Error {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request_id: Option<&'a str>,
+        code: &'a str,
+        message: &'a str,
+    },
+    Pong,
+}
+
+/// A schema answer as a small table.
+#[derive(Debug, Serialize)]
+struct CatalogRows {
+    columns: Vec<&'static str>,
+    rows: Vec<Vec<Json>>,
+}
+
+impl CatalogRows {
+    fn of(answer: &CatalogAnswer) -> Self {
+        match answer {
+            CatalogAnswer::Tables { tables, .. } => Self {
+                columns: vec!["table", "type", "num_rows"],
+                rows: tables
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            Json::from(t.table_ref.table.clone()),
+                            serde_json::to_value(t.kind).unwrap_or(Json::Null),
+                            t.num_rows.map_or(Json::Null, Json::from),
+                        ]
+                    })
+                    .collect(),
+            },
+            CatalogAnswer::Table { table } => Self {
+                columns: vec!["column", "type", "mode"],
+                rows: table
+                    .schema
+                    .iter()
+                    .map(|f| {
+                        vec![
+                            Json::from(f.name.clone()),
+                            Json::from(f.field_type.as_str()),
+                            Json::from(f.mode.as_str()),
+                        ]
+                    })
+                    .collect(),
+            },
+        }
+    }
+}
+
+/// Errors of the protocol itself (the pipeline's use the REST codes).
+mod codes {
+    pub const INVALID_MESSAGE: &str = "INVALID_MESSAGE";
+    pub const UNKNOWN_TYPE: &str = "UNKNOWN_TYPE";
+    pub const MESSAGE_TOO_LARGE: &str = "MESSAGE_TOO_LARGE";
+    pub const UNSUPPORTED_MESSAGE: &str = "UNSUPPORTED_MESSAGE";
+    pub const TOO_MANY_ASKS: &str = "TOO_MANY_ASKS";
+    pub const CANCELLED: &str = "CANCELLED";
+    pub const NOT_FOUND: &str = "NOT_FOUND";
+}
+
+/// What a client message turned out to be.
+enum Parsed {
+    Configure(ConfigureMsg),
+    Ask(AskMsg),
+    Cancel(CancelMsg),
+    Ping,
+}
+
+/// A client message failed to parse: the error code and a message about the client's input.
+type ParseError = (&'static str, String);
+
+fn parse(text: &str) -> Result<Parsed, ParseError> {
+    let value: Json = serde_json::from_str(text).map_err(|e| {
+        (
+            codes::INVALID_MESSAGE,
+            format!("the message is not JSON: {e}"),
+        )
+    })?;
+    let Json::Object(mut object) = value else {
+        return Err((
+            codes::INVALID_MESSAGE,
+            "a message is a JSON object with a \"type\"".into(),
+        ));
+    };
+    let kind = match object.remove("type") {
+        Some(Json::String(kind)) => kind,
+        _ => {
+            return Err((
+                codes::INVALID_MESSAGE,
+                "a message needs a string \"type\": configure, ask, prompt, cancel or ping".into(),
+            ));
+        }
+    };
+    let rest = Json::Object(object);
+    fn fields<T: serde::de::DeserializeOwned>(kind: &str, rest: Json) -> Result<T, ParseError> {
+        serde_json::from_value(rest).map_err(|e| {
+            (
+                codes::INVALID_MESSAGE,
+                format!("invalid `{kind}` message: {e}"),
+            )
+        })
+    }
+    match kind.as_str() {
+        "configure" => fields(&kind, rest).map(Parsed::Configure),
+        "ask" => fields(&kind, rest).map(Parsed::Ask),
+        "prompt" => {
+            // The earlier service's shape: `{"type": "prompt", "prompt": "…"}`.
+            if rest.get("question").is_some() {
+                return Err((
+                    codes::INVALID_MESSAGE,
+                    "invalid `prompt` message: use `prompt` for the question".into(),
+                ));
+            }
+            if rest.get("prompt").is_none() {
+                return Err((
+                    codes::INVALID_MESSAGE,
+                    "invalid `prompt` message: missing field `prompt`".into(),
+                ));
+            }
+            fields(&kind, rest).map(Parsed::Ask)
+        }
+        "cancel" => fields(&kind, rest).map(Parsed::Cancel),
+        "ping" => fields::<PingMsg>(&kind, rest).map(|_| Parsed::Ping),
+        other => Err((
+            codes::UNKNOWN_TYPE,
+            format!(
+                "unknown message type {:?}: use configure, ask, prompt, cancel or ping",
+                truncate(other, 40)
+            ),
+        )),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// A client-chosen request id: short and plain, so it can be echoed safely.
+fn valid_request_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The outbound queue
+// ---------------------------------------------------------------------------------------------
+
+enum Frame {
+    Text(String),
+    Ping,
+    Pong(actix_web::web::Bytes),
+}
+
+/// Set when the client stopped taking events (queue full or a send timed out).
+#[derive(Default)]
+struct Stall {
+    tripped: AtomicBool,
+    notify: Notify,
+}
+
+impl Stall {
+    fn trip(&self) {
+        if !self.tripped.swap(true, Ordering::SeqCst) {
+            self.notify.notify_one();
+        }
+    }
+}
+
+/// The sending half of a connection's bounded event queue. Never waits: a full queue means
+/// the client is not reading, and trips [`Stall`].
+#[derive(Clone)]
+struct Outbox {
+    tx: mpsc::Sender<Frame>,
+    stall: Arc<Stall>,
+}
+
+impl Outbox {
+    fn send(&self, event: &Event<'_>) {
+        match serde_json::to_string(event) {
+            Ok(text) => self.push(Frame::Text(text)),
+            Err(e) => tracing::error!(error = %e, "could not serialize a WebSocket event"),
+        }
+    }
+
+    fn push(&self, frame: Frame) {
+        match self.tx.try_send(frame) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => self.stall.trip(),
+        }
+    }
+
+    fn error(&self, request_id: Option<&str>, code: &str, message: &str) {
+        self.send(&Event::Error {
+            request_id,
+            code,
+            message,
+        });
+    }
+}
+
+/// Drains the queue into the socket, one frame at a time.
+async fn write(
+    mut session: Session,
+    mut rx: mpsc::Receiver<Frame>,
+    stall: Arc<Stall>,
+    send_timeout: Duration,
+) {
+    while let Some(frame) = rx.recv().await {
+        let sent = match frame {
+            Frame::Text(text) => tokio::time::timeout(send_timeout, session.text(text)).await,
+            Frame::Ping => tokio::time::timeout(send_timeout, session.ping(b"")).await,
+            Frame::Pong(bytes) => tokio::time::timeout(send_timeout, session.pong(&bytes)).await,
+        };
+        match sent {
+            Ok(Ok(())) => {}
+            Ok(Err(_closed)) => return,
+            Err(_elapsed) => {
+                stall.trip();
+                return;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The connection
+// ---------------------------------------------------------------------------------------------
+
+/// Why a connection ends.
+enum Ending {
+    ClientClosed,
+    Gone,
+    Stalled,
+    TooBig,
+    Protocol,
+    Silent,
+    Idle,
+}
+
+impl Ending {
+    fn reason(&self) -> Option<CloseReason> {
+        let (code, text) = match self {
+            Ending::ClientClosed | Ending::Gone => return None,
+            Ending::Stalled => (
+                CloseCode::Policy,
+                "the client is not reading its events fast enough",
+            ),
+            Ending::TooBig => (CloseCode::Size, "frame larger than the server accepts"),
+            Ending::Protocol => (CloseCode::Protocol, "WebSocket protocol error"),
+            Ending::Silent => (CloseCode::Away, "no answer to heartbeats"),
+            Ending::Idle => (CloseCode::Normal, "idle timeout"),
+        };
+        Some(CloseReason {
+            code,
+            description: Some(text.to_string()),
+        })
+    }
+}
+
+struct Connection {
+    state: web::Data<AppState>,
+    principal: Principal,
+    client: Option<IpAddr>,
+    upgrade_id: Option<String>,
+    settings: WsSettings,
+    out: Outbox,
+    rx: Option<mpsc::Receiver<Frame>>,
+    configured: bool,
+    conversation_id: Option<String>,
+    dataset_id: Option<String>,
+    asks: JoinSet<()>,
+    by_task: HashMap<tokio::task::Id, String>,
+    by_request: HashMap<String, AbortHandle>,
+    last_heard: Instant,
+    last_message: Instant,
+}
+
+impl Connection {
+    fn new(
+        state: web::Data<AppState>,
+        principal: Principal,
+        client: Option<IpAddr>,
+        upgrade_id: Option<String>,
+        settings: WsSettings,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(settings.outbound_queue.max(1));
+        let now = Instant::now();
+        Self {
+            state,
+            principal,
+            client,
+            upgrade_id,
+            settings,
+            out: Outbox {
+                tx,
+                stall: Arc::default(),
+            },
+            rx: Some(rx),
+            configured: false,
+            conversation_id: None,
+            dataset_id: None,
+            asks: JoinSet::new(),
+            by_task: HashMap::new(),
+            by_request: HashMap::new(),
+            last_heard: now,
+            last_message: now,
+        }
+    }
+
+    async fn run(mut self, session: Session, mut stream: actix_ws::AggregatedMessageStream) {
+        let stall = Arc::clone(&self.out.stall);
+        let Some(rx) = self.rx.take() else { return };
+        let writer = actix_web::rt::spawn(write(
+            session.clone(),
+            rx,
+            Arc::clone(&stall),
+            self.settings.send_timeout,
+        ));
+        let mut tick = tokio::time::interval(self.settings.heartbeat_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+
+        let ending = loop {
+            tokio::select! {
+                msg = stream.next() => {
+                    let Some(msg) = msg else { break Ending::Gone };
+                    self.last_heard = Instant::now();
+                    match msg {
+                        Ok(AggregatedMessage::Text(text)) => {
+                            self.last_message = Instant::now();
+                            self.on_text(&text).await;
+                        }
+                        Ok(AggregatedMessage::Binary(_)) => {
+                            self.last_message = Instant::now();
+                            self.out.error(
+                                None,
+                                codes::UNSUPPORTED_MESSAGE,
+                                "binary frames are not supported: send JSON text messages",
+                            );
+                        }
+                        Ok(AggregatedMessage::Ping(bytes)) => self.out.push(Frame::Pong(bytes)),
+                        Ok(AggregatedMessage::Pong(_)) => {}
+                        Ok(AggregatedMessage::Close(_)) => break Ending::ClientClosed,
+                        Err(ProtocolError::Overflow) => break Ending::TooBig,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "WebSocket protocol error");
+                            break Ending::Protocol;
+                        }
+                    }
+                }
+                Some(joined) = self.asks.join_next_with_id(), if !self.asks.is_empty() => {
+                    let id = match joined {
+                        Ok((id, ())) => id,
+                        Err(e) => e.id(),
+                    };
+                    if let Some(request_id) = self.by_task.remove(&id) {
+                        self.by_request.remove(&request_id);
+                    }
+                }
+                _ = tick.tick() => {
+                    if self.last_heard.elapsed() >= self.settings.client_timeout {
+                        break Ending::Silent;
+                    }
+                    if self.asks.is_empty() && self.last_message.elapsed() >= self.settings.idle_timeout {
+                        break Ending::Idle;
+                    }
+                    self.out.push(Frame::Ping);
+                }
+                () = stall.notify.notified() => break Ending::Stalled,
+            }
+            if stall.tripped.load(Ordering::SeqCst) {
+                break Ending::Stalled;
+            }
+        };
+
+        // Everything the connection started stops with it.
+        let cancelled: Vec<String> = self.by_request.keys().cloned().collect();
+        self.asks.abort_all();
+        for request_id in cancelled {
+            self.audit_refusal(&request_id, 499, codes::CANCELLED);
+        }
+        if matches!(ending, Ending::Stalled) {
+            tracing::info!(
+                principal = self.principal.id.as_deref().unwrap_or("anonymous"),
+                "closing a WebSocket whose client stopped reading"
+            );
+            writer.abort();
+        } else {
+            // Let what is queued go out first (bounded by the send timeout per frame).
+            drop(self.out);
+            let _ = tokio::time::timeout(self.settings.send_timeout, writer).await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), session.close(ending.reason())).await;
+    }
+
+    async fn on_text(&mut self, text: &str) {
+        if text.len() > self.settings.max_message_bytes {
+            self.out.error(
+                None,
+                codes::MESSAGE_TOO_LARGE,
+                &format!(
+                    "the message is {} bytes; the limit is {} bytes",
+                    text.len(),
+                    self.settings.max_message_bytes
+                ),
+            );
+            return;
+        }
+        match parse(text) {
+            Err((code, message)) => self.out.error(None, code, &message),
+            Ok(Parsed::Ping) => self.out.send(&Event::Pong),
+            Ok(Parsed::Configure(msg)) => {
+                self.configure(msg.dataset_id, msg.conversation_id).await;
+            }
+            Ok(Parsed::Ask(msg)) => self.ask(msg).await,
+            Ok(Parsed::Cancel(msg)) => self.cancel(&msg.request_id),
+        }
+    }
+
+    /// Picks (and checks) or creates the conversation; answers `configured` or `error`.
+    async fn configure(&mut self, dataset_id: Option<String>, conversation_id: Option<String>) {
+        let dataset_id = dataset_id.filter(|d| !d.is_empty());
+        let result = match conversation_id.filter(|c| !c.is_empty()) {
+            Some(id) => self
+                .state
+                .ask
+                .get_conversation(&self.principal, &id)
+                .await
+                .map(|c| (Some(c.id), dataset_id.or(c.dataset))),
+            None => match self
+                .state
+                .ask
+                .create_conversation(&self.principal, dataset_id.as_deref())
+                .await
+            {
+                Ok(c) => Ok((Some(c.id), c.dataset.or(dataset_id))),
+                // No conversation store (or it is down): asks still work, without context.
+                Err(bqai_core::Error::Unavailable { what, .. }) => {
+                    tracing::warn!(%what, "no conversation store: asks on this WebSocket keep no context");
+                    Ok((None, dataset_id))
+                }
+                Err(e) => Err(e),
+            },
+        };
+        match result {
+            Ok((conversation_id, dataset_id)) => {
+                self.configured = true;
+                self.conversation_id = conversation_id;
+                self.dataset_id = dataset_id;
+                self.out.send(&Event::Configured {
+                    conversation_id: self.conversation_id.as_deref(),
+                    dataset_id: self.dataset_id.as_deref(),
+                });
+            }
+            Err(e) => {
+                let api = ApiError::from(e);
+                log_server_error(&api);
+                self.out.error(None, api.code(), api.message());
+            }
+        }
+    }
+
+    async fn ask(&mut self, msg: AskMsg) {
+        let request_id = match msg.request_id {
+            Some(id) if !valid_request_id(&id) => {
+                self.out.error(
+                    None,
+                    codes::INVALID_MESSAGE,
+                    "`request_id` must be 1–64 letters, digits, '-', '_', '.' or ':'",
+                );
+                return;
+            }
+            Some(id) if self.by_request.contains_key(&id) => {
+                self.out.error(
+                    Some(&id),
+                    codes::INVALID_MESSAGE,
+                    "an ask with this `request_id` is already in flight",
+                );
+                return;
+            }
+            Some(id) => id,
+            None => uuid::Uuid::now_v7().to_string(),
+        };
+        if self.by_request.len() >= self.settings.max_in_flight {
+            self.out.error(
+                Some(&request_id),
+                codes::TOO_MANY_ASKS,
+                &format!(
+                    "at most {} asks may be in flight on one connection: wait for one to finish or cancel it",
+                    self.settings.max_in_flight
+                ),
+            );
+            return;
+        }
+        let execute = msg.execute.unwrap_or(true);
+        let caller = Caller(self.principal.clone());
+        if let Err(e) = caller.require(if execute {
+            Action::Query
+        } else {
+            Action::DryRun
+        }) {
+            self.refuse(&request_id, &e);
+            return;
+        }
+        if let Err(e) = self.charge().await {
+            self.refuse(&request_id, &e);
+            return;
+        }
+        if !self.configured {
+            self.configure(None, None).await;
+        }
+        let request = AskRequest {
+            dataset_id: self.dataset_id.clone(),
+            execute,
+            max_rows: msg.max_rows,
+            conversation_id: self.conversation_id.clone(),
+            ..AskRequest::new(msg.question)
+        };
+        let task = AskTask {
+            state: self.state.clone(),
+            principal: self.principal.clone(),
+            client: self.client,
+            request_id: request_id.clone(),
+            out: self.out.clone(),
+        };
+        let handle = self.asks.spawn_local(task.run(request));
+        self.by_task.insert(handle.id(), request_id.clone());
+        self.by_request.insert(request_id, handle);
+    }
+
+    /// Charges one ask against the caller's rate limit (fails open if the limiter fails).
+    async fn charge(&self) -> Result<(), ApiError> {
+        let settings = &self.state.settings;
+        let (key, limit) = budget(Some(&self.principal), self.client, settings);
+        if limit == 0 {
+            return Ok(());
+        }
+        match self
+            .state
+            .rate_limiter
+            .check(&key, settings.ask_weight.max(1), limit)
+            .await
+        {
+            Ok(d) if !d.allowed => Err(ApiError::rate_limited(
+                d.retry_after.unwrap_or(Duration::from_secs(1)),
+            )),
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "rate limiter failed; ask allowed");
+                Ok(())
+            }
+        }
+    }
+
+    fn refuse(&self, request_id: &str, e: &ApiError) {
+        self.out.error(Some(request_id), e.code(), e.message());
+        self.audit_refusal(request_id, e.status().as_u16(), e.code());
+    }
+
+    fn cancel(&mut self, request_id: &str) {
+        match self.by_request.remove(request_id) {
+            Some(handle) => {
+                // The task is not running while this one is (one thread per connection), so
+                // nothing it queued after this point can reach the client.
+                handle.abort();
+                self.by_task.remove(&handle.id());
+                self.out.error(
+                    Some(request_id),
+                    codes::CANCELLED,
+                    "the ask was cancelled; nothing of it is still running",
+                );
+                self.audit_refusal(request_id, 499, codes::CANCELLED);
+            }
+            None => self.out.error(
+                Some(request_id),
+                codes::NOT_FOUND,
+                "no ask with this `request_id` is in flight on this connection",
+            ),
+        }
+    }
+
+    fn audit_refusal(&self, request_id: &str, status: u16, code: &str) {
+        let outcome = if matches!(status, 401 | 403 | 429) {
+            AuditOutcome::Denied
+        } else {
+            AuditOutcome::Failed
+        };
+        audit(
+            &self.state,
+            AuditEvent {
+                status,
+                outcome,
+                error_code: Some(code.to_string()),
+                detail: Some(format!("ws ask {}", truncate(request_id, 64))),
+                request_id: self.upgrade_id.clone(),
+                ..event_base(&self.principal, self.client)
+            },
+        );
+    }
+}
+
+fn log_server_error(e: &ApiError) {
+    if e.status().is_server_error() {
+        tracing::error!(
+            code = e.code(),
+            cause = e.cause().unwrap_or(""),
+            "WebSocket ask failed"
+        );
+    }
+}
+
+fn event_base(principal: &Principal, client: Option<IpAddr>) -> AuditEvent {
+    AuditEvent {
+        id: uuid::Uuid::now_v7().to_string(),
+        at: chrono::Utc::now(),
+        request_id: None,
+        principal: principal.id.clone(),
+        action: AuditAction::Ask,
+        route: ROUTE.to_string(),
+        targets: Vec::new(),
+        sql_fingerprint: None,
+        outcome: AuditOutcome::Allowed,
+        status: 200,
+        error_code: None,
+        bytes: 0,
+        client_addr: client.map(|c| c.to_string()),
+        detail: None,
+    }
+}
+
+/// Appends an audit event without holding up the connection.
+fn audit(state: &web::Data<AppState>, event: AuditEvent) {
+    let Some(log) = state.audit.clone() else {
+        return;
+    };
+    actix_web::rt::spawn(async move {
+        if let Err(e) = log.append(&event).await {
+            tracing::error!(error = %e, event = ?event, "failed to append to the audit log");
+        }
+    });
+}
+
+/// One ask, run as a task of its connection.
+struct AskTask {
+    state: web::Data<AppState>,
+    principal: Principal,
+    client: Option<IpAddr>,
+    request_id: String,
+    out: Outbox,
+}
+
+/// Streams stages as `status` events.
+struct StageObserver<'a> {
+    request_id: &'a str,
+    out: &'a Outbox,
+}
+
+impl AskObserver for StageObserver<'_> {
+    fn stage(&self, stage: AskStage, attempt: Option<u32>) {
+        self.out.send(&Event::Status {
+            request_id: self.request_id,
+            stage,
+            attempt,
+        });
+    }
+}
+
+impl AskTask {
+    async fn run(self, request: AskRequest) {
+        let observer = StageObserver {
+            request_id: &self.request_id,
+            out: &self.out,
+        };
+        let target = request.dataset_id.clone();
+        let outcome = self
+            .state
+            .ask
+            .ask_observed(request, &self.principal, &observer)
+            .await;
+        let mut event = AuditEvent {
+            detail: Some(format!("ws ask {}", truncate(&self.request_id, 64))),
+            targets: target.into_iter().collect(),
+            ..event_base(&self.principal, self.client)
+        };
+        match outcome {
+            Ok(answer) => {
+                self.answer(&answer);
+                if !event.targets.contains(&answer.dataset) {
+                    event.targets.push(answer.dataset.clone());
+                }
+                event.sql_fingerprint = answer.sql.as_deref().map(sql_fingerprint);
+                if let Some(o) = &answer.result {
+                    event.bytes = if o.result.stats.bytes_billed > 0 {
+                        o.result.stats.bytes_billed
+                    } else if o.dry_run {
+                        0
+                    } else {
+                        o.result.stats.bytes_processed
+                    };
+                    for t in &o.referenced_tables {
+                        let t = t.to_string();
+                        if !event.targets.contains(&t) {
+                            event.targets.push(t);
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                let api = ApiError::from(e);
+                log_server_error(&api);
+                self.out
+                    .error(Some(&self.request_id), api.code(), api.message());
+                event.status = api.status().as_u16();
+                event.error_code = Some(api.code().to_string());
+                event.outcome =
+                    if matches!(event.status, 401 | 403 | 429) || api.code() == "SQL_REJECTED" {
+                        AuditOutcome::Denied
+                    } else {
+                        AuditOutcome::Failed
+                    };
+            }
+        }
+        audit(&self.state, event);
+    }
+
+    fn answer(&self, answer: &AskAnswer) {
+        let id = self.request_id.as_str();
+        self.out.send(&Event::Sql {
+            request_id: id,
+            sql: answer.sql.as_deref(),
+            explanation: &answer.explanation,
+        });
+        if let Some(outcome) = &answer.result {
+            let stats = &outcome.result.stats;
+            self.out.send(&Event::Estimate {
+                request_id: id,
+                bytes: stats.bytes_processed,
+                cost_usd: stats.estimated_cost_usd,
+            });
+            if !outcome.dry_run {
+                self.out.send(&Event::Result {
+                    request_id: id,
+                    rows: RowsDto::from_result(&outcome.result),
+                    stats: StatsDto::from(stats.clone()),
+                });
+            }
+        }
+        if let Some(catalog) = &answer.catalog {
+            self.out.send(&Event::Catalog {
+                request_id: id,
+                rows: CatalogRows::of(catalog),
+            });
+        }
+        self.out.send(&Event::Suggestions {
+            request_id: id,
+            items: &answer.suggestions,
+        });
+        self.out.send(&Event::Done { request_id: id });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_parse_or_say_why_not() {
+        assert!(matches!(parse(r#"{"type":"ping"}"#), Ok(Parsed::Ping)));
+        assert!(matches!(
+            parse(r#"{"type":"ask","question":"revenue","execute":false}"#),
+            Ok(Parsed::Ask(AskMsg {
+                execute: Some(false),
+                ..
+            }))
+        ));
+        match parse(r#"{"type":"prompt","prompt":"revenue by country"}"#) {
+            Ok(Parsed::Ask(a)) => assert_eq!(a.question, "revenue by country"),
+            _ => panic!("prompt is an ask"),
+        }
+        assert!(matches!(
+            parse(r#"{"type":"configure"}"#),
+            Ok(Parsed::Configure(ConfigureMsg {
+                dataset_id: None,
+                conversation_id: None
+            }))
+        ));
+        let code = |text: &str| match parse(text) {
+            Err((code, _)) => code,
+            Ok(_) => "ok",
+        };
+        assert_eq!(code("{not json"), codes::INVALID_MESSAGE);
+        assert_eq!(code("[1,2]"), codes::INVALID_MESSAGE);
+        assert_eq!(code(r#"{"question":"x"}"#), codes::INVALID_MESSAGE);
+        assert_eq!(code(r#"{"type":"ask"}"#), codes::INVALID_MESSAGE);
+        assert_eq!(
+            code(r#"{"type":"ask","question":"x","sql":"DROP"}"#),
+            codes::INVALID_MESSAGE
+        );
+        assert_eq!(
+            code(r#"{"type":"prompt","question":"x"}"#),
+            codes::INVALID_MESSAGE
+        );
+        assert_eq!(code(r#"{"type":"cancel"}"#), codes::INVALID_MESSAGE);
+        assert_eq!(code(r#"{"type":"subscribe"}"#), codes::UNKNOWN_TYPE);
+        assert_eq!(code(r#"{"type":7}"#), codes::INVALID_MESSAGE);
+    }
+
+    #[test]
+    fn events_have_the_documented_shape() {
+        let json = |e: &Event<'_>| serde_json::to_value(e).unwrap_or_default();
+        assert_eq!(
+            json(&Event::Status {
+                request_id: "r1",
+                stage: AskStage::Generating,
+                attempt: Some(1)
+            }),
+            serde_json::json!({"type": "status", "request_id": "r1", "stage": "generating", "attempt": 1})
+        );
+        assert_eq!(
+            json(&Event::Status {
+                request_id: "r1",
+                stage: AskStage::Running,
+                attempt: None
+            }),
+            serde_json::json!({"type": "status", "request_id": "r1", "stage": "running"})
+        );
+        assert_eq!(
+            json(&Event::Error {
+                request_id: None,
+                code: "UNKNOWN_TYPE",
+                message: "m"
+            }),
+            serde_json::json!({"type": "error", "code": "UNKNOWN_TYPE", "message": "m"})
+        );
+        assert_eq!(json(&Event::Pong), serde_json::json!({"type": "pong"}));
+    }
+
+    #[test]
+    fn client_request_ids_are_plain() {
+        assert!(valid_request_id("r-1_a.b:c"));
+        assert!(!valid_request_id(""));
+        assert!(!valid_request_id("<img>"));
+        assert!(!valid_request_id(&"a".repeat(65)));
+    }
+}
