@@ -51,7 +51,7 @@ fn create_pepper(path: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("could not create {}", dir.display()))?;
     }
-    let pepper = hex_string(&random_bytes::<32>().map_err(|e| anyhow::anyhow!("{e}"))?);
+    let pepper = hex::encode(random_bytes::<32>().map_err(|e| anyhow::anyhow!("{e}"))?);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -69,10 +69,6 @@ fn create_pepper(path: &Path) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e).with_context(|| format!("could not create {}", path.display())),
     }
-}
-
-fn hex_string(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The authenticator for `[auth] mode`, or `None` when authentication is off.

@@ -562,6 +562,21 @@ pub struct QueryStats {
     pub duration_ms: u64,
 }
 
+impl QueryStats {
+    /// What an executed query cost, for quotas and the audit log: bytes billed, or bytes
+    /// processed where the warehouse does not bill (the embedded engine); nothing for a
+    /// cache hit.
+    pub fn charged_bytes(&self) -> u64 {
+        if self.cache_hit {
+            0
+        } else if self.bytes_billed > 0 {
+            self.bytes_billed
+        } else {
+            self.bytes_processed
+        }
+    }
+}
+
 /// Rows and metadata returned by a warehouse.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueryResult {

@@ -484,15 +484,10 @@ impl QueryService {
         let (Some(ledger), Some(id)) = (&self.usage, principal.id.as_deref()) else {
             return;
         };
-        if principal.daily_byte_quota.is_none() || result.stats.cache_hit {
+        if principal.daily_byte_quota.is_none() {
             return;
         }
-        let stats = &result.stats;
-        let bytes = if stats.bytes_billed > 0 {
-            stats.bytes_billed
-        } else {
-            stats.bytes_processed
-        };
+        let bytes = result.stats.charged_bytes();
         if bytes == 0 {
             return;
         }

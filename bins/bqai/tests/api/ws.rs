@@ -541,8 +541,9 @@ async fn heartbeats_and_the_idle_timeout() {
         s.ws.idle_timeout_secs = 2;
     })
     .await;
-    let mut ws = connect(&app).await;
+    // The server's idle clock starts at the upgrade, so ours starts before connecting.
     let started = Instant::now();
+    let mut ws = connect(&app).await;
     let mut pings = 0;
     let close = loop {
         match tokio::time::timeout(Duration::from_secs(10), ws.next())

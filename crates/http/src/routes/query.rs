@@ -55,12 +55,9 @@ pub(crate) fn note_outcome(n: &mut AuditNote, outcome: &QueryOutcome) {
     for t in &outcome.referenced_tables {
         add_target(n, t.to_string());
     }
-    let stats = &outcome.result.stats;
-    n.bytes = if stats.bytes_billed > 0 {
-        stats.bytes_billed
-    } else if outcome.dry_run || stats.cache_hit {
+    n.bytes = if outcome.dry_run {
         0
     } else {
-        stats.bytes_processed
+        outcome.result.stats.charged_bytes()
     };
 }
