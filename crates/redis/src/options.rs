@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-/// Connection, timeout and storage settings shared by [`crate::RedisCache`] and
-/// [`crate::RedisRateLimiter`].
+/// Connection, timeout and storage settings shared by every adapter of this crate
+/// ([`crate::RedisCache`], [`crate::RedisRateLimiter`], [`crate::RedisConversationStore`]).
 ///
 /// `Debug` prints the URL with its password redacted, so options can be logged.
 #[derive(Clone)]

@@ -13,6 +13,7 @@ pub(crate) enum Port {
     Keys,
     Audit,
     Usage,
+    Conversations,
 }
 
 impl Port {
@@ -23,6 +24,7 @@ impl Port {
             Port::Keys => "the key store",
             Port::Audit => "the audit log",
             Port::Usage => "the usage ledger",
+            Port::Conversations => "the conversation store",
         }
     }
 
@@ -38,6 +40,7 @@ impl Port {
             Port::Keys => "API key",
             Port::Audit => "audit event",
             Port::Usage => "usage row",
+            Port::Conversations => "conversation",
         }
     }
 

@@ -1,25 +1,31 @@
-//! bqai-store: durable storage on diesel-async — query history, API keys, the audit log and
-//! daily byte usage now; conversations and export jobs later.
+//! bqai-store: durable storage on diesel-async — query history, API keys, the audit log, daily
+//! byte usage and conversations; export jobs later.
 //!
 //! One [`Store`] implements four core ports, each also handed out as an `Arc<dyn …>`:
 //! [`HistoryStore`] ([`Store::history`], table `query_history`), [`KeyStore`]
 //! ([`Store::keys`], `api_keys`: hashes only, revoked keys kept), [`AuditLog`]
 //! ([`Store::audit`], `audit_log`: append-only, and the migrations make the database refuse
 //! `UPDATE`/`DELETE` on it) and [`UsageLedger`] ([`Store::usage`], `key_usage`: bytes per
-//! principal per UTC day, charged with one atomic upsert).
+//! principal per UTC day, charged with one atomic upsert). The fifth,
+//! [`ConversationStore`](bqai_core::ports::ConversationStore), needs a time to live:
+//! [`Store::conversations`] hands out a [`SqlConversationStore`] (tables `conversations` and
+//! `conversation_turns`: each conversation lives its TTL after its last write, appends are
+//! one transaction each so concurrent turns are never lost, and expired rows are purged a
+//! bounded number per create and all at once by [`Store::purge_expired_conversations`]).
 //!
 //! [`Store::connect`] picks the backend from the URL: SQLite (`sqlite://PATH`,
 //! `sqlite::memory:`, or a plain path) is the embedded default; PostgreSQL (`postgres://…` or
 //! `postgresql://…`) is the production backend. Both share `schema`, the row conversions and
-//! list queries (`history`, `keys`, `audit`, `usage`), value conversions (`convert`), the page
-//! token (`page`), the error mapping (`error`), and the migration version names
-//! (`migrations/sqlite` and `migrations/postgres`, embedded at compile time).
+//! list queries (`history`, `keys`, `audit`, `usage`, `conversations`), value conversions
+//! (`convert`), the page token (`page`), the error mapping (`error`), and the migration
+//! version names (`migrations/sqlite` and `migrations/postgres`, embedded at compile time).
 //!
-//! Every statement runs under a timeout ([`StoreOptions::query_timeout`]); pool and diesel
-//! errors become [`bqai_core::Error`]s at this boundary (`Unavailable` when the database is
-//! unreachable, busy or failing — naming the port: "the key store is unavailable" —, `Timeout`,
-//! `Conflict` for a duplicate id, `InvalidRequest` for a malformed URL or page token,
-//! `Internal` for bugs). Messages never quote the store URL. Every list is newest first by
+//! Every statement (every transaction, for conversation writes) runs under a timeout
+//! ([`StoreOptions::query_timeout`]); pool and diesel errors become [`bqai_core::Error`]s at
+//! this boundary (`Unavailable` when the database is unreachable, busy or failing — naming the
+//! port: "the key store is unavailable" —, `Timeout`, `Conflict` for a duplicate id, a live
+//! conversation's included, `InvalidRequest` for a malformed URL or page token, `Internal` for
+//! bugs). Messages never quote the store URL. Every list is newest first by
 //! (time, id) with an opaque keyset page token.
 //!
 //! # PostgreSQL
@@ -45,6 +51,7 @@
 //!   checks `schema.rs` against both migrated databases.
 
 mod audit;
+mod conversations;
 mod convert;
 mod error;
 mod history;
@@ -66,6 +73,7 @@ use bqai_core::model::{ComponentHealth, Page, PageRequest};
 use bqai_core::ports::{AuditLog, HistoryStore, KeyStore, UsageLedger};
 use bqai_core::{Error, Result};
 
+pub use crate::conversations::SqlConversationStore;
 use crate::postgres::PgStore;
 use crate::sqlite::{SqliteStore, Target};
 

@@ -1,6 +1,11 @@
 //! The PostgreSQL backend: a deadpool pool of diesel-async `AsyncPgConnection`s (tokio-postgres
 //! underneath, no libpq), a server-side `statement_timeout` on every connection, and the
-//! statements of every port (history, keys, audit, usage).
+//! statements of every port (history, keys, audit, usage, conversations).
+//!
+//! Conversation writes are transactions: an append locks its conversation row
+//! (`SELECT … FOR UPDATE`), so concurrent appends to one conversation queue up; purges skip
+//! rows another transaction holds (`FOR UPDATE SKIP LOCKED`). Deleting a conversation deletes
+//! its turns through the foreign key's `ON DELETE CASCADE`.
 //!
 //! The pool is lazy: building it opens nothing, so a store whose server is down at start still
 //! constructs, answers health with `down`, and fails each statement with `Unavailable` within
@@ -17,7 +22,7 @@ use bqai_core::auth::keys::{KeyFilter, KeyRecord, KeyUpdate};
 use bqai_core::history::{HistoryEntry, HistoryFilter};
 use bqai_core::model::{Page, PageRequest};
 use bqai_core::{Error, Result};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::result::ConnectionError;
@@ -26,18 +31,21 @@ use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tokio_postgres::NoTls;
 use tokio_postgres::config::{Host, SslMode};
 
 use crate::StoreOptions;
 use crate::audit::{AuditRow, list_events_query};
+use crate::conversations::{Append, ConversationRow, Loaded, NewConversation, PURGE_ON_CREATE};
 use crate::convert::{from_sql_count, to_sql_time};
 use crate::error::{Port, insert_error, pool_error, query_error};
 use crate::history::{HistoryRow, list_query};
 use crate::keys::{KeyChanges, KeyRow, list_keys_query, revoked_at_after};
 use crate::page::{Cursor, fetch_limit, into_page};
-use crate::schema::{api_keys, audit_log, key_usage, query_history};
+use crate::schema::{
+    api_keys, audit_log, conversation_turns, conversations, key_usage, query_history,
+};
 use crate::usage::{UsageRow, saturating_total};
 
 type Conn = AsyncPgConnection;
@@ -518,6 +526,163 @@ impl PgStore {
             .await?;
         Ok(from_sql_count(total))
     }
+
+    pub(crate) async fn create_conversation(&self, new: NewConversation) -> Result<()> {
+        let id = new.row.id.clone();
+        self.insert(Port::Conversations, &id, move |conn| {
+            Box::pin(async move {
+                conn.transaction(async move |conn| {
+                    purge_conversations(conn, new.now, PURGE_ON_CREATE).await?;
+                    // An expired conversation with this id is absent: replace it.
+                    diesel::delete(
+                        conversations::table
+                            .find(&new.row.id)
+                            .filter(conversations::expires_at.le(new.now)),
+                    )
+                    .execute(conn)
+                    .await?;
+                    let mut inserted = diesel::insert_into(conversations::table)
+                        .values(&new.row)
+                        .execute(conn)
+                        .await?;
+                    if !new.turns.is_empty() {
+                        inserted += diesel::insert_into(conversation_turns::table)
+                            .values(&new.turns)
+                            .execute(conn)
+                            .await?;
+                    }
+                    Ok(inserted)
+                })
+                .await
+            })
+        })
+        .await
+    }
+
+    pub(crate) async fn get_conversation(
+        &self,
+        id: &str,
+        now: NaiveDateTime,
+    ) -> Result<Option<Loaded>> {
+        let id = id.to_owned();
+        let rows = self
+            .query(Port::Conversations, move |conn| {
+                Box::pin(async move {
+                    conversations::table
+                        .left_join(conversation_turns::table)
+                        .filter(conversations::id.eq(id))
+                        .filter(conversations::expires_at.gt(now))
+                        .order(conversation_turns::seq.nullable().asc())
+                        .select((
+                            ConversationRow::as_select(),
+                            conversation_turns::turn.nullable(),
+                        ))
+                        .load(conn)
+                        .await
+                })
+            })
+            .await?;
+        Ok(Loaded::from_joined(rows))
+    }
+
+    pub(crate) async fn append_turn(&self, append: Append) -> Result<Option<Loaded>> {
+        self.query(Port::Conversations, move |conn| {
+            Box::pin(async move {
+                conn.transaction(async move |conn| {
+                    let Some(mut row) = conversations::table
+                        .find(&append.id)
+                        .filter(conversations::expires_at.gt(append.now))
+                        .select(ConversationRow::as_select())
+                        .for_update()
+                        .first(conn)
+                        .await
+                        .optional()?
+                    else {
+                        return Ok(None);
+                    };
+                    let mut turns: Vec<(i64, String)> = conversation_turns::table
+                        .filter(conversation_turns::conversation_id.eq(&append.id))
+                        .order(conversation_turns::seq.asc())
+                        .select((conversation_turns::seq, conversation_turns::turn))
+                        .load(conn)
+                        .await?;
+                    let (new, drop_through) = append.apply(&mut row, &mut turns);
+                    diesel::insert_into(conversation_turns::table)
+                        .values(&new)
+                        .execute(conn)
+                        .await?;
+                    if let Some(last) = drop_through {
+                        diesel::delete(
+                            conversation_turns::table
+                                .filter(conversation_turns::conversation_id.eq(&append.id))
+                                .filter(conversation_turns::seq.le(last)),
+                        )
+                        .execute(conn)
+                        .await?;
+                    }
+                    diesel::update(conversations::table.find(&append.id))
+                        .set((
+                            conversations::dataset.eq(&row.dataset),
+                            conversations::updated_at.eq(row.updated_at),
+                            conversations::expires_at.eq(row.expires_at),
+                        ))
+                        .execute(conn)
+                        .await?;
+                    Ok(Some(Loaded {
+                        row,
+                        turns: turns.into_iter().map(|(_, t)| t).collect(),
+                    }))
+                })
+                .await
+            })
+        })
+        .await
+    }
+
+    /// Deletes the conversation (expired or not; its turns go by cascade); whether it was
+    /// live.
+    pub(crate) async fn delete_conversation(&self, id: &str, now: NaiveDateTime) -> Result<bool> {
+        let id = id.to_owned();
+        let expires_at = self
+            .query(Port::Conversations, move |conn| {
+                Box::pin(async move {
+                    diesel::delete(conversations::table.find(id))
+                        .returning(conversations::expires_at)
+                        .get_result::<NaiveDateTime>(conn)
+                        .await
+                        .optional()
+                })
+            })
+            .await?;
+        Ok(expires_at.is_some_and(|t| t > now))
+    }
+
+    pub(crate) async fn purge_conversations(&self, now: NaiveDateTime, limit: i64) -> Result<u64> {
+        let purged = self
+            .query(Port::Conversations, move |conn| {
+                Box::pin(async move { purge_conversations(conn, now, limit).await })
+            })
+            .await?;
+        Ok(purged as u64)
+    }
+}
+
+/// Deletes up to `limit` conversations expired by `now` (oldest first, skipping rows another
+/// transaction holds), their turns by cascade; how many.
+async fn purge_conversations(
+    conn: &mut Conn,
+    now: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<usize> {
+    diesel::sql_query(
+        "DELETE FROM conversations WHERE id IN (\
+         SELECT id FROM conversations WHERE expires_at <= $1 \
+         ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+    )
+    .bind::<diesel::sql_types::Timestamp, _>(now)
+    .bind::<diesel::sql_types::BigInt, _>(limit)
+    .execute(conn)
+    .await
 }
 
 #[cfg(test)]

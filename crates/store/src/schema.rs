@@ -79,3 +79,25 @@ diesel::table! {
         bytes -> BigInt,
     }
 }
+
+diesel::table! {
+    conversations (id) {
+        id -> Text,
+        principal -> Nullable<Text>,
+        dataset -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    conversation_turns (conversation_id, seq) {
+        conversation_id -> Text,
+        seq -> BigInt,
+        turn -> Text,
+    }
+}
+
+diesel::joinable!(conversation_turns -> conversations (conversation_id));
+diesel::allow_tables_to_appear_in_same_query!(conversations, conversation_turns);

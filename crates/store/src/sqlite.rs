@@ -1,5 +1,11 @@
 //! The SQLite backend: a deadpool pool of `SyncConnectionWrapper<SqliteConnection>` with
-//! per-connection pragmas, and the statements of every port (history, keys, audit, usage).
+//! per-connection pragmas, and the statements of every port (history, keys, audit, usage,
+//! conversations).
+//!
+//! Conversation writes read before they write, so each runs as one `BEGIN IMMEDIATE`
+//! transaction on the plain connection, handed to a blocking thread (see [`blocking`]): it
+//! takes the write lock first and waits for it up to `busy_timeout`, where a deferred
+//! transaction upgrading from a read could fail at once with `SQLITE_BUSY`.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -10,7 +16,7 @@ use bqai_core::auth::keys::{KeyFilter, KeyRecord, KeyUpdate};
 use bqai_core::history::{HistoryEntry, HistoryFilter};
 use bqai_core::model::{Page, PageRequest};
 use bqai_core::{Error, Result};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::ConnectionError;
 use diesel::sqlite::Sqlite;
@@ -23,12 +29,15 @@ use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
 
 use crate::StoreOptions;
 use crate::audit::{AuditRow, list_events_query};
+use crate::conversations::{Append, ConversationRow, Loaded, NewConversation};
 use crate::convert::{from_sql_count, to_sql_time};
 use crate::error::{Port, insert_error, pool_error, query_error};
 use crate::history::{HistoryRow, list_query};
 use crate::keys::{KeyChanges, KeyRow, list_keys_query, revoked_at_after};
 use crate::page::{Cursor, fetch_limit, into_page};
-use crate::schema::{api_keys, audit_log, key_usage, query_history};
+use crate::schema::{
+    api_keys, audit_log, conversation_turns, conversations, key_usage, query_history,
+};
 use crate::usage::{UsageRow, saturating_total};
 
 type Conn = SyncConnectionWrapper<SqliteConnection>;
@@ -416,5 +425,209 @@ impl SqliteStore {
             })
             .await?;
         Ok(from_sql_count(total))
+    }
+
+    /// Runs a conversation write on a blocking thread under the query timeout (see
+    /// [`blocking`]); the statement's own error is left to the caller.
+    async fn blocking<R, F>(&self, op: F) -> Result<QueryResult<R>>
+    where
+        F: FnOnce(&mut SqliteConnection) -> QueryResult<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.run(
+            Port::Conversations,
+            self.options.query_timeout,
+            |mut conn| async move { conn.spawn_blocking(op).await },
+        )
+        .await
+    }
+
+    pub(crate) async fn create_conversation(&self, new: NewConversation) -> Result<()> {
+        let id = new.row.id.clone();
+        self.blocking(move |conn| blocking::create_conversation(conn, &new))
+            .await?
+            .map_err(|e| insert_error(e, Port::Conversations, &id))
+    }
+
+    pub(crate) async fn get_conversation(
+        &self,
+        id: &str,
+        now: NaiveDateTime,
+    ) -> Result<Option<Loaded>> {
+        let id = id.to_owned();
+        let rows = self
+            .query(Port::Conversations, move |mut conn| async move {
+                conversations::table
+                    .left_join(conversation_turns::table)
+                    .filter(conversations::id.eq(id))
+                    .filter(conversations::expires_at.gt(now))
+                    .order(conversation_turns::seq.nullable().asc())
+                    .select((
+                        ConversationRow::as_select(),
+                        conversation_turns::turn.nullable(),
+                    ))
+                    .load(&mut *conn)
+                    .await
+            })
+            .await?;
+        Ok(Loaded::from_joined(rows))
+    }
+
+    pub(crate) async fn append_turn(&self, append: Append) -> Result<Option<Loaded>> {
+        self.blocking(move |conn| blocking::append_turn(conn, &append))
+            .await?
+            .map_err(|e| query_error(e, Port::Conversations))
+    }
+
+    pub(crate) async fn delete_conversation(&self, id: &str, now: NaiveDateTime) -> Result<bool> {
+        let id = id.to_owned();
+        self.blocking(move |conn| blocking::delete_conversation(conn, &id, now))
+            .await?
+            .map_err(|e| query_error(e, Port::Conversations))
+    }
+
+    pub(crate) async fn purge_conversations(&self, now: NaiveDateTime, limit: i64) -> Result<u64> {
+        self.blocking(move |conn| {
+            conn.immediate_transaction(|conn| blocking::purge_conversations(conn, now, limit))
+        })
+        .await?
+        .map(|n| n as u64)
+        .map_err(|e| query_error(e, Port::Conversations))
+    }
+}
+
+/// Conversation writes on the plain (synchronous) connection, each one `BEGIN IMMEDIATE`
+/// transaction, run by [`SqliteStore::blocking`] on a blocking thread.
+///
+/// Turns are deleted explicitly with their conversation: the `ON DELETE CASCADE` only acts on
+/// connections with `PRAGMA foreign_keys = ON` (the pool's have it), and a conversation's turns
+/// must go even when another tool deleted through a connection without it.
+mod blocking {
+    use diesel::prelude::*;
+    use diesel::sqlite::SqliteConnection;
+
+    use crate::conversations::{Append, ConversationRow, Loaded, NewConversation, PURGE_ON_CREATE};
+    use crate::schema::{conversation_turns, conversations};
+    use chrono::NaiveDateTime;
+
+    /// Purges up to [`PURGE_ON_CREATE`] expired conversations, replaces an expired one with
+    /// the same id, and inserts the new one (a live duplicate is a unique violation).
+    pub(super) fn create_conversation(
+        conn: &mut SqliteConnection,
+        new: &NewConversation,
+    ) -> QueryResult<()> {
+        conn.immediate_transaction(|conn| {
+            purge_conversations(conn, new.now, PURGE_ON_CREATE)?;
+            let expired = conversations::table
+                .find(&new.row.id)
+                .filter(conversations::expires_at.le(new.now))
+                .select(conversations::id)
+                .first::<String>(conn)
+                .optional()?;
+            if let Some(id) = expired {
+                delete_with_turns(conn, &[id])?;
+            }
+            diesel::insert_into(conversations::table)
+                .values(&new.row)
+                .execute(conn)?;
+            if !new.turns.is_empty() {
+                diesel::insert_into(conversation_turns::table)
+                    .values(&new.turns)
+                    .execute(conn)?;
+            }
+            Ok(())
+        })
+    }
+
+    pub(super) fn append_turn(
+        conn: &mut SqliteConnection,
+        append: &Append,
+    ) -> QueryResult<Option<Loaded>> {
+        conn.immediate_transaction(|conn| {
+            let Some(mut row) = conversations::table
+                .find(&append.id)
+                .filter(conversations::expires_at.gt(append.now))
+                .select(ConversationRow::as_select())
+                .first(conn)
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let mut turns: Vec<(i64, String)> = conversation_turns::table
+                .filter(conversation_turns::conversation_id.eq(&append.id))
+                .order(conversation_turns::seq.asc())
+                .select((conversation_turns::seq, conversation_turns::turn))
+                .load(conn)?;
+            let (new, drop_through) = append.apply(&mut row, &mut turns);
+            diesel::insert_into(conversation_turns::table)
+                .values(&new)
+                .execute(conn)?;
+            if let Some(last) = drop_through {
+                diesel::delete(
+                    conversation_turns::table
+                        .filter(conversation_turns::conversation_id.eq(&append.id))
+                        .filter(conversation_turns::seq.le(last)),
+                )
+                .execute(conn)?;
+            }
+            diesel::update(conversations::table.find(&append.id))
+                .set((
+                    conversations::dataset.eq(&row.dataset),
+                    conversations::updated_at.eq(row.updated_at),
+                    conversations::expires_at.eq(row.expires_at),
+                ))
+                .execute(conn)?;
+            Ok(Some(Loaded {
+                row,
+                turns: turns.into_iter().map(|(_, t)| t).collect(),
+            }))
+        })
+    }
+
+    /// Deletes the conversation (expired or not) with its turns; whether it was live.
+    pub(super) fn delete_conversation(
+        conn: &mut SqliteConnection,
+        id: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<bool> {
+        conn.immediate_transaction(|conn| {
+            let expires_at = conversations::table
+                .find(id)
+                .select(conversations::expires_at)
+                .first::<NaiveDateTime>(conn)
+                .optional()?;
+            let Some(expires_at) = expires_at else {
+                return Ok(false);
+            };
+            delete_with_turns(conn, &[id.to_owned()])?;
+            Ok(expires_at > now)
+        })
+    }
+
+    /// Deletes up to `limit` conversations expired by `now` (oldest first) with their turns;
+    /// how many. Runs inside the caller's transaction.
+    pub(super) fn purge_conversations(
+        conn: &mut SqliteConnection,
+        now: NaiveDateTime,
+        limit: i64,
+    ) -> QueryResult<usize> {
+        let ids: Vec<String> = conversations::table
+            .filter(conversations::expires_at.le(now))
+            .order(conversations::expires_at.asc())
+            .limit(limit)
+            .select(conversations::id)
+            .load(conn)?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        delete_with_turns(conn, &ids)
+    }
+
+    fn delete_with_turns(conn: &mut SqliteConnection, ids: &[String]) -> QueryResult<usize> {
+        diesel::delete(
+            conversation_turns::table.filter(conversation_turns::conversation_id.eq_any(ids)),
+        )
+        .execute(conn)?;
+        diesel::delete(conversations::table.filter(conversations::id.eq_any(ids))).execute(conn)
     }
 }

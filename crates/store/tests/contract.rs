@@ -1,6 +1,7 @@
-//! The SQLite store against the port contract suites (history, keys, audit, usage), plus
-//! SQLite-specific behaviour: migrations, file creation, concurrency, limits, the append-only
-//! audit log. PostgreSQL's are in `postgres.rs`.
+//! The SQLite store against the port contract suites (history, keys, audit, usage,
+//! conversations), plus SQLite-specific behaviour: migrations, file creation, concurrency,
+//! limits, the append-only audit log, durable and purged conversations. PostgreSQL's are in
+//! `postgres.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -10,11 +11,14 @@ use std::time::Duration;
 use bqai_core::Error;
 use bqai_core::history::HistoryFilter;
 use bqai_core::model::{HealthStatus, PageRequest};
-use bqai_core::ports::{AuditLog, HistoryStore, KeyStore, UsageLedger};
-use bqai_store::{Store, StoreOptions};
+use bqai_core::ports::{AuditLog, ConversationStore, HistoryStore, KeyStore, UsageLedger};
+use bqai_store::{SqlConversationStore, Store, StoreOptions};
 use bqai_testkit::auth::{audit_event, key_record};
 use chrono::{NaiveDate, Utc};
-use common::{auth_contracts, entry, migration_count};
+use common::{auth_contracts, conversations_with_turns, entry, migration_count};
+
+/// The TTL the conversation contract runs with (it sleeps about 2.3 × this).
+const TTL: Duration = Duration::from_secs(1);
 
 async fn migrated(url: &str) -> Store {
     let store = Store::connect(url, StoreOptions::default()).await.unwrap();
@@ -393,4 +397,162 @@ async fn a_locked_database_times_out_and_recovers() {
         .record(&entry("after", "p", Utc::now()))
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_memory_passes_the_conversation_contract() {
+    let store = migrated("sqlite::memory:").await;
+    bqai_testkit::conversation::conversation_contract(store.conversations(TTL), TTL).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_file_passes_the_conversation_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("conversations.db").display());
+    bqai_testkit::conversation::conversation_contract(migrated(&url).await.conversations(TTL), TTL)
+        .await;
+}
+
+// actix-web handlers run on current-thread runtimes; conversation writes go through a
+// blocking thread there too.
+#[tokio::test]
+async fn passes_the_conversation_contract_on_a_current_thread_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = migrated(dir.path().join("ct.db").to_str().unwrap()).await;
+    bqai_testkit::conversation::conversation_contract(store.conversations(TTL), TTL).await;
+}
+
+// The point of the SQL store: a conversation outlives the process that wrote it.
+#[tokio::test(flavor = "multi_thread")]
+async fn conversations_survive_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("durable.db").display());
+    let ttl = Duration::from_secs(3600);
+    let store = migrated(&url).await;
+    let id = conversations_with_turns(store.conversations(ttl).as_ref(), 1)
+        .await
+        .remove(0);
+    let before = store
+        .conversations(ttl)
+        .get_conversation(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    drop(store);
+
+    let reopened = migrated(&url).await;
+    let conversations = reopened.conversations(ttl);
+    let after = conversations.get_conversation(&id).await.unwrap().unwrap();
+    assert_eq!(after, before);
+    assert_eq!(after.turns.len(), 2);
+    assert_eq!(after.dataset.as_deref(), Some("shop"));
+    let grown = conversations
+        .append_turn(&id, &bqai_testkit::conversation::turn(9), None, 10)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(grown.turns.len(), 3);
+    assert_eq!(grown.turns[..2], before.turns[..]);
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+fn count_rows(path: &std::path::Path, table: &str) -> i64 {
+    use diesel::{Connection, RunQueryDsl, SqliteConnection};
+    let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    diesel::sql_query(format!("SELECT count(*) AS n FROM {table}"))
+        .get_result::<Count>(&mut conn)
+        .unwrap()
+        .n
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn purging_removes_expired_conversations_and_their_turns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("purge.db");
+    let store = migrated(path.to_str().unwrap()).await;
+    let short = SqlConversationStore::new(store.clone(), Duration::from_millis(200));
+    let expired = conversations_with_turns(&short, 3).await;
+    let live =
+        conversations_with_turns(store.conversations(Duration::from_secs(3600)).as_ref(), 1).await;
+    assert_eq!(count_rows(&path, "conversation_turns"), 8);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    assert_eq!(short.purge_expired().await.unwrap(), 3);
+    assert_eq!(store.purge_expired_conversations().await.unwrap(), 0);
+    assert_eq!(count_rows(&path, "conversations"), 1);
+    assert_eq!(count_rows(&path, "conversation_turns"), 2);
+    let kept = short.get_conversation(&live[0]).await.unwrap().unwrap();
+    assert_eq!(kept.turns.len(), 2);
+    assert!(short.get_conversation(&expired[0]).await.unwrap().is_none());
+}
+
+// Expired rows do not pile up without a purge job: each create purges some.
+#[tokio::test(flavor = "multi_thread")]
+async fn creating_purges_expired_conversations() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("create-purge.db");
+    let store = migrated(path.to_str().unwrap()).await;
+    let short = SqlConversationStore::new(store.clone(), Duration::from_millis(200));
+    conversations_with_turns(&short, 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        count_rows(&path, "conversations"),
+        3,
+        "expired rows stay until purged"
+    );
+    conversations_with_turns(&short, 1).await;
+    assert_eq!(count_rows(&path, "conversations"), 1);
+    assert_eq!(count_rows(&path, "conversation_turns"), 2);
+}
+
+// An expired conversation is absent: its id may be created again, without its old turns.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_conversation_id_can_be_reused() {
+    let store = migrated("sqlite::memory:").await;
+    let short = SqlConversationStore::new(store.clone(), Duration::from_millis(200));
+    let id = conversations_with_turns(&short, 1).await.remove(0);
+    let mut again = bqai_core::conversation::Conversation::new(None, None);
+    again.id = id.clone();
+    match short.create_conversation(&again).await {
+        Err(Error::Conflict(m)) => assert_eq!(m, format!("conversation {id} already exists")),
+        other => panic!("a live id must be a Conflict, got {other:?}"),
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    short.create_conversation(&again).await.unwrap();
+    let got = short.get_conversation(&id).await.unwrap().unwrap();
+    assert!(got.turns.is_empty(), "the old turns went with the old row");
+    assert_eq!(got.principal, None);
+}
+
+// Conversation statements fail like every other port's on an unmigrated store, naming theirs.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unmigrated_store_fails_conversations_cleanly() {
+    let store = Store::connect("sqlite::memory:", StoreOptions::default())
+        .await
+        .unwrap();
+    let conversations = store.conversations(TTL);
+    let c = bqai_core::conversation::Conversation::new(None, None);
+    for err in [
+        conversations.create_conversation(&c).await.unwrap_err(),
+        conversations.get_conversation(&c.id).await.unwrap_err(),
+        conversations
+            .append_turn(&c.id, &bqai_testkit::conversation::turn(1), None, 3)
+            .await
+            .unwrap_err(),
+        conversations.delete_conversation(&c.id).await.unwrap_err(),
+        store.purge_expired_conversations().await.unwrap_err(),
+    ] {
+        match &err {
+            Error::Unavailable { .. } => {
+                assert_eq!(err.to_string(), "the conversation store is unavailable")
+            }
+            Error::Internal { .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
 }

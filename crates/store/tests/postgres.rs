@@ -1,4 +1,5 @@
-//! The PostgreSQL store against the port contract suites (history, keys, audit, usage), plus
+//! The PostgreSQL store against the port contract suites (history, keys, audit, usage,
+//! conversations), plus
 //! PostgreSQL-specific behaviour: migrations (idempotent, concurrent, current-thread), error
 //! mapping, an unreachable or silent server, statement timeouts, secrecy of the URL's password,
 //! and the append-only audit log.
@@ -14,11 +15,11 @@ use std::time::{Duration, Instant};
 use bqai_core::Error;
 use bqai_core::history::HistoryFilter;
 use bqai_core::model::{HealthStatus, PageRequest};
-use bqai_core::ports::{AuditLog, HistoryStore, KeyStore, UsageLedger};
-use bqai_store::{Store, StoreOptions};
+use bqai_core::ports::{AuditLog, ConversationStore, HistoryStore, KeyStore, UsageLedger};
+use bqai_store::{SqlConversationStore, Store, StoreOptions};
 use bqai_testkit::auth::{audit_event, key_record};
 use chrono::{NaiveDate, Utc};
-use common::{TestDb, all_texts, auth_contracts, entry, migration_count};
+use common::{TestDb, all_texts, auth_contracts, conversations_with_turns, entry, migration_count};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
 async fn migrated(db: &TestDb) -> Store {
@@ -620,4 +621,133 @@ async fn a_blocked_charge_times_out() {
     );
     holder.batch_execute("ROLLBACK").await.unwrap();
     assert_eq!(store.charge_bytes("p", day, 1).await.unwrap(), 2);
+}
+
+/// The TTL the conversation contract runs with (it sleeps about 2.3 × this).
+const TTL: Duration = Duration::from_secs(1);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_passes_the_conversation_contract() {
+    let db = TestDb::create("pg-conversations").await;
+    let store = migrated(&db).await;
+    bqai_testkit::conversation::conversation_contract(store.conversations(TTL), TTL).await;
+}
+
+// Two runs at once on one database (as replicas would share it): neither sees the other's
+// conversations, and the purges each create runs skip what the other holds.
+#[tokio::test(flavor = "multi_thread")]
+async fn conversation_contract_runs_share_a_database() {
+    let db = TestDb::create("pg-conversations-shared").await;
+    let store = migrated(&db).await;
+    tokio::join!(
+        bqai_testkit::conversation::conversation_contract(store.conversations(TTL), TTL),
+        bqai_testkit::conversation::conversation_contract(store.conversations(TTL), TTL),
+    );
+}
+
+#[tokio::test]
+async fn passes_the_conversation_contract_on_a_current_thread_runtime() {
+    let db = TestDb::create("pg-conversations-ct").await;
+    let store = migrated(&db).await;
+    bqai_testkit::conversation::conversation_contract(store.conversations(TTL), TTL).await;
+}
+
+async fn count_rows(url: &str, table: &str) -> i64 {
+    let mut conn = AsyncPgConnection::establish(url).await.unwrap();
+    diesel::sql_query(format!("SELECT count(*) AS n FROM {table}"))
+        .get_result::<Count>(&mut conn)
+        .await
+        .unwrap()
+        .n
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn purging_removes_expired_conversations_and_their_turns() {
+    let db = TestDb::create("pg-conversations-purge").await;
+    let store = migrated(&db).await;
+    let short = SqlConversationStore::new(store.clone(), Duration::from_millis(200));
+    let expired = conversations_with_turns(&short, 3).await;
+    let live =
+        conversations_with_turns(store.conversations(Duration::from_secs(3600)).as_ref(), 1).await;
+    assert_eq!(count_rows(&db.url, "conversation_turns").await, 8);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    assert_eq!(short.purge_expired().await.unwrap(), 3);
+    assert_eq!(store.purge_expired_conversations().await.unwrap(), 0);
+    assert_eq!(count_rows(&db.url, "conversations").await, 1);
+    assert_eq!(count_rows(&db.url, "conversation_turns").await, 2);
+    let kept = short.get_conversation(&live[0]).await.unwrap().unwrap();
+    assert_eq!(kept.turns.len(), 2);
+    assert!(short.get_conversation(&expired[0]).await.unwrap().is_none());
+
+    // Creates purge on their own too.
+    conversations_with_turns(&short, 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(count_rows(&db.url, "conversations").await, 3);
+    conversations_with_turns(&short, 1).await;
+    assert_eq!(count_rows(&db.url, "conversations").await, 2);
+    assert_eq!(count_rows(&db.url, "conversation_turns").await, 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_conversation_id_can_be_reused() {
+    let db = TestDb::create("pg-conversations-reuse").await;
+    let store = migrated(&db).await;
+    let short = SqlConversationStore::new(store.clone(), Duration::from_millis(200));
+    let id = conversations_with_turns(&short, 1).await.remove(0);
+    let mut again = bqai_core::conversation::Conversation::new(None, None);
+    again.id = id.clone();
+    match short.create_conversation(&again).await {
+        Err(Error::Conflict(m)) => assert_eq!(m, format!("conversation {id} already exists")),
+        other => panic!("a live id must be a Conflict, got {other:?}"),
+    }
+    // The failed create left its connection usable.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    short.create_conversation(&again).await.unwrap();
+    let got = short.get_conversation(&id).await.unwrap().unwrap();
+    assert!(got.turns.is_empty(), "the old turns went with the old row");
+}
+
+// An append stuck behind a lock on its conversation ends in `Timeout` on time; the lock
+// released, appends work again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blocked_append_times_out() {
+    let db = TestDb::create("pg-conversations-blocked").await;
+    let options = StoreOptions {
+        query_timeout: Duration::from_millis(400),
+        ..StoreOptions::default()
+    };
+    let store = Store::connect(&db.url, options).await.unwrap();
+    store.migrate().await.unwrap();
+    let conversations = store.conversations(Duration::from_secs(60));
+    let id = conversations_with_turns(conversations.as_ref(), 1)
+        .await
+        .remove(0);
+
+    let mut holder = AsyncPgConnection::establish(&db.url).await.unwrap();
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM conversations WHERE id = '{id}' FOR UPDATE;"
+        ))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let err = conversations
+        .append_turn(&id, &bqai_testkit::conversation::turn(5), None, 10)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+    assert!(started.elapsed() < Duration::from_millis(1000));
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    let after = conversations
+        .append_turn(&id, &bqai_testkit::conversation::turn(6), None, 10)
+        .await
+        .unwrap()
+        .unwrap();
+    let questions: Vec<&str> = after.turns.iter().map(|t| t.question.as_str()).collect();
+    assert_eq!(
+        questions,
+        ["question 0", "question 1", "question 6"],
+        "the timed-out append rolled back"
+    );
 }

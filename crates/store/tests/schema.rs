@@ -195,6 +195,8 @@ fn declared_tables() -> Vec<Table> {
         table!(api_keys),
         table!(audit_log),
         table!(key_usage, composite key),
+        table!(conversations),
+        table!(conversation_turns, composite key),
     ]
 }
 

@@ -62,3 +62,26 @@ pub fn all_texts(err: &bqai_core::Error) -> String {
     }
     text
 }
+
+/// Creates `n` conversations of two turns each in `store` (built with a short TTL); returns
+/// their ids.
+pub async fn conversations_with_turns(
+    store: &dyn bqai_core::ports::ConversationStore,
+    n: usize,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let c = bqai_core::conversation::Conversation::new(Some("p".into()), None);
+        store.create_conversation(&c).await.unwrap();
+        for t in 0..2 {
+            let turn = bqai_testkit::conversation::turn(t);
+            store
+                .append_turn(&c.id, &turn, Some("shop"), 10)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        ids.push(c.id);
+    }
+    ids
+}

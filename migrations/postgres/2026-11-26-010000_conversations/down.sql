@@ -1,0 +1,2 @@
+DROP TABLE conversation_turns;
+DROP TABLE conversations;
