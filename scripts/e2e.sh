@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The chat page in a real browser: installs Debian's chromium (only if missing) and the pinned
-# playwright-core, builds bqai, starts `bqai serve` on a free loopback port with a fresh data
-# directory, and runs the Node tests in tests/e2e against it. Exits non-zero when a test fails.
+# playwright-core, builds bqai, starts two `bqai serve`s on free loopback ports with fresh data
+# directories — one open (auth off), one with API keys on and an analyst key made offline with
+# `bqai keys create` — and runs the Node tests in tests/e2e against them. Exits non-zero when a
+# test fails.
 #
 #   BQAI_CHROMIUM   the browser (default /usr/bin/chromium)
 set -euo pipefail
@@ -26,32 +28,53 @@ export PLAYWRIGHT_CORE_DIR BQAI_CHROMIUM="${chromium}"
 cargo build --locked -p bqai >&2
 bin="${CARGO_TARGET_DIR}/debug/bqai"
 
-port="$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")"
-data_dir="$(mktemp -d)"
-log="${data_dir}/serve.log"
-BQAI__LOG__LEVEL=warn "${bin}" --data-dir "${data_dir}" serve --host 127.0.0.1 --port "${port}" >"${log}" 2>&1 &
-server=$!
+free_port() {
+  node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"
+}
+work="$(mktemp -d)"
+servers=()
 cleanup() {
-  kill "${server}" 2>/dev/null || true
-  wait "${server}" 2>/dev/null || true
-  rm -rf "${data_dir}"
+  for pid in "${servers[@]}"; do kill "${pid}" 2>/dev/null || true; done
+  for pid in "${servers[@]}"; do wait "${pid}" 2>/dev/null || true; done
+  rm -rf "${work}"
 }
 trap cleanup EXIT
 
-export BQAI_URL="http://127.0.0.1:${port}"
-for _ in $(seq 1 120); do
-  if curl -sf "${BQAI_URL}/health" >/dev/null 2>&1; then break; fi
-  if ! kill -0 "${server}" 2>/dev/null; then
-    echo "e2e: bqai serve exited:" >&2; cat "${log}" >&2; exit 1
-  fi
-  sleep 0.5
-done
-curl -sf "${BQAI_URL}/health" >/dev/null || { echo "e2e: bqai did not come up" >&2; cat "${log}" >&2; exit 1; }
+# start NAME [ENV=VALUE…]: `bqai serve` with data directory ${work}/NAME; sets ${url}.
+start() {
+  local name="$1"; shift
+  local port dir="${work}/${name}"
+  port="$(free_port)"
+  mkdir -p "${dir}"
+  env BQAI__LOG__LEVEL=warn "$@" "${bin}" --data-dir "${dir}" serve --host 127.0.0.1 --port "${port}" \
+    >"${work}/${name}.log" 2>&1 &
+  servers+=($!)
+  url="http://127.0.0.1:${port}"
+  for _ in $(seq 1 120); do
+    if curl -sf "${url}/health" >/dev/null 2>&1; then return 0; fi
+    if ! kill -0 "${servers[-1]}" 2>/dev/null; then break; fi
+    sleep 0.5
+  done
+  echo "e2e: bqai serve (${name}) did not come up:" >&2; cat "${work}/${name}.log" >&2
+  return 1
+}
+
+start open
+BQAI_URL="${url}"
+# Keys on: the analyst key is made offline against the server's own store, as an operator would.
+mkdir -p "${work}/keys"
+BQAI_AUTH_KEY="$(BQAI__AUTH__MODE=api_key "${bin}" --data-dir "${work}/keys" keys create --name e2e --role analyst \
+  | tr ' ' '\n' | grep -m1 '^bqai_')"
+start keys BQAI__AUTH__MODE=api_key
+BQAI_AUTH_URL="${url}"
+export BQAI_URL BQAI_AUTH_URL BQAI_AUTH_KEY
 
 status=0
 node --test --test-concurrency=1 tests/e2e/ || status=$?
 if [[ ${status} -ne 0 ]]; then
-  echo "e2e: failed; the server's log:" >&2
-  tail -n 50 "${log}" >&2
+  for name in open keys; do
+    echo "e2e: failed; the ${name} server's log:" >&2
+    tail -n 50 "${work}/${name}.log" >&2
+  done
 fi
 exit "${status}"

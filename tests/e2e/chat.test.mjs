@@ -1,61 +1,11 @@
 // The chat page in headless Chromium (playwright-core, Debian's chromium) against a running
 // `bqai serve` (scripts/e2e.sh starts one and sets BQAI_URL).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { WAIT, open as openOn, askAndWait, rowsOf } from './helpers.mjs';
 
 const BASE = process.env.BQAI_URL;
-const PW = process.env.PLAYWRIGHT_CORE_DIR;
-if (!BASE || !PW) throw new Error('run through scripts/e2e.sh (BQAI_URL and PLAYWRIGHT_CORE_DIR)');
-const { chromium } = await import(pathToFileURL(join(PW, 'index.mjs')).href);
-
-const WAIT = 60_000;
-let browser;
-
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.BQAI_CHROMIUM || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
-});
-
-after(async () => {
-  await browser?.close();
-});
-
-/** A fresh page that records dialogs, script errors and CSP violations. */
-async function open() {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  const seen = { dialogs: [], errors: [] };
-  page.on('dialog', async (d) => { seen.dialogs.push(d.message()); await d.dismiss(); });
-  page.on('pageerror', (e) => seen.errors.push(String(e)));
-  page.on('console', (m) => { if (m.type() === 'error') seen.errors.push(m.text()); });
-  const response = await page.goto(BASE + '/');
-  assert.equal(response.status(), 200);
-  const csp = response.headers()['content-security-policy'] || '';
-  assert.match(csp, /script-src 'self'/);
-  assert.match(csp, /connect-src 'self'/);
-  await page.locator('#conn-text', { hasText: 'Connected' }).waitFor({ timeout: WAIT });
-  return { page, context, seen };
-}
-
-async function askAndWait(page, question, index) {
-  await page.locator('#question').fill(question);
-  await page.locator('#question').press('Enter');
-  const turn = page.locator('article.turn').nth(index);
-  await turn.locator('h2.question').waitFor({ timeout: WAIT });
-  await page.waitForFunction(
-    (i) => document.querySelectorAll('article.turn')[i]?.getAttribute('aria-busy') === 'false',
-    index, { timeout: WAIT },
-  );
-  return turn;
-}
-
-async function rowsOf(turn) {
-  return turn.locator('table tbody tr').count();
-}
+const open = () => openOn(BASE);
 
 test('ask, see the stages, SQL, table and chart, then follow a suggestion', async () => {
   const { page, context, seen } = await open();

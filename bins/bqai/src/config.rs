@@ -61,8 +61,9 @@ pub struct Settings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConversationsConfig {
-    /// Where conversations live: `memory` (in-process, the default). `redis` and `sql` are
-    /// reserved for the shared stores and refused until they exist.
+    /// Where conversations live: `memory` (in-process, the default; lost on restart, not
+    /// shared between replicas), `redis` (the Redis of `cache.url`, shared by replicas) or
+    /// `sql` (the database of `store.url`, durable).
     pub store: String,
     /// Seconds an idle conversation lives (every turn extends it).
     pub ttl_secs: u64,
@@ -442,6 +443,8 @@ pub struct WsConfig {
     pub send_timeout_secs: u64,
     /// Asks in flight per connection.
     pub max_in_flight: usize,
+    /// Open connections per server; more upgrades get 503 `TOO_MANY_CONNECTIONS`.
+    pub max_connections: usize,
 }
 
 impl Default for WsConfig {
@@ -456,6 +459,7 @@ impl Default for WsConfig {
             outbound_queue: d.outbound_queue,
             send_timeout_secs: d.send_timeout.as_secs(),
             max_in_flight: d.max_in_flight,
+            max_connections: d.max_connections,
         }
     }
 }
@@ -472,6 +476,7 @@ impl WsConfig {
             outbound_queue: self.outbound_queue,
             send_timeout: Duration::from_secs(self.send_timeout_secs),
             max_in_flight: self.max_in_flight,
+            max_connections: self.max_connections,
         }
     }
 }
@@ -545,6 +550,9 @@ impl Settings {
                 "ws.idle_timeout_secs and ws.send_timeout_secs must be at least 1".to_string(),
             );
         }
+        if ws.max_connections == 0 {
+            problems.push("ws.max_connections must be at least 1".to_string());
+        }
         if ws.outbound_queue < 8 || ws.max_in_flight == 0 {
             problems.push(
                 "ws.outbound_queue must be at least 8 and ws.max_in_flight at least 1".to_string(),
@@ -598,11 +606,17 @@ impl Settings {
                 .push("cache.url must be empty (in-process) or start with redis://".to_string());
         }
         let c = &self.conversations;
-        if c.store != "memory" {
-            problems.push(format!(
-                "conversations.store {:?} is not available: only \"memory\" is implemented",
-                c.store
-            ));
+        match c.store.as_str() {
+            "memory" | "sql" => {}
+            "redis" if self.cache.url.is_empty() => problems.push(
+                "conversations.store = \"redis\" keeps conversations in the Redis of cache.url, \
+                 which is empty"
+                    .to_string(),
+            ),
+            "redis" => {}
+            other => problems.push(format!(
+                "conversations.store must be \"memory\", \"redis\" or \"sql\", not {other:?}"
+            )),
         }
         if c.ttl_secs == 0 || c.ttl_secs > 30 * 24 * 3600 {
             problems.push("conversations.ttl_secs must be between 1 and 2592000".to_string());

@@ -16,7 +16,7 @@ use bqai_core::auth::Authenticator;
 use bqai_core::catalog::CatalogService;
 use bqai_core::llm::Llm;
 use bqai_core::model::Principal;
-use bqai_core::ports::{AuditLog, Cache, HistoryStore, RateLimiter, Warehouse};
+use bqai_core::ports::{AuditLog, Cache, ConversationStore, HistoryStore, RateLimiter, Warehouse};
 use bqai_core::query::QueryService;
 use bqai_core::resilience::FallbackRateLimiter;
 use bqai_core::result_cache::CachedWarehouse;
@@ -25,7 +25,7 @@ use bqai_http::AppState;
 use bqai_local::LocalWarehouse;
 use bqai_memory::{BufferedHistory, MemoryCache, MemoryRateLimiter};
 use bqai_planner::Planner;
-use bqai_redis::{RedisCache, RedisClient, RedisRateLimiter};
+use bqai_redis::{RedisCache, RedisClient, RedisConversationStore, RedisRateLimiter};
 use bqai_store::{Store, StoreOptions};
 
 use crate::auth::check_bind;
@@ -141,10 +141,7 @@ impl Services {
                 ask_settings,
             )
             .with_conversations(
-                Arc::new(bqai_memory::MemoryConversationStore::new(
-                    Duration::from_secs(settings.conversations.ttl_secs),
-                    settings.conversations.max_conversations,
-                )),
+                build_conversations(settings, &store)?,
                 settings.conversation_settings(),
             ),
         );
@@ -183,6 +180,52 @@ pub fn build_cache(settings: &Settings) -> anyhow::Result<(Arc<dyn Cache>, Arc<d
         Arc::new(MemoryRateLimiter::new()),
     );
     Ok((Arc::new(RedisCache::from_client(client)), Arc::new(limiter)))
+}
+
+/// The conversation store `conversations.store` names.
+fn build_conversations(
+    settings: &Settings,
+    store: &Store,
+) -> anyhow::Result<Arc<dyn ConversationStore>> {
+    let ttl = Duration::from_secs(settings.conversations.ttl_secs);
+    Ok(match settings.conversations.store.as_str() {
+        "redis" => {
+            let client = RedisClient::new(settings.redis_options())
+                .map_err(|e| anyhow::anyhow!("cache.url: {e}"))?;
+            tracing::info!(redis = %client.options().redacted_url(), "conversations are kept in Redis");
+            Arc::new(RedisConversationStore::from_client(client, ttl))
+        }
+        "sql" => {
+            tracing::info!("conversations are kept in the SQL store");
+            spawn_conversation_purge(store.clone(), PURGE_INTERVAL);
+            store.conversations(ttl)
+        }
+        _ => Arc::new(bqai_memory::MemoryConversationStore::new(
+            ttl,
+            settings.conversations.max_conversations,
+        )),
+    })
+}
+
+/// How often expired conversations are deleted from the SQL store (creates purge a few too).
+const PURGE_INTERVAL: Duration = Duration::from_secs(600);
+
+/// Deletes expired conversations from the SQL store every `interval`, so a store that stops
+/// getting new conversations does not keep old ones forever. Failures are logged and retried
+/// at the next tick.
+fn spawn_conversation_purge(store: Store, interval: Duration) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match store.purge_expired_conversations().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "expired conversations deleted"),
+                Err(e) => tracing::warn!(error = %e, "could not purge expired conversations"),
+            }
+        }
+    });
 }
 
 /// The semantic models: the demo's when the demo dataset is on, then the configured files.
@@ -282,6 +325,7 @@ impl Application {
             audit: services.audit,
             ask: services.ask,
             llm: services.llm,
+            ws_connections: bqai_http::WsConnections::new(settings.ws.max_connections),
             settings: settings.http(),
             version: env!("CARGO_PKG_VERSION").to_string(),
         };

@@ -62,6 +62,12 @@ impl ApiError {
         e
     }
 
+    /// The same error, telling the client when to try again (`Retry-After`).
+    pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
+        self.retry_after = Some(retry_after);
+        self
+    }
+
     /// The stable error code.
     pub fn code(&self) -> &'static str {
         self.code

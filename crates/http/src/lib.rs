@@ -25,7 +25,7 @@ use actix_web::middleware::{Compress, Condition, DefaultHeaders, from_fn};
 use actix_web::{App, HttpRequest, HttpServer, web};
 
 pub use error::ApiError;
-pub use state::{AppState, HttpSettings, WsSettings};
+pub use state::{AppState, HttpSettings, WsConnections, WsSettings};
 
 /// Registers every route and the extractor configurations on an actix `App` (or a test
 /// service). The caller provides `web::Data<AppState>`.

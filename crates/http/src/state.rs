@@ -61,6 +61,9 @@ pub struct WsSettings {
     pub send_timeout: std::time::Duration,
     /// Asks in flight per connection; more are refused with `TOO_MANY_ASKS`.
     pub max_in_flight: usize,
+    /// Open connections per server; an upgrade beyond it is refused with 503
+    /// `TOO_MANY_CONNECTIONS` (each idle connection costs memory and a heartbeat timer).
+    pub max_connections: usize,
 }
 
 impl Default for WsSettings {
@@ -74,6 +77,7 @@ impl Default for WsSettings {
             outbound_queue: 64,
             send_timeout: std::time::Duration::from_secs(10),
             max_in_flight: 3,
+            max_connections: 10_000,
         }
     }
 }
@@ -125,4 +129,39 @@ pub struct AppState {
     pub settings: HttpSettings,
     /// Version string for `/health`.
     pub version: String,
+    /// The WebSocket connections open on this server.
+    pub ws_connections: WsConnections,
+}
+
+/// The open WebSocket connections, at most [`WsSettings::max_connections`]; clones share the
+/// count. A connection holds a slot (a semaphore permit) for its whole life.
+#[derive(Clone, Debug)]
+pub struct WsConnections {
+    slots: Arc<tokio::sync::Semaphore>,
+    max: usize,
+}
+
+impl WsConnections {
+    /// Room for `max` connections.
+    pub fn new(max: usize) -> Self {
+        Self {
+            slots: Arc::new(tokio::sync::Semaphore::new(max)),
+            max,
+        }
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.max.saturating_sub(self.slots.available_permits())
+    }
+
+    /// The most connections allowed.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// A slot for a new connection, unless all are taken; the slot frees itself on drop.
+    pub(crate) fn try_open(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        Arc::clone(&self.slots).try_acquire_owned().ok()
+    }
 }

@@ -218,3 +218,100 @@ async fn another_key_cannot_read_continue_or_delete() {
     assert_eq!(app.get_as(&keys.admin, &path).await.status, 200);
     assert_eq!(delete_status(&app, &path, Some(&keys.analyst)).await, 204);
 }
+
+/// "revenue by country in 2024" on `a`, then "now by month" and "only web orders" on `b`:
+/// the follow-ups must be read in the context `a` stored, and both replicas see every turn.
+async fn continue_on_another_replica(a: &TestApp, b: &TestApp) {
+    let id = create(a).await;
+    ask(a, &id, "revenue by country in 2024").await;
+    ask(b, &id, "now by month").await;
+    let third = ask(b, &id, "only web orders").await;
+    let sql = third["sql"].as_str().unwrap();
+    for part in ["date_trunc('month'", "'web'", "2024-01-01"] {
+        assert!(sql.contains(part), "{part} missing from {sql}");
+    }
+    for app in [a, b] {
+        let got = app.get(&format!("/api/v1/conversations/{id}")).await;
+        assert_eq!(got.status, 200, "{}", got.body);
+        let questions: Vec<&str> = got.body["turns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["question"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            questions,
+            [
+                "revenue by country in 2024",
+                "now by month",
+                "only web orders"
+            ]
+        );
+    }
+    assert_eq!(
+        delete_status(b, &format!("/api/v1/conversations/{id}"), None).await,
+        204
+    );
+    let gone = a.get(&format!("/api/v1/conversations/{id}")).await;
+    assert_eq!(gone.status, 404, "{}", gone.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_share_conversations_through_redis() {
+    let namespace = format!("{}:", bqai_testkit::unique_prefix("conv"));
+    let replica = |namespace: String| {
+        spawn_app_with(move |s| {
+            s.cache.url = "redis://127.0.0.1:6379".into();
+            s.cache.redis_namespace = namespace;
+            s.conversations.store = "redis".into();
+        })
+    };
+    let a = replica(namespace.clone()).await;
+    let b = replica(namespace).await;
+    continue_on_another_replica(&a, &b).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_share_conversations_through_postgres() {
+    let db = bqai_testkit::postgres::TestDb::create("api-conversations").await;
+    let replica = |url: String| {
+        spawn_app_with(move |s| {
+            s.store.url = url;
+            s.conversations.store = "sql".into();
+        })
+    };
+    let a = replica(db.url.clone()).await;
+    let b = replica(db.url.clone()).await;
+    continue_on_another_replica(&a, &b).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sql_conversations_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("bqai.db").display());
+    let app_on = |url: String| {
+        spawn_app_with(move |s| {
+            s.store.url = url;
+            s.conversations.store = "sql".into();
+        })
+    };
+    let first = app_on(url.clone()).await;
+    let id = create(&first).await;
+    ask(&first, &id, "revenue by country in 2024").await;
+    drop(first);
+
+    let second = app_on(url).await;
+    let next = ask(&second, &id, "now by month").await;
+    let sql = next["sql"].as_str().unwrap();
+    assert!(
+        sql.contains("date_trunc('month'") && sql.contains("2024-01-01"),
+        "the follow-up is read in the context stored before the restart: {sql}"
+    );
+    let got = second.get(&format!("/api/v1/conversations/{id}")).await;
+    assert_eq!(
+        got.body["turns"].as_array().unwrap().len(),
+        2,
+        "{}",
+        got.body
+    );
+}

@@ -144,10 +144,10 @@ async fn an_ask_streams_every_stage_then_the_answer() {
             "status:understanding",
             "status:generating",
             "status:validating",
-            "status:estimating",
-            "status:running",
             "sql",
+            "status:estimating",
             "estimate",
+            "status:running",
             "result",
             "suggestions",
             "done"
@@ -291,13 +291,23 @@ async fn cancel_stops_the_query_in_the_warehouse() {
         json!({"type": "ask", "question": "the slow one", "request_id": "slow"}),
     )
     .await;
+    // The SQL and its estimate come before `running`: a client sees what will run and what
+    // it costs before the warehouse is asked.
+    let mut seen = Vec::new();
     loop {
         let ev = next_event(&mut ws).await;
-        assert_eq!(ev["type"], "status", "{ev}");
-        if ev["stage"] == "running" {
+        assert!(
+            matches!(ev["type"].as_str(), Some("status" | "sql" | "estimate")),
+            "{ev}"
+        );
+        let running = ev["stage"] == "running";
+        seen.push(ev);
+        if running {
             break;
         }
     }
+    assert!(sql_of(&seen).contains("cross join"), "{seen:#?}");
+    assert!(of_type(&seen, "estimate")["bytes"].as_u64().unwrap() > 0);
     let started = Instant::now();
     while warehouse.running_queries() == 0 {
         assert!(
@@ -680,4 +690,40 @@ async fn the_chat_page_loads_without_a_key_under_a_strict_policy() {
     app.get("/api/v1/datasets")
         .await
         .assert_error(401, "UNAUTHENTICATED");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_caps_open_connections() {
+    let app = spawn_app_with(|s| s.ws.max_connections = 2).await;
+    let mut first = connect(&app).await;
+    let mut second = connect(&app).await;
+    ping_pong(&mut first).await;
+    ping_pong(&mut second).await;
+
+    match connect_async(url(&app, "")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 503);
+            assert!(resp.headers().contains_key("retry-after"), "{resp:?}");
+            let body: Value = serde_json::from_slice(resp.body().as_deref().unwrap()).unwrap();
+            assert_eq!(body["error"]["code"], "TOO_MANY_CONNECTIONS", "{body}");
+        }
+        other => panic!("expected 503, got {other:?}"),
+    }
+    // The open ones are untouched by the refusal.
+    ping_pong(&mut second).await;
+
+    // Closing one frees its slot (once the server has seen the close).
+    first.close(None).await.unwrap();
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut third = loop {
+        match connect_async(url(&app, "")).await {
+            Ok((ws, _)) => break ws,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "no slot freed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    ping_pong(&mut third).await;
 }

@@ -150,9 +150,22 @@ pub enum AskStage {
 }
 
 /// Receives progress of one ask (the WebSocket streams these); the default ignores it.
+///
+/// For a question answered with SQL the calls come in this order: `stage(Understanding)`,
+/// `stage(Generating)`, `stage(Validating)` (then `stage(Correcting)` and again
+/// `Generating`/`Validating` for each retry), `planned` once the SQL passed every check,
+/// `stage(Estimating)`, `estimated`, and `stage(Running)` unless it is a dry run — so a client
+/// sees the SQL and its cost before the warehouse is asked to run anything.
 pub trait AskObserver: Send + Sync {
     /// A stage started; `attempt` is the generator attempt (1-based) where it applies.
     fn stage(&self, stage: AskStage, attempt: Option<u32>);
+
+    /// The SQL that will run (after the guard's rewrite) passed the guard, the dry run and
+    /// the caps.
+    fn planned(&self, _sql: &str, _explanation: &str) {}
+
+    /// The dry run's estimate for the planned SQL.
+    fn estimated(&self, _bytes_processed: u64, _cost_usd: f64) {}
 }
 
 struct NoObserver;
@@ -750,7 +763,13 @@ impl AskService {
         mut memo: Memo,
         observer: &dyn AskObserver,
     ) -> Result<(AskAnswer, Memo)> {
+        observer.planned(planned.sql(), &explanation);
         observer.stage(AskStage::Estimating, None);
+        let estimate = crate::model::CostEstimate::from_bytes(
+            planned.bytes_processed(),
+            self.queries.limits().usd_per_tib,
+        );
+        observer.estimated(planned.bytes_processed(), estimate.usd);
         let submitted = planned.submitted_sql().to_string();
         let read: Vec<Table> = tables
             .iter()

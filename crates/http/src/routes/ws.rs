@@ -1,8 +1,9 @@
 //! `GET /api/v1/ws/agent`: the conversational WebSocket API (actix-ws).
 //!
 //! One connection is one conversation: `configure` picks (or creates) it, each `ask` streams
-//! the pipeline's stages as they happen, then the SQL, the estimate, the rows and follow-up
-//! suggestions, and ends with `done` or `error`. The protocol is documented in docs/API.md.
+//! the pipeline's stages as they happen, the SQL and its estimate once they passed every
+//! check (before the query runs), then the rows and follow-up suggestions, and ends with
+//! `done` or `error`. The protocol is documented in docs/API.md.
 //!
 //! How a connection is run:
 //! - **Authentication** is the `/api/v1` middleware's (a key, or `?ticket=` on the upgrade);
@@ -33,6 +34,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, web};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
 use bqai_core::ask::{AskAnswer, AskObserver, AskRequest, AskStage, CatalogAnswer};
@@ -64,6 +66,17 @@ pub async fn agent(
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let Some(slot) = state.ws_connections.try_open() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "TOO_MANY_CONNECTIONS",
+            format!(
+                "this server has the most WebSocket connections it accepts ({}); retry later",
+                state.ws_connections.max()
+            ),
+        )
+        .with_retry_after(Duration::from_secs(5)));
+    };
     let (response, session, stream) = actix_ws::handle(&req, body).map_err(|_| {
         ApiError::invalid(
             "this endpoint speaks WebSocket: send an upgrade request (GET with Upgrade: websocket)",
@@ -81,7 +94,10 @@ pub async fn agent(
     );
     let upgrade_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
     let connection = Connection::new(state.clone(), caller.0, client, upgrade_id, settings);
-    actix_web::rt::spawn(connection.run(session, stream));
+    actix_web::rt::spawn(async move {
+        connection.run(session, stream).await;
+        drop(slot);
+    });
     Ok(response)
 }
 
@@ -822,10 +838,14 @@ struct AskTask {
     out: Outbox,
 }
 
-/// Streams stages as `status` events.
+/// Streams stages as `status` events, and the SQL and its estimate as soon as the plan
+/// passed every check (before the warehouse runs anything).
 struct StageObserver<'a> {
     request_id: &'a str,
     out: &'a Outbox,
+    /// Whether `sql` and `estimate` went out already (they do not for schema answers, whose
+    /// `sql` event is sent with the answer).
+    planned: AtomicBool,
 }
 
 impl AskObserver for StageObserver<'_> {
@@ -836,6 +856,23 @@ impl AskObserver for StageObserver<'_> {
             attempt,
         });
     }
+
+    fn planned(&self, sql: &str, explanation: &str) {
+        self.planned.store(true, Ordering::Relaxed);
+        self.out.send(&Event::Sql {
+            request_id: self.request_id,
+            sql: Some(sql),
+            explanation,
+        });
+    }
+
+    fn estimated(&self, bytes: u64, cost_usd: f64) {
+        self.out.send(&Event::Estimate {
+            request_id: self.request_id,
+            bytes,
+            cost_usd,
+        });
+    }
 }
 
 impl AskTask {
@@ -843,6 +880,7 @@ impl AskTask {
         let observer = StageObserver {
             request_id: &self.request_id,
             out: &self.out,
+            planned: AtomicBool::new(false),
         };
         let target = request.dataset_id.clone();
         let outcome = self
@@ -857,18 +895,16 @@ impl AskTask {
         };
         match outcome {
             Ok(answer) => {
-                self.answer(&answer);
+                self.answer(&answer, observer.planned.load(Ordering::Relaxed));
                 if !event.targets.contains(&answer.dataset) {
                     event.targets.push(answer.dataset.clone());
                 }
                 event.sql_fingerprint = answer.sql.as_deref().map(sql_fingerprint);
                 if let Some(o) = &answer.result {
-                    event.bytes = if o.result.stats.bytes_billed > 0 {
-                        o.result.stats.bytes_billed
-                    } else if o.dry_run {
+                    event.bytes = if o.dry_run {
                         0
                     } else {
-                        o.result.stats.bytes_processed
+                        o.result.stats.charged_bytes()
                     };
                     for t in &o.referenced_tables {
                         let t = t.to_string();
@@ -896,20 +932,26 @@ impl AskTask {
         audit(&self.state, event);
     }
 
-    fn answer(&self, answer: &AskAnswer) {
+    /// Sends what the observer has not streamed already: the rows, a schema answer, the
+    /// suggestions.
+    fn answer(&self, answer: &AskAnswer, planned_sent: bool) {
         let id = self.request_id.as_str();
-        self.out.send(&Event::Sql {
-            request_id: id,
-            sql: answer.sql.as_deref(),
-            explanation: &answer.explanation,
-        });
+        if !planned_sent {
+            self.out.send(&Event::Sql {
+                request_id: id,
+                sql: answer.sql.as_deref(),
+                explanation: &answer.explanation,
+            });
+        }
         if let Some(outcome) = &answer.result {
             let stats = &outcome.result.stats;
-            self.out.send(&Event::Estimate {
-                request_id: id,
-                bytes: stats.bytes_processed,
-                cost_usd: stats.estimated_cost_usd,
-            });
+            if !planned_sent {
+                self.out.send(&Event::Estimate {
+                    request_id: id,
+                    bytes: stats.bytes_processed,
+                    cost_usd: stats.estimated_cost_usd,
+                });
+            }
             if !outcome.dry_run {
                 self.out.send(&Event::Result {
                     request_id: id,

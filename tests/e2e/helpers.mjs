@@ -1,0 +1,60 @@
+// Shared by the browser tests: the browser, a page that records what went wrong, an ask.
+import { before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const PW = process.env.PLAYWRIGHT_CORE_DIR;
+if (!process.env.BQAI_URL || !PW) throw new Error('run through scripts/e2e.sh (BQAI_URL and PLAYWRIGHT_CORE_DIR)');
+const { chromium } = await import(pathToFileURL(join(PW, 'index.mjs')).href);
+
+export const WAIT = 60_000;
+let browser;
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.BQAI_CHROMIUM || '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+/**
+ * A fresh page on `base` that records dialogs, script errors and CSP violations; waits for
+ * "Connected" unless `connected` is false.
+ */
+export async function open(base, { connected = true } = {}) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const seen = { dialogs: [], errors: [] };
+  page.on('dialog', async (d) => { seen.dialogs.push(d.message()); await d.dismiss(); });
+  page.on('pageerror', (e) => seen.errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') seen.errors.push(m.text()); });
+  const response = await page.goto(base + '/');
+  assert.equal(response.status(), 200);
+  const csp = response.headers()['content-security-policy'] || '';
+  assert.match(csp, /script-src 'self'/);
+  assert.match(csp, /connect-src 'self'/);
+  if (connected) await page.locator('#conn-text', { hasText: 'Connected' }).waitFor({ timeout: WAIT });
+  return { page, context, seen };
+}
+
+/** Asks `question` and waits until the `index`-th turn is answered. */
+export async function askAndWait(page, question, index) {
+  await page.locator('#question').fill(question);
+  await page.locator('#question').press('Enter');
+  const turn = page.locator('article.turn').nth(index);
+  await turn.locator('h2.question').waitFor({ timeout: WAIT });
+  await page.waitForFunction(
+    (i) => document.querySelectorAll('article.turn')[i]?.getAttribute('aria-busy') === 'false',
+    index, { timeout: WAIT },
+  );
+  return turn;
+}
+
+export async function rowsOf(turn) {
+  return turn.locator('table tbody tr').count();
+}
