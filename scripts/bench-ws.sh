@@ -15,7 +15,7 @@ SESSIONS=${SESSIONS:-1000}
 ASKS=${ASKS:-200}
 PORT=${PORT:-18090}
 dir=$([[ $PROFILE == release ]] && echo release || echo debug)
-cargo build --profile "$PROFILE" -p bqai --example ws_load
+cargo build --locked --profile "$PROFILE" -p bqai --bins --example ws_load
 bin="$CARGO_TARGET_DIR/$dir/bqai"
 load="$CARGO_TARGET_DIR/$dir/examples/ws_load"
 
@@ -25,6 +25,7 @@ BQAI__SERVER__REQUESTS_PER_MINUTE=0 BQAI__LOG__LEVEL=warn "$bin" serve --port "$
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.2; done
+curl -sf "http://127.0.0.1:$PORT/health" >/dev/null || { echo "bqai did not come up" >&2; exit 1; }
 url="ws://127.0.0.1:$PORT/api/v1/ws/agent"
 rss() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
 
