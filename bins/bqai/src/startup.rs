@@ -125,7 +125,12 @@ impl Services {
         let queries = QueryService::new(warehouse.clone(), history.clone(), limits)
             .with_usage_ledger(store.usage());
         let auth = crate::auth::authenticator(settings, store.keys())?;
-        let audit = settings.auth.audit.then(|| store.audit());
+        // Group commit: every /api/v1 call waits for its audit event to be stored, and
+        // concurrent calls share one transaction (docs/benchmarks.md has the numbers).
+        let audit = settings.auth.audit.then(|| {
+            bqai_memory::BatchedAuditLog::spawn(store.audit(), AUDIT_BATCH, AUDIT_QUEUE)
+                as Arc<dyn AuditLog>
+        });
         let mut ask_settings = settings.ask_settings();
         if ask_settings.default_dataset.is_none() && settings.demo_only() {
             ask_settings.default_dataset = Some(bqai_local::demo::DEMO_DATASET.to_string());
@@ -206,6 +211,11 @@ fn build_conversations(
         )),
     })
 }
+
+/// Most audit events written in one transaction.
+const AUDIT_BATCH: usize = 256;
+/// Audit events waiting for the writer before callers wait for room.
+const AUDIT_QUEUE: usize = 4096;
 
 /// How often expired conversations are deleted from the SQL store (creates purge a few too).
 const PURGE_INTERVAL: Duration = Duration::from_secs(600);

@@ -145,6 +145,15 @@ pub trait AuditLog: Send + Sync {
     /// Appends one event.
     async fn append(&self, event: &AuditEvent) -> Result<()>;
 
+    /// Appends several events, all or none (a durable store commits them together, which
+    /// is what makes group commit cheap). The default appends them one by one.
+    async fn append_batch(&self, events: &[AuditEvent]) -> Result<()> {
+        for event in events {
+            self.append(event).await?;
+        }
+        Ok(())
+    }
+
     /// Events matching `filter`, newest first.
     async fn list_events(
         &self,

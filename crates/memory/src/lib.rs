@@ -1,17 +1,20 @@
 //! bqai-memory: in-process adapters for a single node — a byte-bounded [`MemoryCache`] (moka)
 //! and a keyed [`MemoryRateLimiter`] (governor), [`MemoryConversationStore`] (conversations
-//! with a TTL) — and [`BufferedHistory`], the in-memory queue
-//! that keeps history records while the history store is down.
+//! with a TTL) — and two decorators: [`BufferedHistory`], the in-memory queue that keeps
+//! history records while the history store is down, and [`BatchedAuditLog`], group commit for
+//! the audit log (concurrent calls share one write; each still waits for its own event).
 //!
 //! They are the embedded defaults: nothing to run, nothing shared between replicas. Several
 //! replicas behind a load balancer need the Redis adapters instead, which pass the same
 //! contract suites.
 
+mod audit_batcher;
 mod cache;
 mod conversations;
 mod history_buffer;
 mod rate_limiter;
 
+pub use audit_batcher::BatchedAuditLog;
 pub use cache::{CacheStats, MemoryCache};
 pub use conversations::MemoryConversationStore;
 pub use history_buffer::BufferedHistory;

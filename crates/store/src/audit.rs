@@ -152,6 +152,20 @@ impl AuditLog for Store {
         }
     }
 
+    async fn append_batch(&self, events: &[AuditEvent]) -> Result<()> {
+        let rows = events
+            .iter()
+            .map(AuditRow::from_event)
+            .collect::<Result<Vec<_>>>()?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        match self.backend.as_ref() {
+            Backend::Sqlite(s) => s.append_events(rows).await,
+            Backend::Postgres(s) => s.append_events(rows).await,
+        }
+    }
+
     async fn list_events(
         &self,
         filter: &AuditFilter,

@@ -466,6 +466,22 @@ impl PgStore {
         .await
     }
 
+    /// Inserts `rows` in one statement (one commit for all of them).
+    pub(crate) async fn append_events(&self, rows: Vec<AuditRow>) -> Result<()> {
+        let first = <[AuditRow]>::first(&rows)
+            .map(|r| r.id.clone())
+            .unwrap_or_default();
+        self.insert(Port::Audit, &first, move |conn| {
+            Box::pin(async move {
+                diesel::insert_into(audit_log::table)
+                    .values(&rows)
+                    .execute(conn)
+                    .await
+            })
+        })
+        .await
+    }
+
     pub(crate) async fn list_events(
         &self,
         filter: &AuditFilter,

@@ -372,6 +372,26 @@ impl SqliteStore {
         .await
     }
 
+    /// Inserts `rows` in one transaction (one commit, one sync to disk for all of them).
+    pub(crate) async fn append_events(&self, rows: Vec<AuditRow>) -> Result<()> {
+        let first = <[AuditRow]>::first(&rows)
+            .map(|r| r.id.clone())
+            .unwrap_or_default();
+        self.insert(Port::Audit, &first, |mut conn| async move {
+            conn.transaction(async |conn| {
+                for row in &rows {
+                    diesel::insert_into(audit_log::table)
+                        .values(row)
+                        .execute(conn)
+                        .await?;
+                }
+                Ok(rows.len())
+            })
+            .await
+        })
+        .await
+    }
+
     pub(crate) async fn list_events(
         &self,
         filter: &AuditFilter,

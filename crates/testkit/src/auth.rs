@@ -527,6 +527,7 @@ pub async fn audit_log_contract(log: Arc<dyn AuditLog>) {
     event_round_trip(log, &p).await;
     anonymous_event(log, &p).await;
     event_duplicate_id(log, &p).await;
+    event_batches(log, &p).await;
     let listed = seed_events(log, &p).await;
     events_newest_first(log, &listed).await;
     event_filters(log, &listed).await;
@@ -677,6 +678,44 @@ async fn event_duplicate_id(log: &dyn AuditLog, p: &str) {
         page.items,
         [first],
         "a rejected duplicate must neither overwrite the original nor be added"
+    );
+}
+
+/// `append_batch` stores every event of a batch, and a batch holding an id already stored
+/// stores none of its events (all or none).
+async fn event_batches(log: &dyn AuditLog, p: &str) {
+    let principal = format!("{p}-principal-batch");
+    let batch: Vec<AuditEvent> = (0..50)
+        .map(|n| {
+            let mut e = audit_event(&format!("{p}-batch-{n:02}"), now_micros());
+            e.principal = Some(principal.clone());
+            e
+        })
+        .collect();
+    log.append_batch(&batch)
+        .await
+        .unwrap_or_else(|e| panic!("append_batch of 50 failed: {e}"));
+    log.append_batch(&[])
+        .await
+        .unwrap_or_else(|e| panic!("an empty append_batch failed: {e}"));
+    let stored = list_events(log, &by_principal(&principal), &PageRequest::first(100)).await;
+    let mut ids: Vec<&str> = stored.items.iter().map(|e| e.id.as_str()).collect();
+    ids.sort_unstable();
+    let expected: Vec<&str> = batch.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, expected, "every event of a batch must be stored");
+
+    let mut fresh = audit_event(&format!("{p}-batch-new"), now_micros());
+    fresh.principal = Some(principal.clone());
+    let clash = vec![fresh, batch[0].clone()];
+    assert!(
+        log.append_batch(&clash).await.is_err(),
+        "a batch with a stored id must fail"
+    );
+    let after = list_events(log, &by_principal(&principal), &PageRequest::first(100)).await;
+    assert_eq!(
+        after.items.len(),
+        50,
+        "a failed batch must store none of its events"
     );
 }
 

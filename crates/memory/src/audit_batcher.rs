@@ -1,0 +1,229 @@
+//! [`BatchedAuditLog`]: group commit for the audit log. Every `/api/v1` call appends one
+//! event and answers only once it is stored; written one by one, each call paid a commit (a
+//! sync to disk on SQLite), which capped cheap calls at a few thousand per second. This
+//! decorator hands events to one writer task, which writes whatever has queued up meanwhile
+//! as one batch ([`AuditLog::append_batch`]: one transaction) and then answers every caller
+//! of the batch. Callers still wait for *their* event to be durable — nothing is acknowledged
+//! before it is stored — but concurrent calls share a commit. An idle server adds no delay: a
+//! lone event is written at once, as a batch of one.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bqai_core::auth::audit::{AuditEvent, AuditFilter};
+use bqai_core::model::{Page, PageRequest};
+use bqai_core::ports::AuditLog;
+use bqai_core::{Error, Result};
+use tokio::sync::{mpsc, oneshot};
+
+/// What the writer needs to know of one caller.
+struct Pending {
+    event: AuditEvent,
+    done: oneshot::Sender<Result<()>>,
+}
+
+/// The [`AuditLog`] decorator that batches concurrent appends into one write of the inner
+/// log. Reads go straight to the inner log.
+pub struct BatchedAuditLog {
+    inner: Arc<dyn AuditLog>,
+    queue: mpsc::Sender<Pending>,
+}
+
+impl std::fmt::Debug for BatchedAuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchedAuditLog")
+            .field(
+                "queued",
+                &(self.queue.max_capacity() - self.queue.capacity()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl BatchedAuditLog {
+    /// Wraps `inner`, writing at most `max_batch` events per batch; at most `queue` events
+    /// wait for the writer (callers beyond that wait for room, which is back-pressure, not
+    /// loss). Spawns the writer on the current Tokio runtime; it ends when the log is dropped.
+    pub fn spawn(inner: Arc<dyn AuditLog>, max_batch: usize, queue: usize) -> Arc<Self> {
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        tokio::spawn(write_batches(inner.clone(), rx, max_batch.max(1)));
+        Arc::new(Self { inner, queue: tx })
+    }
+}
+
+/// The writer: takes the first waiting event, then everything else already waiting (up to
+/// `max_batch`), writes them together and answers each caller with the batch's outcome.
+async fn write_batches(
+    inner: Arc<dyn AuditLog>,
+    mut rx: mpsc::Receiver<Pending>,
+    max_batch: usize,
+) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(max_batch);
+    while rx.recv_many(&mut batch, max_batch).await > 0 {
+        let events: Vec<AuditEvent> = batch.iter().map(|p| p.event.clone()).collect();
+        let outcome = inner.append_batch(&events).await;
+        for pending in batch.drain(..) {
+            // A caller that gave up (its request was dropped) is no reason to stop.
+            let _ = pending.done.send(match &outcome {
+                Ok(()) => Ok(()),
+                Err(e) => Err(same_error(e)),
+            });
+        }
+    }
+}
+
+/// A copy of `e` for each caller of a failed batch (core errors are not `Clone`): the kind
+/// and the safe text survive, which is what callers log and map to a status.
+fn same_error(e: &Error) -> Error {
+    match e {
+        Error::Timeout(d) => Error::Timeout(*d),
+        Error::Conflict(m) => Error::Conflict(m.clone()),
+        Error::Unavailable { what, .. } => Error::unavailable(what.clone(), e.to_string()),
+        other => Error::internal("appending to the audit log", other.to_string()),
+    }
+}
+
+#[async_trait]
+impl AuditLog for BatchedAuditLog {
+    async fn append(&self, event: &AuditEvent) -> Result<()> {
+        let (done, answer) = oneshot::channel();
+        let pending = Pending {
+            event: event.clone(),
+            done,
+        };
+        let gone = || Error::unavailable("the audit log", "the audit writer has stopped");
+        self.queue.send(pending).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    async fn append_batch(&self, events: &[AuditEvent]) -> Result<()> {
+        // Already a batch: no reason to split it across the writer's batches.
+        self.inner.append_batch(events).await
+    }
+
+    async fn list_events(
+        &self,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AuditEvent>> {
+        self.inner.list_events(filter, page).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// An inner log that records the size of every write and can be made to fail or stall.
+    #[derive(Default)]
+    struct Recorder {
+        writes: Mutex<Vec<usize>>,
+        stored: Mutex<Vec<String>>,
+        fail: std::sync::atomic::AtomicBool,
+        stall: tokio::sync::Notify,
+        stalled: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait]
+    impl AuditLog for Recorder {
+        async fn append(&self, event: &AuditEvent) -> Result<()> {
+            self.append_batch(std::slice::from_ref(event)).await
+        }
+
+        async fn append_batch(&self, events: &[AuditEvent]) -> Result<()> {
+            if self.stalled.load(std::sync::atomic::Ordering::SeqCst) {
+                self.stall.notified().await;
+            }
+            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(Error::unavailable("the audit log", "database down"));
+            }
+            self.writes.lock().unwrap().push(events.len());
+            self.stored
+                .lock()
+                .unwrap()
+                .extend(events.iter().map(|e| e.id.clone()));
+            Ok(())
+        }
+
+        async fn list_events(&self, _: &AuditFilter, _: &PageRequest) -> Result<Page<AuditEvent>> {
+            Ok(Page {
+                items: Vec::new(),
+                next_page_token: None,
+            })
+        }
+    }
+
+    fn event(n: usize) -> AuditEvent {
+        bqai_testkit::auth::audit_event(&format!("ev-{n:04}"), chrono::Utc::now())
+    }
+
+    #[tokio::test]
+    async fn a_lone_event_is_written_at_once() {
+        let inner = Arc::new(Recorder::default());
+        let log = BatchedAuditLog::spawn(inner.clone(), 64, 64);
+        tokio::time::timeout(Duration::from_secs(1), log.append(&event(1)))
+            .await
+            .expect("no waiting for company")
+            .unwrap();
+        assert_eq!(*inner.writes.lock().unwrap(), [1]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_events_share_writes_and_every_caller_waits_for_its_own() {
+        let inner = Arc::new(Recorder::default());
+        let log = BatchedAuditLog::spawn(inner.clone(), 64, 1024);
+        // Hold the writer on its first batch so the rest pile up behind it.
+        inner
+            .stalled
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut calls = tokio::task::JoinSet::new();
+        for n in 0..200 {
+            let log = log.clone();
+            calls.spawn(async move { log.append(&event(n)).await });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            inner.stored.lock().unwrap().is_empty(),
+            "nothing is stored while the writer is held"
+        );
+        assert!(
+            calls.try_join_next().is_none(),
+            "no caller is answered before its event is stored"
+        );
+        inner
+            .stalled
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        inner.stall.notify_one();
+        while let Some(outcome) = calls.join_next().await {
+            outcome.unwrap().unwrap();
+        }
+        let writes = inner.writes.lock().unwrap().clone();
+        assert_eq!(writes.iter().sum::<usize>(), 200, "{writes:?}");
+        assert!(writes.iter().all(|&n| n <= 64), "{writes:?}");
+        assert!(
+            writes.len() <= 5,
+            "200 waiting events need a handful of writes, not 200: {writes:?}"
+        );
+        let mut stored = inner.stored.lock().unwrap().clone();
+        stored.sort();
+        stored.dedup();
+        assert_eq!(stored.len(), 200, "every event stored once");
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_fails_each_caller_and_the_writer_carries_on() {
+        let inner = Arc::new(Recorder::default());
+        let log = BatchedAuditLog::spawn(inner.clone(), 64, 64);
+        inner.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+        match log.append(&event(1)).await {
+            Err(Error::Unavailable { what, .. }) => assert_eq!(what, "the audit log"),
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+        inner.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+        log.append(&event(2)).await.unwrap();
+        assert_eq!(*inner.stored.lock().unwrap(), ["ev-0002"]);
+    }
+}
