@@ -268,7 +268,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                      'http://HOST:PORT/api/v1/admin/cache?dataset_id={dataset}'"
                 );
             }
-            let (cache, _) = crate::startup::build_cache(&settings)?;
+            let redis = crate::startup::redis_client(&settings)?;
+            let (cache, _) = crate::startup::build_cache(&settings, redis.as_ref());
             let removed = bqai_core::result_cache::invalidate_dataset(cache.as_ref(), &dataset)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?;

@@ -89,7 +89,9 @@ impl Services {
         generator: Arc<dyn SqlGenerator>,
         llm: Option<Arc<dyn Llm>>,
     ) -> anyhow::Result<Self> {
-        let (cache, rate_limiter) = build_cache(settings)?;
+        // One pool and one circuit breaker for everything kept in Redis.
+        let redis = redis_client(settings)?;
+        let (cache, rate_limiter) = build_cache(settings, redis.as_ref());
         let warehouse = Arc::new(CachedWarehouse::new(
             warehouse,
             cache.clone(),
@@ -146,7 +148,7 @@ impl Services {
                 ask_settings,
             )
             .with_conversations(
-                build_conversations(settings, &store)?,
+                build_conversations(settings, &store, redis.as_ref())?,
                 settings.conversation_settings(),
             ),
         );
@@ -167,38 +169,53 @@ impl Services {
     }
 }
 
-/// The cache and rate limiter: in-process, or shared through Redis when `cache.url` is set
-/// (the limiter then falls back to the in-process one while Redis is down; the cache is
-/// bypassed, since `CachedWarehouse` treats its errors as misses).
-pub fn build_cache(settings: &Settings) -> anyhow::Result<(Arc<dyn Cache>, Arc<dyn RateLimiter>)> {
+/// The Redis client of `cache.url`, if one is set (nothing connects yet).
+pub fn redis_client(settings: &Settings) -> anyhow::Result<Option<RedisClient>> {
     if settings.cache.url.is_empty() {
-        return Ok((
-            Arc::new(MemoryCache::new(settings.cache.max_bytes)),
-            Arc::new(MemoryRateLimiter::new()),
-        ));
+        return Ok(None);
     }
     let client = RedisClient::new(settings.redis_options())
         .map_err(|e| anyhow::anyhow!("cache.url: {e}"))?;
+    Ok(Some(client))
+}
+
+/// The cache and rate limiter: in-process, or shared through `redis` (the client of
+/// `cache.url`) when there is one (the limiter then falls back to the in-process one while
+/// Redis is down; the cache is bypassed, since `CachedWarehouse` treats its errors as misses).
+pub fn build_cache(
+    settings: &Settings,
+    redis: Option<&RedisClient>,
+) -> (Arc<dyn Cache>, Arc<dyn RateLimiter>) {
+    let Some(client) = redis else {
+        return (
+            Arc::new(MemoryCache::new(settings.cache.max_bytes)),
+            Arc::new(MemoryRateLimiter::new()),
+        );
+    };
     tracing::info!(redis = %client.options().redacted_url(), "cache and rate limits are shared through Redis");
     let limiter = FallbackRateLimiter::new(
         Arc::new(RedisRateLimiter::from_client(client.clone())),
         Arc::new(MemoryRateLimiter::new()),
     );
-    Ok((Arc::new(RedisCache::from_client(client)), Arc::new(limiter)))
+    (
+        Arc::new(RedisCache::from_client(client.clone())),
+        Arc::new(limiter),
+    )
 }
 
 /// The conversation store `conversations.store` names.
 fn build_conversations(
     settings: &Settings,
     store: &Store,
+    redis: Option<&RedisClient>,
 ) -> anyhow::Result<Arc<dyn ConversationStore>> {
     let ttl = Duration::from_secs(settings.conversations.ttl_secs);
     Ok(match settings.conversations.store.as_str() {
         "redis" => {
-            let client = RedisClient::new(settings.redis_options())
-                .map_err(|e| anyhow::anyhow!("cache.url: {e}"))?;
+            // The settings check refuses `redis` without `cache.url`.
+            let client = redis.context("conversations.store = \"redis\" needs cache.url")?;
             tracing::info!(redis = %client.options().redacted_url(), "conversations are kept in Redis");
-            Arc::new(RedisConversationStore::from_client(client, ttl))
+            Arc::new(RedisConversationStore::from_client(client.clone(), ttl))
         }
         "sql" => {
             tracing::info!("conversations are kept in the SQL store");

@@ -150,11 +150,6 @@ impl WsConnections {
         }
     }
 
-    /// Connections open now.
-    pub fn open(&self) -> usize {
-        self.max.saturating_sub(self.slots.available_permits())
-    }
-
     /// The most connections allowed.
     pub fn max(&self) -> usize {
         self.max

@@ -173,6 +173,28 @@ pub(crate) struct Loaded {
     pub turns: Vec<String>,
 }
 
+/// The live conversation `$id` joined with its turns in order, boxed for `$backend` — the
+/// one read both backends run (a macro, as `list_query` is, since the boxed query's type
+/// names the backend).
+macro_rules! load_query {
+    ($backend:ty, $id:expr, $now:expr) => {{
+        use crate::schema::{conversation_turns, conversations};
+        let id: String = $id;
+        let now: chrono::NaiveDateTime = $now;
+        conversations::table
+            .left_join(conversation_turns::table)
+            .filter(conversations::id.eq(id))
+            .filter(conversations::expires_at.gt(now))
+            .order(conversation_turns::seq.nullable().asc())
+            .select((
+                crate::conversations::ConversationRow::as_select(),
+                conversation_turns::turn.nullable(),
+            ))
+            .into_boxed::<$backend>()
+    }};
+}
+pub(crate) use load_query;
+
 impl Loaded {
     /// Groups the rows of the conversation-left-join-turns query (ordered by `seq`).
     pub(crate) fn from_joined(rows: Vec<(ConversationRow, Option<String>)>) -> Option<Self> {

@@ -37,7 +37,9 @@ use tokio_postgres::config::{Host, SslMode};
 
 use crate::StoreOptions;
 use crate::audit::{AuditRow, list_events_query};
-use crate::conversations::{Append, ConversationRow, Loaded, NewConversation, PURGE_ON_CREATE};
+use crate::conversations::{
+    Append, ConversationRow, Loaded, NewConversation, PURGE_ON_CREATE, load_query,
+};
 use crate::convert::{from_sql_count, to_sql_time};
 use crate::error::{Port, insert_error, pool_error, query_error};
 use crate::history::{HistoryRow, list_query};
@@ -583,19 +585,7 @@ impl PgStore {
         let id = id.to_owned();
         let rows = self
             .query(Port::Conversations, move |conn| {
-                Box::pin(async move {
-                    conversations::table
-                        .left_join(conversation_turns::table)
-                        .filter(conversations::id.eq(id))
-                        .filter(conversations::expires_at.gt(now))
-                        .order(conversation_turns::seq.nullable().asc())
-                        .select((
-                            ConversationRow::as_select(),
-                            conversation_turns::turn.nullable(),
-                        ))
-                        .load(conn)
-                        .await
-                })
+                Box::pin(async move { load_query!(Pg, id, now).load(conn).await })
             })
             .await?;
         Ok(Loaded::from_joined(rows))

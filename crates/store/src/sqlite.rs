@@ -29,15 +29,13 @@ use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
 
 use crate::StoreOptions;
 use crate::audit::{AuditRow, list_events_query};
-use crate::conversations::{Append, ConversationRow, Loaded, NewConversation};
+use crate::conversations::{Append, Loaded, NewConversation, load_query};
 use crate::convert::{from_sql_count, to_sql_time};
 use crate::error::{Port, insert_error, pool_error, query_error};
 use crate::history::{HistoryRow, list_query};
 use crate::keys::{KeyChanges, KeyRow, list_keys_query, revoked_at_after};
 use crate::page::{Cursor, fetch_limit, into_page};
-use crate::schema::{
-    api_keys, audit_log, conversation_turns, conversations, key_usage, query_history,
-};
+use crate::schema::{api_keys, audit_log, key_usage, query_history};
 use crate::usage::{UsageRow, saturating_total};
 
 type Conn = SyncConnectionWrapper<SqliteConnection>;
@@ -477,17 +475,7 @@ impl SqliteStore {
         let id = id.to_owned();
         let rows = self
             .query(Port::Conversations, move |mut conn| async move {
-                conversations::table
-                    .left_join(conversation_turns::table)
-                    .filter(conversations::id.eq(id))
-                    .filter(conversations::expires_at.gt(now))
-                    .order(conversation_turns::seq.nullable().asc())
-                    .select((
-                        ConversationRow::as_select(),
-                        conversation_turns::turn.nullable(),
-                    ))
-                    .load(&mut *conn)
-                    .await
+                load_query!(Sqlite, id, now).load(&mut *conn).await
             })
             .await?;
         Ok(Loaded::from_joined(rows))

@@ -694,18 +694,7 @@ async fn an_expired_conversation_id_can_be_reused() {
     let db = TestDb::create("pg-conversations-reuse").await;
     let store = migrated(&db).await;
     let short = SqlConversationStore::new(store.clone(), Duration::from_millis(200));
-    let id = conversations_with_turns(&short, 1).await.remove(0);
-    let mut again = bqai_core::conversation::Conversation::new(None, None);
-    again.id = id.clone();
-    match short.create_conversation(&again).await {
-        Err(Error::Conflict(m)) => assert_eq!(m, format!("conversation {id} already exists")),
-        other => panic!("a live id must be a Conflict, got {other:?}"),
-    }
-    // The failed create left its connection usable.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    short.create_conversation(&again).await.unwrap();
-    let got = short.get_conversation(&id).await.unwrap().unwrap();
-    assert!(got.turns.is_empty(), "the old turns went with the old row");
+    common::expired_id_is_reusable(&short).await;
 }
 
 // An append stuck behind a lock on its conversation ends in `Timeout` on time; the lock

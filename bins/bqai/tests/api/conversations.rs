@@ -28,6 +28,19 @@ async fn delete_status(app: &TestApp, path: &str, key: Option<&str>) -> u16 {
     status
 }
 
+/// A deleted or expired conversation can neither be read nor continued with `question`.
+async fn assert_gone(app: &TestApp, id: &str, question: &str) {
+    app.get(&format!("/api/v1/conversations/{id}"))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    app.post_json(
+        "/api/v1/ask",
+        &json!({"question": question, "conversation_id": id}),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+}
+
 async fn ask(app: &TestApp, conversation: &str, question: &str) -> Value {
     let r = app
         .post_json(
@@ -82,15 +95,7 @@ async fn three_turns_with_the_builtin_planner() {
         delete_status(&app, &format!("/api/v1/conversations/{id}"), None).await,
         204
     );
-    app.get(&format!("/api/v1/conversations/{id}"))
-        .await
-        .assert_error(404, "NOT_FOUND");
-    app.post_json(
-        "/api/v1/ask",
-        &json!({"question": "now by week", "conversation_id": id}),
-    )
-    .await
-    .assert_error(404, "NOT_FOUND");
+    assert_gone(&app, &id, "now by week").await;
 }
 
 #[tokio::test]
@@ -160,15 +165,7 @@ async fn bad_unknown_and_expired_ids() {
 
     let id = create(&app).await;
     tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
-    app.get(&format!("/api/v1/conversations/{id}"))
-        .await
-        .assert_error(404, "NOT_FOUND");
-    app.post_json(
-        "/api/v1/ask",
-        &json!({"question": "now by month", "conversation_id": id}),
-    )
-    .await
-    .assert_error(404, "NOT_FOUND");
+    assert_gone(&app, &id, "now by month").await;
 }
 
 #[tokio::test]

@@ -843,9 +843,6 @@ struct AskTask {
 struct StageObserver<'a> {
     request_id: &'a str,
     out: &'a Outbox,
-    /// Whether `sql` and `estimate` went out already (they do not for schema answers, whose
-    /// `sql` event is sent with the answer).
-    planned: AtomicBool,
 }
 
 impl AskObserver for StageObserver<'_> {
@@ -858,7 +855,6 @@ impl AskObserver for StageObserver<'_> {
     }
 
     fn planned(&self, sql: &str, explanation: &str) {
-        self.planned.store(true, Ordering::Relaxed);
         self.out.send(&Event::Sql {
             request_id: self.request_id,
             sql: Some(sql),
@@ -880,7 +876,6 @@ impl AskTask {
         let observer = StageObserver {
             request_id: &self.request_id,
             out: &self.out,
-            planned: AtomicBool::new(false),
         };
         let target = request.dataset_id.clone();
         let outcome = self
@@ -895,7 +890,7 @@ impl AskTask {
         };
         match outcome {
             Ok(answer) => {
-                self.answer(&answer, observer.planned.load(Ordering::Relaxed));
+                self.answer(&answer);
                 if !event.targets.contains(&answer.dataset) {
                     event.targets.push(answer.dataset.clone());
                 }
@@ -933,10 +928,12 @@ impl AskTask {
     }
 
     /// Sends what the observer has not streamed already: the rows, a schema answer, the
-    /// suggestions.
-    fn answer(&self, answer: &AskAnswer, planned_sent: bool) {
+    /// suggestions. An answer with a query result went through `planned` and `estimated`
+    /// (the observer sent `sql` and `estimate`); a schema answer did not, so its `sql` event
+    /// (with `sql: null`) goes out here.
+    fn answer(&self, answer: &AskAnswer) {
         let id = self.request_id.as_str();
-        if !planned_sent {
+        if answer.result.is_none() {
             self.out.send(&Event::Sql {
                 request_id: id,
                 sql: answer.sql.as_deref(),
@@ -945,13 +942,6 @@ impl AskTask {
         }
         if let Some(outcome) = &answer.result {
             let stats = &outcome.result.stats;
-            if !planned_sent {
-                self.out.send(&Event::Estimate {
-                    request_id: id,
-                    bytes: stats.bytes_processed,
-                    cost_usd: stats.estimated_cost_usd,
-                });
-            }
             if !outcome.dry_run {
                 self.out.send(&Event::Result {
                     request_id: id,

@@ -85,3 +85,26 @@ pub async fn conversations_with_turns(
     }
     ids
 }
+
+/// An expired conversation is absent: while it lives its id is a `Conflict`; once its 200 ms
+/// TTL has passed (`short` must be built with it) the id may be created again, without the
+/// old turns. Returns the new conversation.
+pub async fn expired_id_is_reusable(
+    short: &dyn bqai_core::ports::ConversationStore,
+) -> bqai_core::conversation::Conversation {
+    let id = conversations_with_turns(short, 1).await.remove(0);
+    let mut again = bqai_core::conversation::Conversation::new(None, None);
+    again.id = id.clone();
+    match short.create_conversation(&again).await {
+        Err(bqai_core::Error::Conflict(m)) => {
+            assert_eq!(m, format!("conversation {id} already exists"));
+        }
+        other => panic!("a live id must be a Conflict, got {other:?}"),
+    }
+    // The failed create left its connection usable.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    short.create_conversation(&again).await.unwrap();
+    let got = short.get_conversation(&id).await.unwrap().unwrap();
+    assert!(got.turns.is_empty(), "the old turns went with the old row");
+    got
+}
