@@ -477,8 +477,9 @@ fn a_scope_of_all_datasets_still_refuses_other_projects() {
     );
 }
 
-/// Flat chains build left-deep trees the guard must walk, render and drop without running out
-/// of stack (test threads have 2 MiB); past the token budget they are refused before parsing.
+/// Flat chains build left-deep trees the guard must walk and drop without running out of stack
+/// (test threads have 2 MiB); within the token budget they are refused as too complex, past it
+/// before parsing.
 #[test]
 fn long_chains_do_not_exhaust_the_stack() {
     for dialect in [SqlDialect::BigQuery, SqlDialect::DataFusion] {
@@ -487,20 +488,90 @@ fn long_chains_do_not_exhaust_the_stack() {
 }
 
 fn long_chains(p: &GuardPolicy) {
+    let reason = |sql: &str| check(sql, p).err().map(|r| r.reason);
     let plus = format!("SELECT {}1", "1 + ".repeat(9_990));
-    assert!(check(&plus, p).is_ok());
+    assert_eq!(reason(&plus), Some(TooComplex));
     let unions = format!("SELECT 1{}", " UNION ALL SELECT 1".repeat(3_990));
-    assert!(check(&unions, p).is_ok());
+    assert_eq!(reason(&unions), Some(TooComplex));
     let ands = format!(
         "SELECT 1 FROM shop.orders WHERE {}TRUE",
         "a = 1 AND ".repeat(4_990)
     );
-    assert!(check(&ands, p).is_ok());
+    assert_eq!(reason(&ands), Some(TooComplex));
 
     let huge = format!("SELECT {}1", "1 + ".repeat(200_000));
-    assert_eq!(check(&huge, p).err().map(|r| r.reason), Some(Unparseable));
+    assert_eq!(reason(&huge), Some(Unparseable));
     let huge = format!("SELECT 1{}", " UNION ALL SELECT 1".repeat(100_000));
-    assert_eq!(check(&huge, p).err().map(|r| r.reason), Some(Unparseable));
+    assert_eq!(reason(&huge), Some(Unparseable));
+}
+
+/// The short statements that crashed the server (a ~2 KB query overflowing the engine's
+/// planning stack) are refused before they reach it, with a message saying what to change;
+/// statements of the same kinds within the bounds still pass.
+#[test]
+fn deep_or_large_statements_are_refused_as_too_complex() {
+    use bqai_core::guard::{MAX_EXPRESSION_DEPTH, MAX_SET_OPERATIONS, MAX_TABLES};
+    for dialect in [SqlDialect::BigQuery, SqlDialect::DataFusion] {
+        let p = policy(dialect, SHOP);
+        let casts = |n: usize| match dialect {
+            SqlDialect::BigQuery => {
+                format!("SELECT {}1{}", "CAST(".repeat(n), " AS INT64)".repeat(n))
+            }
+            SqlDialect::DataFusion => format!("SELECT 1{}", "::BIGINT".repeat(n)),
+        };
+        let crashing = [
+            casts(250),
+            format!("SELECT {}", vec!["1"; 1_000].join("+")),
+            format!(
+                "SELECT 1 FROM shop.orders WHERE {}",
+                vec!["id = 1"; 1_000].join(" OR ")
+            ),
+            vec!["SELECT 1"; 600].join(" UNION ALL "),
+            format!("SELECT {}", vec!["'a'"; 1_500].join("||")),
+            format!(
+                "SELECT 1 FROM orders{}",
+                (1..200)
+                    .map(|i| format!(" JOIN orders o{i} ON o{i}.id = orders.id"))
+                    .collect::<String>()
+            ),
+        ];
+        for sql in &crashing {
+            let rejection = check(sql, &p).expect_err(&sql[..60.min(sql.len())]);
+            assert_eq!(rejection.reason, TooComplex, "{}", &sql[..60]);
+            assert!(
+                rejection.message.contains("too complex"),
+                "{}",
+                rejection.message
+            );
+        }
+        // BigQuery nests a CAST in its own parentheses; the parser bounds those at 50.
+        let depth = MAX_EXPRESSION_DEPTH.min(40);
+        let fine = [
+            casts(depth / 2),
+            format!("SELECT {}", vec!["1"; MAX_EXPRESSION_DEPTH / 2].join("+")),
+            vec!["SELECT 1"; MAX_SET_OPERATIONS].join(" UNION ALL "),
+            format!(
+                "SELECT 1 FROM orders{}",
+                (1..MAX_TABLES)
+                    .map(|i| format!(" JOIN orders o{i} ON o{i}.id = orders.id"))
+                    .collect::<String>()
+            ),
+            format!(
+                "SELECT 1 FROM shop.orders WHERE id IN ({})",
+                (0..5_000)
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ];
+        for sql in &fine {
+            assert!(
+                check(sql, &p).is_ok(),
+                "{dialect:?}: {}",
+                &sql[..80.min(sql.len())]
+            );
+        }
+    }
 }
 
 #[test]
@@ -528,4 +599,85 @@ fn placeholders_are_reported() {
 
     let g = check("SELECT 1 AS x FROM orders", &df).unwrap();
     assert!(g.placeholders.is_empty());
+}
+
+/// Runs `check` on its own thread and fails the test (instead of hanging CI) if it takes
+/// longer than a minute.
+fn check_in_time(
+    sql: String,
+    p: GuardPolicy,
+) -> Result<bqai_core::guard::GuardedSql, bqai_core::guard::Rejection> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(check(&sql, &p));
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(outcome) => outcome,
+        Err(_) => panic!("the guard must answer within a minute"),
+    }
+}
+
+/// Short statements sqlparser 0.62 parses in exponential time (a reserved word read both as
+/// an expression and as a name, re-walking the rest of the statement at every level) are
+/// refused once the parse has used its budget, instead of holding a thread for hours.
+#[test]
+fn pathological_parses_end_quickly() {
+    for dialect in [SqlDialect::BigQuery, SqlDialect::DataFusion] {
+        let p = policy(dialect, SHOP);
+        let shapes = [
+            // Parses (correctly) in exponential time: 30 links would take hours.
+            format!("SELECT {}c", "case - ".repeat(30)),
+            // A syntax error at the bottom of nested CASTs: every level retries.
+            format!(
+                "SELECT {}1 +{}",
+                "CAST(".repeat(30),
+                " AS INT64)".repeat(30)
+            ),
+            format!(
+                "SELECT {}1 +{}",
+                "SUBSTRING(".repeat(30),
+                " FROM 1)".repeat(30)
+            ),
+            format!("SELECT {}", "x-not-b.".repeat(30)),
+            format!(
+                "SELECT {}1{}",
+                "TRY_CAST(".repeat(49),
+                " AS INT64)".repeat(49)
+            ),
+            format!("SELECT {}c FROM shop.orders", "case - ".repeat(25)),
+        ];
+        for sql in shapes {
+            let started = std::time::Instant::now();
+            let outcome = check_in_time(sql.clone(), p.clone());
+            let reason = outcome.as_ref().err().map(|r| r.reason);
+            assert!(
+                matches!(reason, Some(TooComplex | Unparseable)),
+                "{dialect:?} {sql:?}: {outcome:?} after {:?}",
+                started.elapsed()
+            );
+        }
+        // Nesting sqlparser does not bound (type parameters, CASE) is refused from the
+        // tokens, before it can overflow the parser's stack.
+        let structs = format!(
+            "SELECT CAST(NULL AS {}INT64{})",
+            "STRUCT<a ".repeat(1_000),
+            ">".repeat(1_000)
+        );
+        let cases = format!(
+            "SELECT {}1{}",
+            "CASE WHEN TRUE THEN ".repeat(3_000),
+            " END".repeat(3_000)
+        );
+        for sql in [structs, cases] {
+            let reason = check_in_time(sql, p.clone()).err().map(|r| r.reason);
+            assert_eq!(reason, Some(TooComplex), "{dialect:?}");
+        }
+        // Ordinary nesting is fine.
+        let nested = format!(
+            "SELECT {}1{}",
+            "CASE WHEN TRUE THEN ".repeat(20),
+            " END".repeat(20)
+        );
+        assert!(check(&nested, &p).is_ok());
+    }
 }

@@ -25,6 +25,9 @@ pub(crate) fn query_error(err: DataFusionError) -> Error {
         DataFusionError::ResourcesExhausted(_) => {
             Error::unavailable("the local query engine (memory limit reached)", err)
         }
+        _ if let Some(e) = regex_error(&err) => {
+            Error::InvalidQuery(clean(&format!("invalid regular expression: {e}")))
+        }
         DataFusionError::ArrowError(arrow, _) => match arrow.as_ref() {
             ArrowError::ComputeError(_)
             | ArrowError::DivideByZero
@@ -49,6 +52,16 @@ pub(crate) fn query_error(err: DataFusionError) -> Error {
         DataFusionError::Configuration(message) => Error::InvalidQuery(clean(message)),
         _ => Error::internal("running a query on DataFusion", err),
     }
+}
+
+/// A pattern in the caller's SQL that does not compile (`regexp_like(x, '(')`), wherever
+/// DataFusion wrapped it (an optimizer rule's context, an external or Arrow error).
+/// DataFusion compiles some patterns with `regex` and some with `regex-syntax` directly.
+fn regex_error(err: &DataFusionError) -> Option<&(dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(err as &(dyn std::error::Error + 'static)), |e| {
+        e.source()
+    })
+    .find(|e| e.is::<regex::Error>() || e.is::<regex_syntax::Error>())
 }
 
 /// `table '…' not found` and `failed to resolve schema: …` are lookups, not bad SQL.
@@ -140,6 +153,23 @@ mod tests {
         assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
         let e = query_error(DataFusionError::Internal("bug".into()));
         assert!(matches!(e, Error::Internal { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn an_invalid_pattern_is_the_callers_mistake() {
+        let pattern = String::from("(");
+        let bad = regex::Regex::new(&pattern).err().map(|e| Box::new(e) as _);
+        let Some(bad) = bad else {
+            panic!("'(' compiled")
+        };
+        let e = query_error(DataFusionError::Context(
+            "Optimizer rule 'simplify_expressions' failed".into(),
+            Box::new(DataFusionError::External(bad)),
+        ));
+        assert!(
+            matches!(e, Error::InvalidQuery(ref m) if m.starts_with("invalid regular expression")),
+            "{e:?}"
+        );
     }
 
     #[test]

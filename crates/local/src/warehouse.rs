@@ -44,17 +44,24 @@ pub struct LocalWarehouse {
     running: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-/// The threads queries execute on, apart from the caller's runtime.
+/// The threads queries are planned and executed on, apart from the caller's runtime.
 ///
 /// DataFusion operators can hold a thread for a long stretch of CPU work (building a hash
-/// table, sorting). On their own runtime they cannot starve the caller's tasks (the HTTP
-/// server, the timers that enforce timeouts); the OS shares the cores between both.
+/// table, sorting), and planning is synchronous CPU work that no timer can interrupt. On their
+/// own runtime they cannot starve the caller's tasks (the HTTP server, the timers that enforce
+/// timeouts); the OS shares the cores between both. Planning recurses over the statement's
+/// tree, so these threads get a large stack ([`QUERY_THREAD_STACK`]) on top of DataFusion's
+/// own recursion protection and the guard's bounds on depth.
 struct QueryRuntime(Option<tokio::runtime::Runtime>);
+
+/// Stack of a query thread. Only the pages a plan touches are ever committed.
+const QUERY_THREAD_STACK: usize = 64 * 1024 * 1024;
 
 impl QueryRuntime {
     fn new(threads: usize) -> Result<Self> {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
+            .thread_stack_size(QUERY_THREAD_STACK)
             .thread_name("bqai-local-query")
             .enable_all()
             .build()
@@ -219,6 +226,33 @@ impl LocalWarehouse {
     /// aborted and its DataFusion stream dropped): cancellation can be observed here.
     pub fn running_queries(&self) -> usize {
         self.running.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Runs `work` (planning, and executing if it does) for `job` on the query runtime under
+    /// the job's deadline. The caller gets `Timeout` at the deadline even while DataFusion is
+    /// busy planning on its thread — planning is synchronous and cannot be interrupted, but
+    /// it no longer holds the caller's thread — and the task is aborted on the way out, which
+    /// drops (and so cancels) an execution stream.
+    async fn on_query_runtime<T, F>(&self, job: &QueryJob, work: F) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let running = RunningQuery::start(&self.running);
+        let task = self.runtime.spawn(async move {
+            // Dropped with the task: when it completes or when it is aborted.
+            let _running = running;
+            work.await
+        })?;
+        let _abort = AbortOnDrop(task.abort_handle());
+        match tokio::time::timeout(job.timeout, task).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(join)) => Err(Error::internal("running a query on DataFusion", join)),
+            Err(_) => {
+                tracing::debug!(query_id = %job.query_id, "query timed out, cancelled");
+                Err(Error::Timeout(job.timeout))
+            }
+        }
     }
 
     /// How long generating the demo dataset took at start (`None` without the demo).
@@ -486,37 +520,21 @@ impl Warehouse for LocalWarehouse {
     }
 
     async fn dry_run(&self, job: &QueryJob) -> Result<DryRunReport> {
-        tokio::time::timeout(job.timeout, self.inner.dry_run(job))
+        let inner = Arc::clone(&self.inner);
+        let owned = job.clone();
+        self.on_query_runtime(job, async move { inner.dry_run(&owned).await })
             .await
-            .unwrap_or(Err(Error::Timeout(job.timeout)))
     }
 
     async fn execute(&self, job: &QueryJob) -> Result<QueryResult> {
         let started = Instant::now();
         let inner = Arc::clone(&self.inner);
         let owned = job.clone();
-        // Run on the query runtime so the timeout fires even while DataFusion is busy
-        // computing, and abort that task (dropping the stream, which cancels execution) on
-        // the way out. The task holds no reference to the runtime itself.
-        let running = RunningQuery::start(&self.running);
-        let task = self.runtime.spawn(async move {
-            // Dropped with the task: when it completes or when it is aborted.
-            let _running = running;
-            inner.execute(&owned).await
-        })?;
-        let _abort = AbortOnDrop(task.abort_handle());
-        match tokio::time::timeout(job.timeout, task).await {
-            Ok(Ok(Ok(mut result))) => {
-                result.stats.duration_ms = duration_ms(started.elapsed());
-                Ok(result)
-            }
-            Ok(Ok(Err(e))) => Err(e),
-            Ok(Err(join)) => Err(Error::internal("running a query on DataFusion", join)),
-            Err(_) => {
-                tracing::debug!(query_id = %job.query_id, "query timed out, cancelled");
-                Err(Error::Timeout(job.timeout))
-            }
-        }
+        let mut result = self
+            .on_query_runtime(job, async move { inner.execute(&owned).await })
+            .await?;
+        result.stats.duration_ms = duration_ms(started.elapsed());
+        Ok(result)
     }
 
     async fn health(&self) -> ComponentHealth {

@@ -11,5 +11,6 @@ mod errors;
 mod helpers;
 mod history;
 mod query;
+mod security;
 mod shared_state;
 mod ws;

@@ -14,12 +14,24 @@
 //!   table factors and functions, side-effect clauses;
 //! - `names` holds the name rules (forbidden functions, file paths, system schemas) and turns
 //!   a table name into a [`TableRef`];
-//! - `limit` enforces the row cap on the outermost query.
+//! - `limit` enforces the row cap on the outermost query;
+//! - `render` turns the accepted tree back into text the warehouse reads exactly as the guard
+//!   did, and proves it by parsing that text again.
+//!
+//! Statements are also bounded in size and shape (tokens, expression depth and count, set
+//! operations, tables): engines plan them recursively, and a short but deep statement would
+//! otherwise exhaust a thread's stack in the warehouse.
 
+mod budget;
+mod budget_dialect;
 mod limit;
 mod names;
+mod render;
 mod statement;
 mod walk;
+
+pub use statement::{MAX_NESTING, MAX_TOKENS};
+pub use walk::{MAX_EXPRESSION_DEPTH, MAX_EXPRESSIONS, MAX_SET_OPERATIONS, MAX_TABLES};
 
 use serde::Serialize;
 use sqlparser::ast::Statement;
@@ -49,7 +61,8 @@ pub struct GuardPolicy {
 /// A statement the guard accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuardedSql {
-    /// The statement to run, re-rendered from the parsed tree with the LIMIT enforced.
+    /// The statement to run, re-rendered from the parsed tree with the LIMIT enforced. It
+    /// parses back into exactly the tree the guard checked.
     pub sql: String,
     /// Every table the statement reads, resolved, sorted and de-duplicated.
     pub referenced_tables: Vec<TableRef>,
@@ -104,6 +117,13 @@ pub enum RejectReason {
     DatasetNotAllowed,
     /// A LIMIT that is not a non-negative integer literal.
     InvalidLimit,
+    /// Text the guard and the warehouse could read differently (an escape sequence, a quote
+    /// or backslash the engines lex apart), or a statement that does not survive being
+    /// written back as exactly what was checked.
+    Ambiguous,
+    /// Nested too deeply or too large to plan safely (expression depth, expressions, set
+    /// operations, tables).
+    TooComplex,
 }
 
 /// A refusal, with a message precise enough for a person (or an LLM) to fix the statement.
@@ -137,13 +157,26 @@ pub fn check(sql: &str, policy: &GuardPolicy) -> Result<GuardedSql, Rejection> {
 
     // Tokens first: they give precise reasons for statements the parser may not know in this
     // dialect (EXPORT DATA, INSTALL …) and expose a second statement before parsing.
+    if sql.contains('\0') {
+        return Err(Rejection::new(
+            RejectReason::Unparseable,
+            "the SQL contains a NUL character",
+        ));
+    }
     let tokens = statement::tokenize(dialect, sql)?;
-    statement::precheck(&tokens)?;
+    let significant = statement::precheck(&tokens)?;
+    if policy.dialect == SqlDialect::BigQuery {
+        render::check_bigquery_lexing(dialect, sql, &tokens)?;
+    }
 
-    let mut statements = Parser::new(dialect)
+    let budgeted = budget::Budgeted::new(dialect, significant);
+    let parsed = Parser::new(&budgeted)
         .with_tokens_with_locations(tokens)
-        .parse_statements()
-        .map_err(|e| {
+        .parse_statements();
+    let mut statements = parsed.map_err(|e| {
+        if budgeted.exhausted() {
+            budget::too_complex()
+        } else {
             Rejection::new(
                 RejectReason::Unparseable,
                 format!(
@@ -151,7 +184,8 @@ pub fn check(sql: &str, policy: &GuardPolicy) -> Result<GuardedSql, Rejection> {
                     dialect_name(policy.dialect)
                 ),
             )
-        })?;
+        }
+    })?;
     let statement = match statements.len() {
         0 => return Err(statement::empty()),
         1 => statements.remove(0),
@@ -168,9 +202,10 @@ pub fn check(sql: &str, policy: &GuardPolicy) -> Result<GuardedSql, Rejection> {
 
     let (referenced_tables, placeholders) = walk::check_query(&mut query, policy)?;
     let cap = limit::enforce(&mut query, policy.max_rows)?;
+    let sql = render::render(&mut query, policy.dialect, dialect, significant)?;
 
     Ok(GuardedSql {
-        sql: query.to_string(),
+        sql,
         referenced_tables,
         limit: cap.limit,
         user_limit: cap.user_limit,

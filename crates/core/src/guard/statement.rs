@@ -3,6 +3,7 @@
 
 use sqlparser::ast::Statement;
 use sqlparser::dialect::Dialect;
+use sqlparser::keywords::Keyword;
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use super::{RejectReason, Rejection};
@@ -16,7 +17,12 @@ use super::{RejectReason, Rejection};
 /// thread stack and abort the process. Bounding the tokens bounds those chains (about 10,000
 /// links at worst) far below that, while leaving room for any query a person or an LLM
 /// writes, long IN lists included.
-pub(super) const MAX_TOKENS: usize = 20_000;
+pub const MAX_TOKENS: usize = 20_000;
+
+/// How deeply parentheses, brackets, CASE expressions and type parameters (`STRUCT<…>`,
+/// `ARRAY<…>`) may nest. sqlparser bounds its recursion for expressions, but not for CASE or
+/// type parameters: a thousand nested `STRUCT<` overflow the stack while parsing.
+pub const MAX_NESTING: usize = 64;
 
 /// Tokenizes like the parser does (same dialect, same unescaping), so the tokens can be handed
 /// to the parser afterwards and the input is only scanned once.
@@ -32,12 +38,13 @@ pub(super) fn tokenize(dialect: &dyn Dialect, sql: &str) -> Result<Vec<TokenWith
         })
 }
 
-/// Refuses what the tokens alone decide: nothing but comments, a statement that cannot be a
-/// query by its first keyword, and a second statement after a `;`.
+/// Refuses what the tokens alone decide: nothing but comments, too many tokens or too deep a
+/// nesting, a statement that cannot be a query by its first keyword, and a second statement
+/// after a `;`. Returns the number of significant tokens.
 ///
 /// The keyword check comes before the `;` check on purpose: scripting blocks (`BEGIN … ; END`,
 /// `IF … ; END IF`) contain semicolons and deserve the reason "scripting", not "two statements".
-pub(super) fn precheck(tokens: &[TokenWithSpan]) -> Result<(), Rejection> {
+pub(super) fn precheck(tokens: &[TokenWithSpan]) -> Result<usize, Rejection> {
     let mut significant = tokens
         .iter()
         .map(|t| &t.token)
@@ -56,6 +63,7 @@ pub(super) fn precheck(tokens: &[TokenWithSpan]) -> Result<(), Rejection> {
             ),
         ));
     }
+    check_nesting(std::iter::once(first).chain(significant.clone()))?;
     if let Some(first) = bare_word(first) {
         let second = significant.clone().next().and_then(bare_word);
         if let Some((reason, name)) = classify_keywords(first, second) {
@@ -74,7 +82,72 @@ pub(super) fn precheck(tokens: &[TokenWithSpan]) -> Result<(), Rejection> {
             "found more than one statement (text after `;`): send exactly one query",
         ));
     }
+    Ok(count)
+}
+
+/// Refuses nesting deeper than [`MAX_NESTING`], counted on the tokens before anything parses.
+fn check_nesting<'a>(tokens: impl Iterator<Item = &'a Token>) -> Result<(), Rejection> {
+    #[derive(PartialEq)]
+    enum Open {
+        Paren,
+        Bracket,
+        Case,
+        Angle,
+    }
+    let mut open: Vec<Open> = Vec::new();
+    let mut previous: Option<&Token> = None;
+    for token in tokens {
+        match token {
+            Token::LParen => open.push(Open::Paren),
+            Token::LBracket => open.push(Open::Bracket),
+            Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::CASE => {
+                open.push(Open::Case);
+            }
+            Token::Lt
+                if previous.and_then(bare_word).is_some_and(|w| {
+                    ["STRUCT", "ARRAY", "MAP", "RANGE"]
+                        .iter()
+                        .any(|t| w.eq_ignore_ascii_case(t))
+                }) =>
+            {
+                open.push(Open::Angle);
+            }
+            // Closers close their own kind (and whatever was left open inside it).
+            Token::RParen => close(&mut open, &Open::Paren),
+            Token::RBracket => close(&mut open, &Open::Bracket),
+            Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::END => {
+                close(&mut open, &Open::Case);
+            }
+            Token::Gt if open.last() == Some(&Open::Angle) => {
+                open.pop();
+            }
+            Token::ShiftRight => {
+                for _ in 0..2 {
+                    if open.last() == Some(&Open::Angle) {
+                        open.pop();
+                    }
+                }
+            }
+            _ => {}
+        }
+        if open.len() > MAX_NESTING {
+            return Err(Rejection::new(
+                RejectReason::TooComplex,
+                format!(
+                    "the statement is too complex to run safely: parentheses, CASE expressions \
+                     or types nest more than {MAX_NESTING} levels deep"
+                ),
+            ));
+        }
+        previous = Some(token);
+    }
     Ok(())
+}
+
+fn close<T: PartialEq>(open: &mut Vec<T>, kind: &T) {
+    if let Some(at) = open.iter().rposition(|o| o == kind) {
+        open.truncate(at);
+    }
 }
 
 /// The rejection for input with no statement in it.
@@ -284,7 +357,7 @@ mod tests {
 
     fn pre(sql: &str) -> Result<(), RejectReason> {
         let tokens = tokenize(&GenericDialect {}, sql).map_err(|r| r.reason)?;
-        precheck(&tokens).map_err(|r| r.reason)
+        precheck(&tokens).map(|_| ()).map_err(|r| r.reason)
     }
 
     #[test]

@@ -18,6 +18,18 @@ use super::{GuardPolicy, RejectReason, Rejection, names, statement};
 use crate::model::{SqlDialect, TableRef};
 use crate::params::Placeholders;
 
+/// How deeply expressions may nest (`1 + 1 + …` and `a OR b OR …` nest one level per term,
+/// `x::INT::INT…` one per cast). Engines plan expressions recursively; a few hundred levels
+/// of a 2 KB statement were enough to overflow a planning thread's stack.
+pub const MAX_EXPRESSION_DEPTH: usize = 128;
+/// How many expression nodes a statement may have (long IN lists count one per item).
+pub const MAX_EXPRESSIONS: usize = 10_000;
+/// How many set operations (UNION, INTERSECT, EXCEPT) a statement may chain.
+pub const MAX_SET_OPERATIONS: usize = 100;
+/// How many tables, subqueries and other FROM items a statement may read: join planning
+/// grows much faster than the number of joined tables.
+pub const MAX_TABLES: usize = 64;
+
 fn is_name(s: &str) -> bool {
     let mut chars = s.chars();
     chars
@@ -38,6 +50,7 @@ pub(super) fn check_query(
         scopes: Vec::new(),
         tables: BTreeSet::new(),
         placeholders: Placeholders::default(),
+        size: Size::default(),
     };
     match query.visit(&mut walker) {
         ControlFlow::Continue(()) => Ok((walker.tables.into_iter().collect(), walker.placeholders)),
@@ -51,6 +64,24 @@ struct Walker<'a> {
     scopes: Vec<Scope>,
     tables: BTreeSet<TableRef>,
     placeholders: Placeholders,
+    size: Size,
+}
+
+/// What the walk has counted so far, against the `MAX_*` bounds.
+#[derive(Default)]
+struct Size {
+    /// Expressions open on the walk's path now.
+    depth: usize,
+    expressions: usize,
+    set_operations: usize,
+    from_items: usize,
+}
+
+fn too_complex(what: String) -> ControlFlow<Rejection> {
+    ControlFlow::Break(Rejection::new(
+        RejectReason::TooComplex,
+        format!("the statement is too complex to run safely: {what}"),
+    ))
 }
 
 /// The WITH clause of a query on the walk's path.
@@ -93,6 +124,13 @@ impl VisitorMut for Walker<'_> {
             is_cte_body = true;
         }
         check_clauses(query)?;
+        self.size.set_operations += set_operations(&query.body);
+        if self.size.set_operations > MAX_SET_OPERATIONS {
+            return too_complex(format!(
+                "more than {MAX_SET_OPERATIONS} UNION/INTERSECT/EXCEPT operations; combine \
+                 the parts differently (for example a wildcard table or an IN list)"
+            ));
+        }
 
         let (ctes, bodies, recursive) = match &query.with {
             Some(with) => (
@@ -143,6 +181,13 @@ impl VisitorMut for Walker<'_> {
     }
 
     fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<Rejection> {
+        self.size.from_items += 1;
+        if self.size.from_items > MAX_TABLES {
+            return too_complex(format!(
+                "it reads more than {MAX_TABLES} tables or subqueries; split it into smaller \
+                 queries"
+            ));
+        }
         match factor {
             TableFactor::Table { name, args, .. } => {
                 if args.is_some() {
@@ -174,6 +219,17 @@ impl VisitorMut for Walker<'_> {
     }
 
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Rejection> {
+        self.size.depth += 1;
+        self.size.expressions += 1;
+        if self.size.depth > MAX_EXPRESSION_DEPTH {
+            return too_complex(format!(
+                "expressions nest more than {MAX_EXPRESSION_DEPTH} levels deep; use IN (…) \
+                 instead of long OR chains, and fewer chained operators or casts"
+            ));
+        }
+        if self.size.expressions > MAX_EXPRESSIONS {
+            return too_complex(format!("it has more than {MAX_EXPRESSIONS} expressions"));
+        }
         match expr {
             Expr::Function(function) => into_flow(names::check_function(&function.name)),
             Expr::Value(v) => {
@@ -194,6 +250,11 @@ impl VisitorMut for Walker<'_> {
             }
             _ => ControlFlow::Continue(()),
         }
+    }
+
+    fn post_visit_expr(&mut self, _expr: &mut Expr) -> ControlFlow<Rejection> {
+        self.size.depth = self.size.depth.saturating_sub(1);
+        ControlFlow::Continue(())
     }
 
     /// Statements are only reached nested inside the query (`SetExpr::Insert` and friends,
@@ -356,6 +417,18 @@ fn check_body(body: &SetExpr) -> ControlFlow<Rejection> {
             "`TABLE name` is not supported: write SELECT * FROM dataset.table",
         )),
     }
+}
+
+/// The set operations directly in a query body (nested queries count on their own).
+fn set_operations(body: &SetExpr) -> usize {
+    let mut count = 0;
+    let mut node = body;
+    // Chains are left-deep: follow the left arm without recursion, the right arm is short.
+    while let SetExpr::SetOperation { left, right, .. } = node {
+        count += 1 + set_operations(right);
+        node = left;
+    }
+    count
 }
 
 fn table_function(name: &ObjectName) -> Rejection {
