@@ -491,6 +491,7 @@ pub fn print_outcome(
                 "rows": rows,
                 "row_count": result.rows.len(),
                 "truncated": result.truncated,
+                "truncated_at_bytes": result.truncated_at_bytes,
                 "stats": result.stats,
             });
             serde_json::to_writer_pretty(&mut *out, &doc)?;
@@ -519,10 +520,10 @@ pub fn print_outcome(
                 out,
                 "{} row(s){}; {} bytes processed (~${:.6}); {} ms{}{}",
                 result.rows.len(),
-                if result.truncated {
-                    " (row cap reached)"
-                } else {
-                    ""
+                match (result.truncated, result.truncated_at_bytes) {
+                    (true, Some(_)) => " (cut at query.max_response_bytes)",
+                    (true, None) => " (row cap reached)",
+                    (false, _) => "",
                 },
                 stats.bytes_processed,
                 stats.estimated_cost_usd,

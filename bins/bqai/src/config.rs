@@ -301,6 +301,9 @@ pub struct QuerySettings {
     pub usd_per_tib: f64,
     /// Maximum rows of a table preview.
     pub max_preview_rows: u64,
+    /// Largest JSON size of a result's rows in one response (REST, WebSocket, CLI); beyond it
+    /// the rows are cut and `truncated` is set (0 = no cap).
+    pub max_response_bytes: u64,
 }
 
 impl Default for QuerySettings {
@@ -315,6 +318,7 @@ impl Default for QuerySettings {
             max_bytes_billed: limits.max_bytes_billed.unwrap_or(0),
             usd_per_tib: limits.usd_per_tib,
             max_preview_rows: 1000,
+            max_response_bytes: limits.max_response_bytes.unwrap_or(0),
         }
     }
 }
@@ -799,6 +803,7 @@ impl Settings {
             max_bytes_billed: (q.max_bytes_billed > 0).then_some(q.max_bytes_billed),
             usd_per_tib: q.usd_per_tib,
             max_sql_bytes: QueryLimits::default().max_sql_bytes,
+            max_response_bytes: (q.max_response_bytes > 0).then_some(q.max_response_bytes),
         }
     }
 

@@ -23,6 +23,7 @@ use google_cloud_bigquery_v2::model::{
 use bqai_core::Error;
 use bqai_core::model::{
     DryRunReport, QueryJob, QueryParam, QueryParameters, QueryResult, QueryStats, Value,
+    row_json_len,
 };
 
 use crate::client::Clients;
@@ -429,10 +430,16 @@ impl JobRunner {
             .unwrap_or_default();
 
         let mut rows: Vec<Vec<Value>> = Vec::new();
+        // Pages stop being read once the rows' JSON passes the response cap: memory follows
+        // the cap, and no page is fetched (or paid for in time) that could not be sent.
+        let byte_cap = job
+            .max_result_bytes
+            .map_or(usize::MAX, |b| usize::try_from(b).unwrap_or(usize::MAX));
+        let mut json_bytes = 0usize;
         let mut page = first;
         loop {
             for raw in &page.rows {
-                if rows.len() as u64 >= max_rows {
+                if rows.len() as u64 >= max_rows || json_bytes > byte_cap {
                     break;
                 }
                 let row = decode_row(&fields, raw).map_err(|e| {
@@ -441,10 +448,11 @@ impl JobRunner {
                         e.to_string(),
                     ))
                 })?;
+                json_bytes = json_bytes.saturating_add(row_json_len(&fields, &row));
                 rows.push(row);
             }
             let token = std::mem::take(&mut page.page_token);
-            if token.is_empty() || rows.len() as u64 >= max_rows {
+            if token.is_empty() || rows.len() as u64 >= max_rows || json_bytes > byte_cap {
                 let more_pages = !token.is_empty();
                 let truncated = total_rows.map_or(more_pages, |t| t > rows.len() as u64)
                     && rows.len() as u64 >= max_rows;
@@ -469,6 +477,7 @@ impl JobRunner {
                     columns: fields,
                     rows,
                     truncated,
+                    truncated_at_bytes: None,
                     stats: QueryStats {
                         bytes_processed,
                         bytes_billed,
@@ -615,6 +624,7 @@ mod tests {
                 ("Principal".into(), "key:Alice@example.com".into()),
             ],
             parameters: bqai_core::model::QueryParameters::None,
+            max_result_bytes: None,
         }
     }
 

@@ -144,6 +144,7 @@ impl BigQueryWarehouse {
             columns: meta.schema,
             rows,
             truncated,
+            truncated_at_bytes: None,
             stats: QueryStats {
                 duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                 ..QueryStats::default()
@@ -311,6 +312,7 @@ impl Warehouse for BigQueryWarehouse {
             referenced_tables: vec![table.clone()],
             labels: Vec::new(),
             parameters: bqai_core::model::QueryParameters::None,
+            max_result_bytes: None,
         };
         self.jobs.execute(&job).await
     }

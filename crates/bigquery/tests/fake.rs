@@ -49,6 +49,7 @@ fn job(sql: &str) -> QueryJob {
             ("principal".into(), "key_abc".into()),
         ],
         parameters: bqai_core::model::QueryParameters::None,
+        max_result_bytes: None,
     }
 }
 

@@ -428,6 +428,43 @@ impl Value {
         }
     }
 
+    /// About how many bytes [`Value::to_json`] takes encoded: exact for strings without
+    /// characters to escape, an upper bound for numbers and times. Cheap enough to run on
+    /// every value of a result (nothing is encoded).
+    pub fn json_len(&self) -> usize {
+        fn quoted(s: &str) -> usize {
+            // An escaped character takes up to six bytes (`\u001f`).
+            2 + s.len()
+                + s.bytes()
+                    .filter(|b| *b < 0x20 || *b == b'"' || *b == b'\\')
+                    .count()
+                    * 5
+        }
+        match self {
+            Value::Null => 4,
+            Value::Bool(_) => 5,
+            Value::Int64(_) | Value::Float64(_) => 24,
+            Value::Numeric(s)
+            | Value::String(s)
+            | Value::Geography(s)
+            | Value::Interval(s)
+            | Value::Range(s) => quoted(s),
+            Value::Json(text) => quoted(text),
+            Value::Bytes(b) => 2 + b.len().div_ceil(3) * 4,
+            Value::Date(_) => 16,
+            Value::Time(_) => 17,
+            Value::Datetime(_) => 32,
+            Value::Timestamp(_) => 40,
+            Value::Array(items) => 2 + items.iter().map(|v| v.json_len() + 1).sum::<usize>(),
+            Value::Struct(fields) => {
+                2 + fields
+                    .iter()
+                    .map(|(k, v)| quoted(k) + 2 + v.json_len())
+                    .sum::<usize>()
+            }
+        }
+    }
+
     /// Plain text for tables and CSV: like [`Value::to_json`] but strings unquoted and NULL
     /// empty.
     pub fn to_text(&self) -> String {
@@ -513,6 +550,10 @@ pub struct QueryJob {
     /// Values bound to the statement's placeholders (checked against them by the query
     /// service); the adapter sends them to the engine, never into the SQL text.
     pub parameters: QueryParameters,
+    /// Rows are read until their JSON passes this many bytes (`query.max_response_bytes`),
+    /// so a result's memory is bounded by the cap, not by what the query produces; the query
+    /// service cuts the rows exactly.
+    pub max_result_bytes: Option<u64>,
 }
 
 /// What a dry run learned about a statement.
@@ -584,13 +625,49 @@ pub struct QueryResult {
     pub columns: Vec<Field>,
     /// Rows, each with one value per column.
     pub rows: Vec<Vec<Value>>,
-    /// True when the row cap was reached (more rows may exist).
+    /// True when the row cap was reached (more rows may exist), or the rows were cut at the
+    /// response byte cap.
     pub truncated: bool,
+    /// The byte cap the rows were cut at (`query.max_response_bytes`), when that is why
+    /// they are truncated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated_at_bytes: Option<u64>,
     /// Statistics.
     pub stats: QueryStats,
 }
 
+/// About how many bytes one row takes as a JSON object keyed by the column names.
+pub fn row_json_len(columns: &[Field], row: &[Value]) -> usize {
+    2 + columns
+        .iter()
+        .zip(row)
+        .map(|(c, v)| c.name.len() + 4 + v.json_len())
+        .sum::<usize>()
+}
+
 impl QueryResult {
+    /// Keeps the longest prefix of rows whose JSON stays within `max_bytes` (at least none);
+    /// marks the result truncated at that cap when rows had to go. Returns whether any did.
+    pub fn cap_json_bytes(&mut self, max_bytes: u64) -> bool {
+        let budget = usize::try_from(max_bytes).unwrap_or(usize::MAX);
+        let mut used = 0usize;
+        let keep = self
+            .rows
+            .iter()
+            .take_while(|row| {
+                used = used.saturating_add(row_json_len(&self.columns, row) + 1);
+                used <= budget
+            })
+            .count();
+        if keep == self.rows.len() {
+            return false;
+        }
+        self.rows.truncate(keep);
+        self.truncated = true;
+        self.truncated_at_bytes = Some(max_bytes);
+        true
+    }
+
     /// The rows as JSON objects keyed by column name, values in their API form
     /// ([`Value::to_json`]).
     pub fn json_rows(&self) -> Vec<serde_json::Map<String, serde_json::Value>> {
@@ -743,4 +820,55 @@ pub enum HealthStatus {
     Ok,
     Degraded,
     Down,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values() -> Vec<Value> {
+        vec![
+            Value::Null,
+            Value::Bool(true),
+            Value::Int64(i64::MIN),
+            Value::Float64(-1.234_567_890_123_456_7e-300),
+            Value::Numeric("12345678901234567890.123456789".into()),
+            Value::String("plain".into()),
+            Value::String("quo\"te\\ and\nline\u{1}".into()),
+            Value::Bytes(vec![0, 1, 2, 3, 4]),
+            Value::Date(NaiveDate::MIN),
+            Value::Timestamp(Utc::now()),
+            Value::Array(vec![Value::Int64(1), Value::String("é".into())]),
+            Value::Struct(vec![("k\"".into(), Value::Null), ("b".into(), Value::Bool(false))]),
+        ]
+    }
+
+    /// The estimate never undercounts what the encoder writes, and stays close to it.
+    #[test]
+    fn json_len_bounds_the_encoding() {
+        for v in values() {
+            let actual = v.to_json().to_string().len();
+            assert!(v.json_len() >= actual, "{v:?}: {} < {actual}", v.json_len());
+            assert!(v.json_len() <= actual + 32, "{v:?}: {} vs {actual}", v.json_len());
+        }
+    }
+
+    #[test]
+    fn results_are_cut_at_the_byte_cap() {
+        let mut r = QueryResult {
+            columns: vec![Field::new("s", FieldType::String)],
+            rows: (0..10).map(|_| vec![Value::String("x".repeat(100))]).collect(),
+            truncated: false,
+            truncated_at_bytes: None,
+            stats: QueryStats::default(),
+        };
+        assert!(!r.clone().cap_json_bytes(1_000_000));
+        let whole = serde_json::to_string(&r.json_rows()).unwrap_or_default().len();
+        assert!(r.cap_json_bytes(500));
+        assert_eq!(r.rows.len(), 4);
+        assert!(r.truncated);
+        assert_eq!(r.truncated_at_bytes, Some(500));
+        let cut = serde_json::to_string(&r.json_rows()).unwrap_or_default().len();
+        assert!(cut <= 500 && cut < whole, "{cut}");
+    }
 }

@@ -38,7 +38,13 @@ pub struct QueryLimits {
     pub usd_per_tib: f64,
     /// Longest SQL text accepted, in bytes.
     pub max_sql_bytes: usize,
+    /// Largest result a response carries, as JSON bytes of its rows: beyond it the rows are
+    /// cut and the result says `truncated` (export the whole result instead). `None`: no cap.
+    pub max_response_bytes: Option<u64>,
 }
+
+/// The default of [`QueryLimits::max_response_bytes`]: 10 MiB of rows.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 10 * 1024 * 1024;
 
 impl Default for QueryLimits {
     fn default() -> Self {
@@ -51,6 +57,7 @@ impl Default for QueryLimits {
             max_bytes_billed: Some(10 * 1024 * 1024 * 1024),
             usd_per_tib: 6.25,
             max_sql_bytes: 100 * 1024,
+            max_response_bytes: Some(DEFAULT_MAX_RESPONSE_BYTES),
         }
     }
 }
@@ -341,6 +348,12 @@ impl QueryService {
         if request.sql.trim().is_empty() {
             return Err(Error::InvalidRequest("`sql` must not be empty".into()));
         }
+        if request.sql.contains('\0') {
+            // Nothing reads it, and a history store (PostgreSQL) cannot keep it.
+            return Err(Error::InvalidRequest(
+                "`sql` contains a NUL character".into(),
+            ));
+        }
         if request.sql.len() > limits.max_sql_bytes {
             return Err(Error::InvalidRequest(format!(
                 "`sql` is longer than {} bytes",
@@ -407,6 +420,7 @@ impl QueryService {
             referenced_tables: guarded.referenced_tables.clone(),
             labels: job_labels(query_id, principal),
             parameters: request.parameters.clone(),
+            max_result_bytes: limits.max_response_bytes,
         };
 
         let report = self.warehouse.dry_run(&job).await?;
@@ -523,6 +537,7 @@ impl QueryService {
                     columns: report.schema,
                     rows: Vec::new(),
                     truncated: false,
+                    truncated_at_bytes: None,
                     stats: QueryStats {
                         bytes_processed: report.bytes_processed,
                         bytes_billed: 0,
@@ -545,6 +560,11 @@ impl QueryService {
         // The cap is "reached" only if the caller did not ask for at most that many rows.
         result.truncated =
             result.rows.len() as u64 >= limit && user_limit.is_none_or(|u| u > limit);
+        result.truncated_at_bytes = None;
+        if let Some(cap) = limits.max_response_bytes {
+            // Second wall behind the adapter, which stops reading near the cap.
+            result.cap_json_bytes(cap);
+        }
         if result.stats.bytes_processed == 0 && !result.stats.cache_hit {
             result.stats.bytes_processed = report.bytes_processed;
         }

@@ -84,6 +84,7 @@ impl Warehouse for ScriptedWarehouse {
                 .map(|i| vec![Value::Int64(i as i64)])
                 .collect(),
             truncated: false,
+            truncated_at_bytes: None,
             stats: QueryStats {
                 bytes_processed: self.bytes,
                 bytes_billed: self.bytes,

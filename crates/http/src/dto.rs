@@ -231,6 +231,13 @@ pub struct RowsDto {
     rows: Vec<Map<String, Json>>,
     row_count: usize,
     truncated: bool,
+    /// Why the rows are truncated: `max_rows` (the row cap) or `max_response_bytes` (the
+    /// response size cap).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    truncated_reason: Option<&'static str>,
+    /// What to do about a truncated result, when the size cap cut it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<String>,
 }
 
 impl RowsDto {
@@ -250,6 +257,17 @@ impl RowsDto {
             row_count: rows.len(),
             rows,
             truncated: result.truncated,
+            truncated_reason: match (result.truncated, result.truncated_at_bytes) {
+                (false, _) => None,
+                (true, Some(_)) => Some("max_response_bytes"),
+                (true, None) => Some("max_rows"),
+            },
+            hint: result.truncated_at_bytes.map(|cap| {
+                format!(
+                    "the rows were cut at {cap} bytes of JSON (query.max_response_bytes): select \
+                     fewer columns, aggregate, lower max_rows, or export the whole result"
+                )
+            }),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bqai_core::model::{
     ComponentHealth, Dataset, DryRunReport, Page, PageRequest, QueryJob, QueryResult, QueryStats,
-    SqlDialect, Table, TableRef, TableSummary,
+    SqlDialect, Table, TableRef, TableSummary, row_json_len,
 };
 use bqai_core::ports::Warehouse;
 use bqai_core::{Error, Result};
@@ -381,14 +381,26 @@ impl Inner {
 
         let mut rows = Vec::new();
         let mut produced = 0usize;
-        while produced < max_rows.max(1) {
+        // Memory follows the response cap, not the result: reading stops once the rows'
+        // JSON passes it (the query service cuts them exactly).
+        let byte_cap = job
+            .max_result_bytes
+            .map_or(usize::MAX, |b| usize::try_from(b).unwrap_or(usize::MAX));
+        let mut json_bytes = 0usize;
+        while produced < max_rows.max(1) && json_bytes <= byte_cap {
             let Some(batch) = stream.next().await else {
                 break;
             };
             let batch = batch.map_err(query_error)?;
             produced += batch.num_rows();
             let room = max_rows - rows.len();
-            rows.extend(batch_rows(&batch, room));
+            for row in batch_rows(&batch, room) {
+                json_bytes = json_bytes.saturating_add(row_json_len(&columns, &row));
+                rows.push(row);
+                if json_bytes > byte_cap {
+                    break;
+                }
+            }
         }
         // Dropping the stream stops (and cancels) whatever DataFusion still had in flight.
         drop(stream);
@@ -397,6 +409,7 @@ impl Inner {
             columns,
             rows,
             truncated: produced > 0 && produced >= max_rows,
+            truncated_at_bytes: None,
             stats: QueryStats {
                 bytes_processed: planned.scan.bytes,
                 // Nothing is billed locally; the processed estimate still feeds cost reports.
@@ -511,6 +524,7 @@ impl Warehouse for LocalWarehouse {
         Ok(QueryResult {
             columns: entry.fields(),
             truncated: entry.num_rows > rows.len() as u64,
+            truncated_at_bytes: None,
             rows,
             stats: QueryStats {
                 duration_ms: duration_ms(started.elapsed()),

@@ -6,6 +6,10 @@
 //! a dead database), and a background flusher writes the queue in order as soon as the store
 //! answers again. Nothing is lost unless the buffer overflows: then the oldest record is
 //! dropped, counted, and logged. `flush` drains the queue at shutdown.
+//!
+//! A record the store refuses while it is otherwise healthy (its health check answers right
+//! after the failure) is the record's fault, not the store's: it is logged, counted and set
+//! aside, so one bad record can never hold up the queue behind it or the shutdown.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -25,6 +29,7 @@ pub struct BufferedHistory {
     queue: Mutex<VecDeque<HistoryEntry>>,
     capacity: usize,
     dropped: AtomicU64,
+    refused: AtomicU64,
 }
 
 impl BufferedHistory {
@@ -35,6 +40,7 @@ impl BufferedHistory {
             queue: Mutex::new(VecDeque::new()),
             capacity: capacity.max(1),
             dropped: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
         })
     }
 
@@ -62,6 +68,29 @@ impl BufferedHistory {
     /// Records dropped because the buffer was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Records the store refused while healthy, set aside so they do not block the queue.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Whether `error`, from writing `entry`, is the record's fault: the store still answers
+    /// its health check. A timeout is always the store's.
+    async fn refuses(&self, entry: &HistoryEntry, error: &Error) -> bool {
+        if matches!(error, Error::Timeout(_))
+            || self.inner.health().await.status != HealthStatus::Ok
+        {
+            return false;
+        }
+        let n = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::error!(
+            id = %entry.id,
+            error = %error,
+            refused_total = n,
+            "the history store refused a record while healthy: set aside so the queue moves on"
+        );
+        true
     }
 
     /// Writes queued records until the queue is empty or `deadline` passes; returns how many
@@ -107,8 +136,8 @@ impl BufferedHistory {
         }
     }
 
-    /// Writes queued records in order, stopping at the first failure; returns how many
-    /// were written.
+    /// Writes queued records in order, stopping at the first failure the store is to blame
+    /// for; returns how many were written (or set aside).
     async fn drain(&self) -> usize {
         let mut written = 0;
         loop {
@@ -118,6 +147,13 @@ impl BufferedHistory {
             match self.inner.record(&next).await {
                 // A conflict means an earlier attempt landed after all: done with it too.
                 Ok(()) | Err(Error::Conflict(_)) => {
+                    let mut q = self.lock();
+                    if q.front().is_some_and(|e| e.id == next.id) {
+                        q.pop_front();
+                    }
+                    written += 1;
+                }
+                Err(e) if self.refuses(&next, &e).await => {
                     let mut q = self.lock();
                     if q.front().is_some_and(|e| e.id == next.id) {
                         q.pop_front();
@@ -145,6 +181,7 @@ impl HistoryStore for BufferedHistory {
         match self.inner.record(entry).await {
             Ok(()) => Ok(()),
             Err(e @ Error::Conflict(_)) => Err(e),
+            Err(e) if self.refuses(entry, &e).await => Err(e),
             Err(e) => {
                 tracing::debug!(error = %e, id = %entry.id, "history write failed; queued");
                 self.enqueue(entry.clone());
@@ -169,11 +206,15 @@ impl HistoryStore for BufferedHistory {
         let mut h = self.inner.health().await;
         let queued = self.queued();
         let dropped = self.dropped();
+        let refused = self.refused();
+        // Queued or dropped records mean history is behind; refused ones are worth a note.
         if queued > 0 || dropped > 0 {
             if h.status == HealthStatus::Ok {
                 h.status = HealthStatus::Degraded;
             }
-            let note = format!("{queued} records queued, {dropped} dropped");
+        }
+        if queued > 0 || dropped > 0 || refused > 0 {
+            let note = format!("{queued} records queued, {dropped} dropped, {refused} refused");
             h.detail = Some(match h.detail {
                 Some(d) => format!("{d}; {note}"),
                 None => note,
@@ -230,6 +271,67 @@ mod tests {
                 ComponentHealth::ok("switch")
             }
         }
+    }
+
+    /// A healthy store that refuses records whose id starts with `bad`.
+    #[derive(Default)]
+    struct Picky(Switch);
+
+    #[async_trait]
+    impl HistoryStore for Picky {
+        async fn record(&self, e: &HistoryEntry) -> Result<()> {
+            if e.id.starts_with("bad") {
+                return Err(Error::Unavailable {
+                    what: "the history store".into(),
+                    source: None,
+                });
+            }
+            self.0.record(e).await
+        }
+        async fn get(&self, id: &str) -> Result<Option<HistoryEntry>> {
+            self.0.get(id).await
+        }
+        async fn list(&self, f: &HistoryFilter, p: &PageRequest) -> Result<Page<HistoryEntry>> {
+            self.0.list(f, p).await
+        }
+        async fn health(&self) -> ComponentHealth {
+            self.0.health().await
+        }
+    }
+
+    /// A record the healthy store refuses (a NUL byte did that on PostgreSQL) used to sit at
+    /// the head of the queue forever, holding every later record and the shutdown behind it.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_record_the_store_refuses_does_not_block_the_others() {
+        let store = Arc::new(Picky::default());
+        let buffered = BufferedHistory::new(store.clone(), 100);
+        let bad = minimal_with_id("bad-1");
+        assert!(buffered.record(&bad).await.is_err());
+        assert_eq!(buffered.queued(), 0, "a refused record is not queued");
+        for i in 0..3 {
+            buffered.record(&entry(i)).await.unwrap();
+        }
+        assert_eq!(store.0.rows.lock().unwrap().len(), 3);
+        assert_eq!(buffered.refused(), 1);
+
+        // Queued during an outage, then refused once the store is back: set aside at drain.
+        store.0.down.store(true, Ordering::SeqCst);
+        buffered.record(&minimal_with_id("bad-2")).await.unwrap();
+        buffered.record(&entry(10)).await.unwrap();
+        assert_eq!(buffered.queued(), 2);
+        store.0.down.store(false, Ordering::SeqCst);
+        let started = Instant::now();
+        assert_eq!(buffered.flush(Duration::from_secs(30)).await, 0);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(store.0.rows.lock().unwrap().len(), 4);
+        assert_eq!(buffered.refused(), 2);
+        let health = buffered.health().await;
+        assert_eq!(health.status, HealthStatus::Ok);
+        assert!(health.detail.unwrap_or_default().contains("2 refused"));
+    }
+
+    fn minimal_with_id(id: &str) -> HistoryEntry {
+        bqai_testkit::history::minimal(id.into(), chrono::Utc::now())
     }
 
     fn entry(i: usize) -> HistoryEntry {

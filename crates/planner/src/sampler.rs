@@ -152,6 +152,7 @@ async fn sample(
         referenced_tables: vec![table.clone()],
         labels: vec![("bqai_purpose".to_owned(), "planner_values".to_owned())],
         parameters: bqai_core::model::QueryParameters::None,
+        max_result_bytes: None,
     };
     match warehouse.execute(&job).await {
         Ok(result) => {

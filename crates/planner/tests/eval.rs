@@ -997,6 +997,7 @@ async fn every_sql_it_writes_plans_on_the_engine() {
             referenced_tables: guarded.referenced_tables,
             labels: Vec::new(),
             parameters: bqai_core::model::QueryParameters::None,
+            max_result_bytes: None,
         };
         wh.dry_run(&job)
             .await

@@ -12,7 +12,10 @@ use bqai_core::{Error, Result};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::convert::{from_json_list, from_sql_count, to_json_list, to_sql_count, to_sql_time};
+use crate::convert::{
+    from_json_list, from_sql_count, to_json_list, to_sql_count, to_sql_text, to_sql_text_opt,
+    to_sql_time,
+};
 use crate::page::Cursor;
 use crate::schema::audit_log;
 use crate::{Backend, Store};
@@ -42,18 +45,18 @@ impl AuditRow {
         Ok(Self {
             id: e.id.clone(),
             at: to_sql_time(e.at),
-            request_id: e.request_id.clone(),
-            principal: e.principal.clone(),
+            request_id: to_sql_text_opt(&e.request_id),
+            principal: to_sql_text_opt(&e.principal),
             action: e.action.as_str().to_owned(),
-            route: e.route.clone(),
-            targets: to_json_list(&e.targets)?,
-            sql_fingerprint: e.sql_fingerprint.clone(),
+            route: to_sql_text(&e.route),
+            targets: to_json_list(&e.targets.iter().map(|t| to_sql_text(t)).collect::<Vec<_>>())?,
+            sql_fingerprint: to_sql_text_opt(&e.sql_fingerprint),
             outcome: e.outcome.as_str().to_owned(),
             status: i64::from(e.status),
-            error_code: e.error_code.clone(),
+            error_code: to_sql_text_opt(&e.error_code),
             bytes: to_sql_count(e.bytes),
-            client_addr: e.client_addr.clone(),
-            detail: e.detail.clone(),
+            client_addr: to_sql_text_opt(&e.client_addr),
+            detail: to_sql_text_opt(&e.detail),
         })
     }
 

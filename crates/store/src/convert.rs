@@ -4,10 +4,26 @@
 //! stored as `i64::MAX` (saturated, not wrapped), and a negative stored value (never written by
 //! this crate) reads as 0. Timestamps are stored in UTC with microsecond precision, the finest
 //! PostgreSQL keeps; sub-microsecond digits are dropped on write. Lists (a key's datasets, an
-//! audit event's targets) are stored as JSON arrays of strings.
+//! audit event's targets) are stored as JSON arrays of strings. Text never holds a NUL
+//! character: PostgreSQL refuses it in `TEXT`, and one such record must not be lost or block
+//! the ones behind it, so it is stored with U+FFFD in its place (on both backends alike).
 
 use bqai_core::{Error, Result};
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
+
+/// `s` as stored: NUL characters replaced by U+FFFD.
+pub(crate) fn to_sql_text(s: &str) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "\u{fffd}")
+    } else {
+        s.to_owned()
+    }
+}
+
+/// [`to_sql_text`] of an optional text.
+pub(crate) fn to_sql_text_opt(s: &Option<String>) -> Option<String> {
+    s.as_deref().map(to_sql_text)
+}
 
 /// Saturates instead of wrapping: a huge count stays huge rather than turning negative.
 pub(crate) fn to_sql_count(v: u64) -> i64 {

@@ -7,7 +7,7 @@ use bqai_core::{Error, Result};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::convert::{from_sql_count, to_sql_count, to_sql_time};
+use crate::convert::{from_sql_count, to_sql_count, to_sql_text, to_sql_text_opt, to_sql_time};
 use crate::page::Cursor;
 use crate::schema::query_history;
 
@@ -47,14 +47,14 @@ impl HistoryRow {
         Self {
             id: e.id.clone(),
             kind: e.kind.as_str().to_owned(),
-            question: e.question.clone(),
-            sql_submitted: e.sql_submitted.clone(),
-            sql_executed: e.sql_executed.clone(),
+            question: to_sql_text_opt(&e.question),
+            sql_submitted: to_sql_text(&e.sql_submitted),
+            sql_executed: to_sql_text_opt(&e.sql_executed),
             status: e.status.as_str().to_owned(),
-            error_code: e.error_code.clone(),
-            error_message: e.error_message.clone(),
-            principal: e.principal.clone(),
-            dataset: e.dataset.clone(),
+            error_code: to_sql_text_opt(&e.error_code),
+            error_message: to_sql_text_opt(&e.error_message),
+            principal: to_sql_text_opt(&e.principal),
+            dataset: to_sql_text_opt(&e.dataset),
             dry_run: e.dry_run,
             bytes_processed: to_sql_count(e.bytes_processed),
             bytes_billed: to_sql_count(e.bytes_billed),

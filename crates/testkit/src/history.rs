@@ -21,6 +21,7 @@ pub async fn history_contract(store: Arc<dyn HistoryStore>) {
     let p = unique_prefix("history");
     let store = store.as_ref();
     round_trip(store, &p).await;
+    nul_characters(store, &p).await;
     unknown_id(store, &p).await;
     duplicate_id(store, &p).await;
     let listed = seed_listing(store, &p).await;
@@ -127,6 +128,21 @@ async fn round_trip(store: &dyn HistoryStore, p: &str) {
         Some(&empty),
         "None fields and zero counters must survive record/get"
     );
+}
+
+/// A NUL character (PostgreSQL refuses it in text) does not lose the record: it is stored
+/// with U+FFFD in its place.
+async fn nul_characters(store: &dyn HistoryStore, p: &str) {
+    let mut entry = minimal(format!("{p}-nul"), now_micros());
+    entry.sql_submitted = "SELECT '\0'".into();
+    entry.question = Some("why\0".into());
+    entry.error_message = Some("bad \0 byte".into());
+    record(store, &entry).await;
+    let stored = get(store, &entry.id).await;
+    let stored = stored.unwrap_or_else(|| panic!("the record with a NUL was lost"));
+    assert_eq!(stored.sql_submitted, "SELECT '\u{fffd}'");
+    assert_eq!(stored.question.as_deref(), Some("why\u{fffd}"));
+    assert_eq!(stored.error_message.as_deref(), Some("bad \u{fffd} byte"));
 }
 
 async fn unknown_id(store: &dyn HistoryStore, p: &str) {

@@ -47,6 +47,7 @@ pub fn job(sql: impl Into<String>) -> QueryJob {
         referenced_tables: Vec::new(),
         labels: Vec::new(),
         parameters: bqai_core::model::QueryParameters::None,
+        max_result_bytes: None,
     }
 }
 

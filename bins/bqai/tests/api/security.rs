@@ -135,3 +135,71 @@ async fn literals_stay_literals_in_the_sql_that_runs() {
     );
     assert_eq!(r.body["referenced_tables"], json!(["shop.orders"]));
 }
+
+/// A 48-byte query used to answer 100 MB. Rows beyond `query.max_response_bytes` are cut,
+/// and the answer says so and what to do instead.
+#[tokio::test(flavor = "multi_thread")]
+async fn responses_are_capped_in_bytes() {
+    let app = spawn_app().await;
+    let r = app
+        .post_json(
+            "/api/v1/query",
+            &json!({"sql": "SELECT repeat('x', 1000000) AS big FROM shop.orders", "max_rows": 100}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let size = serde_json::to_vec(&r.body).unwrap().len();
+    let cap = bqai_core::query::DEFAULT_MAX_RESPONSE_BYTES as usize;
+    assert!(size <= cap + 4096, "{size} bytes");
+    assert_eq!(r.body["truncated"], true);
+    assert_eq!(r.body["truncated_reason"], "max_response_bytes");
+    assert!(
+        r.body["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("export"))
+    );
+    assert_eq!(r.body["row_count"], 10, "ten rows of 1 MB fit in 10 MiB");
+
+    let small = spawn_app_with(|s| s.query.max_response_bytes = 2_000).await;
+    let r = small
+        .post_json(
+            "/api/v1/query",
+            &json!({"sql": "SELECT * FROM shop.orders ORDER BY order_id", "max_rows": 500}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rows = serde_json::to_vec(&r.body["rows"]).unwrap().len();
+    assert!(rows <= 2_000, "{rows}");
+    assert!(
+        r.body["row_count"]
+            .as_u64()
+            .is_some_and(|n| n > 0 && n < 500)
+    );
+    assert_eq!(r.body["truncated_reason"], "max_response_bytes");
+    // Under the cap nothing changes: the row cap is the reason, and no hint.
+    let r = small
+        .post_json(
+            "/api/v1/query",
+            &json!({"sql": "SELECT 1 AS x FROM shop.orders", "max_rows": 3}),
+        )
+        .await;
+    assert_eq!(r.body["truncated_reason"], "max_rows");
+    assert!(r.body.get("hint").is_none());
+}
+
+/// A NUL character in SQL or a question is refused at the edge (it used to stop the
+/// PostgreSQL history queue), and a NUL that reaches a store is kept as U+FFFD (see the
+/// history contract suite).
+#[tokio::test(flavor = "multi_thread")]
+async fn nul_characters_are_refused_at_the_edge() {
+    let app = spawn_app().await;
+    app.query("SELECT 'a\u{0}' AS x")
+        .await
+        .assert_error(400, "INVALID_REQUEST");
+    app.post_json(
+        "/api/v1/ask",
+        &json!({"question": "revenue\u{0} by country"}),
+    )
+    .await
+    .assert_error(400, "INVALID_REQUEST");
+}

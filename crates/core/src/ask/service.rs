@@ -454,6 +454,11 @@ impl AskService {
         if question.is_empty() {
             return Err(Error::InvalidRequest("`question` must not be empty".into()));
         }
+        if question.contains('\0') {
+            return Err(Error::InvalidRequest(
+                "`question` contains a NUL character".into(),
+            ));
+        }
         let chars = question.chars().count();
         if chars > self.settings.max_question_chars {
             return Err(Error::InvalidRequest(format!(

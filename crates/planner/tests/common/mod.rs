@@ -87,6 +87,7 @@ pub async fn run_guarded(wh: &LocalWarehouse, sql: &str) -> Result<QueryResult, 
         referenced_tables: guarded.referenced_tables,
         labels: Vec::new(),
         parameters: bqai_core::model::QueryParameters::None,
+        max_result_bytes: None,
     };
     wh.dry_run(&job)
         .await
