@@ -208,10 +208,8 @@ impl HistoryStore for BufferedHistory {
         let dropped = self.dropped();
         let refused = self.refused();
         // Queued or dropped records mean history is behind; refused ones are worth a note.
-        if queued > 0 || dropped > 0 {
-            if h.status == HealthStatus::Ok {
-                h.status = HealthStatus::Degraded;
-            }
+        if (queued > 0 || dropped > 0) && h.status == HealthStatus::Ok {
+            h.status = HealthStatus::Degraded;
         }
         if queued > 0 || dropped > 0 || refused > 0 {
             let note = format!("{queued} records queued, {dropped} dropped, {refused} refused");
