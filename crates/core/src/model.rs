@@ -839,7 +839,10 @@ mod tests {
             Value::Date(NaiveDate::MIN),
             Value::Timestamp(Utc::now()),
             Value::Array(vec![Value::Int64(1), Value::String("é".into())]),
-            Value::Struct(vec![("k\"".into(), Value::Null), ("b".into(), Value::Bool(false))]),
+            Value::Struct(vec![
+                ("k\"".into(), Value::Null),
+                ("b".into(), Value::Bool(false)),
+            ]),
         ]
     }
 
@@ -849,7 +852,11 @@ mod tests {
         for v in values() {
             let actual = v.to_json().to_string().len();
             assert!(v.json_len() >= actual, "{v:?}: {} < {actual}", v.json_len());
-            assert!(v.json_len() <= actual + 32, "{v:?}: {} vs {actual}", v.json_len());
+            assert!(
+                v.json_len() <= actual + 32,
+                "{v:?}: {} vs {actual}",
+                v.json_len()
+            );
         }
     }
 
@@ -857,18 +864,24 @@ mod tests {
     fn results_are_cut_at_the_byte_cap() {
         let mut r = QueryResult {
             columns: vec![Field::new("s", FieldType::String)],
-            rows: (0..10).map(|_| vec![Value::String("x".repeat(100))]).collect(),
+            rows: (0..10)
+                .map(|_| vec![Value::String("x".repeat(100))])
+                .collect(),
             truncated: false,
             truncated_at_bytes: None,
             stats: QueryStats::default(),
         };
         assert!(!r.clone().cap_json_bytes(1_000_000));
-        let whole = serde_json::to_string(&r.json_rows()).unwrap_or_default().len();
+        let whole = serde_json::to_string(&r.json_rows())
+            .unwrap_or_default()
+            .len();
         assert!(r.cap_json_bytes(500));
         assert_eq!(r.rows.len(), 4);
         assert!(r.truncated);
         assert_eq!(r.truncated_at_bytes, Some(500));
-        let cut = serde_json::to_string(&r.json_rows()).unwrap_or_default().len();
+        let cut = serde_json::to_string(&r.json_rows())
+            .unwrap_or_default()
+            .len();
         assert!(cut <= 500 && cut < whole, "{cut}");
     }
 }

@@ -337,6 +337,92 @@ impl QueryService {
         }
     }
 
+    /// Checks everything about a request but its SQL: row cap, timeout, the caller's role and
+    /// the default dataset's scope; returns the timeout and the guard policy for the caller.
+    fn validate(
+        &self,
+        request: &QueryRequest,
+        principal: &Principal,
+    ) -> Result<(std::time::Duration, GuardPolicy)> {
+        let limits = &self.limits;
+        let max_rows = request.max_rows.unwrap_or(limits.default_max_rows);
+        if max_rows == 0 || max_rows > limits.max_rows_limit {
+            return Err(Error::InvalidRequest(format!(
+                "`max_rows` must be between 1 and {}",
+                limits.max_rows_limit
+            )));
+        }
+        let timeout = request.timeout.unwrap_or(limits.default_timeout);
+        if timeout.is_zero() || timeout > limits.max_timeout {
+            return Err(Error::InvalidRequest(format!(
+                "`timeout_ms` must be between 1 and {}",
+                limits.max_timeout.as_millis()
+            )));
+        }
+        if !request.dry_run && principal.role == Role::Viewer {
+            return Err(Error::Forbidden(
+                "the viewer role may only dry-run queries".into(),
+            ));
+        }
+        if let Some(ds) = &request.default_dataset {
+            if !is_valid_dataset_id(ds) {
+                return Err(Error::InvalidRequest(format!(
+                    "`dataset_id` {ds:?} is not a valid dataset id"
+                )));
+            }
+            if !self.scope(principal).allows(None, ds) {
+                return Err(Error::Forbidden(format!(
+                    "dataset `{ds}` is not in the datasets you may read"
+                )));
+            }
+        }
+        let policy = self.guard_policy(principal, request.default_dataset.clone(), max_rows);
+        Ok((timeout, policy))
+    }
+
+    /// The datasets `principal` may read: its own grants within the service's allow-list.
+    pub fn scope(&self, principal: &Principal) -> DatasetScope {
+        self.limits.allowed.intersect(&principal.datasets)
+    }
+
+    fn guard_policy(
+        &self,
+        principal: &Principal,
+        default_dataset: Option<String>,
+        max_rows: u64,
+    ) -> GuardPolicy {
+        GuardPolicy {
+            dialect: self.warehouse.dialect(),
+            home_project: self.warehouse.home_project(),
+            allowed: self.scope(principal),
+            default_dataset,
+            max_rows,
+        }
+    }
+
+    /// Whether the guard would let `principal` run `sql` (with `default_dataset` for bare
+    /// names): every table it reads is in the caller's scope and nothing in it is refused.
+    /// Used to keep other principals' SQL (from history) out of what a caller is shown.
+    pub fn may_run(&self, principal: &Principal, default_dataset: &str, sql: &str) -> bool {
+        let policy = self.guard_policy(
+            principal,
+            Some(default_dataset.to_owned()),
+            self.limits.default_max_rows,
+        );
+        guard::check(sql, &policy).is_ok()
+    }
+
+    /// Everything [`QueryService::plan`] would refuse about `request` before looking at its
+    /// SQL — row cap, timeout, role, dataset scope, an exhausted daily quota — so a caller
+    /// that has to pay for the SQL first (an LLM) can stop before it does.
+    pub async fn precheck(&self, request: &QueryRequest, principal: &Principal) -> Result<()> {
+        self.validate(request, principal)?;
+        if !request.dry_run {
+            self.check_quota(principal, 0).await?;
+        }
+        Ok(())
+    }
+
     async fn plan_inner(
         &self,
         query_id: &str,
@@ -360,46 +446,7 @@ impl QueryService {
                 limits.max_sql_bytes
             )));
         }
-        let max_rows = request.max_rows.unwrap_or(limits.default_max_rows);
-        if max_rows == 0 || max_rows > limits.max_rows_limit {
-            return Err(Error::InvalidRequest(format!(
-                "`max_rows` must be between 1 and {}",
-                limits.max_rows_limit
-            )));
-        }
-        let timeout = request.timeout.unwrap_or(limits.default_timeout);
-        if timeout.is_zero() || timeout > limits.max_timeout {
-            return Err(Error::InvalidRequest(format!(
-                "`timeout_ms` must be between 1 and {}",
-                limits.max_timeout.as_millis()
-            )));
-        }
-        if !request.dry_run && principal.role == Role::Viewer {
-            return Err(Error::Forbidden(
-                "the viewer role may only dry-run queries".into(),
-            ));
-        }
-
-        let scope = limits.allowed.intersect(&principal.datasets);
-        if let Some(ds) = &request.default_dataset {
-            if !is_valid_dataset_id(ds) {
-                return Err(Error::InvalidRequest(format!(
-                    "`dataset_id` {ds:?} is not a valid dataset id"
-                )));
-            }
-            if !scope.allows(None, ds) {
-                return Err(Error::Forbidden(format!(
-                    "dataset `{ds}` is not in the datasets you may read"
-                )));
-            }
-        }
-        let policy = GuardPolicy {
-            dialect: self.warehouse.dialect(),
-            home_project: self.warehouse.home_project(),
-            allowed: scope,
-            default_dataset: request.default_dataset.clone(),
-            max_rows,
-        };
+        let (timeout, policy) = self.validate(request, principal)?;
         let guarded = guard::check(&request.sql, &policy).map_err(rejection_to_error)?;
         progress.sql_executed = Some(guarded.sql.clone());
         crate::params::check_placeholders(

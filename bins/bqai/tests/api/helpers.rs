@@ -305,6 +305,14 @@ pub async fn demo_and_secret_warehouse() -> Arc<dyn Warehouse> {
 
 /// An app with API keys on (over the demo and `secret` datasets), and one key per role.
 pub async fn spawn_auth_app(tweak: impl FnOnce(&mut Settings)) -> (TestApp, Keys) {
+    spawn_auth_app_with_generator(tweak, None).await
+}
+
+/// [`spawn_auth_app`] with `generator` instead of the built-in planner.
+pub async fn spawn_auth_app_with_generator(
+    tweak: impl FnOnce(&mut Settings),
+    generator: Option<Arc<dyn SqlGenerator>>,
+) -> (TestApp, Keys) {
     use bqai_core::auth::keys::NewKey;
     use bqai_core::model::{DatasetScope, Role};
     let dir = tempfile::tempdir().unwrap();
@@ -312,9 +320,12 @@ pub async fn spawn_auth_app(tweak: impl FnOnce(&mut Settings)) -> (TestApp, Keys
     settings.auth.mode = bqai::config::AuthMode::ApiKey;
     settings.auth.pepper = Some("test pepper of enough length".to_string().into());
     tweak(&mut settings);
-    let services = Services::assemble(&settings, demo_and_secret_warehouse().await)
-        .await
-        .unwrap();
+    let warehouse = demo_and_secret_warehouse().await;
+    let services = match generator {
+        Some(g) => Services::assemble_with(&settings, warehouse, g, None).await,
+        None => Services::assemble(&settings, warehouse).await,
+    }
+    .unwrap();
     let auth = services.auth.clone().expect("auth is on");
     let make = |name: &str, role: Role, datasets: &[&str]| NewKey {
         name: name.into(),

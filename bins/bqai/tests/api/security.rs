@@ -203,3 +203,109 @@ async fn nul_characters_are_refused_at_the_edge() {
     .await
     .assert_error(400, "INVALID_REQUEST");
 }
+
+/// The question cache used to be shared by everyone: a viewer's dry-run ask seeded it and an
+/// admin's executed ask then ran the viewer's answer. It is keyed by the caller's scope and by
+/// whether the ask executes.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_question_cache_is_not_shared_across_scopes_or_modes() {
+    let (app, keys) = spawn_auth_app(|_| {}).await;
+    let ask = |key: &str, execute: bool| {
+        let key = key.to_owned();
+        let app = &app;
+        async move {
+            let r = app
+                .post_as(
+                    &key,
+                    "/api/v1/ask",
+                    &json!({"question": "number of customers by country", "dataset_id": "shop", "execute": execute}),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.body["from_cache"].as_bool().unwrap_or_default()
+        }
+    };
+    assert!(!ask(&keys.viewer, false).await);
+    assert!(
+        ask(&keys.viewer, false).await,
+        "the same caller, same mode: cached"
+    );
+    assert!(
+        !ask(&keys.admin, true).await,
+        "a dry run never seeds an executed ask"
+    );
+    assert!(
+        !ask(&keys.analyst, true).await,
+        "another scope (shop only): not the admin's answer"
+    );
+    assert!(
+        ask(&keys.analyst_all, true).await,
+        "the same scope and mode as the admin: its answer is fine"
+    );
+    assert!(ask(&keys.admin, true).await);
+}
+
+/// Few-shot examples were drawn from everyone's past asks: an admin's question and SQL over
+/// a secret dataset reached an analyst's LLM prompt. Only asks the caller could run itself
+/// are offered.
+#[tokio::test(flavor = "multi_thread")]
+async fn few_shot_examples_come_only_from_sql_the_caller_may_run() {
+    let secret_sql = "SELECT o.country, MAX(s.salary) AS top_salary FROM customers o \
+                      JOIN secret.salaries s ON TRUE GROUP BY o.country";
+    let shop_sql = "SELECT country, COUNT(*) AS customers FROM customers GROUP BY country";
+    let generator = ScriptedGenerator::new(vec![
+        Step::Sql(secret_sql),
+        Step::Sql(shop_sql),
+        Step::Sql(shop_sql),
+    ]);
+    let (app, keys) = spawn_auth_app_with_generator(|_| {}, Some(generator.clone() as _)).await;
+    for (key, question) in [
+        (&keys.admin, "top salary by customer country"),
+        (&keys.admin, "customers by country"),
+    ] {
+        let r = app
+            .post_as(
+                key,
+                "/api/v1/ask",
+                &json!({"question": question, "dataset_id": "shop"}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let r = app
+        .post_as(
+            &keys.analyst,
+            "/api/v1/ask",
+            &json!({"question": "salary and customers by country", "dataset_id": "shop"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let seen = generator.seen.lock().unwrap();
+    let analyst_examples: Vec<&str> = seen[2].examples.iter().map(|e| e.sql.as_str()).collect();
+    assert!(
+        analyst_examples.iter().all(|sql| !sql.contains("secret")),
+        "{analyst_examples:?}"
+    );
+    assert!(
+        analyst_examples.contains(&shop_sql),
+        "the analyst may still learn from asks it could run: {analyst_examples:?}"
+    );
+}
+
+/// An ask whose limits cannot pass (row cap, timeout) used to pay for two or three LLM calls
+/// before the query service said so; it is refused before the first.
+#[tokio::test(flavor = "multi_thread")]
+async fn asks_check_their_limits_before_paying_for_sql() {
+    let generator = ScriptedGenerator::new(Vec::new());
+    let app =
+        spawn_app_over_with(demo_warehouse().await, Some(generator.clone() as _), |_| {}).await;
+    for body in [
+        json!({"question": "customers by country", "max_rows": 1_000_000}),
+        json!({"question": "customers by country", "timeout_ms": 100_000_000}),
+    ] {
+        app.post_json("/api/v1/ask", &body)
+            .await
+            .assert_error(400, "INVALID_REQUEST");
+    }
+    assert_eq!(generator.calls(), 0);
+}

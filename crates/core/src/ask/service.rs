@@ -553,7 +553,17 @@ impl AskService {
         // "now by month" means something else in every conversation: a follow-up's cache
         // key includes the SQL it follows.
         let previous_sql = turns.iter().rev().find_map(|t| t.sql.as_deref());
-        let cache_key = self.question_cache_key(&question, &dataset, &info, &tables, previous_sql);
+        let cache_key = self.question_cache_key(
+            &question,
+            &dataset,
+            &info,
+            &tables,
+            previous_sql,
+            &CallerScope {
+                datasets: self.queries.scope(principal),
+                execute: request.execute,
+            },
+        );
         let max_rows = request
             .max_rows
             .unwrap_or(self.queries.limits().default_max_rows);
@@ -566,6 +576,27 @@ impl AskService {
             use_cache: request.use_cache,
             parameters: crate::model::QueryParameters::None,
         };
+
+        // What the query service would refuse whatever the SQL (row cap, timeout, role, scope,
+        // an exhausted quota) is refused before a generator is paid to write any.
+        if let Err(e) = self
+            .queries
+            .precheck(&query_request(String::new()), principal)
+            .await
+        {
+            self.record_failure(
+                &question,
+                &dataset,
+                None,
+                principal,
+                &usage,
+                &e,
+                started,
+                !request.execute,
+            )
+            .await;
+            return Err(e);
+        }
 
         // A repeated question on an unchanged schema reuses its SQL (still planned and run).
         if request.use_cache
@@ -598,7 +629,7 @@ impl AskService {
         }
 
         let examples = self
-            .examples(&question, &dataset, semantic.as_deref())
+            .examples(&question, &dataset, semantic.as_deref(), principal)
             .await;
         let mut ctx = GenerationContext {
             question: question.clone(),
@@ -918,11 +949,15 @@ impl AskService {
         }
     }
 
+    /// Few-shot examples: the semantic model's verified ones, and successful past asks on the
+    /// dataset — only those whose SQL the caller could run itself, so another principal's
+    /// question and SQL over tables the caller may not read never reach its prompt.
     async fn examples(
         &self,
         question: &str,
         dataset: &str,
         semantic: Option<&SemanticModel>,
+        principal: &Principal,
     ) -> Vec<Example> {
         let mut candidates: Vec<Example> = semantic.map(|m| m.examples.clone()).unwrap_or_default();
         let filter = HistoryFilter {
@@ -942,6 +977,7 @@ impl AskService {
                 page.items
                     .into_iter()
                     .filter(|e| e.dataset.as_deref() == Some(dataset) && !e.dry_run)
+                    .filter(|e| self.queries.may_run(principal, dataset, &e.sql_submitted))
                     .filter_map(|e| {
                         Some(Example {
                             question: e.question?,
@@ -954,6 +990,10 @@ impl AskService {
         similar_examples(question, &candidates, self.settings.max_examples)
     }
 
+    /// The question cache key. Besides the question, schema and generator it holds the
+    /// caller's effective scope (an answer written for wider grants is never served to
+    /// narrower ones, nor the other way round) and whether the ask executes: an answer only
+    /// planned (a viewer's dry run) never seeds one that runs.
     fn question_cache_key(
         &self,
         question: &str,
@@ -961,6 +1001,7 @@ impl AskService {
         info: &GeneratorInfo,
         tables: &[Table],
         previous_sql: Option<&str>,
+        caller: &CallerScope,
     ) -> String {
         let mut h = Sha256::new();
         let schema: Vec<(&TableRef, &Vec<crate::model::Field>)> =
@@ -975,6 +1016,8 @@ impl AskService {
             "semantic": semantic,
             "prompt": super::prompt::PROMPT_VERSION,
             "follows": previous_sql,
+            "scope": caller.datasets,
+            "execute": caller.execute,
         });
         h.update(material.to_string().as_bytes());
         format!("{KEY_PREFIX}ask:{}", hex::encode(h.finalize()))
@@ -1049,6 +1092,12 @@ impl AskService {
         };
         self.queries.record_entry(&entry).await;
     }
+}
+
+/// The part of the caller a cached answer depends on.
+struct CallerScope {
+    datasets: crate::model::DatasetScope,
+    execute: bool,
 }
 
 /// Whether `principal` may read and continue `conversation`: its owner, or an admin.
