@@ -24,9 +24,10 @@ after(async () => {
 
 /**
  * A fresh page on `base` that records dialogs, script errors and CSP violations; waits for
- * "Connected" unless `connected` is false.
+ * "Connected" unless `connected` is false. `chatPage: false` opens some other site's page
+ * (no policy checks).
  */
-export async function open(base, { connected = true } = {}) {
+export async function open(base, { connected = true, chatPage = true } = {}) {
   const context = await browser.newContext();
   const page = await context.newPage();
   const seen = { dialogs: [], errors: [] };
@@ -35,6 +36,7 @@ export async function open(base, { connected = true } = {}) {
   page.on('console', (m) => { if (m.type() === 'error') seen.errors.push(m.text()); });
   const response = await page.goto(base + '/');
   assert.equal(response.status(), 200);
+  if (!chatPage) return { page, context, seen };
   const csp = response.headers()['content-security-policy'] || '';
   assert.match(csp, /script-src 'self'/);
   assert.match(csp, /connect-src 'self'/);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use bqai_core::auth::Authenticator;
 use bqai_core::auth::keys::{KeyHasher, random_bytes};
-use bqai_core::ports::KeyStore;
+use bqai_core::ports::{KeyStore, NonceStore};
 use secrecy::ExposeSecret;
 
 use crate::config::{AuthMode, Settings};
@@ -72,15 +72,20 @@ fn create_pepper(path: &Path) -> anyhow::Result<()> {
 }
 
 /// The authenticator for `[auth] mode`, or `None` when authentication is off.
+///
+/// WebSocket tickets are single-use: their nonces are claimed in `nonces` (shared through
+/// Redis when `cache.url` is set, so a ticket opens one connection across all replicas).
 pub fn authenticator(
     settings: &Settings,
     keys: Arc<dyn KeyStore>,
+    nonces: Arc<dyn NonceStore>,
 ) -> anyhow::Result<Option<Authenticator>> {
     if settings.auth.mode == AuthMode::Off {
         return Ok(None);
     }
     let mut auth = Authenticator::new(keys, hasher(settings)?)
-        .with_ticket_ttl(Duration::from_secs(settings.auth.ticket_ttl_secs));
+        .with_ticket_ttl(Duration::from_secs(settings.auth.ticket_ttl_secs))
+        .with_single_use_tickets(nonces);
     if let (AuthMode::ApiKeyOidc, Some(oidc)) = (settings.auth.mode, &settings.auth.oidc) {
         let verifier =
             bqai_oidc::OidcVerifier::new(oidc.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -132,6 +132,9 @@ pub struct ServerSettings {
     /// Origins (`https://app.example.com`) whose pages may call the API (CORS); empty: none
     /// but the server's own; `*`: any.
     pub cors_origins: Vec<String>,
+    /// Host names the server answers to besides IP addresses, `localhost` and `host` (DNS
+    /// rebinding protection); `*`: any (behind a proxy that checks `Host` itself).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerSettings {
@@ -147,6 +150,7 @@ impl Default for ServerSettings {
             ask_weight: 10,
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -836,6 +840,13 @@ impl Settings {
                 .filter_map(|p| p.parse().ok())
                 .collect(),
             cors_origins: self.server.cors_origins.clone(),
+            allowed_hosts: self
+                .server
+                .allowed_hosts
+                .iter()
+                .cloned()
+                .chain(std::iter::once(self.server.host.clone()))
+                .collect(),
             ws: self.ws.settings(),
             ..HttpSettings::default()
         }

@@ -16,16 +16,20 @@ use bqai_core::auth::Authenticator;
 use bqai_core::catalog::CatalogService;
 use bqai_core::llm::Llm;
 use bqai_core::model::Principal;
-use bqai_core::ports::{AuditLog, Cache, ConversationStore, HistoryStore, RateLimiter, Warehouse};
+use bqai_core::ports::{
+    AuditLog, Cache, ConversationStore, HistoryStore, NonceStore, RateLimiter, Warehouse,
+};
 use bqai_core::query::QueryService;
-use bqai_core::resilience::FallbackRateLimiter;
+use bqai_core::resilience::{FallbackNonceStore, FallbackRateLimiter};
 use bqai_core::result_cache::CachedWarehouse;
 use bqai_core::semantic::SemanticModel;
 use bqai_http::AppState;
 use bqai_local::LocalWarehouse;
 use bqai_memory::{BufferedHistory, MemoryCache, MemoryRateLimiter};
 use bqai_planner::Planner;
-use bqai_redis::{RedisCache, RedisClient, RedisConversationStore, RedisRateLimiter};
+use bqai_redis::{
+    RedisCache, RedisClient, RedisConversationStore, RedisNonceStore, RedisRateLimiter,
+};
 use bqai_store::{Store, StoreOptions};
 
 use crate::auth::check_bind;
@@ -126,7 +130,7 @@ impl Services {
         );
         let queries = QueryService::new(warehouse.clone(), history.clone(), limits)
             .with_usage_ledger(store.usage());
-        let auth = crate::auth::authenticator(settings, store.keys())?;
+        let auth = crate::auth::authenticator(settings, store.keys(), nonce_store(redis.as_ref()))?;
         // Group commit: every /api/v1 call waits for its audit event to be stored, and
         // concurrent calls share one transaction (docs/benchmarks.md has the numbers).
         let audit = settings.auth.audit.then(|| {
@@ -201,6 +205,19 @@ pub fn build_cache(
         Arc::new(RedisCache::from_client(client.clone())),
         Arc::new(limiter),
     )
+}
+
+/// Where used WebSocket tickets are remembered: Redis when there is one (falling back to the
+/// process while it is down), else the process.
+fn nonce_store(redis: Option<&RedisClient>) -> Arc<dyn NonceStore> {
+    let local: Arc<dyn NonceStore> = Arc::new(bqai_memory::MemoryNonceStore::default());
+    match redis {
+        Some(client) => Arc::new(FallbackNonceStore::new(
+            Arc::new(RedisNonceStore::from_client(client.clone())),
+            local,
+        )),
+        None => local,
+    }
 }
 
 /// The conversation store `conversations.store` names.

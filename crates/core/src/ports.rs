@@ -99,6 +99,14 @@ pub trait RateLimiter: Send + Sync {
     async fn check(&self, key: &str, cost: u32, limit_per_minute: u32) -> Result<RateDecision>;
 }
 
+/// Remembers one-time tokens (the nonces of WebSocket tickets) until they expire, so each is
+/// accepted once — across every replica when the adapter is shared.
+#[async_trait]
+pub trait NonceStore: Send + Sync {
+    /// Claims `nonce` for `ttl`: `true` the first time, `false` when it was claimed before.
+    async fn claim(&self, nonce: &str, ttl: Duration) -> Result<bool>;
+}
+
 /// Durable query history.
 #[async_trait]
 pub trait HistoryStore: Send + Sync {

@@ -3,6 +3,9 @@
 //! [`FallbackRateLimiter`]: a distributed limiter (Redis) backed by an in-process one, so a
 //! Redis outage degrades limits to per-replica instead of turning every request into an
 //! error or letting everything through.
+//!
+//! [`FallbackNonceStore`]: the same for one-time tickets: while Redis is down a ticket is
+//! single-use per replica instead of refused everywhere.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::ports::{RateDecision, RateLimiter};
+use crate::ports::{NonceStore, RateDecision, RateLimiter};
 
 /// Asks `primary`; when it fails, asks `fallback` instead.
 pub struct FallbackRateLimiter {
@@ -45,6 +48,32 @@ impl RateLimiter for FallbackRateLimiter {
                 tracing::debug!(error = %e, "rate limiter unavailable; using the in-process one");
                 self.fallbacks.fetch_add(1, Ordering::Relaxed);
                 self.fallback.check(key, cost, limit_per_minute).await
+            }
+        }
+    }
+}
+
+/// Claims in `primary`; when it fails, in `fallback`.
+pub struct FallbackNonceStore {
+    primary: Arc<dyn NonceStore>,
+    fallback: Arc<dyn NonceStore>,
+}
+
+impl FallbackNonceStore {
+    /// `primary` first, `fallback` when it errs.
+    pub fn new(primary: Arc<dyn NonceStore>, fallback: Arc<dyn NonceStore>) -> Self {
+        Self { primary, fallback }
+    }
+}
+
+#[async_trait]
+impl NonceStore for FallbackNonceStore {
+    async fn claim(&self, nonce: &str, ttl: std::time::Duration) -> Result<bool> {
+        match self.primary.claim(nonce, ttl).await {
+            Ok(fresh) => Ok(fresh),
+            Err(e) => {
+                tracing::debug!(error = %e, "nonce store unavailable; using the in-process one");
+                self.fallback.claim(nonce, ttl).await
             }
         }
     }

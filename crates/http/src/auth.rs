@@ -119,6 +119,14 @@ pub fn note(req: &HttpRequest, f: impl FnOnce(&mut AuditNote)) {
     }
 }
 
+/// Adds a dataset the caller named to the note — only when it is a valid dataset id: the
+/// audit log records what was resolved, never arbitrary text a caller sent.
+pub fn add_dataset_target(note: &mut AuditNote, dataset: &str) {
+    if bqai_core::query::is_valid_dataset_id(dataset) {
+        add_target(note, dataset);
+    }
+}
+
 /// Adds `target` to the note once.
 pub fn add_target(note: &mut AuditNote, target: impl Into<String>) {
     let t = target.into();
@@ -158,6 +166,16 @@ fn route_action(method: &Method, path: &str) -> AuditAction {
     }
 }
 
+/// The path the router matched: percent-decoded (`/api/v1/as%6b` is `/api/v1/ask`), so
+/// route-based decisions (audit action, rate weight, where tickets count) follow the handler
+/// that runs rather than the bytes the client chose.
+pub(crate) fn routed_path(req: &ServiceRequest) -> &str {
+    req.match_info().as_str()
+}
+
+/// The one route that takes a `?ticket=`.
+const WS_ROUTE: &str = "/api/v1/ws/agent";
+
 fn is_websocket_upgrade(req: &ServiceRequest) -> bool {
     req.method() == Method::GET
         && req
@@ -196,7 +214,10 @@ fn credential(req: &ServiceRequest) -> Result<Option<(CredKind, String)>, ApiErr
         }
         return Ok(Some((CredKind::Bearer, value.trim().to_string())));
     }
+    // Only on the WebSocket route: a ticket is not a credential for REST calls, even ones
+    // dressed up with `Upgrade: websocket`.
     if is_websocket_upgrade(req)
+        && routed_path(req).trim_end_matches('/') == WS_ROUTE
         && let Some(t) = ticket_param(req)
     {
         return Ok(Some((CredKind::Ticket, t)));
@@ -224,7 +245,7 @@ pub async fn middleware(
     };
     let client = client_ip(&req, &state.settings.trusted_proxies).map(|ip| ip.to_string());
     let method = req.method().clone();
-    let path = req.path().to_string();
+    let path = routed_path(&req).to_string();
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
 
     let (principal, presented_id) = match &state.auth {

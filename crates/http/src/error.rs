@@ -236,3 +236,84 @@ impl ResponseError for ApiError {
         })
     }
 }
+
+/// Puts a plain-text error answered by a middleware outside the handlers (CORS refusing a
+/// preflight: "Origin is not allowed to make this request") into the envelope, so every
+/// error a client sees has the same shape, a request id and the security headers. Runs
+/// inside the request id, just outside CORS. A 4xx keeps the middleware's text (written for
+/// clients), a 5xx says nothing.
+pub async fn envelope_middleware(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    // CORS answers a refused preflight with an error instead of a response, which would skip
+    // every middleware on the way out. A preflight is never routed (CORS answers it itself),
+    // so keeping a handle on the request to answer it here is safe.
+    let preflight = req.method() == actix_web::http::Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let kept = preflight.then(|| req.request().clone());
+    let res = match next.call(req).await {
+        Ok(res) => res,
+        Err(e) => {
+            let Some(http) = kept else { return Err(e) };
+            let plain = e.error_response();
+            let status = plain.status();
+            let text = plain_text(plain.into_body()).await;
+            let wrapped = wrapped(status, &actix_web::http::header::HeaderMap::new(), text);
+            return Ok(actix_web::dev::ServiceResponse::new(http, wrapped).map_into_right_body());
+        }
+    };
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return Ok(res.map_into_left_body());
+    }
+    let (req, res) = res.into_parts();
+    let headers = res.headers().clone();
+    let text = plain_text(res.into_body()).await;
+    let wrapped = wrapped(status, &headers, text);
+    Ok(actix_web::dev::ServiceResponse::new(req, wrapped).map_into_right_body())
+}
+
+/// The first KiB of an error body, as text.
+async fn plain_text(body: impl actix_web::body::MessageBody) -> String {
+    actix_web::body::to_bytes_limited(body, 1024)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The envelope for a plain error of `status` saying `text`, keeping the other `headers`.
+fn wrapped(status: StatusCode, headers: &header::HeaderMap, text: String) -> HttpResponse {
+    let message = if status.is_client_error() && !text.is_empty() {
+        text
+    } else {
+        status
+            .canonical_reason()
+            .unwrap_or("the request failed")
+            .to_owned()
+    };
+    let code = match status {
+        StatusCode::NOT_FOUND => "NOT_FOUND",
+        StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
+        StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
+        s if s.is_server_error() => "INTERNAL",
+        _ => "INVALID_REQUEST",
+    };
+    let mut response = ApiError::new(status, code, message).error_response();
+    // Keep what the middleware said besides its body (CORS's `Vary`, for one).
+    for (name, value) in headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            response.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    response
+}

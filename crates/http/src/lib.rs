@@ -2,14 +2,17 @@
 //!
 //! Routes live in [`routes`], one module per resource; handlers only parse, call a bqai-core
 //! use case and map the result. [`error::ApiError`] is the single error type and owns the JSON
-//! error envelope. Middleware, outermost first: CORS (so preflights never need a key and
-//! every answer, errors included, carries the CORS headers), request id (and access log),
-//! security headers, compression, then on `/api/v1` authentication with the audit record
-//! ([`auth`]), then per-principal rate limiting ([`rate_limit`]).
+//! error envelope. Middleware, outermost first: security headers, request id (and access
+//! log), the envelope for plain-text errors of the middleware inside it
+//! ([`error::envelope_middleware`]), CORS (so preflights never need a key and every answer,
+//! errors included, carries the CORS headers), compression, then the Host and Origin checks
+//! ([`origin`]), then on `/api/v1` authentication with the audit record ([`auth`]), then per-principal rate
+//! limiting ([`rate_limit`]).
 
 pub mod auth;
 pub mod dto;
 pub mod error;
+pub mod origin;
 pub mod rate_limit;
 pub mod request_id;
 pub mod routes;
@@ -175,10 +178,12 @@ pub fn server(
         App::new()
             .app_data(data.clone())
             .configure(configure(&settings))
+            .wrap(from_fn(origin::middleware))
             .wrap(Compress::default())
-            .wrap(security_headers())
-            .wrap(from_fn(request_id::middleware))
             .wrap(cors(&settings))
+            .wrap(from_fn(error::envelope_middleware))
+            .wrap(from_fn(request_id::middleware))
+            .wrap(security_headers())
     })
     .shutdown_timeout(shutdown_timeout.as_secs().max(1))
     // The WebSocket streams many small events; Nagle's algorithm would hold each behind the

@@ -29,7 +29,7 @@ const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 
 fn weight(req: &ServiceRequest, state: &AppState) -> u32 {
-    let path = req.path();
+    let path = crate::auth::routed_path(req);
     if req.method() != Method::POST {
         1
     } else if path.ends_with("/ask") || path.ends_with("/query-agent") {

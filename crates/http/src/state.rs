@@ -32,8 +32,12 @@ pub struct HttpSettings {
     /// Proxies whose `X-Forwarded-For` is believed when identifying clients.
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Origins allowed to call the API from a browser (CORS); empty: same origin only.
-    /// `*` allows any origin (without credentials).
+    /// `*` allows any origin (without credentials). WebSocket upgrades from a browser are
+    /// accepted from these origins and the server's own.
     pub cors_origins: Vec<String>,
+    /// Names (besides IP addresses, `localhost` and the bound host) requests may carry in
+    /// `Host`; `*` allows any. Refusing other names defeats DNS rebinding.
+    pub allowed_hosts: Vec<String>,
     /// The WebSocket API.
     pub ws: WsSettings,
 }
@@ -94,6 +98,7 @@ impl Default for HttpSettings {
             ask_weight: 10,
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             ws: WsSettings::default(),
         }
     }

@@ -1,6 +1,6 @@
 //! bqai-memory: in-process adapters for a single node — a byte-bounded [`MemoryCache`] (moka)
 //! and a keyed [`MemoryRateLimiter`] (governor), [`MemoryConversationStore`] (conversations
-//! with a TTL) — and two decorators: [`BufferedHistory`], the in-memory queue that keeps
+//! with a TTL), [`MemoryNonceStore`] (single-use WebSocket tickets) — and two decorators: [`BufferedHistory`], the in-memory queue that keeps
 //! history records while the history store is down, and [`BatchedAuditLog`], group commit for
 //! the audit log (concurrent calls share one write; each still waits for its own event).
 //!
@@ -12,10 +12,12 @@ mod audit_batcher;
 mod cache;
 mod conversations;
 mod history_buffer;
+mod nonces;
 mod rate_limiter;
 
 pub use audit_batcher::BatchedAuditLog;
 pub use cache::{CacheStats, MemoryCache};
 pub use conversations::MemoryConversationStore;
 pub use history_buffer::BufferedHistory;
+pub use nonces::MemoryNonceStore;
 pub use rate_limiter::MemoryRateLimiter;

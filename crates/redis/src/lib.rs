@@ -8,7 +8,9 @@
 //! - [`RedisConversationStore`] implements [`bqai_core::ports::ConversationStore`] (a hash and
 //!   a list of JSON turns per conversation, each operation one Lua script, with a TTL restarted
 //!   by every write);
-//! - [`RedisClient`] is what all three stand on: a deadpool connection pool with a deadline on
+//! - [`RedisNonceStore`] implements [`bqai_core::ports::NonceStore`] (single-use WebSocket
+//!   tickets across replicas, `SET NX PX`);
+//! - [`RedisClient`] is what they all stand on: a deadpool connection pool with a deadline on
 //!   every call and a circuit breaker, so a Redis outage costs callers an immediate
 //!   [`bqai_core::Error::Unavailable`] rather than a timeout per request. Build one client and
 //!   pass it to every adapter (`from_client`) to share the pool and the breaker.
@@ -26,11 +28,13 @@ mod breaker;
 mod cache;
 mod client;
 mod conversations;
+mod nonces;
 mod options;
 mod rate_limiter;
 
 pub use cache::RedisCache;
 pub use client::RedisClient;
 pub use conversations::RedisConversationStore;
+pub use nonces::RedisNonceStore;
 pub use options::RedisOptions;
 pub use rate_limiter::RedisRateLimiter;

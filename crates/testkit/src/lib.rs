@@ -14,6 +14,7 @@ pub mod cache;
 pub mod conversation;
 pub mod history;
 pub mod llm_server;
+pub mod nonces;
 pub mod oidc;
 pub mod postgres;
 pub mod rate_limiter;

@@ -309,3 +309,139 @@ async fn asks_check_their_limits_before_paying_for_sql() {
     }
     assert_eq!(generator.calls(), 0);
 }
+
+/// With auth off, a page on another site could read rows through `ws://127.0.0.1` (no Origin
+/// check) and through a name that resolves to the server (no Host check). Browser-level
+/// tests are in tests/e2e/origin.test.mjs; these are the same rules on the wire.
+#[tokio::test(flavor = "multi_thread")]
+async fn foreign_origins_and_host_names_are_refused() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = spawn_app_with(|s| {
+        s.server.allowed_hosts = vec!["bqai.internal".into()];
+        s.server.cors_origins = vec!["https://app.example.com".into()];
+    })
+    .await;
+    let ws_url = format!("{}/api/v1/ws/agent", app.address.replacen("http", "ws", 1));
+    let upgrade = |origin: &str| {
+        let mut req = ws_url.as_str().into_client_request().unwrap();
+        req.headers_mut().insert("Origin", origin.parse().unwrap());
+        tokio_tungstenite::connect_async(req)
+    };
+    match upgrade("http://evil.test").await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 403);
+            let body = String::from_utf8(resp.body().clone().unwrap_or_default()).unwrap();
+            assert!(body.contains("ORIGIN_NOT_ALLOWED"), "{body}");
+        }
+        other => panic!("a foreign origin must be refused, got {other:?}"),
+    }
+    let own = app.address.clone();
+    for ok in [own.as_str(), "https://app.example.com"] {
+        let (_ws, resp) = upgrade(ok).await.unwrap();
+        assert_eq!(resp.status().as_u16(), 101, "{ok}");
+    }
+    // No Origin (not a browser): accepted.
+    let (_ws, resp) = tokio_tungstenite::connect_async(ws_url.as_str())
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 101);
+
+    let with_host = |host: &'static str, path: &'static str| {
+        app.client
+            .get(format!("{}{path}", app.address))
+            .header("Host", host)
+            .send()
+    };
+    let r = with_host("rebound.evil.test:8080", "/api/v1/datasets")
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "HOST_NOT_ALLOWED");
+    let r = with_host("rebound.evil.test", "/").await.unwrap();
+    assert_eq!(r.status().as_u16(), 400, "the chat page too");
+    for (host, path) in [
+        ("rebound.evil.test", "/health"),
+        ("bqai.internal", "/api/v1/datasets"),
+        ("localhost:8080", "/api/v1/datasets"),
+        ("192.168.1.20:8080", "/api/v1/datasets"),
+    ] {
+        let r = with_host(host, path).await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{host}{path}");
+    }
+}
+
+/// CORS refusals were plain text; every error now has the envelope and a request id.
+#[tokio::test(flavor = "multi_thread")]
+async fn cors_refusals_have_the_error_envelope() {
+    let app =
+        spawn_app_with(|s| s.server.cors_origins = vec!["https://app.example.com".into()]).await;
+    for (origin, method) in [
+        ("https://evil.test", "POST"),
+        ("https://app.example.com", "PUT"),
+    ] {
+        let resp = app
+            .client
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/api/v1/query", app.address),
+            )
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", method)
+            .send()
+            .await
+            .unwrap();
+        let reply = Reply {
+            status: resp.status().as_u16(),
+            headers: resp.headers().clone(),
+            body: resp.json().await.unwrap(),
+        };
+        reply.assert_error(400, "INVALID_REQUEST");
+        assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
+    }
+}
+
+/// A percent-encoded path (`/api/v1/as%6b`) reached the ask handler but was charged and
+/// audited as a catalog read; the caller's raw text landed in audit targets.
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_weight_and_audit_follow_the_routed_path() {
+    let (app, keys) = spawn_auth_app(|s| {
+        s.server.requests_per_minute = 20;
+        s.server.ask_weight = 15;
+    })
+    .await;
+    let body = json!({"question": "number of orders", "dataset_id": "shop", "execute": false});
+    let first = app.post_as(&keys.analyst, "/api/v1/as%6b", &body).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    app.post_as(&keys.analyst, "/api/v1/as%6b", &body)
+        .await
+        .assert_error(429, "RATE_LIMITED");
+
+    let (app, keys) = spawn_auth_app(|_| {}).await;
+    app.post_as(&keys.analyst, "/api/v1/as%6b", &body).await;
+    app.post_as(
+        &keys.analyst,
+        "/api/v1/query",
+        &json!({"sql": "SELECT 1", "dataset_id": "<script>alert(1)</script>"}),
+    )
+    .await
+    .assert_error(400, "INVALID_REQUEST");
+    let audit = app
+        .get_as(
+            &keys.admin,
+            &format!("/api/v1/admin/audit?principal={}", keys.analyst_id),
+        )
+        .await;
+    assert_eq!(audit.status, 200, "{}", audit.body);
+    let events = audit.body["data"].as_array().unwrap();
+    let ask = events
+        .iter()
+        .find(|e| e["route"].as_str().is_some_and(|r| r.contains("/ask")))
+        .unwrap_or_else(|| panic!("no ask event in {events:#?}"));
+    assert_eq!(ask["action"], "ask", "{ask}");
+    assert!(
+        !audit.body.to_string().contains("<script>"),
+        "{}",
+        audit.body
+    );
+}

@@ -727,3 +727,172 @@ async fn the_server_caps_open_connections() {
     };
     ping_pong(&mut third).await;
 }
+
+/// A new analyst key (shop only), made through the admin API: `(key, id)`.
+async fn new_key(app: &TestApp, admin: &str, extra: Value) -> (String, String) {
+    let mut body = json!({"name": "ws", "role": "analyst", "datasets": ["shop"]});
+    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+        body[k] = v;
+    }
+    let created = app.post_as(admin, "/api/v1/admin/keys", &body).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    (
+        created.body["key"].as_str().unwrap().to_string(),
+        created.body["id"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn ticket_for(app: &TestApp, key: &str) -> String {
+    let reply = app.post_as(key, "/api/v1/ws-ticket", &json!({})).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.body["ticket"].as_str().unwrap().to_string()
+}
+
+/// The frames after an ask on a connection whose key is gone: an `error` `UNAUTHENTICATED`
+/// for the ask, then a close with 1008.
+async fn assert_closed_for_credentials(ws: &mut Ws, request_id: &str) {
+    send(
+        ws,
+        json!({"type": "ask", "question": "orders by channel", "request_id": request_id}),
+    )
+    .await;
+    let ev = next_event(ws).await;
+    assert_eq!(ev["type"], "error", "{ev}");
+    assert_eq!(ev["code"], "UNAUTHENTICATED", "{ev}");
+    let close = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => {}
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the server closes the connection");
+    assert_eq!(close.map(|f| f.code), Some(CloseCode::Policy));
+}
+
+/// A socket used to outlive its key: revoked, narrowed or expired, asks on an open connection
+/// still returned rows. Each ask now reads the key again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_websocket_does_not_outlive_its_key() {
+    let (app, keys) = spawn_auth_app(|_| {}).await;
+
+    // Revoked: the next ask is refused and the connection closed with 1008.
+    let (key, id) = new_key(&app, &keys.admin, json!({})).await;
+    let mut ws = connect_to(&app, &format!("?ticket={}", ticket_for(&app, &key).await)).await;
+    configure(&mut ws, json!({})).await;
+    let events = ask(&mut ws, "r1", "orders by channel").await;
+    assert_eq!(events.last().unwrap()["type"], "done", "{events:#?}");
+    let revoked = app
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/admin/keys/{id}"),
+            Some(&keys.admin),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    assert_closed_for_credentials(&mut ws, "r2").await;
+
+    // Narrowed: the next ask sees the new grants (shop is no longer readable).
+    let (key, id) = new_key(&app, &keys.admin, json!({})).await;
+    let mut ws = connect_to(&app, &format!("?ticket={}", ticket_for(&app, &key).await)).await;
+    configure(&mut ws, json!({"dataset_id": "shop"})).await;
+    let events = ask(&mut ws, "n1", "orders by channel").await;
+    assert_eq!(events.last().unwrap()["type"], "done", "{events:#?}");
+    let patched = app
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/admin/keys/{id}"),
+            Some(&keys.admin),
+            Some(&json!({"datasets": ["secret"]})),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    let events = ask(&mut ws, "n2", "orders by channel").await;
+    assert_eq!(events.last().unwrap()["code"], "FORBIDDEN", "{events:#?}");
+
+    // Expired: the same as revoked.
+    let expires = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let (key, _) = new_key(&app, &keys.admin, json!({"expires_at": expires})).await;
+    let mut ws = connect_to(&app, &format!("?ticket={}", ticket_for(&app, &key).await)).await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_closed_for_credentials(&mut ws, "e1").await;
+}
+
+/// Tickets were reusable within their TTL, and accepted on REST GETs that carried
+/// `Upgrade: websocket`. A ticket now opens one WebSocket, and only the WebSocket.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ticket_opens_one_websocket_and_nothing_else() {
+    let (app, keys) = spawn_auth_app(|_| {}).await;
+    let ticket = ticket_for(&app, &keys.analyst).await;
+    let rest = app
+        .client
+        .get(format!("{}/api/v1/datasets?ticket={ticket}", app.address))
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.status().as_u16(), 401);
+
+    let mut ws = connect_to(&app, &format!("?ticket={ticket}")).await;
+    ping_pong(&mut ws).await;
+    match connect_async(url(&app, &format!("?ticket={ticket}"))).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 401);
+            let body = String::from_utf8(resp.body().clone().unwrap_or_default()).unwrap();
+            assert!(body.contains("already used"), "{body}");
+        }
+        other => panic!("a used ticket must be refused, got {other:?}"),
+    }
+}
+
+/// `cancel` echoed whatever id it was sent; a message assembled from continuation frames past
+/// the limit closed with 1002 where docs/API.md says 1009.
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_ids_are_checked_and_oversized_messages_close_with_1009() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let app = spawn_app().await;
+    let mut ws = connect(&app).await;
+    send(
+        &mut ws,
+        json!({"type": "cancel", "request_id": "<img src=x onerror=alert(1)>"}),
+    )
+    .await;
+    let ev = next_event(&mut ws).await;
+    assert_eq!(ev["code"], "INVALID_MESSAGE", "{ev}");
+    assert!(ev.get("request_id").is_none(), "{ev}");
+    assert!(!ev.to_string().contains("<img"), "{ev}");
+
+    let part = vec![b'a'; 700 * 1024];
+    ws.send(Message::Frame(Frame::message(
+        part.clone(),
+        OpCode::Data(Data::Text),
+        false,
+    )))
+    .await
+    .unwrap();
+    let _ = ws
+        .send(Message::Frame(Frame::message(
+            part,
+            OpCode::Data(Data::Continue),
+            false,
+        )))
+        .await;
+    let close = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => {}
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the server closes the connection");
+    assert_eq!(close.map(|f| f.code), Some(CloseCode::Size));
+}

@@ -10,7 +10,7 @@ use super::keys::{self, GeneratedKey, KeyHasher, KeyRecord, KeyStatus, NewKey};
 use super::ticket;
 use crate::error::{Error, Result};
 use crate::model::Principal;
-use crate::ports::KeyStore;
+use crate::ports::{KeyStore, NonceStore};
 
 /// Verifies bearer tokens of a third-party issuer (OIDC JWTs).
 #[async_trait]
@@ -71,6 +71,7 @@ pub struct Authenticator {
     hasher: KeyHasher,
     tokens: Option<Arc<dyn TokenVerifier>>,
     ticket_ttl: Duration,
+    nonces: Option<Arc<dyn NonceStore>>,
 }
 
 impl Authenticator {
@@ -81,6 +82,7 @@ impl Authenticator {
             hasher,
             tokens: None,
             ticket_ttl: Duration::from_secs(60),
+            nonces: None,
         }
     }
 
@@ -95,6 +97,13 @@ impl Authenticator {
     #[must_use]
     pub fn with_ticket_ttl(mut self, ttl: Duration) -> Self {
         self.ticket_ttl = ttl;
+        self
+    }
+
+    /// Makes tickets single-use: each ticket's nonce is claimed in `nonces` when it is used.
+    #[must_use]
+    pub fn with_single_use_tickets(mut self, nonces: Arc<dyn NonceStore>) -> Self {
+        self.nonces = Some(nonces);
         self
     }
 
@@ -151,18 +160,37 @@ impl Authenticator {
 
     async fn authenticate_ticket(&self, t: &str) -> Result<Principal> {
         let now = Utc::now();
-        let principal = ticket::verify(&self.hasher, t, now)?;
-        // A key's tickets die with the key; its current grants apply, not the ticket's.
-        if let Some(id) = principal.id.as_deref().filter(|id| keys::is_key_id(id)) {
-            let record = self
-                .keys
-                .get_key(id)
-                .await?
-                .ok_or_else(|| Error::Unauthenticated("unknown API key".into()))?;
-            self.check_active(&record, now)?;
-            return Ok(record.principal());
+        let verified = ticket::verify_full(&self.hasher, t, now)?;
+        // Claimed only once the MAC and expiry are checked: forged tickets fill nothing.
+        if let Some(nonces) = &self.nonces {
+            let ttl = (verified.expires_at - now + chrono::Duration::seconds(1))
+                .to_std()
+                .unwrap_or(Duration::from_secs(1));
+            if !nonces.claim(&verified.nonce, ttl).await? {
+                return Err(Error::Unauthenticated(
+                    "this WebSocket ticket was already used: ask for a new one".into(),
+                ));
+            }
         }
-        Ok(principal)
+        // A key's tickets die with the key; its current grants apply, not the ticket's.
+        self.refresh(&verified.principal).await
+    }
+
+    /// `principal` as its credentials stand now: an API key's principal is read again from
+    /// the key store (a revoked or expired key is `Unauthenticated`; changed grants, role or
+    /// limits apply), other principals are returned as they are. Long-lived connections call
+    /// this before each action, so revoking a key ends them too.
+    pub async fn refresh(&self, principal: &Principal) -> Result<Principal> {
+        let Some(id) = principal.id.as_deref().filter(|id| keys::is_key_id(id)) else {
+            return Ok(principal.clone());
+        };
+        let record = self
+            .keys
+            .get_key(id)
+            .await?
+            .ok_or_else(|| Error::Unauthenticated("unknown API key".into()))?;
+        self.check_active(&record, Utc::now())?;
+        Ok(record.principal())
     }
 
     /// A ticket for `principal` and how long it is valid.

@@ -6,7 +6,8 @@
 //! MAC is HMAC-SHA-256 under the server's pepper with a purpose label of its own, so any
 //! replica sharing the pepper accepts it and nothing else can forge one. Tickets of API-key
 //! principals are re-checked against the key store when used, so revoking a key also kills
-//! its tickets.
+//! its tickets. Each ticket carries a random nonce; the [`crate::auth::Authenticator`]
+//! claims it in a [`crate::ports::NonceStore`] on use, so a ticket opens one connection only.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -46,8 +47,24 @@ pub fn issue(
     Ok(format!("{TICKET_PREFIX}{body}.{mac}"))
 }
 
+/// What a genuine, unexpired ticket says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    /// Who it was issued to.
+    pub principal: Principal,
+    /// Its one-time nonce.
+    pub nonce: String,
+    /// When it stops being accepted.
+    pub expires_at: DateTime<Utc>,
+}
+
 /// The principal of a ticket, if it is genuine and not expired at `now`.
 pub fn verify(hasher: &KeyHasher, ticket: &str, now: DateTime<Utc>) -> Result<Principal> {
+    verify_full(hasher, ticket, now).map(|v| v.principal)
+}
+
+/// Like [`verify`], with the ticket's nonce and expiry.
+pub fn verify_full(hasher: &KeyHasher, ticket: &str, now: DateTime<Utc>) -> Result<Verified> {
     let bad = || Error::Unauthenticated("invalid or expired WebSocket ticket".into());
     let rest = ticket.strip_prefix(TICKET_PREFIX).ok_or_else(bad)?;
     if rest.len() > 8192 {
@@ -63,7 +80,11 @@ pub fn verify(hasher: &KeyHasher, ticket: &str, now: DateTime<Utc>) -> Result<Pr
     if payload.exp <= now.timestamp() {
         return Err(bad());
     }
-    Ok(payload.p)
+    Ok(Verified {
+        principal: payload.p,
+        nonce: payload.n,
+        expires_at: DateTime::from_timestamp(payload.exp, 0).ok_or_else(bad)?,
+    })
 }
 
 #[cfg(test)]

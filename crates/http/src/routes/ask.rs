@@ -8,7 +8,7 @@ use bqai_core::ask::{AskAnswer, AskRequest, CatalogAnswer, GeneratorInfo};
 use bqai_core::auth::Action;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{Caller, add_target, note};
+use crate::auth::{Caller, add_dataset_target, add_target, note};
 use crate::dto::{QueryResponse, TableDto, TableSummaryDto};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -176,7 +176,7 @@ async fn run_ask(
         Action::DryRun
     })?;
     if let Some(ds) = &request.dataset_id {
-        note(req, |n| add_target(n, ds));
+        note(req, |n| add_dataset_target(n, ds));
     }
     let answer = state.ask.ask(request, caller.principal()).await?;
     note(req, |n| {

@@ -8,7 +8,7 @@ use bqai_core::conversation::{Conversation, Turn};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{Caller, add_target, note};
+use crate::auth::{Caller, add_dataset_target, note};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -83,7 +83,7 @@ pub async fn create(
     let body = body.map(web::Json::into_inner).unwrap_or_default();
     let dataset = body.dataset_id.filter(|d| !d.is_empty());
     if let Some(ds) = &dataset {
-        note(&req, |n| add_target(n, ds));
+        note(&req, |n| add_dataset_target(n, ds));
     }
     let c = state
         .ask

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, post, web};
 use bqai_core::auth::Action;
 use bqai_core::model::{QueryOutcome, QueryParameters, QueryRequest};
 
-use crate::auth::{AuditNote, Caller, add_target, note};
+use crate::auth::{AuditNote, Caller, add_dataset_target, add_target, note};
 use crate::dto::{QueryBody, QueryResponse};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -42,7 +42,7 @@ pub async fn query(
     note(&req, |n| {
         n.sql = Some(request.sql.clone());
         if let Some(ds) = &request.default_dataset {
-            add_target(n, ds);
+            add_dataset_target(n, ds);
         }
     });
     let outcome = state.queries.run(request, caller.principal()).await?;

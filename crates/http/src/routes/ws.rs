@@ -7,7 +7,9 @@
 //!
 //! How a connection is run:
 //! - **Authentication** is the `/api/v1` middleware's (a key, or `?ticket=` on the upgrade);
-//!   the principal is fixed for the connection's life. Each `ask` is role-checked (a
+//!   before each `ask` an API key's principal is read again from the key store, so grants
+//!   changed since the upgrade apply to the next ask, and a revoked or expired key ends the
+//!   connection (an `error` `UNAUTHENTICATED`, then close 1008). Each `ask` is role-checked (a
 //!   `viewer` may only ask with `execute: false`), charged `ask_weight` against the caller's
 //!   rate limit like `POST /api/v1/ask`, and leaves its own audit event.
 //! - **Reading**: text frames only, one JSON object with a `type` per message. A message over
@@ -321,6 +323,9 @@ fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
+/// What [`valid_request_id`] accepts, for error messages.
+const REQUEST_ID_RULE: &str = "`request_id` must be 1–64 letters, digits, '-', '_', '.' or ':'";
+
 /// A client-chosen request id: short and plain, so it can be echoed safely.
 fn valid_request_id(id: &str) -> bool {
     !id.is_empty()
@@ -424,6 +429,7 @@ enum Ending {
     Protocol,
     Silent,
     Idle,
+    Revoked,
 }
 
 impl Ending {
@@ -438,6 +444,10 @@ impl Ending {
             Ending::Protocol => (CloseCode::Protocol, "WebSocket protocol error"),
             Ending::Silent => (CloseCode::Away, "no answer to heartbeats"),
             Ending::Idle => (CloseCode::Normal, "idle timeout"),
+            Ending::Revoked => (
+                CloseCode::Policy,
+                "the credentials of this connection were revoked or expired",
+            ),
         };
         Some(CloseReason {
             code,
@@ -462,6 +472,8 @@ struct Connection {
     by_request: HashMap<String, AbortHandle>,
     last_heard: Instant,
     last_message: Instant,
+    /// Set when the connection's key turned out revoked or expired.
+    revoked: bool,
 }
 
 impl Connection {
@@ -493,6 +505,7 @@ impl Connection {
             by_request: HashMap::new(),
             last_heard: now,
             last_message: now,
+            revoked: false,
         }
     }
 
@@ -531,6 +544,13 @@ impl Connection {
                         Ok(AggregatedMessage::Pong(_)) => {}
                         Ok(AggregatedMessage::Close(_)) => break Ending::ClientClosed,
                         Err(ProtocolError::Overflow) => break Ending::TooBig,
+                        // actix-ws reports a message assembled from continuations past the
+                        // limit as an I/O error with this text: the same breach as a big frame.
+                        Err(ProtocolError::Io(e))
+                            if e.to_string().contains("maximum continuation size") =>
+                        {
+                            break Ending::TooBig;
+                        }
                         Err(e) => {
                             tracing::debug!(error = %e, "WebSocket protocol error");
                             break Ending::Protocol;
@@ -559,6 +579,9 @@ impl Connection {
             }
             if stall.tripped.load(Ordering::SeqCst) {
                 break Ending::Stalled;
+            }
+            if self.revoked {
+                break Ending::Revoked;
             }
         };
 
@@ -652,11 +675,8 @@ impl Connection {
     async fn ask(&mut self, msg: AskMsg) {
         let request_id = match msg.request_id {
             Some(id) if !valid_request_id(&id) => {
-                self.out.error(
-                    None,
-                    codes::INVALID_MESSAGE,
-                    "`request_id` must be 1–64 letters, digits, '-', '_', '.' or ':'",
-                );
+                self.out
+                    .error(None, codes::INVALID_MESSAGE, REQUEST_ID_RULE);
                 return;
             }
             Some(id) if self.by_request.contains_key(&id) => {
@@ -679,6 +699,9 @@ impl Connection {
                     self.settings.max_in_flight
                 ),
             );
+            return;
+        }
+        if !self.refresh_principal(&request_id).await {
             return;
         }
         let execute = msg.execute.unwrap_or(true);
@@ -717,6 +740,30 @@ impl Connection {
         self.by_request.insert(request_id, handle);
     }
 
+    /// Reads the connection's principal again (an API key's grants, role, limits and whether
+    /// it still holds); `false` when the ask must not go on — the key is gone (the connection
+    /// is then closed) or the key store cannot answer.
+    async fn refresh_principal(&mut self, request_id: &str) -> bool {
+        let Some(auth) = &self.state.auth else {
+            return true;
+        };
+        match auth.refresh(&self.principal).await {
+            Ok(principal) => {
+                self.principal = principal;
+                true
+            }
+            Err(e) => {
+                let api = ApiError::from(e);
+                log_server_error(&api);
+                self.refuse(request_id, &api);
+                if api.status() == StatusCode::UNAUTHORIZED {
+                    self.revoked = true;
+                }
+                false
+            }
+        }
+    }
+
     /// Charges one ask against the caller's rate limit (fails open if the limiter fails).
     async fn charge(&self) -> Result<(), ApiError> {
         let settings = &self.state.settings;
@@ -747,6 +794,12 @@ impl Connection {
     }
 
     fn cancel(&mut self, request_id: &str) {
+        if !valid_request_id(request_id) {
+            // Never echoed: it is not an id this connection could have handed out.
+            self.out
+                .error(None, codes::INVALID_MESSAGE, REQUEST_ID_RULE);
+            return;
+        }
         match self.by_request.remove(request_id) {
             Some(handle) => {
                 // The task is not running while this one is (one thread per connection), so
@@ -885,7 +938,10 @@ impl AskTask {
             .await;
         let mut event = AuditEvent {
             detail: Some(format!("ws ask {}", truncate(&self.request_id, 64))),
-            targets: target.into_iter().collect(),
+            targets: target
+                .into_iter()
+                .filter(|d| bqai_core::query::is_valid_dataset_id(d))
+                .collect(),
             ..event_base(&self.principal, self.client)
         };
         match outcome {
