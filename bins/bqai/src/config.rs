@@ -127,6 +127,9 @@ pub struct ServerSettings {
     pub query_weight: u32,
     /// Rate-limit units an ask costs.
     pub ask_weight: u32,
+    /// Failed authentications per client address and minute before its requests are refused
+    /// without a credential check (0 = no throttle).
+    pub auth_failures_per_minute: u32,
     /// IP addresses of reverse proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<String>,
     /// Origins (`https://app.example.com`) whose pages may call the API (CORS); empty: none
@@ -148,6 +151,7 @@ impl Default for ServerSettings {
             allow_insecure_bind: false,
             query_weight: 5,
             ask_weight: 10,
+            auth_failures_per_minute: 30,
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
             allowed_hosts: Vec::new(),
@@ -833,6 +837,7 @@ impl Settings {
             requests_per_minute: self.server.requests_per_minute,
             query_weight: self.server.query_weight,
             ask_weight: self.server.ask_weight,
+            auth_failures_per_minute: self.server.auth_failures_per_minute,
             trusted_proxies: self
                 .server
                 .trusted_proxies

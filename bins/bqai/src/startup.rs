@@ -334,6 +334,11 @@ pub struct Application {
     auth_on: bool,
     host: String,
     server: actix_web::dev::Server,
+    /// Failed-authentication counts not yet written, and where to write them at shutdown.
+    auth_failures: (
+        bqai_http::auth_failures::AuthFailures,
+        Option<Arc<dyn AuditLog>>,
+    ),
 }
 
 impl Application {
@@ -357,6 +362,8 @@ impl Application {
         let generator = services.ask.generator();
         let auth_on = services.auth.is_some();
         let history_buffer = services.history_buffer.clone();
+        let auth_failures = bqai_http::auth_failures::AuthFailures::default();
+        let audit = services.audit.clone();
         let state = AppState {
             catalog: services.catalog,
             queries: services.queries,
@@ -370,6 +377,7 @@ impl Application {
             ask: services.ask,
             llm: services.llm,
             ws_connections: bqai_http::WsConnections::new(settings.ws.max_connections),
+            auth_failures: auth_failures.clone(),
             settings: settings.http(),
             version: env!("CARGO_PKG_VERSION").to_string(),
         };
@@ -386,6 +394,7 @@ impl Application {
             auth_on,
             host: settings.server.host.clone(),
             server,
+            auth_failures: (auth_failures, audit),
         })
     }
 
@@ -419,6 +428,15 @@ impl Application {
             );
         }
         let served = self.server.await;
+        // The counts of failed authentications not yet summarised in the audit log.
+        if let (failures, Some(log)) = &self.auth_failures {
+            let events = failures.drain();
+            if !events.is_empty()
+                && let Err(e) = log.append_batch(&events).await
+            {
+                tracing::error!(error = %e, events = ?events, "failed to append to the audit log");
+            }
+        }
         // In-flight requests are done; write what the store could not take while it was down.
         let queued = self.history_buffer.queued();
         if queued > 0 {

@@ -243,14 +243,23 @@ pub async fn middleware(
             .await
             .map(ServiceResponse::map_into_left_body);
     };
-    let client = client_ip(&req, &state.settings.trusted_proxies).map(|ip| ip.to_string());
+    let client_addr = client_ip(&req, &state.settings.trusted_proxies);
+    let client = client_addr.map(|ip| ip.to_string());
+    let failures_key = crate::auth_failures::client_key(client_addr);
     let method = req.method().clone();
     let path = routed_path(&req).to_string();
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
 
-    let (principal, presented_id) = match &state.auth {
-        None => (Ok(state.anonymous.clone()), None),
-        Some(auth) => match credential(&req) {
+    // A client that keeps failing to authenticate is turned away before any credential of
+    // its is looked at (see `auth_failures`).
+    let throttled = state
+        .auth
+        .as_ref()
+        .and_then(|_| state.auth_failures.blocked_for(&failures_key));
+    let (principal, presented_id) = match (&state.auth, throttled) {
+        (Some(_), Some(wait)) => (Err(ApiError::rate_limited(wait)), None),
+        (None, _) => (Ok(state.anonymous.clone()), None),
+        (Some(auth), None) => match credential(&req) {
             Err(e) => (Err(e), None),
             Ok(None) => (
                 Err(bqai_core::Error::Unauthenticated(
@@ -276,6 +285,26 @@ pub async fn middleware(
     };
 
     let mut refused_code = None;
+    let failed_auth = principal.as_ref().is_err_and(|e| {
+        matches!(
+            e.status(),
+            actix_web::http::StatusCode::UNAUTHORIZED
+                | actix_web::http::StatusCode::TOO_MANY_REQUESTS
+        )
+    });
+    if principal
+        .as_ref()
+        .is_err_and(|e| e.status() == actix_web::http::StatusCode::UNAUTHORIZED)
+    {
+        state
+            .auth_failures
+            .charge(
+                state.rate_limiter.as_ref(),
+                &failures_key,
+                state.settings.auth_failures_per_minute,
+            )
+            .await;
+    }
     let (res, principal_id) = match principal {
         Ok(p) => {
             let id = p.id.clone();
@@ -298,9 +327,23 @@ pub async fn middleware(
         if let Some(code) = refused_code {
             event.error_code = Some(code.to_string());
         }
-        if let Err(e) = log.append(&event).await {
-            // The answer stands; the event goes to the log so it is not lost entirely.
-            tracing::error!(error = %e, event = ?event, "failed to append to the audit log");
+        // Failed authentications: one event per client and minute, plus a count.
+        let events = if failed_auth {
+            // Per client and presented key id: a probe of a real key stays visible apart
+            // from anonymous noise (the throttle bounds how many ids one client can try).
+            let window = format!(
+                "{failures_key}|{}",
+                event.principal.as_deref().unwrap_or("")
+            );
+            state.auth_failures.observe(&window, event)
+        } else {
+            vec![event]
+        };
+        for event in events {
+            if let Err(e) = log.append(&event).await {
+                // The answer stands; the event goes to the log so it is not lost entirely.
+                tracing::error!(error = %e, event = ?event, "failed to append to the audit log");
+            }
         }
     }
     Ok(res)

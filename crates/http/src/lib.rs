@@ -10,6 +10,7 @@
 //! limiting ([`rate_limit`]).
 
 pub mod auth;
+pub mod auth_failures;
 pub mod dto;
 pub mod error;
 pub mod origin;
@@ -19,6 +20,7 @@ pub mod routes;
 pub mod state;
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -173,6 +175,13 @@ pub fn server(
     shutdown_timeout: Duration,
 ) -> std::io::Result<Server> {
     let settings = state.settings.clone();
+    if let Some(log) = &state.audit {
+        auth_failures::spawn_sweeper(
+            &state.auth_failures,
+            Arc::clone(log),
+            Duration::from_secs(5),
+        );
+    }
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()

@@ -29,6 +29,9 @@ pub struct HttpSettings {
     pub query_weight: u32,
     /// How many units an ask costs (generation, possibly an LLM call, and a query).
     pub ask_weight: u32,
+    /// Failed authentications a client address may have per minute before its requests are
+    /// refused (429) without looking at their credentials; 0 disables the throttle.
+    pub auth_failures_per_minute: u32,
     /// Proxies whose `X-Forwarded-For` is believed when identifying clients.
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Origins allowed to call the API from a browser (CORS); empty: same origin only.
@@ -96,6 +99,7 @@ impl Default for HttpSettings {
             requests_per_minute: 600,
             query_weight: 5,
             ask_weight: 10,
+            auth_failures_per_minute: 30,
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
             allowed_hosts: Vec::new(),
@@ -136,6 +140,8 @@ pub struct AppState {
     pub version: String,
     /// The WebSocket connections open on this server.
     pub ws_connections: WsConnections,
+    /// Failed authentications per client: the throttle and the audit aggregation.
+    pub auth_failures: crate::auth_failures::AuthFailures,
 }
 
 /// The open WebSocket connections, at most [`WsSettings::max_connections`]; clones share the
