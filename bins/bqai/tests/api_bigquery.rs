@@ -562,6 +562,40 @@ async fn sql_errors_are_client_errors() {
 
 // ---- the guard ---------------------------------------------------------------------------------
 
+/// The SQL the guard hands on carries its literals escaped for BigQuery's own lexer: quotes,
+/// backslashes, comment markers and line breaks come back from the warehouse exactly as
+/// written, and a literal built to end early (the renderer used to leave `\'` unescaped)
+/// stays one literal instead of turning the rest into live SQL.
+#[tokio::test(flavor = "multi_thread")]
+async fn literals_reach_bigquery_as_written() {
+    let app = spawn_app().await;
+    let r = app
+        .query(
+            r#"SELECT 'it\'s' AS a, 'C:\\temp' AS b, "dq \"x\"" AS c, '-- not a comment' AS d, 'line\nbreak' AS e, '''triple ' quote''' AS f"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let row = &r.body["rows"][0];
+    assert_eq!(row["a"], "it's");
+    assert_eq!(row["b"], "C:\\temp");
+    assert_eq!(row["c"], "dq \"x\"");
+    assert_eq!(row["d"], "-- not a comment");
+    assert_eq!(row["e"], "line\nbreak");
+    assert_eq!(row["f"], "triple ' quote");
+
+    let r = app
+        .query(r"SELECT 'a\\' AS x, ' FROM secret.salaries --' AS y FROM shop.orders LIMIT 1")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["rows"][0]["x"], "a\\");
+    assert_eq!(r.body["rows"][0]["y"], " FROM secret.salaries --");
+    assert_eq!(r.body["referenced_tables"], json!(["shop.orders"]));
+    // What BigQuery and sqlparser would read apart is refused, not guessed.
+    app.query(r"SELECT '\x41' AS x")
+        .await
+        .assert_error(400, "SQL_REJECTED");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn dangerous_statements_are_rejected_and_have_no_effect() {
     let app = spawn_app().await;
