@@ -2,7 +2,8 @@
 # The README's test command: makes sure PostgreSQL and Redis are up (scripts/services.sh),
 # installs what cargo cannot fetch (the pinned Claude Code CLI, from npm), then runs every test
 # of the workspace and, without arguments, the browser tests of the chat page (scripts/e2e.sh:
-# Debian's chromium and playwright-core). Extra arguments go to
+# Debian's chromium and playwright-core) and the schemathesis run against the OpenAPI spec
+# (scripts/schemathesis.sh). Extra arguments go to
 # `cargo test` (e.g. `scripts/test.sh -p bqai-core`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,9 @@ if [[ $# -eq 0 ]]; then
 fi
 cargo test --locked "$@"
 
-# The chat page in a real browser (Debian's chromium + playwright-core), on the whole run only.
+# The chat page in a real browser (Debian's chromium + playwright-core), and the API fuzzed
+# against its own OpenAPI spec (schemathesis), on the whole run only.
 if [[ ${e2e} -eq 1 ]]; then
   scripts/e2e.sh
+  scripts/schemathesis.sh
 fi

@@ -1,5 +1,5 @@
 //! The command line: `bqai serve`, `bqai query`, `bqai ask`, `bqai migrate`, `bqai cache`,
-//! `bqai keys`. The offline commands (`query`, `ask`) act as the local operator: they read
+//! `bqai keys`, `bqai config`. The offline commands (`query`, `ask`) act as the local operator: they read
 //! the configuration and store directly and need no key.
 
 use std::io::Write;
@@ -109,6 +109,24 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Check or print the configuration (`--config FILE`, else ./bqai.toml, plus `BQAI__…`
+    /// environment variables).
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+/// `bqai config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Validate the configuration: exits 0 when it is valid, else 1 after naming every bad
+    /// key (unknown keys, wrong types, broken rules). Connects to nothing.
+    Check,
+    /// Print the effective configuration as TOML (defaults, file and environment merged),
+    /// with secrets redacted.
+    Show,
 }
 
 /// `bqai keys …`
@@ -212,8 +230,52 @@ pub fn settings(cli: &Cli) -> anyhow::Result<Settings> {
     Ok(s)
 }
 
+/// `bqai config check|show`: before anything else is read, so a broken configuration is
+/// reported rather than refused.
+fn config_command(cli: &Cli, action: &ConfigAction) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match action {
+        ConfigAction::Check => {
+            let problems = Settings::check(cli.config.as_deref());
+            if problems.is_empty() {
+                let s = settings(cli)?;
+                writeln!(
+                    out,
+                    "ok: the configuration is valid (warehouse: {}, auth: {}, store: {})",
+                    match s.warehouse {
+                        WarehouseSettings::Local(_) => "local",
+                        WarehouseSettings::Bigquery(_) => "bigquery",
+                    },
+                    serde_json::to_value(s.auth.mode)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    s.store_url().split("://").next().unwrap_or_default(),
+                )?;
+                return Ok(());
+            }
+            let mut err = std::io::stderr().lock();
+            let n = problems.len();
+            let plural = if n == 1 { "problem" } else { "problems" };
+            writeln!(err, "invalid configuration ({n} {plural}):")?;
+            for p in &problems {
+                writeln!(err, "  - {p}")?;
+            }
+            std::process::exit(1);
+        }
+        ConfigAction::Show => {
+            let s = settings(cli)?;
+            write!(out, "{}", s.to_redacted_toml()?)?;
+            Ok(())
+        }
+    }
+}
+
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Config { action } = &cli.command {
+        return config_command(&cli, action);
+    }
     let settings = settings(&cli)?;
     telemetry::init(&settings.log);
     match cli.command {
@@ -278,6 +340,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { action } => keys(&settings, action).await,
+        // Answered before the settings were loaded and validated.
+        Command::Config { .. } => Ok(()),
         Command::Ask {
             question,
             dataset,

@@ -19,10 +19,44 @@ use bqai_http::HttpSettings;
 use bqai_llm::LlmConfig;
 use bqai_local::LocalConfig;
 use bqai_oidc::OidcConfig;
-use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use figment::{Figment, Provider};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+
+/// The top-level keys of the configuration.
+const SECTIONS: [&str; 12] = [
+    "data_dir",
+    "server",
+    "warehouse",
+    "query",
+    "cache",
+    "store",
+    "log",
+    "llm",
+    "ask",
+    "auth",
+    "ws",
+    "conversations",
+];
+
+/// `scheme://user:password@host/…` → `scheme://user:<redacted>@host/…`.
+fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:<redacted>@{host}{path}")
+        }
+        Some((userinfo, host)) if scheme.starts_with("redis") && !userinfo.is_empty() => {
+            format!("{scheme}://<redacted>@{host}{path}")
+        }
+        _ => url.to_owned(),
+    }
+}
 
 /// All settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -516,6 +550,14 @@ impl Settings {
     /// Loads defaults, then `file` (it must exist when given explicitly; `bqai.toml` in the
     /// working directory is read when present), then the environment.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let settings: Settings = Self::figment(file)?
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        Ok(settings)
+    }
+
+    /// The layers `load` extracts from: defaults, the file, the environment.
+    fn figment(file: Option<&Path>) -> anyhow::Result<Figment> {
         let mut fig = Figment::from(Serialized::defaults(Settings::default()));
         match file {
             Some(path) => {
@@ -526,15 +568,126 @@ impl Settings {
             }
             None => fig = fig.merge(Toml::file("bqai.toml")),
         }
-        fig = fig.merge(Env::prefixed("BQAI__").split("__").lowercase(true));
-        let settings: Settings = fig
-            .extract()
-            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
-        Ok(settings)
+        Ok(fig.merge(Env::prefixed("BQAI__").split("__").lowercase(true)))
+    }
+
+    /// Every problem of the configuration `load(file)` would read, each naming its key:
+    /// unknown keys, values of the wrong type (serde stops at the first, so each section is
+    /// also read on its own to find the others) and the cross-field rules of
+    /// [`Settings::validate`]. Empty: the configuration is valid. `bqai config check`.
+    pub fn check(file: Option<&Path>) -> Vec<String> {
+        let fig = match Self::figment(file) {
+            Ok(fig) => fig,
+            Err(e) => return vec![e.to_string()],
+        };
+        let err = match fig.extract::<Settings>() {
+            Ok(settings) => return settings.problems(),
+            Err(e) => e,
+        };
+        // `section.key: what is wrong (where it came from)`, for an error found reading
+        // `section` on its own (figment's own text puts the section after the key).
+        fn describe(e: figment::Error, section: &str) -> String {
+            // extract_inner leaves the section at the end of the path.
+            let mut path = e.path.clone();
+            if path.last().is_some_and(|last| last == section) {
+                path.pop();
+            }
+            let mut key = vec![section.to_owned()];
+            key.extend(path);
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(src) => format!(" (in {src})"),
+                    None => format!(" (in {})", m.name),
+                })
+                .unwrap_or_default();
+            format!("{}: {}{source}", key.join("."), e.kind)
+        }
+        fn section<T: serde::de::DeserializeOwned>(fig: &Figment, key: &str) -> Vec<String> {
+            if !fig.contains(key) {
+                return Vec::new();
+            }
+            match fig.extract_inner::<T>(key) {
+                Ok(_) => Vec::new(),
+                Err(e) => e.into_iter().map(|e| describe(e, key)).collect(),
+            }
+        }
+        let mut problems: Vec<String> = [
+            section::<PathBuf>(&fig, "data_dir"),
+            section::<ServerSettings>(&fig, "server"),
+            section::<WarehouseSettings>(&fig, "warehouse"),
+            section::<QuerySettings>(&fig, "query"),
+            section::<CacheSettings>(&fig, "cache"),
+            section::<StoreSettings>(&fig, "store"),
+            section::<LogSettings>(&fig, "log"),
+            section::<LlmConfig>(&fig, "llm"),
+            section::<AskConfig>(&fig, "ask"),
+            section::<AuthSettings>(&fig, "auth"),
+            section::<WsConfig>(&fig, "ws"),
+            section::<ConversationsConfig>(&fig, "conversations"),
+        ]
+        .concat();
+        if let Ok(data) = fig.data() {
+            for dict in data.values() {
+                for key in dict.keys() {
+                    if !SECTIONS.contains(&key.as_str()) {
+                        problems.push(format!(
+                            "{key}: unknown key (known: {})",
+                            SECTIONS.join(", ")
+                        ));
+                    }
+                }
+            }
+        }
+        if problems.is_empty() {
+            problems = err.into_iter().map(|e| e.to_string()).collect();
+        }
+        let mut seen = std::collections::HashSet::new();
+        problems.retain(|p| seen.insert(p.clone()));
+        problems
+    }
+
+    /// The effective configuration as TOML, secrets shown as `"<redacted>"` when set and
+    /// passwords cut out of URLs. `bqai config show`.
+    pub fn to_redacted_toml(&self) -> anyhow::Result<String> {
+        let mut value = toml::Value::try_from(self)?;
+        let warehouse = toml::Value::try_from(&self.warehouse)?;
+        let redacted = || toml::Value::String("<redacted>".into());
+        if let Some(root) = value.as_table_mut() {
+            root.insert("warehouse".into(), warehouse);
+            for (section, key, set) in [
+                ("auth", "pepper", self.auth.pepper.is_some()),
+                ("llm", "api_key", self.llm.api_key.is_some()),
+                ("llm", "auth_token", self.llm.auth_token.is_some()),
+            ] {
+                if set && let Some(t) = root.get_mut(section).and_then(|v| v.as_table_mut()) {
+                    t.insert(key.into(), redacted());
+                }
+            }
+            for (section, key) in [("store", "url"), ("cache", "url")] {
+                if let Some(toml::Value::String(url)) =
+                    root.get_mut(section).and_then(|t| t.get_mut(key))
+                {
+                    *url = redact_url_password(url);
+                }
+            }
+        }
+        Ok(toml::to_string_pretty(&value)?)
     }
 
     /// Checks cross-field rules; every message names the key.
     pub fn validate(&self) -> anyhow::Result<()> {
+        let problems = self.problems();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!("invalid configuration:\n  - {}", problems.join("\n  - "))
+        }
+    }
+
+    /// The cross-field problems [`Settings::validate`] reports, one per broken rule.
+    pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if self.server.host.parse::<IpAddr>().is_err() && self.server.host != "localhost" {
             problems.push(format!(
@@ -721,11 +874,7 @@ impl Settings {
                     .to_string(),
             );
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            anyhow::bail!("invalid configuration:\n  - {}", problems.join("\n  - "))
-        }
+        problems
     }
 
     /// Whether the embedded warehouse serves the demo dataset.

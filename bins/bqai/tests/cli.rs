@@ -196,6 +196,94 @@ fn processes_share_the_redis_cache_and_cache_clear_empties_it() {
     assert!(String::from_utf8_lossy(&local.stderr).contains("/api/v1/admin/cache"));
 }
 
+#[test]
+fn config_check_names_every_bad_key_and_passes_a_good_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "colour = \"blue\"\n[server]\nport = \"eighty\"\n[query]\nmax_rows_limt = 5\n\
+         [cache]\nmax_bytes = 10\n",
+    )
+    .unwrap();
+    let out = bqai(dir.path(), &["config", "check", "--config", "bad.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for key in ["colour", "server.port", "max_rows_limt"] {
+        assert!(err.contains(key), "{key} not named in: {err}");
+    }
+
+    // Types right, rules broken: every rule is reported, not only the first.
+    std::fs::write(
+        dir.path().join("rules.toml"),
+        "[query]\ndefault_max_rows = 0\n[cache]\nmax_bytes = 10\n[log]\nformat = \"xml\"\n",
+    )
+    .unwrap();
+    let out = bqai(dir.path(), &["config", "check", "--config", "rules.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for key in ["query.default_max_rows", "cache.max_bytes", "log.format"] {
+        assert!(err.contains(key), "{key} not named in: {err}");
+    }
+
+    // The environment is checked too.
+    let out = bqai_env(
+        dir.path(),
+        &["config", "check"],
+        &[("BQAI__SERVER__PORT", "not-a-port")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.port"));
+
+    std::fs::write(
+        dir.path().join("good.toml"),
+        "[server]\nport = 9000\n[auth]\nmode = \"api_key\"\n",
+    )
+    .unwrap();
+    let out = bqai(dir.path(), &["config", "check", "--config", "good.toml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok:"));
+}
+
+#[test]
+fn config_show_prints_the_effective_configuration_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bqai.toml"),
+        "[server]\nport = 9001\n[store]\nurl = \"postgres://bqai:hunter2-secret@db:5432/bqai\"\n",
+    )
+    .unwrap();
+    let pepper = "a-pepper-that-must-never-be-printed";
+    let out = bqai_env(
+        dir.path(),
+        &["config", "show"],
+        &[
+            ("BQAI__AUTH__PEPPER", pepper),
+            ("BQAI__LLM__API_KEY", "sk-never-printed"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let shown: toml::Value = toml::from_str(&text).unwrap();
+    assert_eq!(shown["server"]["port"].as_integer(), Some(9001));
+    assert_eq!(shown["warehouse"]["kind"].as_str(), Some("local"));
+    assert_eq!(shown["auth"]["pepper"].as_str(), Some("<redacted>"));
+    assert_eq!(
+        shown["store"]["url"].as_str(),
+        Some("postgres://bqai:<redacted>@db:5432/bqai")
+    );
+    for secret in [pepper, "sk-never-printed", "hunter2-secret"] {
+        assert!(!text.contains(secret), "{secret} printed");
+    }
+}
+
 fn bqai_env(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bqai"));
     cmd.args(args)

@@ -74,6 +74,7 @@ pub struct Turn {
 }
 
 /// A result, summarised for the next turn.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ResultSummary {
     /// Column names.
@@ -101,6 +102,7 @@ impl ResultSummary {
 }
 
 /// What a question was about, as far as the generator could tell.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Entities {
     /// Tables read (`dataset.table`).
@@ -127,6 +129,7 @@ pub struct Entities {
 }
 
 /// A follow-up question offered with an answer.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Suggestion {
     /// The question to ask (as a person would type it).
@@ -136,6 +139,7 @@ pub struct Suggestion {
 }
 
 /// Kinds of follow-up.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SuggestionKind {

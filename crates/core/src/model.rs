@@ -148,6 +148,7 @@ pub struct TableSummary {
 }
 
 /// What kind of relation a table is.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TableKind {
@@ -704,6 +705,7 @@ pub struct QueryOutcome {
 // ---------------------------------------------------------------------------------------------
 
 /// What a principal may do.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -782,6 +784,7 @@ pub struct Page<T> {
 // ---------------------------------------------------------------------------------------------
 
 /// Health of one component.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComponentHealth {
     /// `ok` or `degraded` or `down`.
@@ -813,6 +816,7 @@ impl ComponentHealth {
 }
 
 /// Health status.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs)]

@@ -9,21 +9,26 @@ use bqai_core::model::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
+use utoipa::{IntoParams, ToSchema};
 
 /// `POST /api/v1/query` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueryBody {
     /// The SQL to run.
+    #[schema(min_length = 1)]
     pub sql: String,
     /// Dataset for unqualified table names.
+    #[schema(pattern = r"^[A-Za-z0-9_]{1,1024}$")]
     pub dataset_id: Option<String>,
     /// Only estimate.
     #[serde(default)]
     pub dry_run: bool,
     /// Row cap.
+    #[schema(minimum = 1)]
     pub max_rows: Option<u64>,
     /// Timeout in milliseconds.
+    #[schema(minimum = 1)]
     pub timeout_ms: Option<u64>,
     /// Whether a cached result may answer (default true).
     pub use_cache: Option<bool>,
@@ -35,7 +40,8 @@ pub struct QueryBody {
 }
 
 /// `?page_size=&page_token=` on list endpoints.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// Items per page.
@@ -45,7 +51,8 @@ pub struct PageQuery {
 }
 
 /// `GET /api/v1/history` query string.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     /// Items per page.
@@ -61,7 +68,8 @@ pub struct HistoryQuery {
 }
 
 /// `?limit=` on preview.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PreviewQuery {
     /// Rows to return.
@@ -69,7 +77,7 @@ pub struct PreviewQuery {
 }
 
 /// A list response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ListResponse<T> {
     /// The items.
     pub data: Vec<T>,
@@ -88,7 +96,7 @@ impl<T> ListResponse<T> {
 }
 
 /// A dataset.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DatasetDto {
     dataset_id: String,
     project: Option<String>,
@@ -110,7 +118,7 @@ impl From<Dataset> for DatasetDto {
 }
 
 /// A table as listed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TableSummaryDto {
     dataset_id: String,
     table_id: String,
@@ -133,7 +141,7 @@ impl From<TableSummary> for TableSummaryDto {
 }
 
 /// A schema field.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct FieldDto {
     name: String,
     #[serde(rename = "type")]
@@ -141,7 +149,9 @@ pub struct FieldDto {
     mode: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<String>,
+    /// Nested fields of a RECORD.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(no_recursion)]
     fields: Vec<FieldDto>,
 }
 
@@ -158,7 +168,7 @@ impl From<Field> for FieldDto {
 }
 
 /// A table with schema.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TableDto {
     dataset_id: String,
     table_id: String,
@@ -193,7 +203,7 @@ impl From<Table> for TableDto {
 }
 
 /// A result column.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ColumnDto {
     name: String,
     #[serde(rename = "type")]
@@ -202,7 +212,7 @@ pub struct ColumnDto {
 }
 
 /// Statistics of a query.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct StatsDto {
     bytes_processed: u64,
     bytes_billed: u64,
@@ -224,7 +234,7 @@ impl From<QueryStats> for StatsDto {
 }
 
 /// Rows and columns (a preview, or the body of a query response).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RowsDto {
     columns: Vec<ColumnDto>,
     /// Each row is an object keyed by column name.
@@ -273,7 +283,7 @@ impl RowsDto {
 }
 
 /// `POST /api/v1/query` response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct QueryResponse {
     query_id: String,
     /// The SQL as run.
@@ -304,7 +314,7 @@ impl From<QueryOutcome> for QueryResponse {
 }
 
 /// A history entry.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct HistoryDto {
     id: String,
     kind: bqai_core::history::QueryKind,

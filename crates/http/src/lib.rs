@@ -13,6 +13,7 @@ pub mod auth;
 pub mod auth_failures;
 pub mod dto;
 pub mod error;
+pub mod openapi;
 pub mod origin;
 pub mod rate_limit;
 pub mod request_id;
@@ -43,11 +44,25 @@ pub fn configure(settings: &HttpSettings) -> impl FnOnce(&mut web::ServiceConfig
                 .error_handler(json_error),
         )
         .app_data(web::QueryConfig::default().error_handler(query_error))
-        .app_data(web::PathConfig::default().error_handler(path_error))
-        .service(routes::health::health)
-        .configure(routes::page::configure)
+        .app_data(web::PathConfig::default().error_handler(path_error));
+        routes_documented(&mut utoipa_actix_web::service_config::ServiceConfig::new(
+            cfg,
+        ));
+        cfg.configure(routes::page::configure)
+            .configure(openapi::configure_docs)
+            .default_service(web::to(not_found));
+    }
+}
+
+/// The API's routes: every one registered with `service(handler)` on utoipa's wrappers, which
+/// only take handlers annotated with `#[utoipa::path]`, so each is in the OpenAPI spec
+/// ([`openapi::spec`] collects them from here). Pages (`/`, `/assets/*`, `/docs/*`) are not
+/// API and are registered in [`configure`].
+pub fn routes_documented(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
+    cfg.service(routes::health::health)
+        .service(openapi::openapi_json)
         .service(
-            web::scope("/api/v1")
+            utoipa_actix_web::scope("/api/v1")
                 .wrap(from_fn(rate_limit::middleware))
                 .wrap(from_fn(auth::middleware))
                 .service(routes::catalog::list_datasets)
@@ -72,12 +87,26 @@ pub fn configure(settings: &HttpSettings) -> impl FnOnce(&mut web::ServiceConfig
                 .service(routes::ws::agent)
                 .service(routes::history::list)
                 .service(routes::history::get),
-        )
-        .default_service(web::to(not_found));
-    }
+        );
 }
 
+/// No route matched: 405 with `Allow` when the path is an API route taking other methods
+/// (HEAD of a GET route is answered by actix itself), else 404.
 async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    if let Some(methods) = openapi::allowed_methods(req.path())
+        && !methods.is_empty()
+    {
+        let allow = methods.join(", ");
+        let mut resp = actix_web::ResponseError::error_response(&ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            format!("{} takes {allow}, not {}", req.path(), req.method()),
+        ));
+        if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&allow) {
+            resp.headers_mut().insert(actix_web::http::header::ALLOW, v);
+        }
+        return Ok(resp);
+    }
     Err(ApiError::not_found(format!(
         "no route for {} {}",
         req.method(),

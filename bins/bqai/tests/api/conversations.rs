@@ -312,3 +312,35 @@ async fn sql_conversations_survive_a_restart() {
         got.body
     );
 }
+
+/// The body of `POST /api/v1/conversations` is optional, but one that is sent is checked like
+/// every JSON body (found by schemathesis: unknown fields used to be ignored silently).
+#[tokio::test]
+async fn an_optional_body_is_still_checked() {
+    let app = spawn_app().await;
+    let r = app
+        .post_raw("/api/v1/conversations", "application/json", "")
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    app.post_json(
+        "/api/v1/conversations",
+        &json!({"dataset_id": "shop", "datset": "typo"}),
+    )
+    .await
+    .assert_error(400, "INVALID_REQUEST");
+    app.post_raw("/api/v1/conversations", "application/json", "{not json")
+        .await
+        .assert_error(400, "INVALID_REQUEST");
+    app.post_raw(
+        "/api/v1/conversations",
+        "text/plain",
+        "{\"dataset_id\":\"shop\"}",
+    )
+    .await
+    .assert_error(415, "UNSUPPORTED_MEDIA_TYPE");
+    let r = app
+        .post_json("/api/v1/conversations", &json!({"dataset_id": "shop"}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["dataset_id"], "shop");
+}

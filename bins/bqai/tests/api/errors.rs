@@ -208,3 +208,32 @@ async fn internal_errors_hide_their_cause() {
     let hist = app.get("/api/v1/history").await;
     assert!(!hist.body.to_string().contains("SECRET"), "{}", hist.body);
 }
+
+/// A known path with a method it does not take is 405 with `Allow` (from the OpenAPI spec's
+/// operations), not 404; an unknown path stays 404.
+#[tokio::test]
+async fn a_wrong_method_on_a_known_path_is_405_with_allow() {
+    let app = crate::helpers::spawn_app().await;
+    let r = app
+        .send(reqwest::Method::PUT, "/api/v1/query", None, None)
+        .await;
+    r.assert_error(405, "METHOD_NOT_ALLOWED");
+    assert_eq!(r.header("allow"), Some("POST"));
+    let r = app
+        .send(reqwest::Method::POST, "/api/v1/datasets/shop", None, None)
+        .await;
+    r.assert_error(405, "METHOD_NOT_ALLOWED");
+    assert_eq!(r.header("allow"), Some("GET"));
+    let r = app
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/admin/keys/abcdefabcdef",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.header("allow"), Some("GET, PATCH, DELETE"));
+    app.send(reqwest::Method::PUT, "/api/v1/nothing-here", None, None)
+        .await
+        .assert_error(404, "NOT_FOUND");
+}

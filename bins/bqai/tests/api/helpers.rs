@@ -219,7 +219,7 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        reply(resp).await
+        reply(&reqwest::Method::GET, resp).await
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
@@ -230,7 +230,7 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        reply(resp).await
+        reply(&reqwest::Method::POST, resp).await
     }
 
     pub async fn post_raw(
@@ -247,7 +247,7 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        reply(resp).await
+        reply(&reqwest::Method::POST, resp).await
     }
 
     pub async fn query(&self, sql: &str) -> Reply {
@@ -256,12 +256,15 @@ impl TestApp {
     }
 }
 
-async fn reply(resp: reqwest::Response) -> Reply {
+/// Reads a reply and checks it against the OpenAPI spec ([`crate::openapi::check`]).
+async fn reply(method: &reqwest::Method, resp: reqwest::Response) -> Reply {
     let status = resp.status().as_u16();
+    let url = resp.url().clone();
     let headers = resp.headers().clone();
     let text = resp.text().await.unwrap();
     let body = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("body is not JSON ({e}): {text:?} (status {status})"));
+    crate::openapi::check(method, &url, status, &body);
     Reply {
         status,
         headers,
@@ -376,14 +379,14 @@ impl TestApp {
     ) -> Reply {
         let mut req = self
             .client
-            .request(method, format!("{}{path}", self.address));
+            .request(method.clone(), format!("{}{path}", self.address));
         if let Some(k) = key {
             req = req.bearer_auth(k);
         }
         if let Some(b) = body {
             req = req.json(b);
         }
-        reply(req.send().await.unwrap()).await
+        reply(&method, req.send().await.unwrap()).await
     }
 
     pub async fn get_as(&self, key: &str, path: &str) -> Reply {

@@ -10,6 +10,7 @@ mod conversations;
 mod errors;
 mod helpers;
 mod history;
+mod openapi;
 mod query;
 mod security;
 mod shared_state;

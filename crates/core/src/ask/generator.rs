@@ -13,6 +13,7 @@ use crate::model::{SqlDialect, Table};
 use crate::semantic::{Example, SemanticModel};
 
 /// Which generator answered, as reported in responses, `/health` and history.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GeneratorInfo {
     /// `builtin`, `claude-cli`, `anthropic`, `openai` (or `scripted` in tests).

@@ -132,6 +132,7 @@ impl AskRequest {
 }
 
 /// The stages of the pipeline, reported to an [`AskObserver`] as they start.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AskStage {

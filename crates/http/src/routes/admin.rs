@@ -16,6 +16,7 @@ use bqai_core::auth::{Action, Authenticator};
 use bqai_core::model::{DatasetScope, Role};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::{dataset_id, page_request};
 use crate::auth::{Caller, add_target, note};
@@ -27,14 +28,17 @@ use crate::state::AppState;
 const MAX_ADMIN_PAGE: u32 = 500;
 
 /// `?dataset_id=`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InvalidateQuery {
     /// The dataset whose entries to drop.
+    #[param(pattern = r"^[A-Za-z0-9_]{1,1024}$")]
     pub dataset_id: String,
 }
 
 /// Drops the cache entries of one dataset.
+#[utoipa::path(tag = "admin", params(InvalidateQuery), responses((status = 200, description = "What was dropped", body = InvalidatedDto)))]
 #[delete("/admin/cache")]
 pub async fn invalidate_cache(
     state: web::Data<AppState>,
@@ -50,14 +54,23 @@ pub async fn invalidate_cache(
     });
     let removed = state.warehouse.invalidate_dataset(&dataset).await?;
     tracing::info!(dataset = %dataset, removed, "cache invalidated by an operator");
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "dataset_id": dataset,
-        "removed": removed,
-    })))
+    Ok(HttpResponse::Ok().json(InvalidatedDto {
+        dataset_id: dataset,
+        removed,
+    }))
+}
+
+/// `DELETE /api/v1/admin/cache` answer.
+#[derive(Debug, Serialize, ToSchema)]
+struct InvalidatedDto {
+    /// The dataset.
+    dataset_id: String,
+    /// Entries dropped.
+    removed: u64,
 }
 
 /// A key on the wire: everything but its hash.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct KeyDto {
     id: String,
     name: String,
@@ -94,7 +107,7 @@ impl From<KeyRecord> for KeyDto {
 }
 
 /// `POST /api/v1/admin/keys` answer: the key, shown this once, and its record.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct CreatedKeyDto {
     key: String,
     #[serde(flatten)]
@@ -102,18 +115,23 @@ struct CreatedKeyDto {
 }
 
 /// `POST /api/v1/admin/keys` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyBody {
-    /// Name.
+    /// Name (1–100 characters, no control characters).
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
-    /// Owner.
+    /// Owner (at most 200 characters).
+    #[schema(max_length = 200)]
     pub owner: Option<String>,
     /// `admin`, `analyst` or `viewer`.
+    #[schema(value_type = Role)]
     pub role: String,
     /// Datasets (`["*"]`, the default, is every dataset the service allows).
+    #[schema(schema_with = dataset_grants)]
     pub datasets: Option<Vec<String>>,
     /// Requests per minute (default: the server's).
+    #[schema(minimum = 1)]
     pub rate_limit_per_minute: Option<u32>,
     /// Bytes per UTC day (default: none).
     pub daily_byte_quota: Option<u64>,
@@ -123,28 +141,60 @@ pub struct CreateKeyBody {
     pub expires_in_days: Option<u32>,
 }
 
+/// The schema of a grant list: `*`, `dataset` or `project.dataset` entries, at least one.
+fn dataset_grants() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(ObjectBuilder::new().schema_type(Type::String).pattern(Some(
+            r"^(\*|[A-Za-z0-9_]{1,1024}|[A-Za-z0-9-]{1,63}\.[A-Za-z0-9_]{1,1024})$",
+        )))
+        .min_items(Some(1))
+        .description(Some("`*`, a dataset id, or `project.dataset`"))
+        .build()
+}
+
 /// `PATCH /api/v1/admin/keys/{id}` body: absent fields stay, `null` clears optional ones.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateKeyBody {
-    /// New name.
+    /// New name (1–100 characters).
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
     /// New owner.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 200)]
     pub owner: Option<Option<String>>,
     /// New role.
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(value_type = Role)]
     pub role: Option<String>,
     /// New datasets.
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(schema_with = dataset_grants)]
     pub datasets: Option<Vec<String>>,
     /// New rate limit.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, minimum = 1)]
     pub rate_limit_per_minute: Option<Option<u32>>,
     /// New quota.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>)]
     pub daily_byte_quota: Option<Option<u64>>,
     /// New expiry.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
     pub expires_at: Option<Option<DateTime<Utc>>>,
+}
+
+/// A field that cannot be cleared: absent is `None` (through `#[serde(default)]`), `null` is
+/// an error rather than a silent "unchanged".
+fn not_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 /// A field that is present deserializes to `Some` (holding `None` for `null`); an absent
@@ -210,6 +260,7 @@ fn key_id(raw: &str) -> Result<String, ApiError> {
 }
 
 /// Creates a key.
+#[utoipa::path(tag = "admin", request_body = CreateKeyBody, responses((status = 201, description = "The key (shown this once) and its record", body = CreatedKeyDto), (status = 409, description = "AUTH_DISABLED", body = crate::openapi::ErrorEnvelope), (status = 413, description = "PAYLOAD_TOO_LARGE", body = crate::openapi::ErrorEnvelope), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = crate::openapi::ErrorEnvelope)))]
 #[post("/admin/keys")]
 pub async fn create_key(
     state: web::Data<AppState>,
@@ -254,7 +305,8 @@ pub async fn create_key(
 }
 
 /// `?include_revoked=&page_size=&page_token=`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct KeyListQuery {
     /// Include revoked keys.
@@ -267,6 +319,7 @@ pub struct KeyListQuery {
 }
 
 /// Lists keys, newest first.
+#[utoipa::path(tag = "admin", params(KeyListQuery), responses((status = 200, description = "Keys, newest first", body = crate::dto::ListResponse<KeyDto>), (status = 409, description = "AUTH_DISABLED", body = crate::openapi::ErrorEnvelope)))]
 #[get("/admin/keys")]
 pub async fn list_keys(
     state: web::Data<AppState>,
@@ -285,6 +338,7 @@ pub async fn list_keys(
 }
 
 /// One key.
+#[utoipa::path(tag = "admin", params(("id" = String, Path, pattern = r"^[a-z0-9]{12}$", description = "The key id (12 lowercase letters and digits)")), responses((status = 200, description = "The key record", body = KeyDto), (status = 404, description = "NOT_FOUND", body = crate::openapi::ErrorEnvelope), (status = 409, description = "AUTH_DISABLED", body = crate::openapi::ErrorEnvelope)))]
 #[get("/admin/keys/{id}")]
 pub async fn get_key(
     state: web::Data<AppState>,
@@ -301,6 +355,7 @@ pub async fn get_key(
 }
 
 /// Changes a key's name, owner, role, datasets, limits or expiry.
+#[utoipa::path(tag = "admin", params(("id" = String, Path, pattern = r"^[a-z0-9]{12}$", description = "The key id")), request_body = UpdateKeyBody, responses((status = 200, description = "The changed record", body = KeyDto), (status = 404, description = "NOT_FOUND", body = crate::openapi::ErrorEnvelope), (status = 409, description = "AUTH_DISABLED", body = crate::openapi::ErrorEnvelope), (status = 413, description = "PAYLOAD_TOO_LARGE", body = crate::openapi::ErrorEnvelope), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = crate::openapi::ErrorEnvelope)))]
 #[patch("/admin/keys/{id}")]
 pub async fn update_key(
     state: web::Data<AppState>,
@@ -339,6 +394,7 @@ pub async fn update_key(
 }
 
 /// Revokes a key: it never works again (its WebSocket tickets included).
+#[utoipa::path(operation_id = "revoke_key", tag = "admin", params(("id" = String, Path, pattern = r"^[a-z0-9]{12}$", description = "The key id")), responses((status = 200, description = "The revoked record", body = KeyDto), (status = 404, description = "NOT_FOUND", body = crate::openapi::ErrorEnvelope), (status = 409, description = "AUTH_DISABLED", body = crate::openapi::ErrorEnvelope)))]
 #[delete("/admin/keys/{id}")]
 pub async fn revoke_key(
     state: web::Data<AppState>,
@@ -360,7 +416,8 @@ pub async fn revoke_key(
 }
 
 /// `GET /api/v1/admin/audit` query string.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Only this principal (key id, `oidc:<subject>`).
@@ -380,6 +437,7 @@ pub struct AuditQuery {
 }
 
 /// Lists audit events, newest first.
+#[utoipa::path(tag = "admin", params(AuditQuery), responses((status = 200, description = "Audit events, newest first", body = crate::dto::ListResponse<bqai_core::auth::audit::AuditEvent>), (status = 409, description = "AUDIT_DISABLED", body = crate::openapi::ErrorEnvelope)))]
 #[get("/admin/audit")]
 pub async fn list_audit(
     state: web::Data<AppState>,

@@ -7,6 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, post, web};
 use bqai_core::ask::{AskAnswer, AskRequest, CatalogAnswer, GeneratorInfo};
 use bqai_core::auth::Action;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::auth::{Caller, add_dataset_target, add_target, note};
 use crate::dto::{QueryResponse, TableDto, TableSummaryDto};
@@ -14,18 +15,22 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// `POST /api/v1/ask` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AskBody {
-    /// The question.
+    /// The question (1–4,000 characters).
+    #[schema(min_length = 1)]
     pub question: String,
     /// The dataset it is about.
+    #[schema(pattern = r"^[A-Za-z0-9_]{1,1024}$")]
     pub dataset_id: Option<String>,
     /// Run the SQL (default true); false generates, checks and dry-runs only.
     pub execute: Option<bool>,
     /// Row cap.
+    #[schema(minimum = 1)]
     pub max_rows: Option<u64>,
     /// Query timeout in milliseconds.
+    #[schema(minimum = 1)]
     pub timeout_ms: Option<u64>,
     /// Whether cached SQL and results may answer (default true).
     pub use_cache: Option<bool>,
@@ -34,10 +39,11 @@ pub struct AskBody {
 }
 
 /// `POST /api/v1/query-agent` body (the earlier service's shape).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueryAgentBody {
     /// The question.
+    #[schema(min_length = 1)]
     pub prompt: String,
     /// The dataset it is about.
     pub dataset_id: Option<String>,
@@ -47,7 +53,7 @@ pub struct QueryAgentBody {
 }
 
 /// The answer on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AskResponse {
     request_id: String,
     question: String,
@@ -70,7 +76,7 @@ pub struct AskResponse {
     suggestions: Vec<bqai_core::conversation::Suggestion>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum CatalogDto {
     Tables {
@@ -82,7 +88,7 @@ enum CatalogDto {
     },
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct UsageDto {
     llm_latency_ms: u64,
     input_tokens: u64,
@@ -125,6 +131,7 @@ impl From<AskAnswer> for AskResponse {
 }
 
 /// Answers a question in plain language.
+#[utoipa::path(tag = "ask", request_body = AskBody, responses((status = 200, description = "The SQL, its explanation and the rows", body = AskResponse), (status = 404, description = "NOT_FOUND: dataset or conversation", body = crate::openapi::ErrorEnvelope), (status = 413, description = "PAYLOAD_TOO_LARGE", body = crate::openapi::ErrorEnvelope), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = crate::openapi::ErrorEnvelope), (status = 422, description = "CANNOT_ANSWER or GENERATION_FAILED", body = crate::openapi::ErrorEnvelope), (status = 502, description = "LLM_BAD_RESPONSE", body = crate::openapi::ErrorEnvelope), (status = 504, description = "TIMEOUT or LLM_TIMEOUT", body = crate::openapi::ErrorEnvelope)))]
 #[post("/ask")]
 pub async fn ask(
     state: web::Data<AppState>,
@@ -146,6 +153,7 @@ pub async fn ask(
 }
 
 /// The earlier service's endpoint: `{"prompt", "dataset_id"?, "dry_run"?}`.
+#[utoipa::path(tag = "ask", request_body = QueryAgentBody, responses((status = 200, description = "The answer, as for /api/v1/ask", body = AskResponse), (status = 404, description = "NOT_FOUND", body = crate::openapi::ErrorEnvelope), (status = 413, description = "PAYLOAD_TOO_LARGE", body = crate::openapi::ErrorEnvelope), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = crate::openapi::ErrorEnvelope), (status = 422, description = "CANNOT_ANSWER or GENERATION_FAILED", body = crate::openapi::ErrorEnvelope), (status = 502, description = "LLM_BAD_RESPONSE", body = crate::openapi::ErrorEnvelope), (status = 504, description = "TIMEOUT or LLM_TIMEOUT", body = crate::openapi::ErrorEnvelope)))]
 #[post("/query-agent")]
 pub async fn query_agent(
     state: web::Data<AppState>,

@@ -12,6 +12,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// `GET /api/v1/datasets`
+#[utoipa::path(tag = "catalog", params(crate::dto::PageQuery), responses((status = 200, description = "The datasets in the caller's scope", body = crate::dto::ListResponse<crate::dto::DatasetDto>)))]
 #[get("/datasets")]
 pub async fn list_datasets(
     state: web::Data<AppState>,
@@ -34,6 +35,7 @@ pub async fn list_datasets(
 }
 
 /// `GET /api/v1/datasets/{dataset_id}`
+#[utoipa::path(tag = "catalog", params(("dataset_id" = String, Path, pattern = r"^[A-Za-z0-9_]{1,1024}$", description = "A dataset id (letters, digits, underscores)")), responses((status = 200, description = "The dataset", body = crate::dto::DatasetDto), (status = 404, description = "NOT_FOUND", body = crate::openapi::ErrorEnvelope)))]
 #[get("/datasets/{dataset_id}")]
 pub async fn get_dataset(
     state: web::Data<AppState>,
@@ -49,6 +51,7 @@ pub async fn get_dataset(
 }
 
 /// `GET /api/v1/datasets/{dataset_id}/tables`
+#[utoipa::path(tag = "catalog", params(("dataset_id" = String, Path, pattern = r"^[A-Za-z0-9_]{1,1024}$", description = "A dataset id (letters, digits, underscores)"), crate::dto::PageQuery), responses((status = 200, description = "Its tables", body = crate::dto::ListResponse<crate::dto::TableSummaryDto>), (status = 404, description = "NOT_FOUND", body = crate::openapi::ErrorEnvelope)))]
 #[get("/datasets/{dataset_id}/tables")]
 pub async fn list_tables(
     state: web::Data<AppState>,
@@ -75,6 +78,7 @@ pub async fn list_tables(
 }
 
 /// `GET /api/v1/datasets/{dataset_id}/tables/{table_id}`
+#[utoipa::path(tag = "catalog", params(("dataset_id" = String, Path, pattern = r"^[A-Za-z0-9_]{1,1024}$", description = "A dataset id (letters, digits, underscores)"), ("table_id" = String, Path, description = "A table id")), responses((status = 200, description = "The table with its schema", body = crate::dto::TableDto), (status = 404, description = "NOT_FOUND", body = crate::openapi::ErrorEnvelope)))]
 #[get("/datasets/{dataset_id}/tables/{table_id}")]
 pub async fn get_table(
     state: web::Data<AppState>,
@@ -91,6 +95,7 @@ pub async fn get_table(
 }
 
 /// `GET /api/v1/datasets/{dataset_id}/tables/{table_id}/preview?limit=N`
+#[utoipa::path(tag = "catalog", params(("dataset_id" = String, Path, pattern = r"^[A-Za-z0-9_]{1,1024}$", description = "A dataset id (letters, digits, underscores)"), ("table_id" = String, Path, description = "A table id"), crate::dto::PreviewQuery), responses((status = 200, description = "The first rows (nothing billed where the warehouse allows)", body = crate::dto::RowsDto), (status = 404, description = "NOT_FOUND", body = crate::openapi::ErrorEnvelope), (status = 504, description = "TIMEOUT", body = crate::openapi::ErrorEnvelope)))]
 #[get("/datasets/{dataset_id}/tables/{table_id}/preview")]
 pub async fn preview(
     state: web::Data<AppState>,

@@ -7,14 +7,14 @@ use serde::Serialize;
 
 use crate::state::AppState;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Health {
     status: HealthStatus,
     version: String,
     components: Components,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Components {
     warehouse: ComponentHealth,
     cache: ComponentHealth,
@@ -22,7 +22,7 @@ struct Components {
     generator: GeneratorHealth,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct GeneratorHealth {
     #[serde(flatten)]
     health: ComponentHealth,
@@ -30,6 +30,7 @@ struct GeneratorHealth {
 }
 
 /// The service answers 200 while it can serve queries; `degraded` names what is not ok.
+#[utoipa::path(tag = "service", responses((status = 200, description = "Up (`status` is `ok` or `degraded`, naming what is not ok)", body = Health)))]
 #[get("/health")]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let generator_health = async {

@@ -16,6 +16,7 @@ const MAX_HISTORY_PAGE: u32 = 500;
 /// `GET /api/v1/history?status=&kind=&principal=&page_size=&page_token=`, newest first.
 /// Callers see their own entries; admins see everyone's (or one principal's with
 /// `principal=`).
+#[utoipa::path(operation_id = "list_history", tag = "history", params(crate::dto::HistoryQuery), responses((status = 200, description = "History entries, newest first (non-admins: their own)", body = crate::dto::ListResponse<crate::dto::HistoryDto>)))]
 #[get("/history")]
 pub async fn list(
     state: web::Data<AppState>,
@@ -63,6 +64,7 @@ pub async fn list(
 }
 
 /// `GET /api/v1/history/{id}`
+#[utoipa::path(operation_id = "get_history_entry", tag = "history", params(("id" = String, Path, description = "The history entry id")), responses((status = 200, description = "The entry", body = crate::dto::HistoryDto), (status = 404, description = "NOT_FOUND", body = crate::openapi::ErrorEnvelope)))]
 #[get("/history/{id}")]
 pub async fn get(
     state: web::Data<AppState>,

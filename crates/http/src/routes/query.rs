@@ -12,6 +12,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Runs the query pipeline for the body's SQL.
+#[utoipa::path(tag = "query", request_body = crate::dto::QueryBody, responses((status = 200, description = "The rows (or, for a dry run, the estimate)", body = crate::dto::QueryResponse), (status = 413, description = "PAYLOAD_TOO_LARGE", body = crate::openapi::ErrorEnvelope), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = crate::openapi::ErrorEnvelope), (status = 404, description = "NOT_FOUND: a table or dataset that does not exist", body = crate::openapi::ErrorEnvelope), (status = 504, description = "TIMEOUT", body = crate::openapi::ErrorEnvelope)))]
 #[post("/query")]
 pub async fn query(
     state: web::Data<AppState>,

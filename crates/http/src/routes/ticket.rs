@@ -9,7 +9,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct TicketDto {
     /// `null` when authentication is off (connect without one).
     ticket: Option<String>,
@@ -17,6 +17,7 @@ struct TicketDto {
 }
 
 /// Issues a ticket for the caller.
+#[utoipa::path(operation_id = "issue_ws_ticket", tag = "websocket", responses((status = 200, description = "A single-use ticket for one WebSocket upgrade", body = TicketDto)))]
 #[post("/ws-ticket")]
 pub async fn issue(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let dto = match &state.auth {

@@ -60,7 +60,27 @@ use crate::state::{AppState, WsSettings};
 /// The route pattern, as the audit log shows it.
 const ROUTE: &str = "WS /api/v1/ws/agent";
 
+/// `?ticket=` on the upgrade.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct TicketParam {
+    /// A single-use ticket from `POST /api/v1/ws-ticket`, for browsers, which cannot send
+    /// headers on an upgrade.
+    ticket: Option<String>,
+}
+
 /// Upgrades to the WebSocket protocol and runs the connection.
+#[utoipa::path(operation_id = "ws_agent", 
+    tag = "websocket",
+    description = WS_DESCRIPTION,
+    params(TicketParam),
+    responses(
+        (status = 101, description = "Switching Protocols: the connection now speaks the protocol above (messages: `WsClientMessage` in, `WsServerEvent` out)"),
+        (status = 403, description = "FORBIDDEN, or ORIGIN_NOT_ALLOWED: an Origin that is neither this server's nor one of server.cors_origins", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "TOO_MANY_CONNECTIONS (with Retry-After), or a dependency is down", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 #[get("/ws/agent")]
 pub async fn agent(
     state: web::Data<AppState>,
@@ -107,18 +127,137 @@ pub async fn agent(
 // Messages
 // ---------------------------------------------------------------------------------------------
 
+/// The protocol in prose, for the OpenAPI operation (docs/API.md has the full reference).
+const WS_DESCRIPTION: &str = "\
+The conversational API: one connection is one conversation, and every ask streams its stages \
+as they happen — the SQL and its estimate as soon as they passed the guard, the dry run and \
+the caps, before the query runs — then the rows and follow-up suggestions.
+
+Authenticate the upgrade like any `/api/v1` call, or with `?ticket=` (single-use, from \
+`POST /api/v1/ws-ticket`). Every message is a JSON text frame with a `type`: the client sends \
+`WsClientMessage`s (`configure`, `ask`/`prompt`, `cancel`, `ping`), the server answers \
+`WsServerEvent`s (`configured`, `status`, `sql`, `estimate`, `result`, `catalog`, \
+`suggestions`, `done`, `error`, `pong`). Every ask ends with exactly one `done` or `error`.
+
+Every ask re-reads the key: narrowed grants apply to the next ask; a revoked or expired key \
+gets an `UNAUTHENTICATED` error and close code 1008. Frames over `ws.max_frame_bytes` close \
+with 1009; a client that does not read its events closes with 1008; a silent client with \
+1001; an idle connection with 1000.";
+
+/// A message from the client (documentation of the protocol; each kind is parsed on its own).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum WsClientMessage {
+    /// Continue a conversation of yours, or start one on a dataset → `configured`.
+    Configure(ConfigureMsg),
+    /// Ask in the conversation.
+    Ask(AskMsg),
+    /// The earlier service's name for `ask` (with `prompt` for `question`).
+    Prompt(AskMsg),
+    /// Stop that ask → `error` `CANCELLED`.
+    Cancel(CancelMsg),
+    /// → `pong`.
+    Ping,
+}
+
+/// A server event (documentation of the protocol).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum WsServerEvent {
+    /// After `configure`.
+    Configured {
+        /// The conversation (null: no conversation store).
+        conversation_id: Option<String>,
+        /// Its dataset (null: chosen by the first ask).
+        dataset_id: Option<String>,
+    },
+    /// A pipeline stage starts.
+    Status {
+        /// The ask.
+        request_id: String,
+        /// The stage.
+        stage: AskStage,
+        /// The attempt (generating, validating, correcting).
+        attempt: Option<u32>,
+    },
+    /// The SQL that will run, before it runs.
+    Sql {
+        /// The ask.
+        request_id: String,
+        /// Null for a question about the schema.
+        sql: Option<String>,
+        /// What it does.
+        explanation: String,
+    },
+    /// The dry run's estimate, before it runs.
+    Estimate {
+        /// The ask.
+        request_id: String,
+        /// Bytes the query scans.
+        bytes: u64,
+        /// Their price.
+        cost_usd: f64,
+    },
+    /// The rows, in the shape of `POST /api/v1/query`.
+    Result {
+        /// The ask.
+        request_id: String,
+        /// The rows.
+        #[serde(flatten)]
+        rows: RowsDto,
+        /// Its statistics.
+        stats: StatsDto,
+    },
+    /// The answer to a question about the schema.
+    Catalog {
+        /// The ask.
+        request_id: String,
+        /// Column names.
+        columns: Vec<String>,
+        /// Rows as arrays.
+        rows: Vec<Vec<Json>>,
+    },
+    /// 2–4 follow-up questions (or none).
+    Suggestions {
+        /// The ask.
+        request_id: String,
+        /// The suggestions.
+        items: Vec<Suggestion>,
+    },
+    /// The ask is over.
+    Done {
+        /// The ask.
+        request_id: String,
+    },
+    /// An ask failed, or a message could not be used (no `request_id`).
+    Error {
+        /// The ask, if the error belongs to one.
+        request_id: Option<String>,
+        /// A REST error code or one of the protocol's (`INVALID_MESSAGE`, `UNKNOWN_TYPE`,
+        /// `MESSAGE_TOO_LARGE`, `UNSUPPORTED_MESSAGE`, `TOO_MANY_ASKS`, `CANCELLED`,
+        /// `NOT_FOUND`).
+        code: String,
+        /// A message for people.
+        message: String,
+    },
+    /// Answer to `ping`.
+    Pong,
+}
+
 /// `configure`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ConfigureMsg {
+pub struct ConfigureMsg {
     dataset_id: Option<String>,
     conversation_id: Option<String>,
 }
 
 /// `ask` (and `prompt`, the earlier service's name, with `prompt` for `question`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AskMsg {
+pub struct AskMsg {
     #[serde(alias = "prompt")]
     question: String,
     execute: Option<bool>,
@@ -128,9 +267,9 @@ struct AskMsg {
 }
 
 /// `cancel`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CancelMsg {
+pub struct CancelMsg {
     request_id: String,
 }
 
