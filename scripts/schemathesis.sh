@@ -69,7 +69,6 @@ st() {
     --max-examples "${examples}" \
     --workers 1 \
     --generation-deterministic \
-    --generation-database none \
     --request-timeout 30 \
     --suppress-health-check all \
     --generation-with-security-parameters false \
