@@ -16,6 +16,12 @@
 //!   of `numRows × columns × 8` bytes per table, so bqai's byte cap and dry-run re-check see
 //!   something. The number is an estimate of the shim's own making, not BigQuery's.
 //!
+//! - The emulator runs every statement on one shared DuckDB connection and reads results back
+//!   from it, so concurrent requests can read each other's results (a `COUNT(*)` answered
+//!   with another query's columns) or crash its fetch (a 500 from `tabledata.list`). The shim
+//!   forwards one request at a time, process-wide; BigQuery itself has no such limit, and the
+//!   adapter's concurrency is tested against the scripted fake instead.
+//!
 //! Deviations the shim leaves alone (the tests account for them instead): `numBytes` is 0,
 //! job labels, `maximumBytesBilled` and `jobTimeoutMs` are accepted but not enforced, and
 //! every job is already DONE when inserted.
@@ -35,6 +41,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 const TOKEN_PREFIX: &str = "bqai-shim-offset-";
+
+/// Held while a request is with the emulator: one at a time for the whole test process, as
+/// every shim of a test binary talks to the same emulator.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The running shim; stops when dropped.
 #[derive(Debug)]
@@ -169,6 +179,7 @@ async fn handle(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
 
+    let _turn = ONE_AT_A_TIME.lock().await;
     if let Some(call) = list_call(method.as_str(), &path) {
         return Ok(list_page(&upstream, &path, &query, call).await);
     }
