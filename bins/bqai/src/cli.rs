@@ -36,6 +36,11 @@ pub struct Cli {
     #[arg(long = "data", global = true)]
     pub data: Vec<String>,
 
+    /// More log lines on stderr: `-v` for `log.level` (info by default), `-vv` for debug.
+    /// Commands other than `serve` log only warnings without it.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -63,7 +68,8 @@ pub enum Command {
         /// Dataset for unqualified table names.
         #[arg(long)]
         dataset: Option<String>,
-        /// Output format.
+        /// Output format of the rows on stdout (`json`: the body `POST /api/v1/query`
+        /// answers).
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
         /// Row cap.
@@ -84,7 +90,8 @@ pub enum Command {
         /// The dataset it is about.
         #[arg(long)]
         dataset: Option<String>,
-        /// Output format of the rows (`json` prints the whole answer).
+        /// Output format of the rows on stdout (`json`: the body `POST /api/v1/ask` answers);
+        /// the SQL and the explanation go to stderr.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
         /// Row cap.
@@ -203,7 +210,17 @@ pub fn settings(cli: &Cli) -> anyhow::Result<Settings> {
     }
     if !cli.data.is_empty() {
         match &mut s.warehouse {
-            WarehouseSettings::Local(local) => local.data.extend(cli.data.iter().cloned()),
+            WarehouseSettings::Local(local) => {
+                local.data.extend(cli.data.iter().cloned());
+                // `--data ./exports` is what the user wants to ask about: with one dataset
+                // from the command line and no `ask.default_dataset`, questions go to it
+                // (the demo's `shop` stays there, by name).
+                if s.ask.default_dataset.is_none()
+                    && let Ok([only]) = bqai_local::datasets_of(&cli.data).as_deref()
+                {
+                    s.ask.default_dataset = Some(only.clone());
+                }
+            }
             WarehouseSettings::Bigquery(_) => anyhow::bail!(
                 "--data registers files with the embedded warehouse; [warehouse] kind is \
                  \"bigquery\" (load files into BigQuery instead)"
@@ -277,7 +294,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         return config_command(&cli, action);
     }
     let settings = settings(&cli)?;
-    telemetry::init(&settings.log);
+    let level = match (&cli.command, cli.verbose) {
+        (_, 2..) => Some("debug"),
+        (Command::Serve { .. }, _) | (_, 1) => None,
+        (_, 0) => Some("warn"),
+    };
+    telemetry::init(&settings.log, level);
     match cli.command {
         Command::Serve { .. } => {
             let app = Application::build(&settings).await?;
@@ -286,8 +308,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let store = Store::connect(&settings.store_url(), StoreOptions::default()).await?;
-            store.migrate().await?;
-            tracing::info!("migrations applied");
+            let applied = store.migrate().await?;
+            // Said on stdout: one-shot commands log only warnings by default.
+            writeln!(
+                std::io::stdout().lock(),
+                "{applied} migration(s) applied; the store is up to date"
+            )?;
             Ok(())
         }
         Command::Query {
@@ -364,7 +390,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
             let mut out = std::io::stdout().lock();
-            print_answer(&mut out, &answer, format).context("could not write the answer")?;
+            let mut err = std::io::stderr().lock();
+            print_answer(&mut out, &mut err, &answer, format)
+                .context("could not write the answer")?;
             Ok(())
         }
     }
@@ -488,53 +516,32 @@ async fn keys(settings: &Settings, action: KeysAction) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes an answer: SQL, explanation and hints as text, then the rows in `format`
-/// (`json` writes one document with everything).
+/// Writes an answer for scripts and people: the data on `out` (the rows as a table or CSV,
+/// or with `json` exactly the body `POST /api/v1/ask` answers), and everything else (the SQL,
+/// the explanation, hints) on `err`, so `bqai ask --format csv > file` holds only the rows.
 pub fn print_answer(
     out: &mut impl Write,
+    err: &mut impl Write,
     answer: &AskAnswer,
     format: Format,
 ) -> anyhow::Result<()> {
     if format == Format::Json {
-        let doc = serde_json::json!({
-            "request_id": answer.request_id,
-            "question": answer.question,
-            "dataset_id": answer.dataset,
-            "sql": answer.sql,
-            "explanation": answer.explanation,
-            "attempts": answer.attempts,
-            "generator": answer.generator,
-            "from_cache": answer.from_cache,
-            "hints": answer.hints,
-            "catalog": answer.catalog,
-            "columns": answer.result.as_ref().map(|o| columns_json(&o.result)),
-            "rows": answer.result.as_ref().map(|o| o.result.json_rows()),
-        });
+        let doc = bqai_http::routes::ask::AskResponse::from(answer.clone());
         serde_json::to_writer_pretty(&mut *out, &doc)?;
         writeln!(out)?;
         return Ok(());
     }
     if let Some(sql) = &answer.sql {
-        writeln!(out, "{sql}\n")?;
+        writeln!(err, "{sql}\n")?;
     }
-    writeln!(out, "{}", answer.explanation)?;
+    writeln!(err, "{}", answer.explanation)?;
     for hint in &answer.hints {
-        writeln!(out, "hint: {hint}")?;
+        writeln!(err, "hint: {hint}")?;
     }
     if let Some(outcome) = &answer.result {
-        writeln!(out)?;
         print_outcome(out, outcome, format)?;
     }
     Ok(())
-}
-
-/// Result columns as `[{"name", "type"}]`, as the JSON formats print them.
-fn columns_json(result: &bqai_core::model::QueryResult) -> Vec<serde_json::Value> {
-    result
-        .columns
-        .iter()
-        .map(|c| serde_json::json!({"name": c.name, "type": c.field_type.as_str()}))
-        .collect()
 }
 
 /// Writes a query outcome in the chosen format.
@@ -546,18 +553,7 @@ pub fn print_outcome(
     let result = &outcome.result;
     match format {
         Format::Json => {
-            let rows = result.json_rows();
-            let doc = serde_json::json!({
-                "query_id": outcome.query_id,
-                "sql": outcome.sql,
-                "dry_run": outcome.dry_run,
-                "columns": columns_json(result),
-                "rows": rows,
-                "row_count": result.rows.len(),
-                "truncated": result.truncated,
-                "truncated_at_bytes": result.truncated_at_bytes,
-                "stats": result.stats,
-            });
+            let doc = bqai_http::dto::QueryResponse::from(outcome.clone());
             serde_json::to_writer_pretty(&mut *out, &doc)?;
             writeln!(out)?;
         }

@@ -452,6 +452,15 @@ pub struct AskConfig {
     pub default_dataset: Option<String>,
     /// Semantic model files (TOML, one per dataset) to load at start.
     pub semantic_models: Vec<PathBuf>,
+    /// Whether the built-in planner samples categorical values (`SELECT DISTINCT col`) to
+    /// recognise them in questions. Those queries pass the guard and caps like any other and
+    /// are recorded in history as kind `system`, by principal `system:planner`.
+    pub sample_values: bool,
+    /// Largest dry-run estimate of one sampling query, in bytes (default 100 MiB).
+    pub sampling_max_bytes: u64,
+    /// Bytes per UTC day all sampling queries may bill together (default 10 GiB; 0 for no
+    /// budget). Enforced through the same daily-quota ledger as API keys' quotas.
+    pub sampling_daily_bytes: u64,
 }
 
 impl Default for AskConfig {
@@ -465,6 +474,9 @@ impl Default for AskConfig {
             question_cache_ttl_secs: d.question_cache_ttl.as_secs(),
             default_dataset: None,
             semantic_models: Vec::new(),
+            sample_values: true,
+            sampling_max_bytes: 100 * 1024 * 1024,
+            sampling_daily_bytes: 10 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -748,6 +760,9 @@ impl Settings {
         if self.cache.max_bytes < 1024 * 1024 {
             problems.push("cache.max_bytes must be at least 1 MiB".to_string());
         }
+        if let Err(problem) = check_log_level(&self.log.level) {
+            problems.push(problem);
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             problems.push(format!(
                 "log.format {:?} must be \"text\" or \"json\"",
@@ -912,6 +927,16 @@ impl Settings {
         }
     }
 
+    /// Limits of the planner's value sampling (`ask.sampling_*`).
+    pub fn sampling_limits(&self) -> bqai_core::system::SystemQueryLimits {
+        bqai_core::system::SystemQueryLimits {
+            max_bytes_per_query: self.ask.sampling_max_bytes,
+            daily_bytes: (self.ask.sampling_daily_bytes > 0)
+                .then_some(self.ask.sampling_daily_bytes),
+            ..bqai_core::system::SystemQueryLimits::default()
+        }
+    }
+
     /// Ask pipeline settings for the core (`default_dataset` as configured; the binary fills
     /// in the demo default).
     pub fn ask_settings(&self) -> AskSettings {
@@ -1004,6 +1029,31 @@ impl Settings {
             ws: self.ws.settings(),
             ..HttpSettings::default()
         }
+    }
+}
+
+/// A `log.level` is a level (`info`) or comma-separated `target=level` directives
+/// (`info,bqai_http=debug`). `EnvFilter` would read an unknown word such as `verbose` as the
+/// name of a target and then log nothing at all, so only levels are accepted where a level
+/// stands.
+fn check_log_level(level: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let is_level = |l: &str| LEVELS.contains(&l.trim().to_ascii_lowercase().as_str());
+    let ok = !level.trim().is_empty()
+        && level
+            .split(',')
+            .all(|directive| match directive.split_once('=') {
+                Some((target, l)) => !target.trim().is_empty() && is_level(l),
+                None => is_level(directive),
+            })
+        && tracing_subscriber::EnvFilter::try_new(level).is_ok();
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "log.level {level:?} must be one of trace, debug, info, warn, error, off, or \
+             target=level directives such as \"info,bqai_http=debug\""
+        ))
     }
 }
 
@@ -1116,5 +1166,16 @@ mod tests {
             assert!(err.contains("prot"), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn log_level_is_a_level_or_directives() {
+        for ok in ["info", "WARN", "off", "info,bqai_http=debug", "bqai=trace"] {
+            assert_eq!(check_log_level(ok), Ok(()), "{ok}");
+        }
+        for bad in ["verbose", "", "info,loud", "bqai=chatty", "=debug"] {
+            let problem = check_log_level(bad).unwrap_err();
+            assert!(problem.contains("log.level"), "{bad}: {problem}");
+        }
     }
 }

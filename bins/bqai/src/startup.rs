@@ -23,6 +23,7 @@ use bqai_core::query::QueryService;
 use bqai_core::resilience::{FallbackNonceStore, FallbackRateLimiter};
 use bqai_core::result_cache::CachedWarehouse;
 use bqai_core::semantic::SemanticModel;
+use bqai_core::system::GuardedSystemQueries;
 use bqai_http::AppState;
 use bqai_local::LocalWarehouse;
 use bqai_memory::{BufferedHistory, MemoryCache, MemoryRateLimiter};
@@ -67,6 +68,7 @@ pub struct Services {
 impl Services {
     /// Builds every adapter named by `settings` and the use cases over them.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        check_data_dir(&settings.data_dir)?;
         let warehouse = build_warehouse(settings).await?;
         Self::assemble(settings, warehouse).await
     }
@@ -79,11 +81,10 @@ impl Services {
     ) -> anyhow::Result<Self> {
         let llm = bqai_llm::build(&settings.llm, &settings.data_dir)
             .map_err(|e| anyhow::anyhow!("could not set up the language model: {e}"))?;
-        let generator: Arc<dyn SqlGenerator> = match &llm {
-            Some(llm) => Arc::new(LlmGenerator::new(llm.clone(), settings.llm.max_tokens)),
-            None => Arc::new(Planner::new(warehouse.clone())),
-        };
-        Self::assemble_with(settings, warehouse, generator, llm).await
+        let generator: Option<Arc<dyn SqlGenerator>> = llm
+            .as_ref()
+            .map(|llm| Arc::new(LlmGenerator::new(llm.clone(), settings.llm.max_tokens)) as _);
+        Self::compose(settings, warehouse, generator, llm).await
     }
 
     /// Like [`Services::assemble`] with a given SQL generator (tests script one).
@@ -93,8 +94,30 @@ impl Services {
         generator: Arc<dyn SqlGenerator>,
         llm: Option<Arc<dyn Llm>>,
     ) -> anyhow::Result<Self> {
+        Self::compose(settings, warehouse, Some(generator), llm).await
+    }
+
+    /// Everything around `warehouse`; without a `generator`, the built-in planner, whose
+    /// value sampling runs through the query service built here.
+    async fn compose(
+        settings: &Settings,
+        warehouse: Arc<dyn Warehouse>,
+        generator: Option<Arc<dyn SqlGenerator>>,
+        llm: Option<Arc<dyn Llm>>,
+    ) -> anyhow::Result<Self> {
         // One pool and one circuit breaker for everything kept in Redis.
         let redis = redis_client(settings)?;
+        if let Some(client) = &redis
+            && let Err(e) = client.ping().await
+        {
+            // Not fatal: the cache is bypassed while Redis is down (see build_cache), and
+            // /health says so; but an operator starting the service should hear it now.
+            tracing::warn!(
+                redis = %client.options().redacted_url(),
+                error = %e,
+                "Redis does not answer at start: running without the shared cache until it does"
+            );
+        }
         let (cache, rate_limiter) = build_cache(settings, redis.as_ref());
         let warehouse = Arc::new(CachedWarehouse::new(
             warehouse,
@@ -136,6 +159,17 @@ impl Services {
         let audit = settings.auth.audit.then(|| {
             bqai_memory::BatchedAuditLog::spawn(store.audit(), AUDIT_BATCH, AUDIT_QUEUE)
                 as Arc<dyn AuditLog>
+        });
+        let generator = generator.unwrap_or_else(|| {
+            if settings.ask.sample_values {
+                Arc::new(Planner::new(Arc::new(GuardedSystemQueries::new(
+                    queries.clone(),
+                    GuardedSystemQueries::PLANNER,
+                    settings.sampling_limits(),
+                ))))
+            } else {
+                Arc::new(Planner::without_sampling())
+            }
         });
         let mut ask_settings = settings.ask_settings();
         if ask_settings.default_dataset.is_none() && settings.demo_only() {
@@ -315,6 +349,19 @@ pub async fn build_warehouse(settings: &Settings) -> anyhow::Result<Arc<dyn Ware
     })
 }
 
+/// A data directory that exists must be a directory: said plainly, rather than as the
+/// "File exists (os error 17)" of the first `create_dir_all` under it.
+fn check_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    match std::fs::metadata(dir) {
+        Ok(meta) if !meta.is_dir() => anyhow::bail!(
+            "the data directory {} is a file, not a directory: point --data-dir (or data_dir, \
+             BQAI__DATA_DIR) at a directory",
+            dir.display()
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// Hides credentials in a URL before it is logged or shown.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -413,7 +460,8 @@ impl Application {
             self.generator.kind
         );
         let key = if self.auth_on {
-            " -H 'Authorization: Bearer $KEY'"
+            // Double quotes: the shell must expand $KEY when the line is pasted.
+            " -H \"Authorization: Bearer $KEY\""
         } else {
             ""
         };

@@ -108,25 +108,41 @@ fn migrate_creates_the_database() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(dir.path().join("state/bqai.db").exists());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("migration(s) applied"));
 }
 
 #[test]
-fn ask_prints_the_sql_the_explanation_and_the_rows() {
+fn ask_prints_the_rows_on_stdout_and_the_sql_on_stderr() {
     let dir = tempfile::tempdir().unwrap();
     let out = bqai(dir.path(), &["ask", "number of customers by segment"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("SELECT"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("SELECT"), "{stderr}");
+    assert!(!stdout.contains("SELECT"), "{stdout}");
     assert!(
         stdout.contains("small_business") && stdout.contains("enterprise"),
         "{stdout}"
     );
     assert!(stdout.contains("3 row(s)"), "{stdout}");
 
+    // CSV for scripts: only the rows.
+    let csv = bqai(
+        dir.path(),
+        &["ask", "--format", "csv", "number of customers by segment"],
+    );
+    assert!(
+        csv.status.success(),
+        "{}",
+        String::from_utf8_lossy(&csv.stderr)
+    );
+    let text = String::from_utf8(csv.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "header and three rows only: {text}");
+    assert!(lines[0].contains("segment"), "{text}");
+    assert!(String::from_utf8_lossy(&csv.stderr).contains("SELECT"));
+
+    // JSON: exactly the body POST /api/v1/ask answers.
     let json = bqai(
         dir.path(),
         &["ask", "--format", "json", "how many orders were cancelled?"],
@@ -138,12 +154,137 @@ fn ask_prints_the_sql_the_explanation_and_the_rows() {
     );
     let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(doc["generator"]["kind"], "builtin");
-    assert_eq!(doc["rows"].as_array().unwrap().len(), 1);
+    assert_eq!(doc["result"]["rows"].as_array().unwrap().len(), 1);
+    for key in [
+        "request_id",
+        "question",
+        "dataset_id",
+        "sql",
+        "explanation",
+        "attempts",
+        "generator",
+        "result",
+        "catalog",
+        "hints",
+        "from_cache",
+        "usage",
+        "conversation_id",
+        "suggestions",
+    ] {
+        assert!(doc.get(key).is_some(), "{key} missing: {doc}");
+    }
 
     let refused = bqai(dir.path(), &["ask", "why did sales drop?"]);
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("CANNOT_ANSWER"), "{stderr}");
+}
+
+/// `--data` with one folder: questions go to it without naming it, and a ranking keeps the
+/// rows without a value last (DataFusion ranks NULLs first for DESC unless told).
+#[test]
+fn data_folder_is_the_default_dataset_and_empty_values_rank_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let exports = dir.path().join("exports");
+    std::fs::create_dir(&exports).unwrap();
+    std::fs::write(
+        exports.join("companies.csv"),
+        "company,amount\nAcme,100\nBolt,\nCrane,250\nDelta,\nEcho,75\nFoxtrot,\n",
+    )
+    .unwrap();
+    let data = exports.display().to_string();
+    for question in ["top 3 companies by amount", "bottom 3 companies by amount"] {
+        let out = bqai(
+            dir.path(),
+            &["--data", &data, "ask", "--format", "json", question],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(doc["dataset_id"], "exports", "{doc}");
+        assert!(doc["sql"].as_str().unwrap().contains("NULLS LAST"), "{doc}");
+        let rows = doc["result"]["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 3, "{doc}");
+        for row in rows {
+            let values: Vec<&serde_json::Value> = row.as_object().unwrap().values().collect();
+            assert!(values.iter().all(|v| !v.is_null()), "{question}: {row}");
+        }
+    }
+}
+
+/// One-shot commands log only warnings unless `-v`, and never colour codes when stderr is
+/// not a terminal.
+#[test]
+fn cli_logs_only_warnings_by_default_and_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_bqai"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG")
+            .env_remove("BQAI__LOG__LEVEL")
+            .output()
+            .unwrap()
+    };
+    let quiet = run(&["query", "SELECT 1 AS a"]);
+    assert!(quiet.status.success());
+    let stderr = String::from_utf8_lossy(&quiet.stderr);
+    assert!(!stderr.contains("INFO"), "{stderr}");
+    let loud = run(&["-v", "query", "SELECT 1 AS a"]);
+    let stderr = String::from_utf8_lossy(&loud.stderr);
+    assert!(stderr.contains("INFO"), "-v logs info: {stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no colour codes off a terminal: {stderr:?}"
+    );
+}
+
+/// Operator traps: each says what is wrong in words that lead to the fix.
+#[test]
+fn startup_mistakes_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    // An unknown log level would log nothing at all.
+    let out = bqai_env(
+        dir.path(),
+        &["query", "SELECT 1"],
+        &[("BQAI__LOG__LEVEL", "verbose")],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("log.level") && stderr.contains("verbose"),
+        "{stderr}"
+    );
+
+    // A data directory that is a file.
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let out = bqai(
+        dir.path(),
+        &["--data-dir", file.to_str().unwrap(), "query", "SELECT 1"],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is a file, not a directory"), "{stderr}");
+
+    // A PostgreSQL database that does not exist: which one, and how to create it.
+    let out = bqai_env(
+        dir.path(),
+        &["migrate"],
+        &[(
+            "BQAI__STORE__URL",
+            "postgres://postgres@127.0.0.1:5432/bqai_no_such_db",
+        )],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bqai_no_such_db") && stderr.contains("createdb"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -100,6 +100,8 @@ impl CatalogService {
                 self.max_preview_rows
             )));
         }
-        self.warehouse.preview(table, limit).await
+        let mut rows = self.warehouse.preview(table, limit).await?;
+        rows.make_column_names_unique();
+        Ok(rows)
     }
 }

@@ -13,6 +13,9 @@ pub enum QueryKind {
     Sql,
     /// SQL generated from a question.
     Ask,
+    /// A query bqai runs for itself (the built-in planner's value sampling), through the same
+    /// checks as every other.
+    System,
 }
 
 impl QueryKind {
@@ -21,6 +24,7 @@ impl QueryKind {
         match self {
             QueryKind::Sql => "sql",
             QueryKind::Ask => "ask",
+            QueryKind::System => "system",
         }
     }
 
@@ -29,6 +33,7 @@ impl QueryKind {
         match s {
             "sql" => Some(QueryKind::Sql),
             "ask" => Some(QueryKind::Ask),
+            "system" => Some(QueryKind::System),
             _ => None,
         }
     }
@@ -108,6 +113,9 @@ pub struct HistoryEntry {
     /// How the SQL was generated, for asks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ask: Option<AskRecord>,
+    /// The id of the HTTP request (`X-Request-Id`) or WebSocket ask this query ran for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// What the ask pipeline spent producing the SQL of an ask.

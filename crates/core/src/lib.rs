@@ -21,5 +21,6 @@ pub mod query;
 pub mod resilience;
 pub mod result_cache;
 pub mod semantic;
+pub mod system;
 
 pub use error::{Error, Result};

@@ -646,7 +646,49 @@ pub fn row_json_len(columns: &[Field], row: &[Value]) -> usize {
         .sum::<usize>()
 }
 
+/// Renames result columns so that every name is unique and not empty, the way BigQuery names
+/// the columns of a query result: a repeated name gets `_1`, `_2`, … (compared without case,
+/// as BigQuery compares column names, and never taking a name another column already has),
+/// and an empty name becomes `f{index}_`. Rows keyed by column name (JSON objects, exports)
+/// would otherwise lose every value but one of a repeated name.
+pub fn make_names_unique(columns: &mut [Field]) {
+    let mut taken: std::collections::HashSet<String> =
+        columns.iter().map(|c| c.name.to_lowercase()).collect();
+    let mut used: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for (index, column) in columns.iter_mut().enumerate() {
+        let key = column.name.to_lowercase();
+        if !column.name.is_empty() && used.insert(key) {
+            continue;
+        }
+        let base = if column.name.is_empty() {
+            format!("f{index}_")
+        } else {
+            column.name.clone()
+        };
+        let mut name = base.clone();
+        let mut n = 0u32;
+        // An empty name's `f{index}_` is itself tried first; a repeated name starts at `_1`.
+        if !column.name.is_empty() || taken.contains(&name.to_lowercase()) {
+            loop {
+                n += 1;
+                name = format!("{base}_{n}");
+                if !taken.contains(&name.to_lowercase()) {
+                    break;
+                }
+            }
+        }
+        taken.insert(name.to_lowercase());
+        used.insert(name.to_lowercase());
+        column.name = name;
+    }
+}
+
 impl QueryResult {
+    /// See [`make_names_unique`].
+    pub fn make_column_names_unique(&mut self) {
+        make_names_unique(&mut self.columns);
+    }
+
     /// Keeps the longest prefix of rows whose JSON stays within `max_bytes` (at least none);
     /// marks the result truncated at that cap when rows had to go. Returns whether any did.
     pub fn cap_json_bytes(&mut self, max_bytes: u64) -> bool {
@@ -829,6 +871,61 @@ pub enum HealthStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn renamed(names: &[&str]) -> Vec<String> {
+        let mut columns: Vec<Field> = names
+            .iter()
+            .map(|n| Field::new(*n, FieldType::Int64))
+            .collect();
+        make_names_unique(&mut columns);
+        columns.into_iter().map(|c| c.name).collect()
+    }
+
+    #[test]
+    fn repeated_column_names_get_suffixes_like_bigquery() {
+        assert_eq!(
+            renamed(&["customer_id", "customer_id", "country"]),
+            ["customer_id", "customer_id_1", "country"]
+        );
+        assert_eq!(renamed(&["a", "a", "a"]), ["a", "a_1", "a_2"]);
+        // Case-insensitive, as BigQuery compares column names.
+        assert_eq!(
+            renamed(&["Name", "name", "NAME"]),
+            ["Name", "name_1", "NAME_2"]
+        );
+        // A suffix never takes a name that a later column has.
+        assert_eq!(renamed(&["a", "a", "a_1"]), ["a", "a_2", "a_1"]);
+        assert_eq!(renamed(&["", "x", ""]), ["f0_", "x", "f2_"]);
+        assert_eq!(renamed(&["f1_", ""]), ["f1_", "f1__1"]);
+        assert_eq!(renamed(&["n", "m"]), ["n", "m"]);
+    }
+
+    #[test]
+    fn json_rows_keep_select_order_and_every_value() {
+        let mut result = QueryResult {
+            columns: ["z", "a", "z", ""]
+                .iter()
+                .map(|n| Field::new(*n, FieldType::Int64))
+                .collect(),
+            rows: vec![vec![
+                Value::Int64(1),
+                Value::Int64(2),
+                Value::Int64(3),
+                Value::Int64(4),
+            ]],
+            truncated: false,
+            truncated_at_bytes: None,
+            stats: QueryStats::default(),
+        };
+        result.make_column_names_unique();
+        let row = &result.json_rows()[0];
+        let keys: Vec<&str> = row.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["z", "a", "z_1", "f3_"]);
+        assert_eq!(
+            serde_json::to_string(row).unwrap(),
+            r#"{"z":1,"a":2,"z_1":3,"f3_":4}"#
+        );
+    }
 
     fn values() -> Vec<Value> {
         vec![

@@ -15,7 +15,7 @@ use crate::guard::{self, GuardPolicy, RejectReason, Rejection};
 use crate::history::{AskRecord, HistoryEntry, QueryKind, QueryStatus};
 use crate::model::{
     CostEstimate, DatasetScope, DryRunReport, Principal, QueryJob, QueryOutcome, QueryRequest,
-    QueryResult, QueryStats, Role,
+    QueryResult, QueryStats, Role, make_names_unique,
 };
 use crate::ports::{HistoryStore, UsageLedger, Warehouse};
 
@@ -143,6 +143,8 @@ pub struct RecordMeta {
     pub question: Option<String>,
     /// Generation details, for asks.
     pub ask: Option<AskRecord>,
+    /// The request the query ran for (see [`HistoryEntry::request_id`]).
+    pub request_id: Option<String>,
 }
 
 impl RecordMeta {
@@ -298,6 +300,7 @@ impl QueryService {
             cache_hit: false,
             created_at,
             ask: meta.ask,
+            request_id: meta.request_id,
         };
         let outcome = match outcome {
             Ok(mut outcome) => {
@@ -575,13 +578,15 @@ impl QueryService {
         } = checked;
         if dry_run {
             let cost = CostEstimate::from_bytes(report.bytes_processed, limits.usd_per_tib);
+            let mut columns = report.schema;
+            make_names_unique(&mut columns);
             return Ok(QueryOutcome {
                 query_id,
                 sql,
                 dry_run: true,
                 referenced_tables,
                 result: QueryResult {
-                    columns: report.schema,
+                    columns,
                     rows: Vec::new(),
                     truncated: false,
                     truncated_at_bytes: None,
@@ -598,6 +603,7 @@ impl QueryService {
 
         progress.executing = true;
         let mut result = self.warehouse.execute(&job).await?;
+        result.make_column_names_unique();
         if result.rows.len() as u64 > limit {
             // Second wall: an adapter that ignored max_rows still cannot return more.
             result

@@ -336,6 +336,9 @@ pub struct HistoryDto {
     /// How the SQL of an ask was generated (attempts, generator, LLM latency, tokens, cost).
     #[serde(skip_serializing_if = "Option::is_none")]
     ask: Option<bqai_core::history::AskRecord>,
+    /// The `X-Request-Id` of the request (or the WebSocket ask's `request_id`) the query ran
+    /// for; null for queries bqai ran for itself and for entries older than this field.
+    request_id: Option<String>,
 }
 
 impl From<HistoryEntry> for HistoryDto {
@@ -359,6 +362,7 @@ impl From<HistoryEntry> for HistoryDto {
             cache_hit: h.cache_hit,
             created_at: h.created_at,
             ask: h.ask,
+            request_id: h.request_id,
         }
     }
 }

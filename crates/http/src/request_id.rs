@@ -1,6 +1,7 @@
 //! Request ids: every request gets one (a caller's well-formed `X-Request-Id` is kept, else a
 //! new UUIDv7), it is echoed in the `X-Request-Id` response header, put in every error body,
-//! and attached to the request's log line.
+//! and attached to the request's log line (with the history id of the query it ran, if any).
+//! An ask's answer carries the same id as its `request_id`.
 
 use std::time::Instant;
 
@@ -25,6 +26,15 @@ pub fn current() -> Option<String> {
 /// The id of a request, stored in its extensions.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
+
+/// The history id of the query a request ran, for its log line.
+#[derive(Debug, Clone)]
+struct QueryId(String);
+
+/// Names the query `req` ran (its history id) in the request's log line.
+pub fn note_query_id(req: &actix_web::HttpRequest, query_id: &str) {
+    req.extensions_mut().insert(QueryId(query_id.to_owned()));
+}
 
 fn accept_incoming(v: &HeaderValue) -> Option<String> {
     let s = v.to_str().ok()?;
@@ -58,10 +68,16 @@ pub async fn middleware(
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(HEADER, v);
     }
+    let query_id = res
+        .request()
+        .extensions()
+        .get::<QueryId>()
+        .map(|q| q.0.clone());
     tracing::info!(
         request_id = %id,
         method = %method,
         path = %path,
+        query_id = query_id.as_deref(),
         status = res.status().as_u16(),
         duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "request"

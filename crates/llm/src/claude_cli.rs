@@ -164,6 +164,9 @@ impl ClaudeCli {
     }
 
     fn command_for(&self, request: &LlmRequest, system: &SystemPrompt) -> Command {
+        // The one subprocess bqai spawns: the configured executable by absolute path, with
+        // arguments (no shell) and a scrubbed environment (below).
+        #[allow(clippy::disallowed_methods)]
         let mut cmd = Command::new(&self.command);
         cmd.args([
             "-p",

@@ -21,6 +21,21 @@ use serde::{Deserialize, Serialize};
 
 pub use warehouse::LocalWarehouse;
 
+/// The datasets the data entries (directories, files, globs, as in [`LocalConfig::data`])
+/// would register, without reading the files; sorted, without repeats.
+///
+/// # Errors
+/// As at start: an entry that matches nothing, or a bad glob.
+pub fn datasets_of(entries: &[String]) -> bqai_core::Result<Vec<String>> {
+    let mut datasets: Vec<String> = files::discover(entries)?
+        .into_iter()
+        .map(|f| f.dataset)
+        .collect();
+    datasets.sort();
+    datasets.dedup();
+    Ok(datasets)
+}
+
 /// The DataFusion catalog every dataset lives in (the warehouse's "home project").
 pub const HOME_CATALOG: &str = "datafusion";
 

@@ -37,25 +37,34 @@ use bqai_core::ask::{
     Generation, GenerationContext, GenerationOutcome, GeneratorInfo, SqlGenerator,
 };
 use bqai_core::model::{SqlDialect, Table};
-use bqai_core::ports::Warehouse;
 use bqai_core::semantic::{Example, SemanticModel};
+use bqai_core::system::SystemQueries;
 
 use crate::sampler::ValueCache;
 use crate::schema::{Catalog, Samples};
 use crate::state::PlanState;
 
-/// The built-in planner. Cheap to share: one per warehouse, its value cache inside.
+/// The built-in planner. Cheap to share: one per service, its value cache inside.
 pub struct Planner {
-    warehouse: Arc<dyn Warehouse>,
+    sampling: Option<Arc<dyn SystemQueries>>,
     values: ValueCache,
 }
 
 impl Planner {
-    /// A planner that samples categorical values from `warehouse` (`SELECT DISTINCT` of a
-    /// column, cached); it runs nothing else there.
-    pub fn new(warehouse: Arc<dyn Warehouse>) -> Self {
+    /// A planner that samples categorical values through `sampling` (`SELECT DISTINCT` of a
+    /// column, cached, guarded and recorded like any query); it runs nothing else.
+    pub fn new(sampling: Arc<dyn SystemQueries>) -> Self {
         Self {
-            warehouse,
+            sampling: Some(sampling),
+            values: ValueCache::default(),
+        }
+    }
+
+    /// A planner that runs no query at all (`ask.sample_values = false`): a value named in a
+    /// question ("Germany") is then not matched to the column that holds it.
+    pub fn without_sampling() -> Self {
+        Self {
+            sampling: None,
             values: ValueCache::default(),
         }
     }
@@ -73,7 +82,14 @@ impl SqlGenerator for Planner {
     async fn generate(&self, ctx: &GenerationContext) -> Result<Generation> {
         let semantic = ctx.semantic.as_deref();
         let targets = schema::sample_targets(&ctx.tables, semantic);
-        let samples = self.values.samples(self.warehouse.as_ref(), &targets).await;
+        let samples = match &self.sampling {
+            Some(queries) => {
+                self.values
+                    .samples(queries.as_ref(), ctx.dialect, &targets)
+                    .await
+            }
+            None => Samples::new(),
+        };
         let previous = ctx
             .conversation
             .iter()

@@ -601,10 +601,12 @@ impl Planner<'_> {
         };
         let mut order_words = String::new();
         if let Some((col, r)) = ranked {
+            // An empty value is neither the largest nor the smallest: last either way (on
+            // DataFusion, DESC alone would rank NULLs first).
             let dir = if r.dir == Dir::Desc { "DESC" } else { "ASC" };
             select
                 .order_by
-                .extend(alias_for(col).map(|a| format!("{a} {dir}")));
+                .extend(alias_for(col).map(|a| format!("{a} {dir} NULLS LAST")));
             select.limit = Some(r.n);
             order_words = format!(
                 ", keeping the {} {} by {}",
@@ -878,7 +880,7 @@ impl Planner<'_> {
             let dir = if r.dir == Dir::Desc { "DESC" } else { "ASC" };
             select
                 .order_by
-                .push(format!("{} {dir}", q(&metric_aliases[by])));
+                .push(format!("{} {dir} NULLS LAST", q(&metric_aliases[by])));
             select.order_by.extend(bucket_aliases.iter().map(q));
             select.order_by.extend(others);
             select.limit = Some(r.n);
@@ -894,7 +896,7 @@ impl Planner<'_> {
         } else if !dim_aliases.is_empty() {
             select
                 .order_by
-                .push(format!("{} DESC", q(&metric_aliases[0])));
+                .push(format!("{} DESC NULLS LAST", q(&metric_aliases[0])));
             select.order_by.extend(others);
         }
 

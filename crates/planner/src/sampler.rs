@@ -6,13 +6,16 @@
 //! distinct values than [`MAX_VALUES`] are names or ids rather than categories and are
 //! remembered as having none. A failed sample is remembered briefly and simply leaves that
 //! column without values: sampling never makes a question fail.
+//!
+//! The queries run through [`SystemQueries`]: the guard, the dry run, the byte caps and the
+//! history apply to them as to every caller's query (see `bqai_core::system`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bqai_core::model::{QueryJob, SqlDialect, TableRef, Value};
-use bqai_core::ports::Warehouse;
+use bqai_core::model::{SqlDialect, TableRef, Value};
+use bqai_core::system::SystemQueries;
 use futures::StreamExt;
 
 use crate::schema::{Samples, sample_key};
@@ -49,7 +52,8 @@ impl ValueCache {
     /// Values of `targets`, from the cache or sampled now.
     pub(crate) async fn samples(
         &self,
-        warehouse: &dyn Warehouse,
+        queries: &dyn SystemQueries,
+        dialect: SqlDialect,
         targets: &[(TableRef, String)],
     ) -> Samples {
         let now = Instant::now();
@@ -70,10 +74,9 @@ impl ValueCache {
         if missing.is_empty() {
             return out;
         }
-        let dialect = warehouse.dialect();
         let fetched: Vec<(Key, Option<Vec<String>>)> = futures::stream::iter(missing)
             .map(|(table, column)| async move {
-                let values = sample(warehouse, dialect, &table, &column).await;
+                let values = sample(queries, dialect, &table, &column).await;
                 (sample_key(&table, &column), values)
             })
             .buffer_unordered(CONCURRENCY)
@@ -124,7 +127,7 @@ fn quoted(dialect: SqlDialect, name: &str) -> String {
 /// The distinct values of one column (`Some(vec![])` when there are too many), or `None`
 /// when the query failed.
 async fn sample(
-    warehouse: &dyn Warehouse,
+    queries: &dyn SystemQueries,
     dialect: SqlDialect,
     table: &TableRef,
     column: &str,
@@ -141,20 +144,7 @@ async fn sample(
         "SELECT DISTINCT {col} AS value FROM {} WHERE {col} IS NOT NULL LIMIT {limit}",
         parts.join(".")
     );
-    let job = QueryJob {
-        query_id: format!("planner-values-{}-{}-{column}", table.dataset, table.table),
-        sql,
-        default_dataset: Some(table.dataset.clone()),
-        max_rows: limit as u64,
-        timeout: Duration::from_secs(20),
-        max_bytes_billed: Some(1 << 30),
-        use_cache: true,
-        referenced_tables: vec![table.clone()],
-        labels: vec![("bqai_purpose".to_owned(), "planner_values".to_owned())],
-        parameters: bqai_core::model::QueryParameters::None,
-        max_result_bytes: None,
-    };
-    match warehouse.execute(&job).await {
+    match queries.run(sql, &table.dataset, limit as u64).await {
         Ok(result) => {
             if result.rows.len() > MAX_VALUES {
                 return Some(Vec::new());

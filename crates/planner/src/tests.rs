@@ -163,10 +163,10 @@ fn top_n_orders_and_limits() {
         s.contains("GROUP BY products.product_id, products.name"),
         "{s}"
     );
-    assert!(s.contains("ORDER BY revenue DESC"), "{s}");
+    assert!(s.contains("ORDER BY revenue DESC NULLS LAST"), "{s}");
     assert!(s.ends_with("LIMIT 5"), "{s}");
     let s = sql("bottom 3 categories by units sold");
-    assert!(s.contains("ORDER BY units_sold ASC"), "{s}");
+    assert!(s.contains("ORDER BY units_sold ASC NULLS LAST"), "{s}");
     assert!(s.ends_with("LIMIT 3"), "{s}");
     // No LIMIT unless asked for a top or bottom N.
     assert!(!sql("revenue by country").contains("LIMIT"));
@@ -395,7 +395,7 @@ fn works_without_a_semantic_model() {
     assert!(s.contains("orders.order_date >= DATE '2024-01-01'"), "{s}");
     let s = plain("top 3 brands by quantity");
     assert!(
-        s.contains("ORDER BY total_quantity DESC") && s.ends_with("LIMIT 3"),
+        s.contains("ORDER BY total_quantity DESC NULLS LAST") && s.ends_with("LIMIT 3"),
         "{s}"
     );
     // Named measures need the model.

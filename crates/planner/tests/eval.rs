@@ -22,7 +22,6 @@ use bqai_core::ask::{GenerationOutcome, SqlGenerator};
 use bqai_core::guard;
 use bqai_core::model::{SqlDialect, Table, TableKind, TableRef};
 use bqai_core::ports::Warehouse;
-use bqai_planner::Planner;
 use common::{context, model, policy, run_guarded, same_rows, shop_tables, warehouse};
 
 /// Accuracy the planner must keep (measured accuracy rounded down to 5%).
@@ -767,7 +766,7 @@ async fn planner_answers_the_shop_questions() {
     let started = Instant::now();
     let wh = warehouse().await;
     let tables = shop_tables(wh.as_ref()).await;
-    let planner = Planner::new(wh.clone());
+    let planner = common::planner(wh.clone());
     let semantic = Some(model());
 
     let mut correct = 0usize;
@@ -848,7 +847,7 @@ async fn bigquery_sql_passes_the_bigquery_guard() {
             ..t
         })
         .collect();
-    let planner = Planner::new(wh.clone());
+    let planner = common::planner(wh.clone());
     let bq_policy = policy(SqlDialect::BigQuery, Some("p".to_owned()));
     let mut checked = 0;
     for case in CASES.iter().filter(|c| c.gold.is_some()) {
@@ -954,7 +953,7 @@ async fn every_sql_it_writes_plans_on_the_engine() {
     ];
     let wh = warehouse().await;
     let tables = shop_tables(wh.as_ref()).await;
-    let planner = Planner::new(wh.clone());
+    let planner = common::planner(wh.clone());
     let policy = policy(SqlDialect::DataFusion, wh.home_project());
     // Another seed or more questions for a longer hunt: BQAI_SALAD=seed,count.
     let (mut seed, count): (u64, usize) = std::env::var("BQAI_SALAD")

@@ -69,7 +69,7 @@ async fn fresh(planner: &Planner, tables: &[Table], q: &str) -> String {
 async fn revenue_by_country_then_by_month_then_only_web() {
     let wh = warehouse().await;
     let tables = shop_tables(wh.as_ref()).await;
-    let planner = Planner::new(wh.clone());
+    let planner = common::planner(wh.clone());
     let (answers, turns) = converse(
         &planner,
         &wh,
@@ -124,7 +124,7 @@ async fn revenue_by_country_then_by_month_then_only_web() {
 async fn each_follow_up_edits_the_plan() {
     let wh = warehouse().await;
     let tables = shop_tables(wh.as_ref()).await;
-    let planner = Planner::new(wh.clone());
+    let planner = common::planner(wh.clone());
     let first = "revenue by country in 2024";
     let cases: &[(&str, &[&str], &[&str])] = &[
         // (follow-up, must contain, must not contain)
@@ -158,7 +158,11 @@ async fn each_follow_up_edits_the_plan() {
             &["DATE '2023-01-01'", "customers.country"],
             &["2025"],
         ),
-        ("top 3 instead", &["LIMIT 3", "ORDER BY revenue DESC"], &[]),
+        (
+            "top 3 instead",
+            &["LIMIT 3", "ORDER BY revenue DESC NULLS LAST"],
+            &[],
+        ),
         (
             "and by channel",
             &["orders.channel AS channel", "customers.country"],
@@ -215,7 +219,7 @@ async fn each_follow_up_edits_the_plan() {
 async fn other_questions_are_read_fresh() {
     let wh = warehouse().await;
     let tables = shop_tables(wh.as_ref()).await;
-    let planner = Planner::new(wh.clone());
+    let planner = common::planner(wh.clone());
     let (answers, _) = converse(
         &planner,
         &wh,
@@ -253,7 +257,7 @@ async fn other_questions_are_read_fresh() {
 async fn suggestions_are_runnable_follow_ups() {
     let wh = warehouse().await;
     let tables = shop_tables(wh.as_ref()).await;
-    let planner = Planner::new(wh.clone());
+    let planner = common::planner(wh.clone());
     let model = model();
     for q in [
         "revenue by country in 2024",

@@ -6,14 +6,13 @@ mod common;
 use bqai_core::ask::{FailedAttempt, GenerationOutcome, SqlGenerator};
 use bqai_core::model::SqlDialect;
 use bqai_core::semantic::Example;
-use bqai_planner::Planner;
 use common::{context, model, shop_tables, warehouse};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generator_contract() {
     let wh = warehouse().await;
     let tables = shop_tables(wh.as_ref()).await;
-    let planner = Planner::new(wh.clone());
+    let planner = common::planner(wh.clone());
 
     let info = planner.info();
     assert_eq!(info.kind, "builtin");
@@ -96,4 +95,79 @@ async fn generator_contract() {
         planner.generate(&ctx).await.unwrap().outcome,
         GenerationOutcome::CannotAnswer { .. }
     ));
+}
+
+/// Sampling is a query like any other: it passes the guard (a dataset outside the allow-list
+/// is never sampled), respects `ask.sampling_max_bytes`, and is recorded as kind `system` by
+/// the planner's service principal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn value_sampling_goes_through_the_query_pipeline() {
+    use bqai_core::history::{QueryKind, QueryStatus};
+    use bqai_core::query::QueryLimits;
+    use bqai_core::system::{GuardedSystemQueries, SystemQueryLimits};
+
+    let wh = warehouse().await;
+    let tables = shop_tables(wh.as_ref()).await;
+    let question = "revenue from enterprise customers in Japan by year";
+    let ctx = context(question, &tables, Some(model()), SqlDialect::DataFusion);
+
+    let (planner, history) = common::planner_with(
+        wh.clone(),
+        QueryLimits::default(),
+        SystemQueryLimits::default(),
+    );
+    let GenerationOutcome::Sql { sql, .. } = planner.generate(&ctx).await.unwrap().outcome else {
+        panic!("no SQL");
+    };
+    assert!(sql.contains("customers.country = 'Japan'"), "{sql}");
+    let entries = history.0.lock().unwrap().clone();
+    assert!(!entries.is_empty(), "sampling recorded nothing");
+    for e in &entries {
+        assert_eq!(e.kind, QueryKind::System, "{e:?}");
+        assert_eq!(e.principal.as_deref(), Some(GuardedSystemQueries::PLANNER));
+        assert_eq!(e.status, QueryStatus::Succeeded, "{e:?}");
+        assert!(
+            e.sql_submitted.starts_with("SELECT DISTINCT"),
+            "{}",
+            e.sql_submitted
+        );
+        // The guard's rewrite ran: the SQL executed is the guard's rendering.
+        assert!(e.sql_executed.is_some(), "{e:?}");
+    }
+
+    // The guard decides: with `shop` outside the allow-list nothing is sampled or run, and
+    // the question simply loses its values.
+    let fenced = QueryLimits {
+        allowed: bqai_core::model::DatasetScope::Only(["other".to_owned()].into()),
+        ..QueryLimits::default()
+    };
+    let (planner, history) = common::planner_with(wh.clone(), fenced, SystemQueryLimits::default());
+    let outcome = planner.generate(&ctx).await.unwrap().outcome;
+    if let GenerationOutcome::Sql { sql, .. } = &outcome {
+        assert!(!sql.contains("'Japan'"), "{sql}");
+    }
+    assert!(
+        history
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|e| e.status != QueryStatus::Succeeded),
+        "a refused sample must not have run"
+    );
+
+    // The per-query byte budget: every sample of `shop` estimates above one byte.
+    let tiny = SystemQueryLimits {
+        max_bytes_per_query: 1,
+        ..SystemQueryLimits::default()
+    };
+    let (planner, history) = common::planner_with(wh, QueryLimits::default(), tiny);
+    let outcome = planner.generate(&ctx).await.unwrap().outcome;
+    if let GenerationOutcome::Sql { sql, .. } = &outcome {
+        assert!(!sql.contains("'Japan'"), "{sql}");
+    }
+    assert!(
+        history.0.lock().unwrap().is_empty(),
+        "nothing over budget runs"
+    );
 }

@@ -40,6 +40,7 @@ pub(crate) struct HistoryRow {
     pub llm_output_tokens: Option<i64>,
     pub llm_cost_usd: Option<f64>,
     pub question_cache_hit: Option<bool>,
+    pub request_id: Option<String>,
 }
 
 impl HistoryRow {
@@ -70,6 +71,7 @@ impl HistoryRow {
             llm_output_tokens: e.ask.as_ref().map(|a| to_sql_count(a.output_tokens)),
             llm_cost_usd: e.ask.as_ref().and_then(|a| a.cost_usd),
             question_cache_hit: e.ask.as_ref().map(|a| a.from_cache),
+            request_id: to_sql_text_opt(&e.request_id),
         }
     }
 
@@ -114,6 +116,7 @@ impl HistoryRow {
                 cost_usd: self.llm_cost_usd,
                 from_cache: self.question_cache_hit.unwrap_or(false),
             }),
+            request_id: self.request_id,
         })
     }
 

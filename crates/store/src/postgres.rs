@@ -137,12 +137,30 @@ fn with_statement_timeout(
     config
 }
 
+/// What a failed connection says: the server's own message (tokio-postgres shows only "db
+/// error" for it), and for a database that does not exist, which one and how to create it.
+fn connect_error(config: &tokio_postgres::Config, e: &tokio_postgres::Error) -> String {
+    let Some(db) = e.as_db_error() else {
+        return e.to_string();
+    };
+    if db.code() == &tokio_postgres::error::SqlState::INVALID_CATALOG_NAME {
+        let name = config.get_dbname().unwrap_or("(the user's name)");
+        return format!(
+            "{}: the PostgreSQL database {name:?} does not exist; create it with \
+             `createdb {name}` or `CREATE DATABASE \"{name}\";`, or name another one in \
+             store.url",
+            db.message()
+        );
+    }
+    format!("{}: {}", db.severity(), db.message())
+}
+
 async fn establish(config: &tokio_postgres::Config) -> ConnectionResult<Conn> {
     let (client, connection) = config
         .connect(NoTls)
         .await
         // tokio-postgres errors name the failure (refused, auth failed), not the URL.
-        .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+        .map_err(|e| ConnectionError::BadConnection(connect_error(config, &e)))?;
     Conn::try_from_client_and_connection(client, connection).await
 }
 

@@ -33,6 +33,7 @@ diesel::table! {
         llm_output_tokens -> Nullable<BigInt>,
         llm_cost_usd -> Nullable<Double>,
         question_cache_hit -> Nullable<Bool>,
+        request_id -> Nullable<Text>,
     }
 }
 

@@ -64,6 +64,7 @@ pub fn minimal(id: String, created_at: DateTime<Utc>) -> HistoryEntry {
         cache_hit: false,
         created_at,
         ask: None,
+        request_id: None,
     }
 }
 
@@ -112,6 +113,7 @@ async fn round_trip(store: &dyn HistoryStore, p: &str) {
             cost_usd: Some(0.012_5),
             from_cache: false,
         }),
+        request_id: Some(format!("{p}-request:1")),
     };
     record(store, &full).await;
     assert_eq!(

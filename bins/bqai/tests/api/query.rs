@@ -296,3 +296,112 @@ async fn parameters_bind_on_the_embedded_engine() {
         .await;
     r.assert_error(400, "INVALID_REQUEST");
 }
+
+/// Every column reaches the client, in SELECT order: repeated names get BigQuery's `_1`
+/// suffixes (compared without case), empty names become `f{index}_`, in `columns` and rows.
+#[tokio::test(flavor = "multi_thread")]
+async fn repeated_column_names_keep_every_value_in_select_order() {
+    let app = spawn_app().await;
+    let r = app
+        .query(
+            "SELECT o.customer_id, c.customer_id, c.country, o.order_id AS \"ID\", \
+             o.order_id + 1 AS id, 7 AS \"\" FROM shop.orders o \
+             JOIN shop.customers c ON o.customer_id = c.customer_id \
+             ORDER BY o.order_id LIMIT 2",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let names: Vec<&str> = r.body["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "customer_id",
+            "customer_id_1",
+            "country",
+            "ID",
+            "id_1",
+            "f5_"
+        ]
+    );
+    for row in r.body["rows"].as_array().unwrap() {
+        let keys: Vec<&str> = row
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, names, "keys in SELECT order: {row}");
+        assert_eq!(row["customer_id"], row["customer_id_1"], "{row}");
+        assert_eq!(
+            row["id_1"].as_i64().unwrap(),
+            row["ID"].as_i64().unwrap() + 1
+        );
+        assert_eq!(row["f5_"], 7);
+    }
+    // The same names for a dry run's columns.
+    let dry = app
+        .post_json(
+            "/api/v1/query",
+            &json!({
+                "sql": "SELECT o.customer_id, c.customer_id FROM shop.orders o \
+                        JOIN shop.customers c ON o.customer_id = c.customer_id",
+                "dry_run": true,
+            }),
+        )
+        .await;
+    assert_eq!(dry.status, 200, "{}", dry.body);
+    assert_eq!(
+        dry.body["columns"][1]["name"], "customer_id_1",
+        "{}",
+        dry.body
+    );
+}
+
+/// One id names a request everywhere: the `X-Request-Id` header, the history entry of its
+/// query, and (for asks) the answer's `request_id`.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_request_id_in_header_body_and_history() {
+    let app = spawn_app().await;
+    let r = app.query(BY_COUNTRY).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = r.header("x-request-id").unwrap().to_owned();
+    let entry = app
+        .get(&format!(
+            "/api/v1/history/{}",
+            r.body["query_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(entry.status, 200, "{}", entry.body);
+    assert_eq!(entry.body["request_id"], id.as_str());
+
+    let r = app
+        .post_json(
+            "/api/v1/ask",
+            &json!({"question": "revenue by country in 2024"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = r.header("x-request-id").unwrap();
+    assert_eq!(r.body["request_id"], id, "{}", r.body);
+    let query_id = r.body["result"]["query_id"].as_str().unwrap();
+    let entry = app.get(&format!("/api/v1/history/{query_id}")).await;
+    assert_eq!(entry.body["request_id"], id, "{}", entry.body);
+    assert_eq!(entry.body["kind"], "ask");
+
+    // A caller's own well-formed id is kept, in the answer as well.
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v1/ask", app.address))
+        .header("X-Request-Id", "trace-42.a")
+        .json(&json!({"question": "number of customers by segment"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "trace-42.a");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["request_id"], "trace-42.a", "{body}");
+}

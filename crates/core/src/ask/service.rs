@@ -114,6 +114,11 @@ pub struct AskRequest {
     pub use_cache: bool,
     /// The conversation this question continues (its turns give the context).
     pub conversation_id: Option<String>,
+    /// The id of the request that carries the question (an HTTP `X-Request-Id`, a WebSocket
+    /// message's `request_id`): the answer's `request_id`, so one id names the ask in the
+    /// response, the logs and the audit log. Without one, the answer is named by the
+    /// history id of its query.
+    pub request_id: Option<String>,
 }
 
 impl AskRequest {
@@ -127,6 +132,7 @@ impl AskRequest {
             timeout: None,
             use_cache: true,
             conversation_id: None,
+            request_id: None,
         }
     }
 }
@@ -198,7 +204,8 @@ pub type AskUsage = AskRecord;
 /// The answer to a question.
 #[derive(Debug, Clone)]
 pub struct AskAnswer {
-    /// Id of this ask (the history id of its query when one ran).
+    /// Id of this ask: [`AskRequest::request_id`] when given, else the history id of its
+    /// query when one ran.
     pub request_id: String,
     /// The question as asked.
     pub question: String,
@@ -408,7 +415,11 @@ impl AskService {
             }
             None => Vec::new(),
         };
+        let request_id = request.request_id.clone();
         let (mut answer, memo) = self.answer(request, principal, observer, turns).await?;
+        if let Some(id) = request_id {
+            answer.request_id = id;
+        }
         if let Some(c) = conversation {
             let turn = Turn {
                 request_id: answer.request_id.clone(),
@@ -586,14 +597,7 @@ impl AskService {
             .await
         {
             self.record_failure(
-                &question,
-                &dataset,
-                None,
-                principal,
-                &usage,
-                &e,
-                started,
-                !request.execute,
+                &question, &dataset, None, principal, &usage, &e, started, &request,
             )
             .await;
             return Err(e);
@@ -624,6 +628,7 @@ impl AskService {
                         None,
                         cached.memo,
                         observer,
+                        request.request_id.clone(),
                     )
                     .await;
             }
@@ -667,7 +672,7 @@ impl AskService {
                         &usage,
                         &e,
                         started,
-                        !request.execute,
+                        &request,
                     )
                     .await;
                     return Err(e);
@@ -691,14 +696,7 @@ impl AskService {
                 GenerationOutcome::CannotAnswer { reason } => {
                     let err = Error::CannotAnswer(reason);
                     self.record_failure(
-                        &question,
-                        &dataset,
-                        None,
-                        principal,
-                        &usage,
-                        &err,
-                        started,
-                        !request.execute,
+                        &question, &dataset, None, principal, &usage, &err, started, &request,
                     )
                     .await;
                     return Err(err);
@@ -739,6 +737,7 @@ impl AskService {
                             Some(&cache_key),
                             memo,
                             observer,
+                            request.request_id.clone(),
                         )
                         .await;
                 }
@@ -759,7 +758,7 @@ impl AskService {
                         &usage,
                         &e,
                         started,
-                        !request.execute,
+                        &request,
                     )
                     .await;
                     return Err(e);
@@ -778,7 +777,7 @@ impl AskService {
             &usage,
             &err,
             started,
-            !request.execute,
+            &request,
         )
         .await;
         Err(err)
@@ -799,6 +798,7 @@ impl AskService {
         store_under: Option<&str>,
         mut memo: Memo,
         observer: &dyn AskObserver,
+        request_id: Option<String>,
     ) -> Result<(AskAnswer, Memo)> {
         observer.planned(planned.sql(), &explanation);
         observer.stage(AskStage::Estimating, None);
@@ -821,6 +821,7 @@ impl AskService {
             kind: QueryKind::Ask,
             question: Some(question.to_string()),
             ask: Some(usage.clone()),
+            request_id,
         };
         let outcome = self.queries.run_planned(planned, principal, meta).await?;
         if let Some(key) = store_under {
@@ -1065,7 +1066,7 @@ impl AskService {
         usage: &AskRecord,
         err: &Error,
         started: Instant,
-        dry_run: bool,
+        request: &AskRequest,
     ) {
         let entry = HistoryEntry {
             id: uuid::Uuid::now_v7().to_string(),
@@ -1082,7 +1083,7 @@ impl AskService {
             error_message: Some(safe_message(err)),
             principal: principal.id.clone(),
             dataset: Some(dataset.to_string()),
-            dry_run,
+            dry_run: !request.execute,
             bytes_processed: 0,
             bytes_billed: 0,
             duration_ms: elapsed_ms(started),
@@ -1090,6 +1091,7 @@ impl AskService {
             cache_hit: false,
             created_at: Utc::now(),
             ask: Some(usage.clone()),
+            request_id: request.request_id.clone(),
         };
         self.queries.record_entry(&entry).await;
     }

@@ -148,6 +148,7 @@ pub async fn ask(
         timeout: body.timeout_ms.map(Duration::from_millis),
         use_cache: body.use_cache.unwrap_or(true),
         conversation_id: body.conversation_id.filter(|c| !c.is_empty()),
+        request_id: crate::request_id::current(),
     };
     run_ask(&state, &caller, &req, request).await
 }
@@ -165,6 +166,7 @@ pub async fn query_agent(
     let request = AskRequest {
         dataset_id: body.dataset_id.filter(|d| !d.is_empty()),
         execute: !body.dry_run,
+        request_id: crate::request_id::current(),
         ..AskRequest::new(body.prompt)
     };
     run_ask(&state, &caller, &req, request).await
@@ -194,5 +196,8 @@ async fn run_ask(
             super::query::note_outcome(n, outcome);
         }
     });
+    if let Some(outcome) = &answer.result {
+        crate::request_id::note_query_id(req, &outcome.query_id);
+    }
     Ok(HttpResponse::Ok().json(AskResponse::from(answer)))
 }

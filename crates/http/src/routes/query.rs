@@ -5,6 +5,7 @@ use std::time::Duration;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use bqai_core::auth::Action;
 use bqai_core::model::{QueryOutcome, QueryParameters, QueryRequest};
+use bqai_core::query::RecordMeta;
 
 use crate::auth::{AuditNote, Caller, add_dataset_target, add_target, note};
 use crate::dto::{QueryBody, QueryResponse};
@@ -46,8 +47,16 @@ pub async fn query(
             add_dataset_target(n, ds);
         }
     });
-    let outcome = state.queries.run(request, caller.principal()).await?;
+    let meta = RecordMeta {
+        request_id: crate::request_id::current(),
+        ..RecordMeta::sql()
+    };
+    let outcome = state
+        .queries
+        .run_recorded(request, caller.principal(), meta)
+        .await?;
     note(&req, |n| note_outcome(n, &outcome));
+    crate::request_id::note_query_id(&req, &outcome.query_id);
     Ok(HttpResponse::Ok().json(QueryResponse::from(outcome)))
 }
 

@@ -865,6 +865,7 @@ impl Connection {
             execute,
             max_rows: msg.max_rows,
             conversation_id: self.conversation_id.clone(),
+            request_id: Some(request_id.clone()),
             ..AskRequest::new(msg.question)
         };
         let task = AskTask {
@@ -1070,11 +1071,22 @@ impl AskTask {
             out: &self.out,
         };
         let target = request.dataset_id.clone();
+        let started = std::time::Instant::now();
         let outcome = self
             .state
             .ask
             .ask_observed(request, &self.principal, &observer)
             .await;
+        // The HTTP request log line covers only the upgrade: each ask gets its own.
+        tracing::info!(
+            request_id = %self.request_id,
+            path = "/api/v1/ws/agent",
+            principal = self.principal.id.as_deref(),
+            query_id = outcome.as_ref().ok().and_then(|a| a.result.as_ref()).map(|o| o.query_id.as_str()),
+            error_code = outcome.as_ref().err().map(bqai_core::Error::code),
+            duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "ws ask"
+        );
         let mut event = AuditEvent {
             detail: Some(format!("ws ask {}", truncate(&self.request_id, 64))),
             targets: target

@@ -12,6 +12,7 @@ use bqai_core::model::{DatasetScope, QueryJob, QueryResult, SqlDialect, Table, T
 use bqai_core::ports::Warehouse;
 use bqai_core::semantic::SemanticModel;
 use bqai_local::{DEMO_SEMANTIC_MODEL, LocalConfig, LocalWarehouse};
+use bqai_planner::Planner;
 
 pub const SHOP_TABLES: [&str; 4] = ["customers", "orders", "order_items", "products"];
 
@@ -25,6 +26,56 @@ pub async fn warehouse() -> Arc<LocalWarehouse> {
         .await
         .unwrap(),
     )
+}
+
+/// History kept in memory, to see what the planner's sampling recorded.
+#[derive(Default)]
+pub struct VecHistory(pub std::sync::Mutex<Vec<bqai_core::history::HistoryEntry>>);
+
+#[async_trait::async_trait]
+impl bqai_core::ports::HistoryStore for VecHistory {
+    async fn record(&self, e: &bqai_core::history::HistoryEntry) -> bqai_core::Result<()> {
+        self.0.lock().unwrap().push(e.clone());
+        Ok(())
+    }
+    async fn get(&self, id: &str) -> bqai_core::Result<Option<bqai_core::history::HistoryEntry>> {
+        Ok(self.0.lock().unwrap().iter().find(|e| e.id == id).cloned())
+    }
+    async fn list(
+        &self,
+        _: &bqai_core::history::HistoryFilter,
+        _: &bqai_core::model::PageRequest,
+    ) -> bqai_core::Result<bqai_core::model::Page<bqai_core::history::HistoryEntry>> {
+        Ok(bqai_core::model::Page {
+            items: self.0.lock().unwrap().clone(),
+            next_page_token: None,
+        })
+    }
+    async fn health(&self) -> bqai_core::model::ComponentHealth {
+        bqai_core::model::ComponentHealth::ok("vec")
+    }
+}
+
+/// The planner as the service builds it: value sampling through a query service (guard, dry
+/// run, caps, history) over `wh`, with `limits`; its history is returned too.
+pub fn planner_with(
+    wh: Arc<LocalWarehouse>,
+    limits: bqai_core::query::QueryLimits,
+    sampling: bqai_core::system::SystemQueryLimits,
+) -> (Planner, Arc<VecHistory>) {
+    let history = Arc::new(VecHistory::default());
+    let queries = bqai_core::query::QueryService::new(wh, history.clone(), limits);
+    let system = bqai_core::system::GuardedSystemQueries::new(
+        queries,
+        bqai_core::system::GuardedSystemQueries::PLANNER,
+        sampling,
+    );
+    (Planner::new(Arc::new(system)), history)
+}
+
+/// [`planner_with`] the default limits.
+pub fn planner(wh: Arc<LocalWarehouse>) -> Planner {
+    planner_with(wh, Default::default(), Default::default()).0
 }
 
 /// The four shop tables with their schemas, as the catalog gives them.

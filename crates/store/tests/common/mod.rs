@@ -29,6 +29,7 @@ pub fn entry(id: &str, principal: &str, created_at: DateTime<Utc>) -> HistoryEnt
         cache_hit: false,
         created_at: DateTime::from_timestamp_micros(created_at.timestamp_micros()).unwrap(),
         ask: None,
+        request_id: None,
     }
 }
 
