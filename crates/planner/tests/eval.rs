@@ -1,6 +1,8 @@
 //! Evaluation of the built-in planner on the demo `shop` dataset.
 //!
-//! Each question has hand-written gold SQL (or must be refused). The planner's SQL and the
+//! Each question has hand-written gold SQL, or must be refused — only when the data cannot
+//! answer it (causes, forecasts, data that is not there, instructions that are not
+//! questions): a refusal of an answerable question is a miss. The planner's SQL and the
 //! gold SQL both go through the guard and run on the embedded engine, and their results are
 //! compared as multisets of rows (in order for top-N questions), ignoring column names and
 //! column order, floats within a relative 1e-6. The test prints a per-question table and the
@@ -24,8 +26,11 @@ use bqai_core::model::{SqlDialect, Table, TableKind, TableRef};
 use bqai_core::ports::Warehouse;
 use common::{context, model, policy, run_guarded, same_rows, shop_tables, warehouse};
 
-/// Accuracy the planner must keep (measured accuracy rounded down to 5%).
-const FLOOR: f64 = 0.95;
+/// Accuracy the planner must keep: the measured accuracy rounded down to 5%. Relabelling the
+/// answerable questions that were marked must-refuse (issue 20) took the measure from 97.2%
+/// to 94.3% (133/141) with the planner unchanged; the planner issue (19) brings the floor
+/// back to 95%.
+const FLOOR: f64 = 0.90;
 
 struct Case {
     question: &'static str,
@@ -521,9 +526,22 @@ const CASES: &[Case] = &[
         "SELECT SUM(oi.quantity * oi.unit_price * (1 - oi.discount)) FROM shop.order_items oi \
          JOIN shop.products p ON oi.product_id = p.product_id WHERE p.brand = 'Voltix'",
     ),
-    refuse("Which products have never been ordered?"),
-    refuse("What percentage of orders were cancelled?"),
-    refuse("How many orders were placed on Black Friday 2024?"),
+    // These three were first labelled must-refuse, which scored the planner's refusals as
+    // right; the data answers them, so a refusal is a miss.
+    q(
+        "Which products have never been ordered?",
+        "SELECT p.product_id, p.name FROM shop.products p \
+         WHERE NOT EXISTS (SELECT 1 FROM shop.order_items oi WHERE oi.product_id = p.product_id)",
+    ),
+    q(
+        "What percentage of orders were cancelled?",
+        "SELECT 100.0 * SUM(CASE WHEN status = 'cancelled' THEN 1 ELSE 0 END) / COUNT(*) \
+         FROM shop.orders",
+    ),
+    q(
+        "How many orders were placed on Black Friday 2024?",
+        "SELECT COUNT(*) FROM shop.orders WHERE order_date = DATE '2024-11-29'",
+    ),
     // ---- a third batch, written blind after tuning to the second -------------------------
     q(
         "how many orders did each customer segment place in 2025",
@@ -643,7 +661,11 @@ const CASES: &[Case] = &[
         "show customer emails in Tokyo",
         "SELECT email FROM shop.customers WHERE city = 'Tokyo'",
     ),
-    refuse("percentage of enterprise customers"),
+    q(
+        "percentage of enterprise customers",
+        "SELECT 100.0 * SUM(CASE WHEN segment = 'enterprise' THEN 1 ELSE 0 END) / COUNT(*) \
+         FROM shop.customers",
+    ),
     // ---- a fourth batch, written blind and kept as measured -------------------------------
     q(
         "Total revenue in 2025 for the web channel",
@@ -769,7 +791,9 @@ async fn planner_answers_the_shop_questions() {
     let planner = common::planner(wh.clone());
     let semantic = Some(model());
 
-    let mut correct = 0usize;
+    // Right answers and right refusals; answerable questions refused (misses); answers with
+    // the wrong rows or failing SQL; must-refuse questions answered.
+    let (mut correct, mut missed, mut wrong, mut answered_unanswerable) = (0usize, 0, 0, 0);
     let mut lines = Vec::new();
     for case in CASES {
         let ctx = context(
@@ -784,21 +808,27 @@ async fn planner_answers_the_shop_questions() {
         let (ok, detail, sql) = match (&generation.outcome, case.gold) {
             (GenerationOutcome::CannotAnswer { reason }, None) => (true, reason.clone(), None),
             (GenerationOutcome::Sql { sql, .. }, None) => {
+                answered_unanswerable += 1;
                 (false, "should have refused".to_owned(), Some(sql.clone()))
             }
             (GenerationOutcome::CannotAnswer { reason }, Some(_)) => {
-                (false, format!("refused: {reason}"), None)
+                missed += 1;
+                (false, format!("refused an answerable question: {reason}"), None)
             }
             (GenerationOutcome::Sql { sql, explanation }, Some(gold)) => {
                 let want = run_guarded(&wh, gold)
                     .await
                     .unwrap_or_else(|e| panic!("gold SQL of {:?} fails: {e}", case.question));
-                match run_guarded(&wh, sql).await {
-                    Ok(got) => match same_rows(&got, &want, case.ordered) {
-                        Ok(()) => (true, explanation.clone(), Some(sql.clone())),
-                        Err(e) => (false, e, Some(sql.clone())),
-                    },
-                    Err(e) => (false, e, Some(sql.clone())),
+                let checked = match run_guarded(&wh, sql).await {
+                    Ok(got) => same_rows(&got, &want, case.ordered),
+                    Err(e) => Err(e),
+                };
+                match checked {
+                    Ok(()) => (true, explanation.clone(), Some(sql.clone())),
+                    Err(e) => {
+                        wrong += 1;
+                        (false, format!("wrong answer: {e}"), Some(sql.clone()))
+                    }
                 }
             }
         };
@@ -821,7 +851,9 @@ async fn planner_answers_the_shop_questions() {
     #[allow(clippy::cast_precision_loss)]
     let accuracy = correct as f64 / CASES.len() as f64;
     println!(
-        "accuracy: {correct}/{} = {:.1}% (floor {:.0}%), {} refusal cases, {:.1} s",
+        "accuracy: {correct}/{} = {:.1}% (floor {:.0}%); misses (answerable, refused): \
+         {missed}; wrong answers: {wrong}; must-refuse answered: {answered_unanswerable}; \
+         {} must-refuse cases; {:.1} s",
         CASES.len(),
         accuracy * 100.0,
         FLOOR * 100.0,
