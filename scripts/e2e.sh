@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The chat page in a real browser: installs Debian's chromium (only if missing) and the pinned
-# playwright-core, builds bqai, starts two `bqai serve`s on free loopback ports with fresh data
+# playwright-core, builds bqai, starts three `bqai serve`s on free loopback ports with fresh data
 # directories — one open (auth off), one with API keys on and an analyst key made offline with
-# `bqai keys create` — and runs the Node tests in tests/e2e against them. Exits non-zero when a
-# test fails.
+# `bqai keys create`, and one open with `--data <dir>/exports` (a small CSV, so two datasets:
+# `shop` and `exports`) — and runs the Node tests in tests/e2e against them. Exits non-zero when
+# a test fails.
 #
 #   BQAI_CHROMIUM   the browser (default /usr/bin/chromium)
 set -euo pipefail
@@ -40,13 +41,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start NAME [ENV=VALUE…]: `bqai serve` with data directory ${work}/NAME; sets ${url}.
+# start NAME [ENV=VALUE…] [-- SERVE-ARG…]: `bqai serve` with data directory ${work}/NAME;
+# sets ${url}.
 start() {
   local name="$1"; shift
-  local port dir="${work}/${name}"
+  local port dir="${work}/${name}" envs=()
+  while [[ $# -gt 0 && "$1" != "--" ]]; do envs+=("$1"); shift; done
+  [[ $# -gt 0 ]] && shift
   port="$(free_port)"
   mkdir -p "${dir}"
-  env BQAI__LOG__LEVEL=warn "$@" "${bin}" --data-dir "${dir}" serve --host 127.0.0.1 --port "${port}" \
+  env BQAI__LOG__LEVEL=warn "${envs[@]}" "${bin}" --data-dir "${dir}" serve --host 127.0.0.1 --port "${port}" "$@" \
     >"${work}/${name}.log" 2>&1 &
   servers+=($!)
   url="http://127.0.0.1:${port}"
@@ -67,12 +71,26 @@ BQAI_AUTH_KEY="$(BQAI__AUTH__MODE=api_key "${bin}" --data-dir "${work}/keys" key
   | tr ' ' '\n' | grep -m1 '^bqai_')"
 start keys BQAI__AUTH__MODE=api_key
 BQAI_AUTH_URL="${url}"
-export BQAI_URL BQAI_AUTH_URL BQAI_AUTH_KEY
+# Your own files next to the demo: one --data folder (so asks default to it) with a CSV whose
+# amounts are partly empty (NULL).
+mkdir -p "${work}/exports"
+cat >"${work}/exports/companies.csv" <<'CSV'
+company,amount
+Acme,120
+Globex,
+Initech,80
+Umbrella,200
+Hooli,
+Stark,50
+CSV
+start data -- --data "${work}/exports"
+BQAI_DATA_URL="${url}"
+export BQAI_URL BQAI_AUTH_URL BQAI_AUTH_KEY BQAI_DATA_URL
 
 status=0
 node --test --test-concurrency=1 tests/e2e/ || status=$?
 if [[ ${status} -ne 0 ]]; then
-  for name in open keys; do
+  for name in open keys data; do
     echo "e2e: failed; the ${name} server's log:" >&2
     tail -n 50 "${work}/${name}.log" >&2
   done

@@ -19,6 +19,8 @@ test('without a key the page asks for one; a wrong key is refused', async () => 
   const { page, context, seen } = await open(BASE, { connected: false });
   try {
     await page.locator('#conn-text', { hasText: 'enter it above' }).waitFor({ timeout: WAIT });
+    // No key, no dataset list: the picker stays hidden.
+    assert.equal(await page.locator('#dataset').isVisible(), false);
     await enterKey(page, 'bqai_AAAAAAAAAAAA_' + 'B'.repeat(40));
     await page.locator('#conn-text', { hasText: 'The API key was not accepted.' }).waitFor({ timeout: WAIT });
     assert.deepEqual(seen.dialogs, []);
@@ -39,6 +41,12 @@ test('with the key: ticket, connection, a two-turn conversation; kept per tab on
     const last = new URL(upgrades[upgrades.length - 1]);
     assert.match(last.searchParams.get('ticket') || '', /^wst_/);
     assert.ok(!upgrades.some((u) => u.includes(KEY)), 'the key itself never goes into a URL');
+    // The dataset picker is filled with the key (GET /api/v1/datasets): one dataset, shown
+    // but nothing to choose.
+    await page.locator('#dataset option').first().waitFor({ state: 'attached', timeout: WAIT });
+    assert.deepEqual(await page.locator('#dataset option').allTextContents(), ['shop']);
+    assert.equal(await page.locator('#dataset').isVisible(), true);
+    assert.equal(await page.locator('#dataset').isDisabled(), true);
 
     const first = await askAndWait(page, 'revenue by country in 2024', 0);
     assert.equal(await first.locator('.error').count(), 0, await first.textContent());

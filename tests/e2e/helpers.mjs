@@ -23,14 +23,21 @@ after(async () => {
 });
 
 /**
- * A fresh page on `base` that records dialogs, script errors and CSP violations; waits for
- * "Connected" unless `connected` is false. `chatPage: false` opens some other site's page
- * (no policy checks).
+ * A fresh page on `base` that records dialogs, script errors, CSP violations and the WebSocket
+ * messages it sends; waits for "Connected" unless `connected` is false. `chatPage: false` opens
+ * some other site's page (no policy checks). `permissions` are granted to `base` (e.g.
+ * clipboard-read); `prepare(page)` runs before the page loads (e.g. to route its WebSocket).
  */
-export async function open(base, { connected = true, chatPage = true } = {}) {
+export async function open(base, { connected = true, chatPage = true, permissions = [], prepare } = {}) {
   const context = await browser.newContext();
+  if (permissions.length) await context.grantPermissions(permissions, { origin: base });
   const page = await context.newPage();
-  const seen = { dialogs: [], errors: [] };
+  if (prepare) await prepare(page);
+  // `sent`: every WebSocket message the page sent, parsed (what it asked the server for).
+  const seen = { dialogs: [], errors: [], sent: [] };
+  page.on('websocket', (ws) => ws.on('framesent', (f) => {
+    try { seen.sent.push(JSON.parse(f.payload)); } catch { /* not JSON */ }
+  }));
   page.on('dialog', async (d) => { seen.dialogs.push(d.message()); await d.dismiss(); });
   page.on('pageerror', (e) => seen.errors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') seen.errors.push(m.text()); });
@@ -59,4 +66,30 @@ export async function askAndWait(page, question, index) {
 
 export async function rowsOf(turn) {
   return turn.locator('table tbody tr').count();
+}
+
+/** The texts of column `name` of a turn's result table. */
+export async function columnOf(turn, name) {
+  const headers = (await turn.locator('table thead th').allTextContents()).map((t) => t.trim());
+  const i = headers.indexOf(name);
+  assert.ok(i >= 0, `column ${name} in ${headers}`);
+  return turn.locator(`table tbody tr td:nth-child(${i + 1})`).allTextContents();
+}
+
+/** The chart's bars as {label, value} (from each bar's tooltip "label: value"). */
+export async function barsOf(turn) {
+  const tips = await turn.locator('svg.chart rect.bar title').allTextContents();
+  return tips.map((t) => {
+    const i = t.lastIndexOf(': ');
+    return { label: t.slice(0, i), value: Number(t.slice(i + 2)) };
+  });
+}
+
+/** POST /api/v1/ask on `base` (what the page's SQL is compared with). */
+export async function askApi(base, body) {
+  const r = await fetch(base + '/api/v1/ask', {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+  });
+  assert.equal(r.status, 200, await r.clone().text());
+  return r.json();
 }
