@@ -29,6 +29,7 @@ pub mod config;
 mod error;
 mod job;
 mod retry;
+mod runtime;
 mod schema;
 mod value;
 pub mod warehouse;

@@ -1,8 +1,10 @@
 //! [`BigQueryWarehouse`]: the `Warehouse` port on BigQuery — catalog through
 //! `datasets.list/get` and `tables.list/get` (one call per page, never one per item),
 //! previews through `tabledata.list` (free; views and other non-table kinds fall back to a
-//! capped `SELECT * … LIMIT n`), dry runs and queries through [`crate::job`].
+//! capped `SELECT * … LIMIT n`), dry runs and queries through [`crate::job`]. Every call runs on the adapter's own
+//! threads ([`crate::runtime`]), never on the caller's.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -20,19 +22,22 @@ use crate::config::BigQueryConfig;
 use crate::error::{Failure, Op};
 use crate::job::JobRunner;
 use crate::retry::with_retry;
+use crate::runtime::CallRuntime;
 use crate::schema::{kind_from_bq, table_from_bq, table_ref_from_bq};
 use crate::value::decode_row;
 
 /// The `kind` reported by [`Warehouse::health`].
 pub const HEALTH_KIND: &str = "bigquery";
 
-/// A [`Warehouse`] on Google BigQuery.
+/// A [`Warehouse`] on Google BigQuery: [`Calls`] run on the adapter's [`CallRuntime`].
 #[derive(Clone, Debug)]
 pub struct BigQueryWarehouse {
-    config: Arc<BigQueryConfig>,
-    clients: Clients,
-    jobs: JobRunner,
+    calls: Calls,
+    runtime: Arc<CallRuntime>,
 }
+
+/// Threads of the call runtime: calls mostly wait on the network.
+const CALL_THREADS: usize = 2;
 
 impl BigQueryWarehouse {
     /// Validates `config`, loads the credentials and builds the clients. Makes no request:
@@ -42,20 +47,106 @@ impl BigQueryWarehouse {
         let config = Arc::new(config);
         let clients = Clients::build(&config).await?;
         Ok(Self {
-            jobs: JobRunner {
-                clients: clients.clone(),
-                config: Arc::clone(&config),
+            calls: Calls {
+                jobs: JobRunner {
+                    clients: clients.clone(),
+                    config: Arc::clone(&config),
+                },
+                config,
+                clients,
             },
-            config,
-            clients,
+            runtime: Arc::new(CallRuntime::new(CALL_THREADS)?),
         })
     }
 
     /// The configuration this adapter runs with.
     pub fn config(&self) -> &BigQueryConfig {
-        &self.config
+        &self.calls.config
     }
 
+    /// Runs `call` with a clone of the calls (cheap: `Arc`s) on the call runtime.
+    async fn on_runtime<T, F, Fut>(&self, call: F) -> bqai_core::Result<T>
+    where
+        F: FnOnce(Calls) -> Fut,
+        Fut: Future<Output = bqai_core::Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.runtime.run(call(self.calls.clone())).await
+    }
+}
+
+#[async_trait]
+impl Warehouse for BigQueryWarehouse {
+    fn dialect(&self) -> SqlDialect {
+        self.calls.dialect()
+    }
+
+    fn home_project(&self) -> Option<String> {
+        self.calls.home_project()
+    }
+
+    async fn list_datasets(&self, page: &PageRequest) -> bqai_core::Result<Page<Dataset>> {
+        let page = page.clone();
+        self.on_runtime(|c| async move { c.list_datasets(&page).await })
+            .await
+    }
+
+    async fn get_dataset(&self, dataset_id: &str) -> bqai_core::Result<Dataset> {
+        let dataset_id = dataset_id.to_owned();
+        self.on_runtime(|c| async move { c.get_dataset(&dataset_id).await })
+            .await
+    }
+
+    async fn list_tables(
+        &self,
+        dataset_id: &str,
+        page: &PageRequest,
+    ) -> bqai_core::Result<Page<TableSummary>> {
+        let (dataset_id, page) = (dataset_id.to_owned(), page.clone());
+        self.on_runtime(|c| async move { c.list_tables(&dataset_id, &page).await })
+            .await
+    }
+
+    async fn get_table(&self, table: &TableRef) -> bqai_core::Result<Table> {
+        let table = table.clone();
+        self.on_runtime(|c| async move { c.get_table(&table).await })
+            .await
+    }
+
+    async fn preview(&self, table: &TableRef, limit: u64) -> bqai_core::Result<QueryResult> {
+        let table = table.clone();
+        self.on_runtime(move |c| async move { c.preview(&table, limit).await })
+            .await
+    }
+
+    async fn dry_run(&self, job: &QueryJob) -> bqai_core::Result<DryRunReport> {
+        let job = job.clone();
+        self.on_runtime(|c| async move { c.dry_run(&job).await })
+            .await
+    }
+
+    async fn execute(&self, job: &QueryJob) -> bqai_core::Result<QueryResult> {
+        let job = job.clone();
+        self.on_runtime(|c| async move { c.execute(&job).await })
+            .await
+    }
+
+    async fn health(&self) -> ComponentHealth {
+        self.on_runtime(|c| async move { Ok(c.health().await) })
+            .await
+            .unwrap_or_else(|_| ComponentHealth::down(HEALTH_KIND, "BigQuery calls cannot run"))
+    }
+}
+
+/// The calls themselves, on whichever thread polls them.
+#[derive(Clone, Debug)]
+struct Calls {
+    config: Arc<BigQueryConfig>,
+    clients: Clients,
+    jobs: JobRunner,
+}
+
+impl Calls {
     fn project_of<'a>(&'a self, table: &'a TableRef) -> &'a str {
         table.project.as_deref().unwrap_or(&self.config.project)
     }
@@ -154,7 +245,7 @@ impl BigQueryWarehouse {
 }
 
 #[async_trait]
-impl Warehouse for BigQueryWarehouse {
+impl Warehouse for Calls {
     fn dialect(&self) -> SqlDialect {
         SqlDialect::BigQuery
     }
