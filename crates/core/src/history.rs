@@ -138,6 +138,10 @@ pub struct AskRecord {
     pub cost_usd: Option<f64>,
     /// The SQL came from the question cache (no generator call).
     pub from_cache: bool,
+    /// The question continued a conversation: its SQL was written with the earlier turns as
+    /// context ("now per quarter"), so it is no example of what the bare words mean.
+    #[serde(default)]
+    pub follow_up: bool,
 }
 
 /// Which history entries to list.

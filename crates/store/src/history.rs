@@ -41,6 +41,7 @@ pub(crate) struct HistoryRow {
     pub llm_cost_usd: Option<f64>,
     pub question_cache_hit: Option<bool>,
     pub request_id: Option<String>,
+    pub ask_follow_up: Option<bool>,
 }
 
 impl HistoryRow {
@@ -72,6 +73,7 @@ impl HistoryRow {
             llm_cost_usd: e.ask.as_ref().and_then(|a| a.cost_usd),
             question_cache_hit: e.ask.as_ref().map(|a| a.from_cache),
             request_id: to_sql_text_opt(&e.request_id),
+            ask_follow_up: e.ask.as_ref().map(|a| a.follow_up),
         }
     }
 
@@ -115,6 +117,7 @@ impl HistoryRow {
                 output_tokens: self.llm_output_tokens.map(from_sql_count).unwrap_or(0),
                 cost_usd: self.llm_cost_usd,
                 from_cache: self.question_cache_hit.unwrap_or(false),
+                follow_up: self.ask_follow_up.unwrap_or(false),
             }),
             request_id: self.request_id,
         })

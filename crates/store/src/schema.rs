@@ -34,6 +34,7 @@ diesel::table! {
         llm_cost_usd -> Nullable<Double>,
         question_cache_hit -> Nullable<Bool>,
         request_id -> Nullable<Text>,
+        ask_follow_up -> Nullable<Bool>,
     }
 }
 

@@ -112,6 +112,7 @@ async fn round_trip(store: &dyn HistoryStore, p: &str) {
             output_tokens: 321,
             cost_usd: Some(0.012_5),
             from_cache: false,
+            follow_up: true,
         }),
         request_id: Some(format!("{p}-request:1")),
     };

@@ -1,4 +1,4 @@
--- Back to kinds 'sql' and 'ask' without request_id; 'system' entries are dropped.
+-- Back to kinds 'sql' and 'ask' without request_id and ask_follow_up; 'system' entries are dropped.
 CREATE TABLE query_history_prev (
     id TEXT PRIMARY KEY NOT NULL,
     kind TEXT NOT NULL CHECK (kind IN ('sql', 'ask')),

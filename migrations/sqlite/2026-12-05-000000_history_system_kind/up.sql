@@ -1,6 +1,7 @@
--- Two additions to the query history: kind 'system' (queries bqai runs for itself, such as
--- the planner's value sampling, recorded like every other query) and the request_id of the
--- HTTP request or WebSocket ask a query belongs to. SQLite cannot change a CHECK constraint,
+-- Three additions to the query history: kind 'system' (queries bqai runs for itself, such as
+-- the planner's value sampling, recorded like every other query), the request_id of the
+-- HTTP request or WebSocket ask a query belongs to, and whether an ask continued a
+-- conversation (ask_follow_up: its SQL depends on earlier turns, so it is no few-shot example). SQLite cannot change a CHECK constraint,
 -- so the table is rebuilt with the same columns and indexes.
 CREATE TABLE query_history_next (
     id TEXT PRIMARY KEY NOT NULL,
@@ -28,7 +29,8 @@ CREATE TABLE query_history_next (
     llm_output_tokens BIGINT,
     llm_cost_usd DOUBLE PRECISION,
     question_cache_hit BOOLEAN,
-    request_id TEXT
+    request_id TEXT,
+    ask_follow_up BOOLEAN
 );
 INSERT INTO query_history_next (
     id, kind, question, sql_submitted, sql_executed, status, error_code, error_message,

@@ -98,6 +98,58 @@ async fn three_turns_with_the_builtin_planner() {
     assert_gone(&app, &id, "now by week").await;
 }
 
+/// A follow-up's SQL answers its words in that conversation: the same words asked alone must
+/// not come back with the conversation's filters (as a reused "verified" example or from the
+/// question cache), and history says which asks were follow-ups.
+#[tokio::test]
+async fn a_follow_up_answer_is_not_reused_outside_its_conversation() {
+    let app = spawn_app().await;
+    let id = create(&app).await;
+    ask(&app, &id, "revenue by country in 2024").await;
+    ask(&app, &id, "only web orders").await;
+    let follow = ask(&app, &id, "now per quarter").await;
+    let sql = follow["sql"].as_str().unwrap();
+    assert!(sql.contains("'web'") && sql.contains("quarter"), "{sql}");
+
+    for round in 0..2 {
+        let alone = app
+            .post_json("/api/v1/ask", &json!({"question": "now per quarter"}))
+            .await;
+        if alone.status == 200 {
+            let sql = alone.body["sql"].as_str().unwrap();
+            assert!(!sql.contains("'web'"), "round {round}: {sql}");
+            let explanation = alone.body["explanation"].as_str().unwrap_or_default();
+            assert!(!explanation.contains("Reuses"), "{explanation}");
+        } else {
+            assert_eq!(alone.status, 422, "round {round}: {}", alone.body);
+        }
+    }
+
+    let history = app.get("/api/v1/history?kind=ask&page_size=50").await;
+    assert_eq!(history.status, 200, "{}", history.body);
+    let follow_ups: Vec<(&str, bool)> = history.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["status"] == "succeeded")
+        .map(|e| {
+            (
+                e["question"].as_str().unwrap(),
+                e["ask"]["follow_up"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    for (question, want) in [
+        ("revenue by country in 2024", false),
+        ("only web orders", true),
+    ] {
+        assert!(
+            follow_ups.contains(&(question, want)),
+            "{question}: {follow_ups:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn suggestions_are_present_and_run_as_follow_ups() {
     let app = spawn_app().await;

@@ -499,6 +499,7 @@ impl AskService {
         let mut usage = AskRecord {
             generator: info.kind.clone(),
             model: info.model.clone(),
+            follow_up: !turns.is_empty(),
             ..AskRecord::default()
         };
 
@@ -953,7 +954,8 @@ impl AskService {
 
     /// Few-shot examples: the semantic model's verified ones, and successful past asks on the
     /// dataset — only those whose SQL the caller could run itself, so another principal's
-    /// question and SQL over tables the caller may not read never reach its prompt.
+    /// question and SQL over tables the caller may not read never reach its prompt, and none
+    /// that continued a conversation (their SQL answers the words in a context).
     async fn examples(
         &self,
         question: &str,
@@ -979,6 +981,9 @@ impl AskService {
                 page.items
                     .into_iter()
                     .filter(|e| e.dataset.as_deref() == Some(dataset) && !e.dry_run)
+                    // "now per quarter" answered in a conversation means that conversation's
+                    // query per quarter: as an example it would answer the bare words with it.
+                    .filter(|e| !e.ask.as_ref().is_some_and(|a| a.follow_up))
                     .filter(|e| self.queries.may_run(principal, dataset, &e.sql_submitted))
                     .filter_map(|e| {
                         Some(Example {
