@@ -616,3 +616,69 @@ async fn keys_made_offline_guard_a_running_server() {
     assert!(!listed.contains(&admin[18..]), "a secret in the list");
     drop(server);
 }
+
+/// The startup hint with keys on is a line that works when pasted into a shell with `$KEY`
+/// set (it once quoted the header in single quotes, so the shell sent `$KEY` literally).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_startup_hint_works_when_pasted() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth_on = [("BQAI__AUTH__MODE", "api_key")];
+    let out = bqai_env(
+        dir.path(),
+        &["keys", "create", "--name", "me", "--role", "admin"],
+        &auth_on,
+    );
+    assert!(out.status.success());
+    let key = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|w| w.starts_with("bqai_"))
+        .expect("the key is printed")
+        .to_string();
+
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let log = dir.path().join("serve.log");
+    let _server = Server(
+        Command::new(env!("CARGO_BIN_EXE_bqai"))
+            .args(["serve", "--port", &port.to_string()])
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG")
+            .env("BQAI__AUTH__MODE", "api_key")
+            .env("BQAI__LOG__LEVEL", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let mut hint = None;
+    for _ in 0..100 {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains("try: curl")) {
+            hint = Some(line.to_owned());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let hint = hint.expect("the server logs a hint");
+    assert!(
+        hint.contains(r#"-H "Authorization: Bearer $KEY""#),
+        "{hint}"
+    );
+    // The first command of the hint, as a user pastes it.
+    let pasted = hint
+        .split("try: ")
+        .nth(1)
+        .and_then(|rest| rest.split("  |  ").next())
+        .unwrap()
+        .trim()
+        .to_owned();
+    let out = Command::new("bash")
+        .args(["-c", &pasted])
+        .env("KEY", &key)
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(body.contains("\"table_id\""), "{pasted} answered {body}");
+}

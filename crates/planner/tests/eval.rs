@@ -813,7 +813,11 @@ async fn planner_answers_the_shop_questions() {
             }
             (GenerationOutcome::CannotAnswer { reason }, Some(_)) => {
                 missed += 1;
-                (false, format!("refused an answerable question: {reason}"), None)
+                (
+                    false,
+                    format!("refused an answerable question: {reason}"),
+                    None,
+                )
             }
             (GenerationOutcome::Sql { sql, explanation }, Some(gold)) => {
                 let want = run_guarded(&wh, gold)
