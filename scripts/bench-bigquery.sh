@@ -8,7 +8,8 @@
 # it (once; it stays while the emulator runs).
 #
 #   N=50            requests per call
-#   PROFILE=release build and run the release binary (default: debug, what the tests build)
+#   PROFILE=dist    build and run the binary images ship (opt-level 3 + thin LTO; default:
+#                   debug, what the tests build; release is the quick README build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-50}
@@ -17,8 +18,8 @@ PROFILE=${PROFILE:-debug}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/root/.cache/bqai/target}"
 
 endpoint=$(scripts/bqemulator.sh)
-if [[ "$PROFILE" == release ]]; then
-  cargo build --release -p bqai
+if [[ "$PROFILE" != debug ]]; then
+  cargo build --profile "$PROFILE" -p bqai
 else
   cargo build -p bqai
 fi

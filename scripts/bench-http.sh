@@ -18,12 +18,13 @@ PORT=${PORT:-18080}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/root/.cache/bqai/target}"
 
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
-cargo build --release -p bqai
+# The profile images are built with (Cargo.toml: dist = opt-level 3 + thin LTO).
+cargo build --profile dist -p bqai
 data=$(mktemp -d)
 auth_args=()
 if [[ -n "${AUTH:-}" ]]; then
   export BQAI__AUTH__MODE=api_key
-  KEY=$("$CARGO_TARGET_DIR/release/bqai" keys create --data-dir "$data" --name bench --role admin --json 2>/dev/null |
+  KEY=$("$CARGO_TARGET_DIR/dist/bqai" keys create --data-dir "$data" --name bench --role admin --json 2>/dev/null |
     sed -n 's/.*"key": "\(bqai_[^"]*\)".*/\1/p')
   export KEY
   auth_args=(-H "Authorization: Bearer $KEY")
@@ -31,7 +32,7 @@ fi
 BQAI__SERVER__REQUESTS_PER_MINUTE=0 BQAI__LOG__LEVEL=warn \
   BQAI__CACHE__URL="${CACHE_URL:-}" BQAI__CACHE__REDIS_NAMESPACE="bench-$$:" \
   BQAI__STORE__URL="${STORE_URL:-}" \
-  "$CARGO_TARGET_DIR/release/bqai" serve --port "$PORT" --data-dir "$data" &
+  "$CARGO_TARGET_DIR/dist/bqai" serve --port "$PORT" --data-dir "$data" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.2; done

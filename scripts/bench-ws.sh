@@ -5,16 +5,16 @@
 # a free loopback port with its own data directory, runs the load tool
 # (bins/bqai/examples/ws_load.rs), and stops the server. Bounded: loopback, fixed counts.
 #
-#   PROFILE=release (default) | dev     which build to measure
+#   PROFILE=dist (default) | release | dev     which build to measure (dist: what images ship)
 #   SESSIONS=1000  ASKS=200  PORT=18090
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/root/.cache/bqai/target}"
-PROFILE=${PROFILE:-release}
+PROFILE=${PROFILE:-dist}
 SESSIONS=${SESSIONS:-1000}
 ASKS=${ASKS:-200}
 PORT=${PORT:-18090}
-dir=$([[ $PROFILE == release ]] && echo release || echo debug)
+dir=$([[ $PROFILE == dev ]] && echo debug || echo "$PROFILE")
 cargo build --locked --profile "$PROFILE" -p bqai --bins --example ws_load
 bin="$CARGO_TARGET_DIR/$dir/bqai"
 load="$CARGO_TARGET_DIR/$dir/examples/ws_load"
