@@ -12,6 +12,7 @@
 use std::future::Future;
 
 use bqai_core::{Error, Result};
+use tokio_util::task::AbortOnDropHandle;
 
 /// Stack of a call thread. Only the pages a call touches are ever committed.
 const CALL_THREAD_STACK: usize = 16 * 1024 * 1024;
@@ -44,9 +45,8 @@ impl CallRuntime {
             .0
             .as_ref()
             .ok_or_else(|| Error::internal_msg("the BigQuery call runtime is shut down"))?;
-        let task = rt.spawn(work);
-        let _abort = AbortOnDrop(task.abort_handle());
-        task.await
+        AbortOnDropHandle::new(rt.spawn(work))
+            .await
             .map_err(|join| Error::internal("a BigQuery call on its runtime", join))?
     }
 }
@@ -63,14 +63,5 @@ impl Drop for CallRuntime {
         if let Some(rt) = self.0.take() {
             rt.shutdown_background();
         }
-    }
-}
-
-/// Aborts a spawned call when the caller stops waiting (timeout or a dropped request).
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }

@@ -1,8 +1,8 @@
 //! [`BigQueryWarehouse`]: the `Warehouse` port on BigQuery — catalog through
 //! `datasets.list/get` and `tables.list/get` (one call per page, never one per item),
 //! previews through `tabledata.list` (free; views and other non-table kinds fall back to a
-//! capped `SELECT * … LIMIT n`), dry runs and queries through [`crate::job`]. Every call runs on the adapter's own
-//! threads ([`crate::runtime`]), never on the caller's.
+//! capped `SELECT * … LIMIT n`), dry runs and queries through [`crate::job`]. Every call
+//! runs on the adapter's own threads ([`crate::runtime`]), never on the caller's.
 
 use std::future::Future;
 use std::sync::Arc;

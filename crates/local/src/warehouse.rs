@@ -25,6 +25,7 @@ use datafusion::physical_plan::coop::CooperativeExec;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt as _;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::catalog::{Catalog, TableEntry, paginate};
 use crate::convert::{batch_rows, fields_from_schema};
@@ -244,7 +245,8 @@ impl LocalWarehouse {
             let _running = running;
             work.await
         })?;
-        let _abort = AbortOnDrop(task.abort_handle());
+        // Aborted when the timeout drops it, or when the caller stops waiting.
+        let task = AbortOnDropHandle::new(task);
         match tokio::time::timeout(job.timeout, task).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(join)) => Err(Error::internal("running a query on DataFusion", join)),
@@ -457,15 +459,6 @@ impl RunningQuery {
 impl Drop for RunningQuery {
     fn drop(&mut self) {
         self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-/// Aborts a spawned query when the caller stops waiting (timeout or a dropped request).
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
