@@ -857,6 +857,26 @@ impl ComponentHealth {
     }
 }
 
+/// How big the durable store is, measured by its periodic maintenance (not per request:
+/// counting rows is too slow for a health check).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoreStats {
+    /// `sqlite` or `postgres`.
+    pub backend: String,
+    /// Bytes on disk: the SQLite file and its write-ahead log, or the PostgreSQL tables with
+    /// their indexes and TOAST.
+    pub size_bytes: u64,
+    /// Of those, bytes in free pages waiting to be reused or returned (SQLite; 0 on
+    /// PostgreSQL, whose free space is reused in place by autovacuum).
+    pub free_bytes: u64,
+    /// Rows per table (`query_history`, `audit_log`, `api_keys`, `key_usage`,
+    /// `conversations`, `conversation_turns`).
+    pub rows: std::collections::BTreeMap<String, u64>,
+    /// When these numbers were read.
+    pub measured_at: DateTime<Utc>,
+}
+
 /// Health status.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,6 +13,11 @@
 //! one transaction each so concurrent turns are never lost, and expired rows are purged a
 //! bounded number per create and all at once by [`Store::purge_expired_conversations`]).
 //!
+//! Nothing grows without bound: [`Store::purge_before`] deletes history and audit events
+//! older than a cutoff in short batches (the audit log's one, permitted, exception to
+//! append-only), [`Store::reclaim_space`] gives SQLite's free pages back, and
+//! [`Store::stats`] measures the store (see `retention`).
+//!
 //! [`Store::connect`] picks the backend from the URL: SQLite (`sqlite://PATH`,
 //! `sqlite::memory:`, or a plain path) is the embedded default; PostgreSQL (`postgres://…` or
 //! `postgresql://…`) is the production backend. Both share `schema`, the row conversions and
@@ -59,6 +64,7 @@ mod keys;
 mod migrate;
 mod page;
 mod postgres;
+mod retention;
 mod schema;
 mod sqlite;
 mod usage;
@@ -75,6 +81,7 @@ use bqai_core::{Error, Result};
 
 pub use crate::conversations::SqlConversationStore;
 use crate::postgres::PgStore;
+pub use crate::retention::{PURGE_BATCH, Purgeable};
 use crate::sqlite::{SqliteStore, Target};
 
 /// Pool and timeout settings, shared by both backends.

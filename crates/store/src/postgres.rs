@@ -45,8 +45,10 @@ use crate::error::{Port, insert_error, pool_error, query_error};
 use crate::history::{HistoryRow, list_query};
 use crate::keys::{KeyChanges, KeyRow, list_keys_query, revoked_at_after};
 use crate::page::{Cursor, fetch_limit, into_page};
+use crate::retention::COUNTED_TABLES;
 use crate::schema::{
-    api_keys, audit_log, conversation_turns, conversations, key_usage, query_history,
+    api_keys, audit_log, audit_purge_permit, conversation_turns, conversations, key_usage,
+    query_history,
 };
 use crate::usage::{UsageRow, saturating_total};
 
@@ -688,6 +690,101 @@ impl PgStore {
             })
             .await?;
         Ok(purged as u64)
+    }
+}
+
+/// The advisory lock serialising audit purges of one database across replicas ("bqaiprg" in
+/// ASCII).
+const AUDIT_PURGE_LOCK_KEY: i64 = 0x0062_7161_6970_7267;
+
+impl PgStore {
+    /// Deletes up to `limit` history entries created before `cutoff`, oldest first, skipping
+    /// rows another purge holds.
+    pub(crate) async fn purge_history(&self, cutoff: NaiveDateTime, limit: i64) -> Result<u64> {
+        let deleted = self
+            .query(Port::History, move |conn| {
+                Box::pin(async move {
+                    diesel::sql_query(
+                        "DELETE FROM query_history WHERE id IN (SELECT id FROM query_history \
+                         WHERE created_at < $1 ORDER BY created_at LIMIT $2 \
+                         FOR UPDATE SKIP LOCKED)",
+                    )
+                    .bind::<diesel::sql_types::Timestamp, _>(cutoff)
+                    .bind::<diesel::sql_types::BigInt, _>(limit)
+                    .execute(conn)
+                    .await
+                })
+            })
+            .await?;
+        Ok(deleted as u64)
+    }
+
+    /// Deletes up to `limit` audit events recorded before `cutoff`, oldest first: one
+    /// transaction that holds the purge permit only while it deletes (see
+    /// [`crate::retention`]), one purge at a time per database.
+    pub(crate) async fn purge_audit(&self, cutoff: NaiveDateTime, limit: i64) -> Result<u64> {
+        let deleted = self
+            .query(Port::Audit, move |conn| {
+                Box::pin(async move {
+                    conn.transaction(async move |conn| {
+                        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+                            .bind::<diesel::sql_types::BigInt, _>(AUDIT_PURGE_LOCK_KEY)
+                            .execute(conn)
+                            .await?;
+                        diesel::insert_into(audit_purge_permit::table)
+                            .values(audit_purge_permit::cutoff.eq(cutoff))
+                            .execute(conn)
+                            .await?;
+                        let deleted = diesel::sql_query(
+                            "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log \
+                             WHERE at < $1 ORDER BY at LIMIT $2)",
+                        )
+                        .bind::<diesel::sql_types::Timestamp, _>(cutoff)
+                        .bind::<diesel::sql_types::BigInt, _>(limit)
+                        .execute(conn)
+                        .await?;
+                        diesel::delete(audit_purge_permit::table)
+                            .execute(conn)
+                            .await?;
+                        Ok(deleted)
+                    })
+                    .await
+                })
+            })
+            .await?;
+        Ok(deleted as u64)
+    }
+
+    /// Bytes of bqai's tables (with indexes and TOAST), 0 free bytes (autovacuum reuses them
+    /// in place), and the rows of each of [`COUNTED_TABLES`].
+    pub(crate) async fn stats(&self) -> Result<(u64, u64, Vec<u64>)> {
+        let (size, rows) = self
+            .query(Port::History, |conn| {
+                Box::pin(async move {
+                    // The names are this crate's constants, never input.
+                    let names = COUNTED_TABLES.map(|t| format!("'{t}'")).join(", ");
+                    let size: i64 =
+                        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+                            "(SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::BIGINT \
+                             FROM pg_class c WHERE c.relkind = 'r' \
+                             AND pg_table_is_visible(c.oid) AND c.relname IN ({names}))"
+                        )))
+                        .get_result(conn)
+                        .await?;
+                    let mut rows = Vec::with_capacity(COUNTED_TABLES.len());
+                    for table in COUNTED_TABLES {
+                        let n: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                            &format!("(SELECT COUNT(*) FROM {table})"),
+                        ))
+                        .get_result(conn)
+                        .await?;
+                        rows.push(u64::try_from(n).unwrap_or(0));
+                    }
+                    Ok((u64::try_from(size).unwrap_or(0), rows))
+                })
+            })
+            .await?;
+        Ok((size, 0, rows))
     }
 }
 

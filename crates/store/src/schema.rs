@@ -74,6 +74,14 @@ diesel::table! {
     }
 }
 
+// The audit purge's permit: present only inside the purge's own transaction (see the
+// 2026-12-06 retention migration), consulted by the append-only trigger.
+diesel::table! {
+    audit_purge_permit (cutoff) {
+        cutoff -> Timestamp,
+    }
+}
+
 diesel::table! {
     key_usage (principal, day) {
         principal -> Text,

@@ -35,6 +35,7 @@ use crate::error::{Port, insert_error, pool_error, query_error};
 use crate::history::{HistoryRow, list_query};
 use crate::keys::{KeyChanges, KeyRow, list_keys_query, revoked_at_after};
 use crate::page::{Cursor, fetch_limit, into_page};
+use crate::retention::VacuumStep;
 use crate::schema::{api_keys, audit_log, key_usage, query_history};
 use crate::usage::{UsageRow, saturating_total};
 
@@ -43,6 +44,8 @@ type PooledConn = Object<Conn>;
 
 /// Applied to every new connection. `busy_timeout` comes first so that switching to WAL waits
 /// for a concurrent opener instead of failing.
+/// (Not `auto_vacuum`: setting it writes the header, so a new connection would wait behind
+/// another's write lock; [`SqliteStore::migrate`] sets it once.)
 const PRAGMAS: &str = "PRAGMA busy_timeout = 5000;
 PRAGMA journal_mode = WAL;
 PRAGMA foreign_keys = ON;
@@ -197,7 +200,11 @@ impl SqliteStore {
                 // The wrapper's `spawn_blocking` hands the plain sync connection to a blocking
                 // thread: the same database as the pool (which matters for `:memory:`) without
                 // diesel-async's `block_in_place` harness.
-                conn.spawn_blocking(crate::migrate::run_sqlite).await
+                conn.spawn_blocking(|conn| {
+                    blocking::ensure_incremental_vacuum(conn)?;
+                    crate::migrate::run_sqlite(conn)
+                })
+                .await
             },
         )
         .await?
@@ -452,12 +459,78 @@ impl SqliteStore {
         F: FnOnce(&mut SqliteConnection) -> QueryResult<R> + Send + 'static,
         R: Send + 'static,
     {
-        self.run(
-            Port::Conversations,
-            self.options.query_timeout,
-            |mut conn| async move { conn.spawn_blocking(op).await },
-        )
+        self.blocking_on(Port::Conversations, op).await
+    }
+
+    /// [`Self::blocking`] for `port`.
+    async fn blocking_on<R, F>(&self, port: Port, op: F) -> Result<QueryResult<R>>
+    where
+        F: FnOnce(&mut SqliteConnection) -> QueryResult<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.run(port, self.options.query_timeout, |mut conn| async move {
+            conn.spawn_blocking(op).await
+        })
         .await
+    }
+
+    /// Deletes up to `limit` history entries created before `cutoff`, oldest first.
+    pub(crate) async fn purge_history(&self, cutoff: NaiveDateTime, limit: i64) -> Result<u64> {
+        self.blocking_on(Port::History, move |conn| {
+            blocking::purge_history(conn, cutoff, limit)
+        })
+        .await?
+        .map(|n| n as u64)
+        .map_err(|e| query_error(e, Port::History))
+    }
+
+    /// Deletes up to `limit` audit events recorded before `cutoff`, oldest first, under the
+    /// purge permit (see [`crate::retention`]).
+    pub(crate) async fn purge_audit(&self, cutoff: NaiveDateTime, limit: i64) -> Result<u64> {
+        self.blocking_on(Port::Audit, move |conn| {
+            blocking::purge_audit(conn, cutoff, limit)
+        })
+        .await?
+        .map(|n| n as u64)
+        .map_err(|e| query_error(e, Port::Audit))
+    }
+
+    /// Returns up to `pages` free pages to the file system.
+    pub(crate) async fn incremental_vacuum(&self, pages: i64) -> Result<VacuumStep> {
+        self.blocking_on(Port::History, move |conn| {
+            blocking::incremental_vacuum(conn, pages)
+        })
+        .await?
+        .map_err(|e| query_error(e, Port::History))
+    }
+
+    /// Copies the write-ahead log into the database and truncates it (best effort: readers
+    /// still using the log keep it; the next checkpoint catches up).
+    pub(crate) async fn checkpoint(&self) -> Result<()> {
+        self.blocking_on(Port::History, |conn| {
+            use diesel::connection::SimpleConnection as _;
+            conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        })
+        .await?
+        .map_err(|e| query_error(e, Port::History))
+    }
+
+    /// Bytes on disk (the file and its write-ahead log), bytes in free pages, and the rows of
+    /// each of [`COUNTED_TABLES`].
+    pub(crate) async fn stats(&self) -> Result<(u64, u64, Vec<u64>)> {
+        let (page_bytes, free_bytes, rows) = self
+            .blocking_on(Port::History, blocking::stats)
+            .await?
+            .map_err(|e| query_error(e, Port::History))?;
+        let wal = match &self.target {
+            Target::Memory => 0,
+            Target::File(path) => {
+                let mut wal = path.clone().into_os_string();
+                wal.push("-wal");
+                tokio::fs::metadata(&wal).await.map_or(0, |m| m.len())
+            }
+        };
+        Ok((page_bytes.saturating_add(wal), free_bytes, rows))
     }
 
     pub(crate) async fn create_conversation(&self, new: NewConversation) -> Result<()> {
@@ -515,7 +588,8 @@ mod blocking {
     use diesel::sqlite::SqliteConnection;
 
     use crate::conversations::{Append, ConversationRow, Loaded, NewConversation, PURGE_ON_CREATE};
-    use crate::schema::{conversation_turns, conversations};
+    use crate::retention::COUNTED_TABLES;
+    use crate::schema::{audit_purge_permit, conversation_turns, conversations};
     use chrono::NaiveDateTime;
 
     /// Purges up to [`PURGE_ON_CREATE`] expired conversations, replaces an expired one with
@@ -629,6 +703,112 @@ mod blocking {
             return Ok(0);
         }
         delete_with_turns(conn, &ids)
+    }
+
+    /// Deletes up to `limit` history entries created before `cutoff`, oldest first.
+    pub(super) fn purge_history(
+        conn: &mut SqliteConnection,
+        cutoff: NaiveDateTime,
+        limit: i64,
+    ) -> QueryResult<usize> {
+        diesel::sql_query(
+            "DELETE FROM query_history WHERE id IN (SELECT id FROM query_history \
+             WHERE created_at < ? ORDER BY created_at LIMIT ?)",
+        )
+        .bind::<diesel::sql_types::Timestamp, _>(cutoff)
+        .bind::<diesel::sql_types::BigInt, _>(limit)
+        .execute(conn)
+    }
+
+    /// Deletes up to `limit` audit events recorded before `cutoff`, oldest first: one
+    /// `BEGIN IMMEDIATE` transaction that holds the purge permit only while it deletes.
+    pub(super) fn purge_audit(
+        conn: &mut SqliteConnection,
+        cutoff: NaiveDateTime,
+        limit: i64,
+    ) -> QueryResult<usize> {
+        conn.immediate_transaction(|conn| {
+            diesel::insert_into(audit_purge_permit::table)
+                .values(audit_purge_permit::cutoff.eq(cutoff))
+                .execute(conn)?;
+            let deleted = diesel::sql_query(
+                "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log \
+                 WHERE at < ? ORDER BY at LIMIT ?)",
+            )
+            .bind::<diesel::sql_types::Timestamp, _>(cutoff)
+            .bind::<diesel::sql_types::BigInt, _>(limit)
+            .execute(conn)?;
+            diesel::delete(audit_purge_permit::table).execute(conn)?;
+            Ok(deleted)
+        })
+    }
+
+    /// A numeric pragma's value, read through its table-valued function.
+    fn pragma(conn: &mut SqliteConnection, name: &str) -> QueryResult<i64> {
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+            "(SELECT * FROM pragma_{name}())"
+        )))
+        .get_result(conn)
+    }
+
+    /// One `incremental_vacuum` step of at most `pages` pages.
+    pub(super) fn incremental_vacuum(
+        conn: &mut SqliteConnection,
+        pages: i64,
+    ) -> QueryResult<crate::retention::VacuumStep> {
+        use diesel::connection::SimpleConnection as _;
+        let page_size = pragma(conn, "page_size")?;
+        let before = pragma(conn, "page_count")?;
+        conn.batch_execute(&format!("PRAGMA incremental_vacuum({pages})"))?;
+        let after = pragma(conn, "page_count")?;
+        let free = pragma(conn, "freelist_count")?;
+        let returned = before.saturating_sub(after).max(0);
+        Ok(crate::retention::VacuumStep {
+            returned_bytes: u64::try_from(returned.saturating_mul(page_size)).unwrap_or(0),
+            // Only while a step makes progress: a file without auto_vacuum frees nothing.
+            more: free > 0 && returned > 0,
+        })
+    }
+
+    /// Bytes in pages, bytes in free pages, and rows per counted table.
+    pub(super) fn stats(conn: &mut SqliteConnection) -> QueryResult<(u64, u64, Vec<u64>)> {
+        let page_size = pragma(conn, "page_size")?;
+        let pages = pragma(conn, "page_count")?;
+        let free = pragma(conn, "freelist_count")?;
+        let mut rows = Vec::with_capacity(COUNTED_TABLES.len());
+        for table in COUNTED_TABLES {
+            let n: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+                "(SELECT COUNT(*) FROM {table})"
+            )))
+            .get_result(conn)?;
+            rows.push(u64::try_from(n).unwrap_or(0));
+        }
+        let bytes = |n: i64| u64::try_from(n.saturating_mul(page_size)).unwrap_or(0);
+        Ok((bytes(pages), bytes(free), rows))
+    }
+
+    /// Makes the database use incremental auto-vacuum, so purged space can be given back.
+    /// The setting takes effect through a `VACUUM`: instant on a new, empty database; a file
+    /// made before this was the default is rewritten once (holding the write lock meanwhile,
+    /// at start, before the service answers).
+    pub(super) fn ensure_incremental_vacuum(conn: &mut SqliteConnection) -> QueryResult<()> {
+        use diesel::connection::SimpleConnection as _;
+        const INCREMENTAL: i64 = 2;
+        if pragma(conn, "auto_vacuum")? == INCREMENTAL {
+            return Ok(());
+        }
+        let tables: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT COUNT(*) FROM sqlite_master WHERE type = 'table')",
+        ))
+        .get_result(conn)?;
+        if tables > 0 {
+            let bytes = pragma(conn, "page_count")?.saturating_mul(pragma(conn, "page_size")?);
+            tracing::info!(
+                bytes,
+                "converting the SQLite store to incremental auto-vacuum (one full VACUUM)"
+            );
+        }
+        conn.batch_execute("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")
     }
 
     fn delete_with_turns(conn: &mut SqliteConnection, ids: &[String]) -> QueryResult<usize> {

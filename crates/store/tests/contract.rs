@@ -546,3 +546,138 @@ async fn an_unmigrated_store_fails_conversations_cleanly() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_file_passes_the_retention_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("retention.db").display());
+    common::retention_contract(&migrated(&url).await).await;
+}
+
+#[tokio::test]
+async fn sqlite_memory_passes_the_retention_contract_on_a_current_thread_runtime() {
+    common::retention_contract(&migrated("sqlite::memory:").await).await;
+}
+
+// The purge's permit is the only way past the append-only trigger, and only for events older
+// than the permitted cutoff; without it (any other connection) DELETE is refused as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_purge_permit_lets_old_audit_events_go() {
+    use diesel::{Connection, RunQueryDsl, SqliteConnection};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("permit.db");
+    let store = migrated(path.to_str().unwrap()).await;
+    let now = Utc::now();
+    let old = audit_event("old", now - chrono::TimeDelta::days(30));
+    let young = audit_event("young", now);
+    store.append_batch(&[old, young.clone()]).await.unwrap();
+
+    let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    let refused = conn.transaction::<_, diesel::result::Error, _>(|conn| {
+        diesel::sql_query(
+            "INSERT INTO audit_purge_permit (cutoff) VALUES (datetime('now', '-1 day'))",
+        )
+        .execute(conn)?;
+        // The young event is past the permit: the whole statement is refused.
+        diesel::sql_query("DELETE FROM audit_log").execute(conn)
+    });
+    assert!(
+        refused.unwrap_err().to_string().contains("append-only"),
+        "a permit must not cover events after its cutoff"
+    );
+    assert_eq!(count_rows(&path, "audit_log"), 2);
+    assert_eq!(count_rows(&path, "audit_purge_permit"), 0);
+
+    let purged = store
+        .purge_before(
+            bqai_store::Purgeable::Audit,
+            now - chrono::TimeDelta::days(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(purged, 1);
+    assert_eq!(count_rows(&path, "audit_purge_permit"), 0);
+    let err = diesel::sql_query("DELETE FROM audit_log")
+        .execute(&mut conn)
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+    let listed = store
+        .list_events(&Default::default(), &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(listed.items, [young]);
+}
+
+// A purge gives its space back to the file system: new files use incremental auto-vacuum,
+// and reclaiming returns the free pages and truncates the write-ahead log.
+#[tokio::test(flavor = "multi_thread")]
+async fn purged_space_goes_back_to_the_file_system() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("space.db");
+    let store = migrated(path.to_str().unwrap()).await;
+    let old = Utc::now() - chrono::TimeDelta::days(10);
+    let events: Vec<_> = (0..4000)
+        .map(|i| {
+            let mut e = audit_event(&format!("e{i:05}"), old);
+            e.detail = Some("x".repeat(2000));
+            e
+        })
+        .collect();
+    for chunk in events.chunks(500) {
+        store.append_batch(chunk).await.unwrap();
+    }
+    store.reclaim_space().await.unwrap();
+    let full = store.stats().await.unwrap();
+    assert!(full.size_bytes > 8_000_000, "{full:?}");
+
+    let purged = store
+        .purge_before(bqai_store::Purgeable::Audit, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(purged, 4000);
+    let freed = store.stats().await.unwrap();
+    assert!(
+        freed.free_bytes > 6_000_000,
+        "deleted pages are free: {freed:?}"
+    );
+    let returned = store.reclaim_space().await.unwrap();
+    assert!(returned > 6_000_000, "returned {returned}");
+    let small = store.stats().await.unwrap();
+    assert!(
+        small.size_bytes < full.size_bytes / 4,
+        "{small:?} after {full:?}"
+    );
+    assert_eq!(small.free_bytes, 0, "{small:?}");
+    let on_disk = std::fs::metadata(&path).unwrap().len();
+    assert!(on_disk < full.size_bytes / 4, "the file is {on_disk} bytes");
+}
+
+// A file made before incremental auto-vacuum was the default is converted once on migrate.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_older_file_is_converted_to_incremental_vacuum() {
+    use diesel::{Connection, RunQueryDsl, SqliteConnection};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("legacy.db");
+    let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    diesel::sql_query("CREATE TABLE legacy (a INTEGER)")
+        .execute(&mut conn)
+        .unwrap();
+    let auto_vacuum = |conn: &mut SqliteConnection| {
+        diesel::sql_query("SELECT auto_vacuum AS n FROM pragma_auto_vacuum()")
+            .get_result::<Count>(conn)
+            .unwrap()
+            .n
+    };
+    assert_eq!(auto_vacuum(&mut conn), 0);
+    drop(conn);
+    let store = migrated(path.to_str().unwrap()).await;
+    let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    assert_eq!(auto_vacuum(&mut conn), 2, "INCREMENTAL");
+    // Still a working store.
+    store
+        .append(&audit_event("after", Utc::now()))
+        .await
+        .unwrap();
+}

@@ -740,3 +740,110 @@ async fn a_blocked_append_times_out() {
         "the timed-out append rolled back"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_passes_the_retention_contract() {
+    let db = TestDb::create("pg-retention").await;
+    common::retention_contract(&migrated(&db).await).await;
+}
+
+// The purge's permit is the only way past the append-only trigger, only for events older than
+// its cutoff, and only inside the transaction holding it: another session never sees an
+// uncommitted permit, so its DELETE is refused as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_purge_permit_lets_old_audit_events_go() {
+    let db = TestDb::create("pg-purge-permit").await;
+    let store = migrated(&db).await;
+    let now = Utc::now();
+    let old = audit_event("old", now - chrono::TimeDelta::days(30));
+    let young = audit_event("young", now);
+    store.append_batch(&[old, young.clone()]).await.unwrap();
+
+    let mut holder = AsyncPgConnection::establish(&db.url).await.unwrap();
+    let mut other = AsyncPgConnection::establish(&db.url).await.unwrap();
+    holder
+        .batch_execute(
+            "BEGIN; INSERT INTO audit_purge_permit (cutoff) VALUES (now() + interval '1 day')",
+        )
+        .await
+        .unwrap();
+    let err = other
+        .batch_execute("DELETE FROM audit_log WHERE id = 'old'")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+    holder.batch_execute("ROLLBACK").await.unwrap();
+
+    let err = other
+        .batch_execute(
+            "BEGIN; INSERT INTO audit_purge_permit (cutoff) VALUES (now() - interval '1 day'); \
+             DELETE FROM audit_log",
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("append-only"),
+        "a permit must not cover events after its cutoff: {err}"
+    );
+    other.batch_execute("ROLLBACK").await.unwrap();
+    for statement in ["UPDATE audit_log SET detail = 'x'", "TRUNCATE audit_log"] {
+        let err = other.batch_execute(statement).await.unwrap_err();
+        assert!(
+            err.to_string().contains("append-only"),
+            "{statement}: {err}"
+        );
+    }
+
+    let purged = store
+        .purge_before(
+            bqai_store::Purgeable::Audit,
+            now - chrono::TimeDelta::days(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(purged, 1);
+    let listed = store
+        .list_events(&Default::default(), &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(listed.items, [young]);
+    let permits: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "(SELECT COUNT(*) FROM audit_purge_permit)",
+    ))
+    .get_result(&mut other)
+    .await
+    .unwrap();
+    assert_eq!(permits, 0);
+}
+
+// Two purges at once (two replicas) take turns and delete each event once.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_purges_delete_each_row_once() {
+    let db = TestDb::create("pg-concurrent-purge").await;
+    let store = migrated(&db).await;
+    let old = Utc::now() - chrono::TimeDelta::days(10);
+    let events: Vec<_> = (0..3000)
+        .map(|i| audit_event(&format!("e{i:05}"), old))
+        .collect();
+    store.append_batch(&events).await.unwrap();
+    for i in 0..1500 {
+        store
+            .record(&entry(&format!("h{i:05}"), "p", old))
+            .await
+            .unwrap();
+    }
+    let other = migrated(&db).await;
+    let cutoff = Utc::now();
+    let (a, b, c, d) = tokio::join!(
+        store.purge_before(bqai_store::Purgeable::Audit, cutoff),
+        other.purge_before(bqai_store::Purgeable::Audit, cutoff),
+        store.purge_before(bqai_store::Purgeable::History, cutoff),
+        other.purge_before(bqai_store::Purgeable::History, cutoff),
+    );
+    assert_eq!(a.unwrap() + b.unwrap(), 3000);
+    assert_eq!(c.unwrap() + d.unwrap(), 1500);
+    let stats = store.stats().await.unwrap();
+    assert_eq!(stats.rows["audit_log"], 0);
+    assert_eq!(stats.rows["query_history"], 0);
+    assert!(stats.size_bytes > 0);
+}

@@ -194,6 +194,7 @@ fn declared_tables() -> Vec<Table> {
         table!(query_history),
         table!(api_keys),
         table!(audit_log),
+        table!(audit_purge_permit),
         table!(key_usage, composite key),
         table!(conversations),
         table!(conversation_turns, composite key),

@@ -109,3 +109,107 @@ pub async fn expired_id_is_reusable(
     assert!(got.turns.is_empty(), "the old turns went with the old row");
     got
 }
+
+/// The retention contract on a fresh, migrated store: purges delete exactly what is older than
+/// the cutoff (strictly), in more than one batch, leave everything else, report what went,
+/// and leave no purge permit behind; the store's measurements follow.
+pub async fn retention_contract(store: &bqai_store::Store) {
+    use bqai_core::ports::{AuditLog, HistoryStore};
+    use bqai_store::{PURGE_BATCH, Purgeable};
+
+    let now = Utc::now();
+    let cutoff = now - chrono::TimeDelta::days(1);
+    let old = PURGE_BATCH as usize * 2 + 100;
+    let history = store.history();
+    for i in 0..old {
+        let at = cutoff - chrono::TimeDelta::seconds(i as i64 + 1);
+        history
+            .record(&entry(&format!("old-{i:05}"), "p", at))
+            .await
+            .unwrap();
+    }
+    // Exactly at the cutoff: kept.
+    history
+        .record(&entry("at-cutoff", "p", cutoff))
+        .await
+        .unwrap();
+    for i in 0..7 {
+        history
+            .record(&entry(&format!("new-{i}"), "p", now))
+            .await
+            .unwrap();
+    }
+    let events: Vec<_> = (0..old)
+        .map(|i| {
+            bqai_testkit::auth::audit_event(
+                &format!("old-{i:05}"),
+                cutoff - chrono::TimeDelta::seconds(i as i64 + 1),
+            )
+        })
+        .chain([bqai_testkit::auth::audit_event("at-cutoff", cutoff)])
+        .chain((0..5).map(|i| bqai_testkit::auth::audit_event(&format!("new-{i}"), now)))
+        .collect();
+    store.audit().append_batch(&events).await.unwrap();
+
+    let before = store.stats().await.unwrap();
+    assert_eq!(before.rows["query_history"], old as u64 + 8);
+    assert_eq!(before.rows["audit_log"], old as u64 + 6);
+    assert!(before.size_bytes > 0, "{before:?}");
+    assert_eq!(before.backend, store.backend_name());
+
+    let cutoff_micros = micros(cutoff);
+    assert_eq!(
+        store
+            .purge_before(Purgeable::History, cutoff_micros)
+            .await
+            .unwrap(),
+        old as u64
+    );
+    assert_eq!(
+        store
+            .purge_before(Purgeable::Audit, cutoff_micros)
+            .await
+            .unwrap(),
+        old as u64
+    );
+    // Nothing left to purge.
+    assert_eq!(
+        store
+            .purge_before(Purgeable::History, cutoff_micros)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .purge_before(Purgeable::Audit, cutoff_micros)
+            .await
+            .unwrap(),
+        0
+    );
+
+    let after = store.stats().await.unwrap();
+    assert_eq!(after.rows["query_history"], 8, "{after:?}");
+    assert_eq!(after.rows["audit_log"], 6, "{after:?}");
+    assert!(history.get("at-cutoff").await.unwrap().is_some());
+    assert!(history.get("old-00000").await.unwrap().is_none());
+    let left = store
+        .audit()
+        .list_events(
+            &Default::default(),
+            &bqai_core::model::PageRequest::first(100),
+        )
+        .await
+        .unwrap();
+    let mut ids: Vec<_> = left.items.iter().map(|e| e.id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        ["at-cutoff", "new-0", "new-1", "new-2", "new-3", "new-4"]
+    );
+}
+
+/// `t` cut to whole microseconds, as stored.
+fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap()
+}
