@@ -11,11 +11,12 @@ use bqai_core::ask::{AskAnswer, AskRequest};
 use bqai_core::auth::Authenticator;
 use bqai_core::auth::keys::{KeyFilter, NewKey};
 use bqai_core::model::{PageRequest, QueryOutcome, QueryRequest, Role};
-use bqai_store::{Store, StoreOptions};
+use bqai_store::{Purgeable, Store, StoreOptions};
 use clap::{Parser, Subcommand, ValueEnum};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
 use crate::config::{Settings, WarehouseSettings};
+use crate::maintenance::PurgedBy;
 use crate::startup::{Application, Services};
 use crate::telemetry;
 
@@ -116,6 +117,18 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Query history kept in the store.
+    History {
+        /// What to do.
+        #[command(subcommand)]
+        action: PurgeAction,
+    },
+    /// The audit log kept in the store.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        action: PurgeAction,
+    },
     /// Check or print the configuration (`--config FILE`, else ./bqai.toml, plus `BQAI__…`
     /// environment variables).
     Config {
@@ -176,6 +189,20 @@ pub enum KeysAction {
     Revoke {
         /// The key id (the part after `bqai_`).
         id: String,
+    },
+}
+
+/// `bqai history …` and `bqai audit …`
+#[derive(Debug, Subcommand)]
+pub enum PurgeAction {
+    /// Delete what is older than the retention now (a running server also does it every
+    /// `store.maintenance_interval_secs`), in short batches, and give the space back. The
+    /// purge is recorded in the audit log.
+    Purge {
+        /// Delete what is older than this many days (fractions allowed) instead of the
+        /// configured `store.history_retention_days` / `auth.audit_retention_days`.
+        #[arg(long)]
+        older_than_days: Option<f64>,
     },
 }
 
@@ -366,6 +393,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { action } => keys(&settings, action).await,
+        Command::History {
+            action: PurgeAction::Purge { older_than_days },
+        } => purge(&settings, Purgeable::History, older_than_days).await,
+        Command::Audit {
+            action: PurgeAction::Purge { older_than_days },
+        } => purge(&settings, Purgeable::Audit, older_than_days).await,
         // Answered before the settings were loaded and validated.
         Command::Config { .. } => Ok(()),
         Command::Ask {
@@ -396,6 +429,59 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `bqai history purge` / `bqai audit purge`: one retention purge against the store, without
+/// a server (or beside a running one: the batches take turns with its writes).
+async fn purge(
+    settings: &Settings,
+    what: Purgeable,
+    older_than_days: Option<f64>,
+) -> anyhow::Result<()> {
+    let (key, configured) = match what {
+        Purgeable::History => (
+            "store.history_retention_days",
+            settings.store.history_retention_days,
+        ),
+        Purgeable::Audit => (
+            "auth.audit_retention_days",
+            settings.auth.audit_retention_days,
+        ),
+    };
+    let days = older_than_days.unwrap_or(configured);
+    let keep = match crate::config::retention(days) {
+        Err(_) => anyhow::bail!(
+            "--older-than-days must be a positive number of days up to 36500, not {days}"
+        ),
+        Ok(None) if older_than_days.is_some() => {
+            anyhow::bail!("--older-than-days 0 would keep everything: nothing to purge")
+        }
+        Ok(None) => anyhow::bail!(
+            "{key} is 0 (keep forever): nothing to purge; pass --older-than-days DAYS"
+        ),
+        Ok(Some(keep)) => keep,
+    };
+    let store = Store::connect(&settings.store_url(), StoreOptions::default()).await?;
+    if settings.store.migrate_on_start {
+        store
+            .migrate()
+            .await
+            .context("could not migrate the store")?;
+    }
+    let cutoff = chrono::Utc::now() - keep;
+    let deleted = crate::maintenance::purge(&store, what, cutoff, PurgedBy::Cli).await?;
+    let reclaimed = if deleted > 0 {
+        store.reclaim_space().await?
+    } else {
+        0
+    };
+    writeln!(
+        std::io::stdout().lock(),
+        "deleted {deleted} rows of {} recorded before {}; {reclaimed} bytes given back",
+        what.table(),
+        cutoff.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )?;
+    Ok(())
 }
 
 /// `bqai keys …` against the store, without a server.

@@ -226,8 +226,15 @@ pub struct AuthSettings {
     pub pepper_file: Option<PathBuf>,
     /// How long a WebSocket ticket is valid.
     pub ticket_ttl_secs: u64,
-    /// Record every `/api/v1` call in the audit log.
+    /// Keep an audit log of `/api/v1` calls.
     pub audit: bool,
+    /// Also audit allowed reads (catalog, history and conversation reads). Unset: on when
+    /// authentication is on, off when it is off (then every caller is the loopback
+    /// anonymous principal and those rows say nothing). Denials, failures, queries, asks,
+    /// exports and admin calls are always audited.
+    pub audit_reads: Option<bool>,
+    /// Days an audit event is kept (fractions allowed: 0.5 is 12 hours); 0 keeps them forever.
+    pub audit_retention_days: f64,
     /// The OIDC issuer whose bearer tokens are accepted (`mode = "api_key+oidc"`).
     pub oidc: Option<OidcConfig>,
 }
@@ -240,6 +247,8 @@ impl Default for AuthSettings {
             pepper_file: None,
             ticket_ttl_secs: 60,
             audit: true,
+            audit_reads: None,
+            audit_retention_days: 90.0,
             oidc: None,
         }
     }
@@ -257,6 +266,8 @@ impl PartialEq for AuthSettings {
             && self.pepper_file == other.pepper_file
             && self.ticket_ttl_secs == other.ticket_ttl_secs
             && self.audit == other.audit
+            && self.audit_reads == other.audit_reads
+            && self.audit_retention_days == other.audit_retention_days
             && self.oidc == other.oidc
     }
 }
@@ -421,6 +432,11 @@ pub struct StoreSettings {
     pub migrate_on_start: bool,
     /// History records kept in memory while the store is down (oldest dropped beyond).
     pub buffer_capacity: usize,
+    /// Days a history entry is kept (fractions allowed); 0 keeps them forever.
+    pub history_retention_days: f64,
+    /// Seconds between two maintenance rounds: purge what retention says is old, give SQLite's
+    /// free pages back, and measure the store (`/health`, `/metrics`).
+    pub maintenance_interval_secs: u64,
 }
 
 impl Default for StoreSettings {
@@ -429,6 +445,8 @@ impl Default for StoreSettings {
             url: String::new(),
             migrate_on_start: true,
             buffer_capacity: 10_000,
+            history_retention_days: 90.0,
+            maintenance_interval_secs: 300,
         }
     }
 }
@@ -818,6 +836,20 @@ impl Settings {
         if self.store.buffer_capacity == 0 {
             problems.push("store.buffer_capacity must be at least 1".to_string());
         }
+        for (key, days) in [
+            (
+                "store.history_retention_days",
+                self.store.history_retention_days,
+            ),
+            ("auth.audit_retention_days", self.auth.audit_retention_days),
+        ] {
+            if let Err(problem) = retention(days) {
+                problems.push(format!("{key} {problem}"));
+            }
+        }
+        if self.store.maintenance_interval_secs == 0 {
+            problems.push("store.maintenance_interval_secs must be at least 1".to_string());
+        }
         for p in &self.server.trusted_proxies {
             if p.parse::<IpAddr>().is_err() {
                 problems.push(format!(
@@ -1026,10 +1058,30 @@ impl Settings {
                 .cloned()
                 .chain(std::iter::once(self.server.host.clone()))
                 .collect(),
+            audit_reads: self
+                .auth
+                .audit_reads
+                .unwrap_or(self.auth.mode != AuthMode::Off),
             ws: self.ws.settings(),
             ..HttpSettings::default()
         }
     }
+}
+
+/// How long rows are kept, from a number of days: `None` (0) keeps them forever; the error
+/// says what is accepted.
+pub fn retention(days: f64) -> Result<Option<chrono::TimeDelta>, String> {
+    if !(days.is_finite() && (0.0..=36_500.0).contains(&days)) {
+        return Err(format!(
+            "must be 0 (keep forever) or a positive number of days up to 36500, not {days}"
+        ));
+    }
+    if days == 0.0 {
+        return Ok(None);
+    }
+    // Whole milliseconds: the store keeps microseconds, retention needs no finer.
+    let millis = (days * 86_400_000.0).round() as i64;
+    Ok(Some(chrono::TimeDelta::milliseconds(millis.max(1))))
 }
 
 /// A `log.level` is a level (`info`) or comma-separated `target=level` directives
@@ -1166,6 +1218,28 @@ mod tests {
             assert!(err.contains("prot"), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn retention_is_days_with_fractions_or_zero_for_forever() {
+        assert_eq!(retention(0.0), Ok(None));
+        assert_eq!(retention(90.0), Ok(Some(chrono::TimeDelta::days(90))));
+        assert_eq!(retention(0.5), Ok(Some(chrono::TimeDelta::hours(12))));
+        for bad in [-1.0, f64::NAN, f64::INFINITY, 40_000.0] {
+            assert!(retention(bad).is_err(), "{bad}");
+        }
+        let mut s = Settings::default();
+        s.store.history_retention_days = -2.0;
+        s.auth.audit_retention_days = f64::NAN;
+        s.store.maintenance_interval_secs = 0;
+        let err = s.validate().unwrap_err().to_string();
+        for key in [
+            "store.history_retention_days must be 0 (keep forever)",
+            "auth.audit_retention_days must be 0 (keep forever)",
+            "store.maintenance_interval_secs must be at least 1",
+        ] {
+            assert!(err.contains(key), "{key}: {err}");
+        }
     }
 
     #[test]

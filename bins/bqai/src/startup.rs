@@ -35,6 +35,7 @@ use bqai_store::{Store, StoreOptions};
 
 use crate::auth::check_bind;
 use crate::config::{Settings, WarehouseSettings};
+use crate::maintenance::{Maintenance, Retention};
 
 /// The composed use cases and the ports behind them.
 #[derive(Clone)]
@@ -63,6 +64,9 @@ pub struct Services {
     pub auth: Option<Authenticator>,
     /// The audit log; `None` when `auth.audit` is off.
     pub audit: Option<Arc<dyn AuditLog>>,
+    /// The store's upkeep: retention purges and measurements (run by a serving
+    /// [`Application`]).
+    pub maintenance: Arc<Maintenance>,
 }
 
 impl Services {
@@ -203,6 +207,10 @@ impl Services {
             history_buffer,
             auth,
             audit,
+            maintenance: Arc::new(Maintenance::new(
+                store.clone(),
+                Retention::from_settings(settings),
+            )),
         })
     }
 }
@@ -411,6 +419,10 @@ impl Application {
         let history_buffer = services.history_buffer.clone();
         let auth_failures = bqai_http::auth_failures::AuthFailures::default();
         let audit = services.audit.clone();
+        let store_stats = services.maintenance.stats();
+        services.maintenance.clone().spawn(Duration::from_secs(
+            settings.store.maintenance_interval_secs,
+        ));
         let state = AppState {
             catalog: services.catalog,
             queries: services.queries,
@@ -427,6 +439,8 @@ impl Application {
             auth_failures: auth_failures.clone(),
             settings: settings.http(),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            store_stats,
+            metrics: Arc::new(bqai_http::Metrics::new()),
         };
         let server = bqai_http::server(
             listener,

@@ -682,3 +682,112 @@ async fn the_startup_hint_works_when_pasted() {
     let body = String::from_utf8_lossy(&out.stdout);
     assert!(body.contains("\"table_id\""), "{pasted} answered {body}");
 }
+
+/// `bqai audit purge` and `bqai history purge`: what retention says is old goes, in batches,
+/// the purge is audited, and mistakes are refused with a reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn purges_delete_what_is_past_retention_and_are_audited() {
+    use bqai_core::ports::{AuditLog, HistoryStore};
+    use bqai_store::{Store, StoreOptions};
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("bqai-data/bqai.db").display()
+    );
+    let store = Store::connect(&url, StoreOptions::default()).await.unwrap();
+    store.migrate().await.unwrap();
+    let now = chrono::Utc::now();
+    let old = now - chrono::TimeDelta::days(100);
+    let events: Vec<_> = (0..1500)
+        .map(|i| bqai_testkit::auth::audit_event(&format!("old-{i:04}"), old))
+        .chain((0..3).map(|i| bqai_testkit::auth::audit_event(&format!("new-{i}"), now)))
+        .collect();
+    store.append_batch(&events).await.unwrap();
+    for i in 0..20 {
+        store
+            .record(&bqai_testkit::history::minimal(format!("h-old-{i}"), old))
+            .await
+            .unwrap();
+    }
+    store
+        .record(&bqai_testkit::history::minimal("h-new".into(), now))
+        .await
+        .unwrap();
+
+    // The default audit retention is 90 days.
+    let out = bqai(dir.path(), &["audit", "purge"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with("deleted 1500 rows of audit_log recorded before "),
+        "{text}"
+    );
+    let out = bqai(dir.path(), &["history", "purge", "--older-than-days", "30"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with("deleted 20 rows of query_history"),
+        "{text}"
+    );
+    assert!(store.get("h-new").await.unwrap().is_some());
+    assert!(store.get("h-old-0").await.unwrap().is_none());
+
+    let left = store
+        .list_events(
+            &Default::default(),
+            &bqai_core::model::PageRequest::first(100),
+        )
+        .await
+        .unwrap()
+        .items;
+    let routes: Vec<_> = left
+        .iter()
+        .filter(|e| e.principal.as_deref() == Some("system:retention"))
+        .map(|e| (e.route.as_str(), e.detail.as_deref().unwrap_or("")))
+        .collect();
+    assert_eq!(routes.len(), 2, "{left:?}");
+    assert!(
+        routes.iter().any(|(r, d)| *r == "CLI bqai audit purge"
+            && d.starts_with("deleted 1500 rows of audit_log"))
+    );
+    assert!(routes.iter().any(|(r, d)| *r == "CLI bqai history purge"
+        && d.starts_with("deleted 20 rows of query_history")));
+    assert_eq!(left.len(), 5, "3 new events and the 2 purges: {left:?}");
+
+    for (args, env, says) in [
+        (
+            &["audit", "purge", "--older-than-days=-1"][..],
+            &[][..],
+            "--older-than-days must be a positive number",
+        ),
+        (
+            &["audit", "purge", "--older-than-days", "0"][..],
+            &[][..],
+            "would keep everything",
+        ),
+        (
+            &["history", "purge"][..],
+            &[("BQAI__STORE__HISTORY_RETENTION_DAYS", "0")][..],
+            "store.history_retention_days is 0 (keep forever)",
+        ),
+        (
+            &["audit", "purge"][..],
+            &[("BQAI__AUTH__AUDIT_RETENTION_DAYS", "-3")][..],
+            "auth.audit_retention_days must be 0 (keep forever) or a positive number",
+        ),
+    ] {
+        let out = bqai_env(dir.path(), args, env);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} {env:?}");
+        assert!(err.contains(says), "{args:?} {env:?}: {err}");
+    }
+}

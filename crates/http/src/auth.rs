@@ -323,7 +323,10 @@ pub async fn middleware(
     };
 
     if let Some(log) = &state.audit {
-        let mut event = audit_event(&res, method, &path, request_id, principal_id, client);
+        let mut event = audit_event(&res, &method, &path, request_id, principal_id, client);
+        if !state.settings.audit_reads && is_allowed_read(&event, &method) {
+            return Ok(res);
+        }
         if let Some(code) = refused_code {
             event.error_code = Some(code.to_string());
         }
@@ -349,9 +352,21 @@ pub async fn middleware(
     Ok(res)
 }
 
+/// An allowed call that only read: a catalog, history or conversation read. Not audited when
+/// `audit_reads` is off (what matters stays: denials, failures, queries, asks, exports,
+/// admin calls and every change).
+fn is_allowed_read(event: &AuditEvent, method: &Method) -> bool {
+    event.outcome == AuditOutcome::Allowed
+        && match event.action {
+            AuditAction::CatalogRead | AuditAction::HistoryRead => true,
+            AuditAction::Conversation => method == Method::GET,
+            _ => false,
+        }
+}
+
 fn audit_event<B>(
     res: &ServiceResponse<B>,
-    method: Method,
+    method: &Method,
     path: &str,
     request_id: Option<String>,
     principal: Option<String>,
@@ -392,7 +407,7 @@ fn audit_event<B>(
         at: chrono::Utc::now(),
         request_id,
         principal,
-        action: note.action.unwrap_or_else(|| route_action(&method, path)),
+        action: note.action.unwrap_or_else(|| route_action(method, path)),
         route: format!("{method} {route}"),
         targets: note.targets,
         sql_fingerprint: note.sql.as_deref().map(sql_fingerprint),

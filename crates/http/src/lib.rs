@@ -13,6 +13,7 @@ pub mod auth;
 pub mod auth_failures;
 pub mod dto;
 pub mod error;
+pub mod metrics;
 pub mod openapi;
 pub mod origin;
 pub mod rate_limit;
@@ -31,6 +32,7 @@ use actix_web::middleware::{Compress, Condition, DefaultHeaders, from_fn};
 use actix_web::{App, HttpRequest, HttpServer, web};
 
 pub use error::ApiError;
+pub use metrics::Metrics;
 pub use state::{AppState, HttpSettings, WsConnections, WsSettings};
 
 /// Registers every route and the extractor configurations on an actix `App` (or a test
@@ -60,6 +62,7 @@ pub fn configure(settings: &HttpSettings) -> impl FnOnce(&mut web::ServiceConfig
 /// API and are registered in [`configure`].
 pub fn routes_documented(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
     cfg.service(routes::health::health)
+        .service(routes::metrics::prometheus)
         .service(openapi::openapi_json)
         .service(
             utoipa_actix_web::scope("/api/v1")

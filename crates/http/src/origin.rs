@@ -6,7 +6,8 @@
 //!   address; the browser then sends that name in `Host`. Requests are served only when `Host`
 //!   is an IP address (a page cannot rebind one), `localhost`, the configured `server.host`, or
 //!   one of `server.allowed_hosts` (`"*"` allows any); anything else is 400
-//!   `HOST_NOT_ALLOWED`. `/health` is exempt (load balancers probe it by whatever name).
+//!   `HOST_NOT_ALLOWED`. `/health` and `/metrics` are exempt (load balancers and scrapers reach
+//!   them by whatever name).
 //! - **Origin** on WebSocket upgrades: browsers send `Origin` but no CORS applies to
 //!   WebSockets, so a page on another origin could open `ws://127.0.0.1:8080/api/v1/ws/agent`
 //!   and read rows. An upgrade whose `Origin` is neither the server's own (`http(s)://` + the
@@ -42,7 +43,7 @@ pub async fn middleware(
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .map(str::to_owned);
-    let refusal = if req.path() == "/health" {
+    let refusal = if matches!(req.path(), "/health" | "/metrics") {
         None
     } else if let Some(host) = host.as_deref().filter(|h| !host_allowed(h, settings)) {
         Some(ApiError::new(

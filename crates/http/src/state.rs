@@ -41,6 +41,9 @@ pub struct HttpSettings {
     /// Names (besides IP addresses, `localhost` and the bound host) requests may carry in
     /// `Host`; `*` allows any. Refusing other names defeats DNS rebinding.
     pub allowed_hosts: Vec<String>,
+    /// Whether allowed reads (catalog, history, conversation reads) are audited; denials,
+    /// failures, queries, asks, exports and admin calls always are.
+    pub audit_reads: bool,
     /// The WebSocket API.
     pub ws: WsSettings,
 }
@@ -103,6 +106,7 @@ impl Default for HttpSettings {
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
             allowed_hosts: Vec::new(),
+            audit_reads: true,
             ws: WsSettings::default(),
         }
     }
@@ -142,6 +146,10 @@ pub struct AppState {
     pub ws_connections: WsConnections,
     /// Failed authentications per client: the throttle and the audit aggregation.
     pub auth_failures: crate::auth_failures::AuthFailures,
+    /// The server's Prometheus metrics (`/metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The store's latest measurement by its periodic maintenance (for `/health`).
+    pub store_stats: tokio::sync::watch::Receiver<Option<bqai_core::model::StoreStats>>,
 }
 
 /// The open WebSocket connections, at most [`WsSettings::max_connections`]; clones share the

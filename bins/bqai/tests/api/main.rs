@@ -12,6 +12,7 @@ mod helpers;
 mod history;
 mod openapi;
 mod query;
+mod retention;
 mod security;
 mod shared_state;
 mod ws;

@@ -1,7 +1,7 @@
 //! `GET /health`: liveness plus the state of each dependency.
 
 use actix_web::{HttpResponse, get, web};
-use bqai_core::model::{ComponentHealth, HealthStatus};
+use bqai_core::model::{ComponentHealth, HealthStatus, StoreStats};
 use bqai_core::ports::Warehouse;
 use serde::Serialize;
 
@@ -12,6 +12,9 @@ struct Health {
     status: HealthStatus,
     version: String,
     components: Components,
+    /// The store's size and rows per table, as its periodic maintenance last measured them
+    /// (`null` until the first measurement, a moment after start).
+    store: Option<StoreStats>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -65,5 +68,6 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
                 model: state.ask.generator().model,
             },
         },
+        store: state.store_stats.borrow().clone(),
     })
 }

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod conversations;
 pub mod health;
 pub mod history;
+pub mod metrics;
 pub mod page;
 pub mod query;
 pub mod ticket;

@@ -1,0 +1,26 @@
+//! `GET /metrics`: the Prometheus text exposition of the server's
+//! [`Metrics`](crate::metrics::Metrics).
+
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use actix_web::{HttpResponse, get, web};
+
+use crate::state::AppState;
+
+/// The content type of Prometheus' text format.
+const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Prometheus metrics of this server (no key needed, like `/health`).
+#[utoipa::path(
+    tag = "service",
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain", body = String))
+)]
+#[get("/metrics")]
+pub async fn prometheus(state: web::Data<AppState>) -> HttpResponse {
+    if let Some(stats) = state.store_stats.borrow().as_ref() {
+        state.metrics.observe_store(stats);
+    }
+    HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, TEXT_FORMAT))
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .body(state.metrics.render())
+}
