@@ -46,8 +46,12 @@ type PooledConn = Object<Conn>;
 /// for a concurrent opener instead of failing.
 /// (Not `auto_vacuum`: setting it writes the header, so a new connection would wait behind
 /// another's write lock; [`SqliteStore::migrate`] sets it once.)
+///
+/// `journal_size_limit`: the write-ahead log is cut back to 64 MiB whenever it restarts, so a
+/// burst (a purge, a vacuum) does not leave a large log behind when it cannot be truncated.
 const PRAGMAS: &str = "PRAGMA busy_timeout = 5000;
 PRAGMA journal_mode = WAL;
+PRAGMA journal_size_limit = 67108864;
 PRAGMA foreign_keys = ON;
 PRAGMA synchronous = NORMAL;";
 
@@ -504,15 +508,12 @@ impl SqliteStore {
         .map_err(|e| query_error(e, Port::History))
     }
 
-    /// Copies the write-ahead log into the database and truncates it (best effort: readers
-    /// still using the log keep it; the next checkpoint catches up).
+    /// Copies the write-ahead log into the database and truncates it, best effort (see
+    /// [`blocking::checkpoint`]).
     pub(crate) async fn checkpoint(&self) -> Result<()> {
-        self.blocking_on(Port::History, |conn| {
-            use diesel::connection::SimpleConnection as _;
-            conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        })
-        .await?
-        .map_err(|e| query_error(e, Port::History))
+        self.blocking_on(Port::History, blocking::checkpoint)
+            .await?
+            .map_err(|e| query_error(e, Port::History))
     }
 
     /// Bytes on disk (the file and its write-ahead log), bytes in free pages, and the rows of
@@ -768,6 +769,21 @@ mod blocking {
             // Only while a step makes progress: a file without auto_vacuum frees nothing.
             more: free > 0 && returned > 0,
         })
+    }
+
+    /// Copies the write-ahead log into the database (a `PASSIVE` checkpoint: it waits for no
+    /// one), then truncates the log if it can within 100 ms. A `TRUNCATE` checkpoint holds off
+    /// new writers while it waits for readers, so it gets a short busy timeout instead of the
+    /// usual 5 s: under load it gives up, and `journal_size_limit` bounds the log meanwhile.
+    pub(super) fn checkpoint(conn: &mut SqliteConnection) -> QueryResult<()> {
+        use diesel::connection::SimpleConnection as _;
+        let outcome = conn.batch_execute(
+            "PRAGMA wal_checkpoint(PASSIVE); PRAGMA busy_timeout = 100; \
+             PRAGMA wal_checkpoint(TRUNCATE);",
+        );
+        // Back to the 5 s of PRAGMAS.
+        conn.batch_execute("PRAGMA busy_timeout = 5000")?;
+        outcome
     }
 
     /// Bytes in pages, bytes in free pages, and rows per counted table.
