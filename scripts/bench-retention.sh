@@ -47,7 +47,8 @@ BQAI__SERVER__REQUESTS_PER_MINUTE=0 BQAI__LOG__LEVEL=warn \
   "$bin" serve --port "$PORT" --data-dir "$data" &
 pid=$!
 lua=$(mktemp)
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data" "$lua"' EXIT
+wrk_pid=
+trap 'kill $wrk_pid $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data" "$lua" "$lua.out"' EXIT
 B="http://127.0.0.1:$PORT"
 for _ in $(seq 1 100); do curl -sf "$B/health" >/dev/null && break; sleep 0.2; done
 
@@ -94,7 +95,7 @@ start=$(date +%s)
 echo "elapsed_s files_bytes | size_bytes free_bytes history_rows audit_rows (as last measured by the server)"
 while kill -0 "$wrk_pid" 2>/dev/null; do
   sleep "$SAMPLE"
-  files=$(stat -c %s "$data"/bqai.db* 2>/dev/null | awk '{s += $1} END {print s + 0}')
+  files=$({ stat -c %s "$data"/bqai.db* 2>/dev/null || true; } | awk '{s += $1} END {print s + 0}')
   echo "$(( $(date +%s) - start )) $files | $(sample)"
 done
 wait "$wrk_pid"

@@ -31,7 +31,7 @@ use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use tokio_postgres::NoTls;
 use tokio_postgres::config::{Host, SslMode};
 
@@ -215,7 +215,15 @@ impl PgStore {
         R: Send + 'static,
         F: for<'c> FnOnce(&'c mut Conn) -> Statement<'c, R> + Send + 'static,
     {
-        let timeout = self.options.query_timeout;
+        self.run_within(port, self.options.query_timeout, op).await
+    }
+
+    /// [`Self::run`] with another deadline.
+    async fn run_within<R, F>(&self, port: Port, timeout: Duration, op: F) -> Result<QueryResult<R>>
+    where
+        R: Send + 'static,
+        F: for<'c> FnOnce(&'c mut Conn) -> Statement<'c, R> + Send + 'static,
+    {
         let connect_timeout = self.options.connect_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
         let pool = self.pool.clone();
@@ -753,6 +761,38 @@ impl PgStore {
             })
             .await?;
         Ok(deleted as u64)
+    }
+
+    /// `VACUUM` of the purged tables, so their dead rows' space is reused now rather than
+    /// whenever autovacuum gets there (or never, where it is off). A plain `VACUUM` takes no
+    /// lock that blocks reads or writes, and the visibility map lets it skip the pages
+    /// untouched since the last one. A manual `VACUUM` is unthrottled by default; this one is
+    /// paced like autovacuum (`vacuum_cost_delay` 2 ms per `vacuum_cost_limit` 200), so it
+    /// does not starve the requests' own statements. It runs under the migration timeout (its
+    /// session's `statement_timeout` raised to match): a paced vacuum of a large table can take
+    /// longer than a statement may.
+    pub(crate) async fn vacuum(&self, tables: &'static [&'static str]) -> Result<()> {
+        let timeout = self.options.migration_timeout;
+        let millis = timeout.as_millis().min(i32::MAX as u128);
+        self.run_within(Port::History, timeout, move |conn| {
+            Box::pin(async move {
+                // One statement per call: VACUUM cannot run inside a multi-statement string.
+                conn.batch_execute(&format!(
+                    "SET statement_timeout = {millis}; SET vacuum_cost_delay = 2; \
+                     SET vacuum_cost_limit = 200"
+                ))
+                .await?;
+                for table in tables {
+                    conn.batch_execute(&format!("VACUUM {table}")).await?;
+                }
+                conn.batch_execute(
+                    "RESET statement_timeout; RESET vacuum_cost_delay; RESET vacuum_cost_limit",
+                )
+                .await
+            })
+        })
+        .await?
+        .map_err(|e| query_error(e, Port::History))
     }
 
     /// Bytes of bqai's tables (with indexes and TOAST), 0 free bytes (autovacuum reuses them

@@ -846,4 +846,23 @@ async fn concurrent_purges_delete_each_row_once() {
     assert_eq!(stats.rows["audit_log"], 0);
     assert_eq!(stats.rows["query_history"], 0);
     assert!(stats.size_bytes > 0);
+
+    // Giving space back vacuums the purged tables (whatever autovacuum does).
+    assert_eq!(store.reclaim_space().await.unwrap(), 0);
+    let mut conn = AsyncPgConnection::establish(&db.url).await.unwrap();
+    let mut vacuumed = 0;
+    for _ in 0..50 {
+        vacuumed = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT COUNT(*) FROM pg_stat_user_tables WHERE last_vacuum IS NOT NULL \
+             AND relname IN ('audit_log', 'query_history'))",
+        ))
+        .get_result::<i64>(&mut conn)
+        .await
+        .unwrap();
+        if vacuumed == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(vacuumed, 2);
 }
