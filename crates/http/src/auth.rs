@@ -13,7 +13,9 @@
 //! `FORBIDDEN`), and describe what they touched with [`note`]. After the response, the
 //! middleware appends one [`AuditEvent`] for the call (allowed, denied or failed) to the audit
 //! log: who, what route and action, which datasets and tables, the SQL fingerprint, status
-//! and error code, bytes, client address. Never a secret, SQL text or a row.
+//! and error code, bytes, client address. Never a secret, SQL text or a row. Allowed reads
+//! (catalog, history, conversation reads) are left out when `audit_reads` is off, the default
+//! without authentication.
 
 use std::future::{Ready, ready};
 
