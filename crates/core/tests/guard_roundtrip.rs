@@ -284,6 +284,11 @@ fn bigquery_text_read_differently_is_refused() {
         // Backslashes or backticks inside a backquoted name.
         "SELECT `a\\`, '`, * FROM secret.t -- ' FROM shop.orders",
         "SELECT `a``b` FROM shop.orders",
+        // A line break inside a one-quote string or name (found by `accepted_text_never_smuggles`).
+        "SELECT ',' AS \"\nr'\n\" LIMIT 100",
+        "SELECT 'a\nb' AS s FROM shop.orders",
+        "SELECT 1 AS `a\nb` FROM shop.orders",
+        "SELECT '*/\\'', R'\n/*' AS s FROM shop.orders",
     ] {
         let reason = check(sql, &p).err().map(|r| r.reason);
         assert_eq!(reason, Some(RejectReason::Ambiguous), "{sql}");
@@ -293,6 +298,7 @@ fn bigquery_text_read_differently_is_refused() {
         "SELECT REGEXP_CONTAINS(name, r'\\d+\\.\\w') AS m FROM shop.orders",
         "SELECT 'it\\'s' AS s, 'a\\nb' AS t, 'C:\\\\temp' AS u FROM shop.orders",
         "SELECT b'abc' AS b FROM shop.orders",
+        "SELECT\n  '''line one\nline two''' AS s\nFROM shop.orders",
     ] {
         let guarded = check(sql, &p).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
         let (before, _) = literals_and_tables(sql, SqlDialect::BigQuery);

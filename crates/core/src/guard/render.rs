@@ -158,10 +158,11 @@ pub(super) fn check_bigquery_lexing(
             )));
         }
     }
-    if !sql.contains('\\') {
+    if !sql.contains('\\') && !sql.contains(['\n', '\r']) {
         return Ok(());
     }
-    // Only the undecoded text shows which escape sequences were written.
+    // Only the undecoded text shows which escape sequences (and which line breaks) were
+    // written.
     let raw = Tokenizer::new(dialect, sql)
         .with_unescape(false)
         .tokenize()
@@ -173,6 +174,26 @@ pub(super) fn check_bigquery_lexing(
         })?;
     for token in &raw {
         match token {
+            // BigQuery ends a one-quote string or quoted name at a line break (an error);
+            // sqlparser reads on. Only triple-quoted strings may span lines.
+            Token::SingleQuotedString(s)
+            | Token::DoubleQuotedString(s)
+            | Token::SingleQuotedRawStringLiteral(s)
+            | Token::DoubleQuotedRawStringLiteral(s)
+            | Token::SingleQuotedByteStringLiteral(s)
+            | Token::DoubleQuotedByteStringLiteral(s)
+                if s.contains(['\n', '\r']) =>
+            {
+                return Err(ambiguous(
+                    "a quoted string or name contains a line break, which BigQuery does not \
+                     allow: write \\n or use a triple-quoted string",
+                ));
+            }
+            Token::Word(w) if w.quote_style.is_some() && w.value.contains(['\n', '\r']) => {
+                return Err(ambiguous(
+                    "a quoted name contains a line break, which BigQuery does not allow",
+                ));
+            }
             Token::SingleQuotedString(s)
             | Token::DoubleQuotedString(s)
             | Token::TripleSingleQuotedString(s)
