@@ -461,13 +461,7 @@ async fn purge(
         ),
         Ok(Some(keep)) => keep,
     };
-    let store = Store::connect(&settings.store_url(), StoreOptions::default()).await?;
-    if settings.store.migrate_on_start {
-        store
-            .migrate()
-            .await
-            .context("could not migrate the store")?;
-    }
+    let store = crate::startup::open_store(settings).await?;
     let cutoff = chrono::Utc::now() - keep;
     let deleted = crate::maintenance::purge(&store, what, cutoff, PurgedBy::Cli).await?;
     let reclaimed = if deleted > 0 {
@@ -486,13 +480,7 @@ async fn purge(
 
 /// `bqai keys …` against the store, without a server.
 async fn keys(settings: &Settings, action: KeysAction) -> anyhow::Result<()> {
-    let store = Store::connect(&settings.store_url(), StoreOptions::default()).await?;
-    if settings.store.migrate_on_start {
-        store
-            .migrate()
-            .await
-            .context("could not migrate the store")?;
-    }
+    let store = crate::startup::open_store(settings).await?;
     let auth = Authenticator::new(store.keys(), crate::auth::hasher(settings)?);
     let mut out = std::io::stdout().lock();
     match action {

@@ -129,20 +129,7 @@ impl Services {
             settings.cache_policy(),
         ));
 
-        let store = Store::connect(&settings.store_url(), StoreOptions::default())
-            .await
-            .with_context(|| {
-                format!(
-                    "could not open the store at {}",
-                    redact(&settings.store_url())
-                )
-            })?;
-        if settings.store.migrate_on_start {
-            store
-                .migrate()
-                .await
-                .context("could not migrate the store")?;
-        }
+        let store = open_store(settings).await?;
         // While the store is down, records wait in memory and are written when it returns.
         let history_buffer = BufferedHistory::new(store.history(), settings.store.buffer_capacity);
         history_buffer.spawn_flusher(Duration::from_secs(1));
@@ -213,6 +200,26 @@ impl Services {
             )),
         })
     }
+}
+
+/// The store of `store.url`, migrated unless `store.migrate_on_start` is off (the server and
+/// the CLI commands that write to the store open it alike).
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let store = Store::connect(&settings.store_url(), StoreOptions::default())
+        .await
+        .with_context(|| {
+            format!(
+                "could not open the store at {}",
+                redact(&settings.store_url())
+            )
+        })?;
+    if settings.store.migrate_on_start {
+        store
+            .migrate()
+            .await
+            .context("could not migrate the store")?;
+    }
+    Ok(store)
 }
 
 /// The Redis client of `cache.url`, if one is set (nothing connects yet).
