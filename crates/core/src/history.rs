@@ -116,6 +116,35 @@ pub struct HistoryEntry {
     /// The id of the HTTP request (`X-Request-Id`) or WebSocket ask this query ran for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Fingerprint of the submitted SQL's shape ([`crate::analytics::sql_shape`]), for
+    /// grouping; filled when recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql_shape: Option<String>,
+    /// Fingerprint of the normalised question ([`crate::analytics::question_shape`]), asks only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub question_shape: Option<String>,
+    /// Tables the query read, as the guard and the warehouse resolved them (empty when it
+    /// never got past the guard).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<String>,
+    /// The entry this one ran again (`POST /api/v1/history/{id}/rerun`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<String>,
+}
+
+impl HistoryEntry {
+    /// Fills the shape fingerprints from the SQL (parsed in `dialect`) and the question.
+    #[must_use]
+    pub fn shaped(mut self, dialect: crate::model::SqlDialect) -> Self {
+        if !self.sql_submitted.is_empty() {
+            self.sql_shape = Some(crate::analytics::sql_shape(&self.sql_submitted, dialect));
+        }
+        self.question_shape = self
+            .question
+            .as_deref()
+            .map(crate::analytics::question_shape);
+        self
+    }
 }
 
 /// What the ask pipeline spent producing the SQL of an ask.

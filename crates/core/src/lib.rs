@@ -6,6 +6,7 @@
 //! crates and are passed in as `Arc<dyn Port>`.
 #![warn(missing_docs)]
 
+pub mod analytics;
 pub mod ask;
 pub mod auth;
 pub mod catalog;

@@ -76,6 +76,8 @@ pub struct QueryService {
 struct Progress {
     sql_executed: Option<String>,
     bytes_processed: u64,
+    /// Tables the statement reads, once the guard (then the dry run) resolved them.
+    tables: Vec<String>,
     /// The warehouse was asked to run the statement (so a failure is not a rejection).
     executing: bool,
 }
@@ -145,6 +147,8 @@ pub struct RecordMeta {
     pub ask: Option<AskRecord>,
     /// The request the query ran for (see [`HistoryEntry::request_id`]).
     pub request_id: Option<String>,
+    /// The history entry this query runs again (see [`HistoryEntry::rerun_of`]).
+    pub rerun_of: Option<String>,
 }
 
 impl RecordMeta {
@@ -257,6 +261,7 @@ impl QueryService {
         let mut progress = Progress {
             sql_executed: Some(checked.sql.clone()),
             bytes_processed: checked.report.bytes_processed,
+            tables: table_names(&checked.referenced_tables),
             executing: false,
         };
         let outcome = self.finish(checked, &mut progress).await;
@@ -301,7 +306,12 @@ impl QueryService {
             created_at,
             ask: meta.ask,
             request_id: meta.request_id,
-        };
+            sql_shape: None,
+            question_shape: None,
+            tables: progress.tables.clone(),
+            rerun_of: meta.rerun_of,
+        }
+        .shaped(self.dialect());
         let outcome = match outcome {
             Ok(mut outcome) => {
                 if !outcome.dry_run {
@@ -452,6 +462,7 @@ impl QueryService {
         let (timeout, policy) = self.validate(request, principal)?;
         let guarded = guard::check(&request.sql, &policy).map_err(rejection_to_error)?;
         progress.sql_executed = Some(guarded.sql.clone());
+        progress.tables = table_names(&guarded.referenced_tables);
         crate::params::check_placeholders(
             policy.dialect,
             &guarded.placeholders,
@@ -506,6 +517,7 @@ impl QueryService {
             }
         }
         referenced_tables.sort();
+        progress.tables = table_names(&referenced_tables);
         Ok(Checked {
             query_id: query_id.to_string(),
             sql: guarded.sql,
@@ -669,6 +681,11 @@ fn label_value(s: &str) -> String {
 /// Dataset ids: letters, digits and underscores (BigQuery's rule), at most 1024 characters.
 pub fn is_valid_dataset_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 1024 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Table names as history keeps them.
+fn table_names(tables: &[crate::model::TableRef]) -> Vec<String> {
+    tables.iter().map(ToString::to_string).collect()
 }
 
 /// The message recorded in history and shown to clients: never the internal cause.

@@ -42,6 +42,11 @@ pub(crate) struct HistoryRow {
     pub question_cache_hit: Option<bool>,
     pub request_id: Option<String>,
     pub ask_follow_up: Option<bool>,
+    pub sql_shape: Option<String>,
+    pub question_shape: Option<String>,
+    /// JSON array of table names (the store's convention for lists); `NULL` when empty.
+    pub tables_read: Option<String>,
+    pub rerun_of: Option<String>,
 }
 
 impl HistoryRow {
@@ -74,6 +79,11 @@ impl HistoryRow {
             question_cache_hit: e.ask.as_ref().map(|a| a.from_cache),
             request_id: to_sql_text_opt(&e.request_id),
             ask_follow_up: e.ask.as_ref().map(|a| a.follow_up),
+            sql_shape: e.sql_shape.clone(),
+            question_shape: e.question_shape.clone(),
+            tables_read: (!e.tables.is_empty())
+                .then(|| serde_json::to_string(&e.tables).unwrap_or_default()),
+            rerun_of: e.rerun_of.clone(),
         }
     }
 
@@ -90,6 +100,12 @@ impl HistoryRow {
                 self.id, self.status
             ))
         })?;
+        let tables = match self.tables_read.as_deref() {
+            None | Some("") => Vec::new(),
+            Some(json) => serde_json::from_str(json).map_err(|e| {
+                Error::internal(format!("history entry {} tables_read", self.id), e)
+            })?,
+        };
         Ok(HistoryEntry {
             id: self.id,
             kind,
@@ -120,6 +136,10 @@ impl HistoryRow {
                 follow_up: self.ask_follow_up.unwrap_or(false),
             }),
             request_id: self.request_id,
+            sql_shape: self.sql_shape,
+            question_shape: self.question_shape,
+            tables,
+            rerun_of: self.rerun_of,
         })
     }
 

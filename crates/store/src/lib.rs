@@ -55,6 +55,7 @@
 //!   as JSON text, ids in the `"C"` collation so pages order like SQLite's. `tests/schema.rs`
 //!   checks `schema.rs` against both migrated databases.
 
+mod analytics;
 mod audit;
 mod conversations;
 mod convert;
@@ -74,6 +75,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bqai_core::analytics::{
+    AnalyticsFilter, ErrorCount, GroupBy, HistoryAnalytics, PopularEntry, PopularKind, Ranking,
+    Summary, TableUsage,
+};
 use bqai_core::history::{HistoryEntry, HistoryFilter};
 use bqai_core::model::{ComponentHealth, Page, PageRequest};
 use bqai_core::ports::{AuditLog, HistoryStore, KeyStore, UsageLedger};
@@ -196,6 +201,11 @@ impl Store {
         Arc::new(self.clone())
     }
 
+    /// The store as the core's history analytics port.
+    pub fn analytics(&self) -> Arc<dyn HistoryAnalytics> {
+        Arc::new(self.clone())
+    }
+
     /// The store as the core's API key port.
     pub fn keys(&self) -> Arc<dyn KeyStore> {
         Arc::new(self.clone())
@@ -303,5 +313,108 @@ mod tests {
             parse_url("sqlite://"),
             Err(Error::InvalidRequest(_))
         ));
+    }
+}
+
+impl Store {
+    fn sql_dialect(&self) -> analytics::Dialect {
+        match self.backend.as_ref() {
+            Backend::Sqlite(_) => analytics::Dialect::Sqlite,
+            Backend::Postgres(_) => analytics::Dialect::Postgres,
+        }
+    }
+
+    /// Runs one analytics statement on whichever backend this is.
+    async fn load_raw<R>(&self, stmt: analytics::SqlStatement) -> Result<Vec<R>>
+    where
+        R: diesel::QueryableByName<diesel::sqlite::Sqlite>
+            + diesel::QueryableByName<diesel::pg::Pg>
+            + Send
+            + 'static,
+    {
+        match self.backend.as_ref() {
+            Backend::Sqlite(s) => s.load_raw(stmt).await,
+            Backend::Postgres(s) => s.load_raw(stmt).await,
+        }
+    }
+
+    /// The texts of the entries `ids` (examples quoted by `popular` and `errors`).
+    async fn examples(&self, ids: Vec<String>) -> Result<Vec<analytics::ExampleRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.load_raw(analytics::examples_sql(self.sql_dialect(), &ids))
+            .await
+    }
+}
+
+#[async_trait]
+impl HistoryAnalytics for Store {
+    async fn summary(&self, filter: &AnalyticsFilter, group_by: GroupBy) -> Result<Summary> {
+        let dialect = self.sql_dialect();
+        let total = self
+            .load_raw(analytics::summary_sql(dialect, filter, analytics::TOTAL_KEY))
+            .await?;
+        let buckets = self
+            .load_raw(analytics::summary_sql(
+                dialect,
+                filter,
+                analytics::key_sql(dialect, group_by),
+            ))
+            .await?;
+        Ok(analytics::summary(total, buckets))
+    }
+
+    async fn popular(
+        &self,
+        filter: &AnalyticsFilter,
+        kind: PopularKind,
+        limit: u32,
+    ) -> Result<Vec<PopularEntry>> {
+        let rows: Vec<analytics::PopularRow> = self
+            .load_raw(analytics::popular_sql(self.sql_dialect(), filter, kind, limit))
+            .await?;
+        let examples = self
+            .examples(rows.iter().map(|r| r.example_id.clone()).collect())
+            .await?;
+        Ok(analytics::popular(rows, &examples, kind))
+    }
+
+    async fn ranked(
+        &self,
+        filter: &AnalyticsFilter,
+        ranking: Ranking,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>> {
+        let rows = match self.backend.as_ref() {
+            Backend::Sqlite(s) => s.ranked(filter, ranking, limit).await?,
+            Backend::Postgres(s) => s.ranked(filter, ranking, limit).await?,
+        };
+        rows.into_iter().map(history::HistoryRow::into_entry).collect()
+    }
+
+    async fn errors(&self, filter: &AnalyticsFilter, limit: u32) -> Result<Vec<ErrorCount>> {
+        let rows: Vec<analytics::ErrorRow> = self
+            .load_raw(analytics::errors_sql(self.sql_dialect(), filter, limit))
+            .await?;
+        let examples = self
+            .examples(rows.iter().map(|r| r.example_id.clone()).collect())
+            .await?;
+        Ok(analytics::errors(rows, &examples))
+    }
+
+    async fn tables(&self, filter: &AnalyticsFilter, limit: u32) -> Result<Vec<TableUsage>> {
+        let rows = self
+            .load_raw(analytics::tables_sql(self.sql_dialect(), filter, limit))
+            .await?;
+        Ok(analytics::tables(rows))
+    }
+
+    async fn oldest(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        let oldest = match self.backend.as_ref() {
+            Backend::Sqlite(s) => s.oldest().await?,
+            Backend::Postgres(s) => s.oldest().await?,
+        };
+        Ok(oldest.map(|t| t.and_utc()))
     }
 }

@@ -17,6 +17,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bqai_core::analytics::{AnalyticsFilter, Ranking};
 use bqai_core::auth::audit::{AuditEvent, AuditFilter};
 use bqai_core::auth::keys::{KeyFilter, KeyRecord, KeyUpdate};
 use bqai_core::history::{HistoryEntry, HistoryFilter};
@@ -36,6 +37,7 @@ use tokio_postgres::NoTls;
 use tokio_postgres::config::{Host, SslMode};
 
 use crate::StoreOptions;
+use crate::analytics::{SqlStatement, load_statement, ranked_query};
 use crate::audit::{AuditRow, list_events_query};
 use crate::conversations::{
     Append, ConversationRow, Loaded, NewConversation, PURGE_ON_CREATE, load_query,
@@ -363,6 +365,48 @@ impl PgStore {
             HistoryRow::cursor,
             HistoryRow::into_entry,
         )
+    }
+
+    /// Runs one analytics statement (see [`crate::analytics`]).
+    pub(crate) async fn load_raw<R>(&self, stmt: SqlStatement) -> Result<Vec<R>>
+    where
+        R: QueryableByName<Pg> + Send + 'static,
+    {
+        self.query(Port::History, move |conn| {
+            Box::pin(async move { load_statement!(Pg, conn, stmt, R) })
+        })
+        .await
+    }
+
+    /// Entries ranked for analytics.
+    pub(crate) async fn ranked(
+        &self,
+        filter: &AnalyticsFilter,
+        ranking: Ranking,
+        limit: u32,
+    ) -> Result<Vec<HistoryRow>> {
+        let filter = filter.clone();
+        self.query(Port::History, move |conn| {
+            Box::pin(async move {
+                ranked_query!(Pg, filter, ranking, limit)
+                    .load::<HistoryRow>(conn)
+                    .await
+            })
+        })
+        .await
+    }
+
+    /// When the oldest entry kept was recorded.
+    pub(crate) async fn oldest(&self) -> Result<Option<NaiveDateTime>> {
+        self.query(Port::History, move |conn| {
+            Box::pin(async move {
+                query_history::table
+                    .select(diesel::dsl::min(query_history::created_at))
+                    .first(conn)
+                    .await
+            })
+        })
+        .await
     }
 
     pub(crate) async fn insert_key(&self, key: &KeyRecord) -> Result<()> {

@@ -35,6 +35,10 @@ diesel::table! {
         question_cache_hit -> Nullable<Bool>,
         request_id -> Nullable<Text>,
         ask_follow_up -> Nullable<Bool>,
+        sql_shape -> Nullable<Text>,
+        question_shape -> Nullable<Text>,
+        tables_read -> Nullable<Text>,
+        rerun_of -> Nullable<Text>,
     }
 }
 

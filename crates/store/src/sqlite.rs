@@ -11,6 +11,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bqai_core::analytics::{AnalyticsFilter, Ranking};
 use bqai_core::auth::audit::{AuditEvent, AuditFilter};
 use bqai_core::auth::keys::{KeyFilter, KeyRecord, KeyUpdate};
 use bqai_core::history::{HistoryEntry, HistoryFilter};
@@ -28,6 +29,7 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
 
 use crate::StoreOptions;
+use crate::analytics::{SqlStatement, load_statement, ranked_query};
 use crate::audit::{AuditRow, list_events_query};
 use crate::conversations::{Append, Loaded, NewConversation, load_query};
 use crate::convert::{from_sql_count, to_sql_time};
@@ -262,6 +264,44 @@ impl SqliteStore {
             HistoryRow::cursor,
             HistoryRow::into_entry,
         )
+    }
+
+    /// Runs one analytics statement (see [`crate::analytics`]).
+    pub(crate) async fn load_raw<R>(&self, stmt: SqlStatement) -> Result<Vec<R>>
+    where
+        R: QueryableByName<Sqlite> + Send + 'static,
+    {
+        self.query(Port::History, move |mut conn| async move {
+            load_statement!(Sqlite, &mut *conn, stmt, R)
+        })
+        .await
+    }
+
+    /// Entries ranked for analytics.
+    pub(crate) async fn ranked(
+        &self,
+        filter: &AnalyticsFilter,
+        ranking: Ranking,
+        limit: u32,
+    ) -> Result<Vec<HistoryRow>> {
+        let filter = filter.clone();
+        self.query(Port::History, move |mut conn| async move {
+            ranked_query!(Sqlite, filter, ranking, limit)
+                .load(&mut *conn)
+                .await
+        })
+        .await
+    }
+
+    /// When the oldest entry kept was recorded.
+    pub(crate) async fn oldest(&self) -> Result<Option<NaiveDateTime>> {
+        self.query(Port::History, move |mut conn| async move {
+            query_history::table
+                .select(diesel::dsl::min(query_history::created_at))
+                .first(&mut *conn)
+                .await
+        })
+        .await
     }
 
     pub(crate) async fn insert_key(&self, key: &KeyRecord) -> Result<()> {

@@ -681,3 +681,13 @@ async fn an_older_file_is_converted_to_incremental_vacuum() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_passes_the_analytics_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("analytics.db").display());
+    let store = migrated(&url).await;
+    bqai_testkit::analytics::analytics_contract(store.history(), store.analytics()).await;
+    let memory = migrated("sqlite::memory:").await;
+    bqai_testkit::analytics::analytics_contract(memory.history(), memory.analytics()).await;
+}

@@ -866,3 +866,10 @@ async fn concurrent_purges_delete_each_row_once() {
     }
     assert_eq!(vacuumed, 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_passes_the_analytics_contract() {
+    let db = TestDb::create("pg-analytics").await;
+    let store = migrated(&db).await;
+    bqai_testkit::analytics::analytics_contract(store.history(), store.analytics()).await;
+}

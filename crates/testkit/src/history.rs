@@ -65,6 +65,10 @@ pub fn minimal(id: String, created_at: DateTime<Utc>) -> HistoryEntry {
         created_at,
         ask: None,
         request_id: None,
+        sql_shape: None,
+        question_shape: None,
+        tables: Vec::new(),
+        rerun_of: None,
     }
 }
 
@@ -115,6 +119,10 @@ async fn round_trip(store: &dyn HistoryStore, p: &str) {
             follow_up: true,
         }),
         request_id: Some(format!("{p}-request:1")),
+        sql_shape: Some("0123456789abcdef".into()),
+        question_shape: Some("fedcba9876543210".into()),
+        tables: vec!["proj.shop.orders".into(), "shop.products".into()],
+        rerun_of: Some(format!("{p}-original")),
     };
     record(store, &full).await;
     assert_eq!(

@@ -6,6 +6,7 @@
 //! (Redis, PostgreSQL, BigQuery) reuse them unchanged.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod analytics;
 pub mod auth;
 pub mod bigquery_fake;
 pub mod bigquery_seed;

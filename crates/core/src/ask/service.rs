@@ -823,6 +823,7 @@ impl AskService {
             question: Some(question.to_string()),
             ask: Some(usage.clone()),
             request_id,
+            rerun_of: None,
         };
         let outcome = self.queries.run_planned(planned, principal, meta).await?;
         if let Some(key) = store_under {
@@ -1097,7 +1098,12 @@ impl AskService {
             created_at: Utc::now(),
             ask: Some(usage.clone()),
             request_id: request.request_id.clone(),
-        };
+            sql_shape: None,
+            question_shape: None,
+            tables: Vec::new(),
+            rerun_of: None,
+        }
+        .shaped(self.queries.dialect());
         self.queries.record_entry(&entry).await;
     }
 }

@@ -30,6 +30,10 @@ pub fn entry(id: &str, principal: &str, created_at: DateTime<Utc>) -> HistoryEnt
         created_at: DateTime::from_timestamp_micros(created_at.timestamp_micros()).unwrap(),
         ask: None,
         request_id: None,
+        sql_shape: None,
+        question_shape: None,
+        tables: Vec::new(),
+        rerun_of: None,
     }
 }
 

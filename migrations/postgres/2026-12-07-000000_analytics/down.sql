@@ -1,0 +1,4 @@
+ALTER TABLE query_history DROP COLUMN rerun_of;
+ALTER TABLE query_history DROP COLUMN tables_read;
+ALTER TABLE query_history DROP COLUMN question_shape;
+ALTER TABLE query_history DROP COLUMN sql_shape;
