@@ -1062,6 +1062,7 @@ impl Settings {
                 .auth
                 .audit_reads
                 .unwrap_or(self.auth.mode != AuthMode::Off),
+            history_retention_days: self.store.history_retention_days,
             ws: self.ws.settings(),
             ..HttpSettings::default()
         }

@@ -50,6 +50,9 @@ pub struct Services {
     pub cache: Arc<dyn Cache>,
     /// History.
     pub history: Arc<dyn HistoryStore>,
+    /// Analytics over the history (the store itself: the buffer in front only holds records
+    /// the store could not take yet).
+    pub analytics: Arc<dyn bqai_core::analytics::HistoryAnalytics>,
     /// Rate limiter.
     pub rate_limiter: Arc<dyn RateLimiter>,
     /// The principal of unauthenticated calls.
@@ -187,6 +190,7 @@ impl Services {
             warehouse,
             cache,
             history,
+            analytics: store.analytics(),
             rate_limiter,
             anonymous,
             ask,
@@ -434,6 +438,7 @@ impl Application {
             catalog: services.catalog,
             queries: services.queries,
             history: services.history,
+            analytics: services.analytics,
             warehouse: services.warehouse,
             cache: services.cache,
             rate_limiter: services.rate_limiter,

@@ -353,7 +353,8 @@ fn fingerprint(text: &str) -> String {
     hex::encode(&Sha256::digest(text.as_bytes())[..8])
 }
 
-/// Replaces literals by placeholders.
+/// Replaces literals by placeholders and spells unquoted function names in upper case
+/// (`count(*)` and `COUNT(*)` are one shape, like keywords).
 struct Literals;
 
 impl VisitorMut for Literals {
@@ -365,6 +366,15 @@ impl VisitorMut for Literals {
             Expr::Value(_) => *expr = placeholder(),
             Expr::InList { list, .. } if list.iter().all(is_placeholder) => {
                 *list = vec![placeholder()];
+            }
+            Expr::Function(f) => {
+                for part in &mut f.name.0 {
+                    if let sqlparser::ast::ObjectNamePart::Identifier(id) = part
+                        && id.quote_style.is_none()
+                    {
+                        id.value = id.value.to_uppercase();
+                    }
+                }
             }
             _ => {}
         }
@@ -389,6 +399,10 @@ mod tests {
             assert_ne!(a, sql_shape("SELECT name FROM shop.orders WHERE id > 1", d));
             assert_ne!(a, sql_shape("SELECT city FROM shop.orders WHERE id = 1", d));
             assert_eq!(a.len(), 16);
+            assert_eq!(
+                sql_shape("SELECT COUNT(*) AS n FROM t WHERE x > 5", d),
+                sql_shape("select count(*) as n from t where x>7", d)
+            );
         }
     }
 

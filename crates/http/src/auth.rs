@@ -155,7 +155,10 @@ fn route_action(method: &Method, path: &str) -> AuditAction {
         AuditAction::Ask
     } else if rest.starts_with("/query") {
         AuditAction::Query
-    } else if rest.starts_with("/history") {
+    } else if rest.starts_with("/history") && method == Method::POST {
+        // `POST /history/{id}/rerun` runs a query.
+        AuditAction::Query
+    } else if rest.starts_with("/history") || rest.starts_with("/analytics") {
         AuditAction::HistoryRead
     } else if rest.starts_with("/ws-ticket") {
         AuditAction::Ticket

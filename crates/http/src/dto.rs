@@ -339,6 +339,12 @@ pub struct HistoryDto {
     /// The `X-Request-Id` of the request (or the WebSocket ask's `request_id`) the query ran
     /// for; null for queries bqai ran for itself and for entries older than this field.
     request_id: Option<String>,
+    /// Tables the query read (empty when it never got past the guard).
+    tables: Vec<String>,
+    /// Fingerprint of the SQL's shape (literals replaced), as `analytics/popular` groups it.
+    sql_shape: Option<String>,
+    /// The entry this one ran again (`POST /api/v1/history/{id}/rerun`).
+    rerun_of: Option<String>,
 }
 
 impl From<HistoryEntry> for HistoryDto {
@@ -363,6 +369,121 @@ impl From<HistoryEntry> for HistoryDto {
             created_at: h.created_at,
             ask: h.ask,
             request_id: h.request_id,
+            tables: h.tables,
+            sql_shape: h.sql_shape,
+            rerun_of: h.rerun_of,
         }
     }
+}
+
+/// The query string every `GET /api/v1/analytics/*` takes.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AnalyticsQuery {
+    /// Start of the range (included): RFC 3339, or a date (its first instant, UTC). Default:
+    /// 7 days before `to`.
+    pub from: Option<String>,
+    /// End of the range (excluded): RFC 3339, or a date (included whole, UTC). Default: now.
+    pub to: Option<String>,
+    /// Only this principal's entries (admins only; others always see their own).
+    pub principal: Option<String>,
+    /// `summary`: `day`, `hour`, `principal`, `dataset`, `kind` or `status` (default `day`).
+    pub group_by: Option<String>,
+    /// `popular`: `sql` (shapes) or `ask` (questions); default `sql`.
+    pub kind: Option<String>,
+    /// Rows to return, 1–100 (default 10).
+    pub limit: Option<u32>,
+}
+
+/// The range an analytics answer covers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnalyticsRange {
+    /// First instant included.
+    pub from: chrono::DateTime<chrono::Utc>,
+    /// First instant excluded.
+    pub to: chrono::DateTime<chrono::Utc>,
+    /// The principal the numbers are narrowed to (always the caller for non-admins).
+    pub principal: Option<String>,
+    /// Set when the range starts before what history retention keeps
+    /// (`store.history_retention_days`): entries before then were purged and are not counted.
+    pub retention_notice: Option<String>,
+}
+
+/// `GET /api/v1/analytics/summary` response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SummaryResponse {
+    #[serde(flatten)]
+    pub range: AnalyticsRange,
+    /// How the buckets are keyed.
+    pub group_by: bqai_core::analytics::GroupBy,
+    /// Over the whole range.
+    pub total: bqai_core::analytics::Stats,
+    /// One per key with entries, in key order (null first).
+    pub buckets: Vec<BucketDto>,
+}
+
+/// A summary bucket: its key and numbers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BucketDto {
+    /// `YYYY-MM-DD`, `YYYY-MM-DDTHH:00:00Z`, a principal, dataset, kind or status; null for
+    /// entries without one (anonymous, no dataset).
+    pub key: Option<String>,
+    #[serde(flatten)]
+    pub stats: bqai_core::analytics::Stats,
+}
+
+/// `GET /api/v1/analytics/popular` response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PopularResponse {
+    #[serde(flatten)]
+    pub range: AnalyticsRange,
+    /// `sql` or `ask`.
+    pub kind: bqai_core::analytics::PopularKind,
+    /// Most frequent first.
+    pub data: Vec<bqai_core::analytics::PopularEntry>,
+}
+
+/// `GET /api/v1/analytics/slowest` and `/expensive` response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RankedResponse {
+    #[serde(flatten)]
+    pub range: AnalyticsRange,
+    /// History entries, ranked.
+    pub data: Vec<HistoryDto>,
+}
+
+/// `GET /api/v1/analytics/errors` response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorsResponse {
+    #[serde(flatten)]
+    pub range: AnalyticsRange,
+    /// Most frequent first.
+    pub data: Vec<bqai_core::analytics::ErrorCount>,
+}
+
+/// `GET /api/v1/analytics/tables` response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TablesResponse {
+    #[serde(flatten)]
+    pub range: AnalyticsRange,
+    /// Most read first.
+    pub data: Vec<bqai_core::analytics::TableUsage>,
+}
+
+/// `POST /api/v1/history/{id}/rerun` body (optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RerunBody {
+    /// Only estimate.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Row cap.
+    #[schema(minimum = 1)]
+    pub max_rows: Option<u64>,
+    /// Timeout in milliseconds.
+    #[schema(minimum = 1)]
+    pub timeout_ms: Option<u64>,
+    /// Whether a cached result may answer (default true).
+    pub use_cache: Option<bool>,
 }

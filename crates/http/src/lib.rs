@@ -89,7 +89,14 @@ pub fn routes_documented(cfg: &mut utoipa_actix_web::service_config::ServiceConf
                 .service(routes::ticket::issue)
                 .service(routes::ws::agent)
                 .service(routes::history::list)
-                .service(routes::history::get),
+                .service(routes::history::get)
+                .service(routes::history::rerun)
+                .service(routes::analytics::summary)
+                .service(routes::analytics::popular)
+                .service(routes::analytics::slowest)
+                .service(routes::analytics::expensive)
+                .service(routes::analytics::errors)
+                .service(routes::analytics::tables),
         );
 }
 

@@ -119,6 +119,7 @@ generated from the code and checked against the routes and real responses by the
         (name = "ask", description = "Questions in plain language: question → SQL → rows"),
         (name = "conversations", description = "Multi-turn conversations"),
         (name = "history", description = "Every query and ask, with its outcome"),
+        (name = "analytics", description = "What people ask, what it costs, what is slow, what fails: computed from the history"),
         (name = "admin", description = "Keys, audit log and cache (admin role)"),
         (name = "websocket", description = "The streaming conversational API")
     )

@@ -44,6 +44,9 @@ pub struct HttpSettings {
     /// Whether allowed reads (catalog, history, conversation reads) are audited; denials,
     /// failures, queries, asks, exports and admin calls always are.
     pub audit_reads: bool,
+    /// `store.history_retention_days` (0: kept forever), for analytics to say when a range
+    /// reaches past what is kept.
+    pub history_retention_days: f64,
     /// The WebSocket API.
     pub ws: WsSettings,
 }
@@ -107,6 +110,7 @@ impl Default for HttpSettings {
             cors_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             audit_reads: true,
+            history_retention_days: 90.0,
             ws: WsSettings::default(),
         }
     }
@@ -125,6 +129,8 @@ pub struct AppState {
     pub llm: Option<Arc<dyn Llm>>,
     /// History reads.
     pub history: Arc<dyn HistoryStore>,
+    /// Analytics over the history, computed by the store.
+    pub analytics: Arc<dyn bqai_core::analytics::HistoryAnalytics>,
     /// The cached warehouse (for health and cache invalidation).
     pub warehouse: Arc<CachedWarehouse>,
     /// The cache (for health).

@@ -1,12 +1,17 @@
 //! Query history endpoints.
 
-use actix_web::{HttpResponse, get, web};
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use bqai_core::auth::Action;
-use bqai_core::history::{HistoryFilter, QueryKind, QueryStatus};
+use bqai_core::auth::audit::AuditAction;
+use bqai_core::history::{HistoryEntry, HistoryFilter, QueryKind, QueryStatus};
+use bqai_core::model::{QueryParameters, QueryRequest};
+use bqai_core::query::RecordMeta;
 
 use super::page_request;
-use crate::auth::Caller;
-use crate::dto::{HistoryDto, HistoryQuery, ListResponse};
+use crate::auth::{Caller, add_dataset_target, note};
+use crate::dto::{HistoryDto, HistoryQuery, ListResponse, QueryResponse, RerunBody};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -25,20 +30,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Action::HistoryRead)?;
     let q = q.into_inner();
-    let principal = if caller.sees_all() {
-        q.principal.clone().filter(|p| !p.is_empty())
-    } else if q
-        .principal
-        .as_ref()
-        .is_some_and(|p| Some(p) != caller.principal().id.as_ref())
-    {
-        return Err(bqai_core::Error::Forbidden(
-            "only admins may read other principals' history".into(),
-        )
-        .into());
-    } else {
-        caller.principal().id.clone()
-    };
+    let principal = scoped_principal(&caller, q.principal.as_deref())?;
     let status = q
         .status
         .as_deref()
@@ -63,6 +55,40 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(ListResponse::from_page(entries, HistoryDto::from)))
 }
 
+/// Whose history a caller reads: admins everyone's (or `requested`'s), everyone else only
+/// their own (asking for another principal's is `FORBIDDEN`).
+pub(crate) fn scoped_principal(
+    caller: &Caller,
+    requested: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    if caller.sees_all() {
+        Ok(requested.filter(|p| !p.is_empty()).map(str::to_owned))
+    } else if requested.is_some_and(|p| Some(p) != caller.principal().id.as_deref()) {
+        Err(bqai_core::Error::Forbidden(
+            "only admins may read other principals' history".into(),
+        )
+        .into())
+    } else {
+        Ok(caller.principal().id.clone())
+    }
+}
+
+/// The entry `id` if the caller may see it: another principal's entry is "not found", not
+/// "forbidden", so ids cannot be probed.
+async fn visible_entry(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<HistoryEntry, ApiError> {
+    if id.len() > 64 || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        return Err(ApiError::invalid("history id must be a query id (a UUID)"));
+    }
+    match state.history.get(id).await? {
+        Some(entry) if caller.sees_all() || entry.principal == caller.principal().id => Ok(entry),
+        _ => Err(ApiError::not_found(format!("history entry {id} not found"))),
+    }
+}
+
 /// `GET /api/v1/history/{id}`
 #[utoipa::path(operation_id = "get_history_entry", tag = "history", params(("id" = String, Path, description = "The history entry id")), responses((status = 200, description = "The entry", body = crate::dto::HistoryDto), (status = 404, description = "NOT_FOUND", body = crate::openapi::ErrorEnvelope)))]
 #[get("/history/{id}")]
@@ -72,15 +98,68 @@ pub async fn get(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Action::HistoryRead)?;
+    let entry = visible_entry(&state, &caller, &path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(HistoryDto::from(entry)))
+}
+
+/// `POST /api/v1/history/{id}/rerun`: runs the entry's SQL again for the caller, through the
+/// whole pipeline (guard, scope, dry run, caps, quota), recorded as a new entry whose
+/// `rerun_of` is `id`. The body is optional. Parameter values are not kept in history, so
+/// SQL with placeholders cannot be rerun (`INVALID_REQUEST`).
+#[utoipa::path(operation_id = "rerun_history_entry", tag = "history", params(("id" = String, Path, description = "The history entry id")), request_body(content = Option<crate::dto::RerunBody>, description = "Optional: dry_run, max_rows, timeout_ms, use_cache"), responses((status = 200, description = "The new run's rows (or estimate)", body = crate::dto::QueryResponse), (status = 404, description = "NOT_FOUND", body = crate::openapi::ErrorEnvelope), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = crate::openapi::ErrorEnvelope), (status = 504, description = "TIMEOUT", body = crate::openapi::ErrorEnvelope)))]
+#[post("/history/{id}/rerun")]
+pub async fn rerun(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let body: RerunBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RerunBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::invalid(format!("the body is not a rerun request: {e}")))?
+    };
+    caller.require(if body.dry_run {
+        Action::DryRun
+    } else {
+        Action::Query
+    })?;
     let id = path.into_inner();
-    if id.len() > 64 || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
-        return Err(ApiError::invalid("history id must be a query id (a UUID)"));
+    let entry = visible_entry(&state, &caller, &id).await?;
+    if entry.sql_submitted.trim().is_empty() {
+        return Err(ApiError::invalid(format!(
+            "history entry {id} has no SQL to run (its ask ended before SQL was written)"
+        )));
     }
-    // Another principal's entry is "not found", not "forbidden": ids are not to be probed.
-    match state.history.get(&id).await? {
-        Some(entry) if caller.sees_all() || entry.principal == caller.principal().id => {
-            Ok(HttpResponse::Ok().json(HistoryDto::from(entry)))
+    let request = QueryRequest {
+        sql: entry.sql_submitted,
+        default_dataset: entry.dataset,
+        dry_run: body.dry_run,
+        max_rows: body.max_rows,
+        timeout: body.timeout_ms.map(Duration::from_millis),
+        use_cache: body.use_cache.unwrap_or(true),
+        parameters: QueryParameters::None,
+    };
+    note(&req, |n| {
+        n.action = Some(AuditAction::Query);
+        n.sql = Some(request.sql.clone());
+        n.detail = Some(format!("rerun of {id}"));
+        if let Some(ds) = &request.default_dataset {
+            add_dataset_target(n, ds);
         }
-        _ => Err(ApiError::not_found(format!("history entry {id} not found"))),
-    }
+    });
+    let meta = RecordMeta {
+        request_id: crate::request_id::current(),
+        rerun_of: Some(id),
+        ..RecordMeta::sql()
+    };
+    let outcome = state
+        .queries
+        .run_recorded(request, caller.principal(), meta)
+        .await?;
+    note(&req, |n| super::query::note_outcome(n, &outcome));
+    crate::request_id::note_query_id(&req, &outcome.query_id);
+    Ok(HttpResponse::Ok().json(QueryResponse::from(outcome)))
 }

@@ -1,6 +1,7 @@
 //! Route handlers, one module per resource. Handlers are thin: parse, call a use case, map.
 
 pub mod admin;
+pub mod analytics;
 pub mod ask;
 pub mod catalog;
 pub mod conversations;
