@@ -11,6 +11,7 @@
   const LIMIT = 10;
   const MAX_CHART_DAYS = 1000;
   const DAY_MS = 86400000;
+  const TIB = 1099511627776;
   const INT = new Intl.NumberFormat('en-US');
   const USD = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD' });
   const USD_SMALL = new Intl.NumberFormat('en-US', {
@@ -20,6 +21,9 @@
   let generation = 0;      // the latest load; older answers are dropped
   let detailGeneration = 0;
   let detailTrigger = null; // what opened the detail panel (focus goes back there)
+  // The server's price per TiB billed, read off the last summary (its cost is bytes billed ×
+  // price / 2^40, and history entries carry no cost of their own); null until bytes were billed.
+  let usdPerTib = null;
 
   // ---------- small DOM helpers (text only) ----------
   function el(tag, cls, text) {
@@ -74,6 +78,12 @@
     const d = new Date(String(s));
     if (Number.isNaN(d.getTime())) return String(s);
     return d.toISOString().slice(0, 16).replace('T', ' ') + ' UTC';
+  }
+  /** An entry's estimated cost: its own field if it has one, else bytes billed × the price. */
+  function costOf(e) {
+    if (e.estimated_cost_usd !== undefined && e.estimated_cost_usd !== null) return num(e.estimated_cost_usd);
+    const billed = num(e.bytes_billed);
+    return usdPerTib === null || billed === null ? null : billed / TIB * usdPerTib;
   }
   function oneLine(s) {
     return String(s ?? '').replace(/\s+/g, ' ').trim();
@@ -204,6 +214,10 @@
     // read), the other five would be too, and are not sent.
     const summary = await getJson('/api/v1/analytics/summary?group_by=day' + amp);
     if (gen !== generation) return;
+    const sum = summary.body && summary.body.total;
+    if (sum && num(sum.bytes_billed) > 0 && num(sum.estimated_cost_usd) !== null) {
+      usdPerTib = num(sum.estimated_cost_usd) / num(sum.bytes_billed) * TIB;
+    }
     const skipped = { error: summary.error, code: summary.code, status: summary.status };
     const [ask, sql, slowest, expensive, errors] = summary.status === 401 || summary.status === 403 ? Array(5).fill(skipped) : await Promise.all([
       getJson('/api/v1/analytics/popular?kind=ask&limit=' + LIMIT + amp),
@@ -341,7 +355,7 @@
       ['Query', (e) => oneLine(e.question || e.sql), 'what'],
       [measure, value, 'num'],
     ];
-    if (withCost) cols.push(['Cost', (e) => fmtUsd(e.estimated_cost_usd ?? e.cost_usd), 'num']);
+    if (withCost) cols.push(['Cost', (e) => fmtUsd(costOf(e)), 'num']);
     cols.push(
       ['Status', (e) => String(e.status ?? '—'), null],
       ['Principal', (e) => (e.principal === null || e.principal === undefined ? '—' : String(e.principal)), null],
@@ -376,9 +390,8 @@
       box.appendChild(el('p', 'empty', 'Nothing in this range.'));
       return;
     }
-    // Entries without a cost field: the column is left out rather than shown empty.
-    const cols = spec.cols.filter(([name]) => name !== 'Cost' ||
-      rows.some((r) => r.estimated_cost_usd !== undefined || r.cost_usd !== undefined));
+    // No price known yet (nothing billed): the cost column is left out rather than shown empty.
+    const cols = spec.cols.filter(([name]) => name !== 'Cost' || rows.some((r) => r && costOf(r) !== null));
     const wrap = el('div', 'table-wrap');
     wrap.tabIndex = 0;
     wrap.setAttribute('role', 'region');
@@ -481,7 +494,7 @@
     fact('Duration', fmtMs(e.duration_ms), 'fact-duration');
     fact('Bytes processed', fmtBytes(e.bytes_processed), 'fact-processed');
     fact('Bytes billed', fmtBytes(e.bytes_billed), 'fact-billed');
-    if (e.estimated_cost_usd !== undefined) fact('Estimated cost', fmtUsd(e.estimated_cost_usd));
+    if (costOf(e) !== null) fact('Estimated cost', fmtUsd(costOf(e)), 'fact-cost');
     fact('Rows', fmtInt(e.row_count));
     fact('From cache', e.cache_hit ? 'yes' : 'no');
     fact('Dry run', e.dry_run ? 'yes' : 'no');
@@ -493,6 +506,10 @@
       fact('Tokens in / out', fmtInt(a.input_tokens) + ' / ' + fmtInt(a.output_tokens));
       if (a.cost_usd !== null && a.cost_usd !== undefined) fact('Model cost', fmtUsd(a.cost_usd));
     }
+    if (Array.isArray(e.tables) && e.tables.length) {
+      fact('Tables read', e.tables.map((t) => (typeof t === 'string' ? t : JSON.stringify(t))).join(', '));
+    }
+    if (e.rerun_of) fact('Rerun of', String(e.rerun_of));
     if (e.request_id) fact('Request id', String(e.request_id));
     body.appendChild(dl);
     const sqlBlock = (label, text, id) => {

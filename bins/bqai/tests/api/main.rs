@@ -2,6 +2,7 @@
 //! HTTP. One test binary, modules per resource.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod analytics;
 mod ask;
 mod ask_llm;
 mod auth;
