@@ -213,3 +213,146 @@ pub trait Llm: Send + Sync {
     /// Whether the model is usable (cheap: configuration and binary checks, not a paid call).
     async fn health(&self) -> ComponentHealth;
 }
+
+/// Prices of one model in USD per million tokens (`[llm.prices."MODEL"]`), for adapters whose
+/// provider reports no cost (the HTTP APIs; the Claude Code CLI reports its own).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelPrice {
+    /// Prompt tokens billed at the full rate.
+    pub input: f64,
+    /// Generated tokens.
+    pub output: f64,
+    /// Prompt tokens read from the prompt cache (default: `input`).
+    #[serde(default)]
+    pub cache_read: Option<f64>,
+    /// Prompt tokens written to the prompt cache (default: `input`).
+    #[serde(default)]
+    pub cache_write: Option<f64>,
+}
+
+impl ModelPrice {
+    /// The cost of `usage` in USD.
+    pub fn cost(&self, usage: &LlmUsage) -> f64 {
+        #[allow(clippy::cast_precision_loss)]
+        let per = |tokens: u64, usd_per_million: f64| tokens as f64 * usd_per_million / 1e6;
+        per(usage.input_tokens, self.input)
+            + per(usage.output_tokens, self.output)
+            + per(usage.cache_read_tokens, self.cache_read.unwrap_or(self.input))
+            + per(
+                usage.cache_creation_tokens,
+                self.cache_write.unwrap_or(self.input),
+            )
+    }
+
+    /// Every price is a finite number ≥ 0.
+    pub fn is_valid(&self) -> bool {
+        [
+            Some(self.input),
+            Some(self.output),
+            self.cache_read,
+            self.cache_write,
+        ]
+        .into_iter()
+        .flatten()
+        .all(|p| p.is_finite() && p >= 0.0)
+    }
+}
+
+/// The price table: model name → prices. A model answering as `claude-sonnet-4-5-20250929`
+/// is priced by that exact entry, else by the longest entry it starts with
+/// (`claude-sonnet-4-5`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LlmPrices(pub std::collections::BTreeMap<String, ModelPrice>);
+
+impl LlmPrices {
+    /// The prices of `model`, if the table has them.
+    pub fn for_model(&self, model: &str) -> Option<&ModelPrice> {
+        self.0.get(model).or_else(|| {
+            self.0
+                .iter()
+                .filter(|(name, _)| model.starts_with(name.as_str()))
+                .max_by_key(|(name, _)| name.len())
+                .map(|(_, price)| price)
+        })
+    }
+}
+
+/// An [`Llm`] decorator that fills in [`LlmResponse::cost_usd`] from a price table when the
+/// provider reported none (a reported cost is kept as is).
+pub struct PricedLlm {
+    inner: std::sync::Arc<dyn Llm>,
+    prices: LlmPrices,
+}
+
+impl PricedLlm {
+    /// Prices `inner`'s completions with `prices`.
+    pub fn new(inner: std::sync::Arc<dyn Llm>, prices: LlmPrices) -> Self {
+        Self { inner, prices }
+    }
+}
+
+#[async_trait]
+impl Llm for PricedLlm {
+    fn info(&self) -> LlmInfo {
+        self.inner.info()
+    }
+
+    async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
+        let mut response = self.inner.complete(request).await?;
+        if response.cost_usd.is_none() {
+            response.cost_usd = self
+                .prices
+                .for_model(&response.model)
+                .map(|p| p.cost(&response.usage));
+        }
+        Ok(response)
+    }
+
+    async fn health(&self) -> ComponentHealth {
+        self.inner.health().await
+    }
+}
+
+#[cfg(test)]
+mod price_tests {
+    use super::*;
+
+    fn price(input: f64, output: f64) -> ModelPrice {
+        ModelPrice {
+            input,
+            output,
+            cache_read: Some(0.3),
+            cache_write: None,
+        }
+    }
+
+    #[test]
+    fn models_are_priced_by_exact_name_or_longest_prefix() {
+        let prices = LlmPrices(
+            [
+                ("claude".to_string(), price(1.0, 1.0)),
+                ("claude-sonnet-4-5".to_string(), price(3.0, 15.0)),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        assert_eq!(
+            prices.for_model("claude-sonnet-4-5-20250929").unwrap().input,
+            3.0
+        );
+        assert_eq!(prices.for_model("claude-haiku").unwrap().input, 1.0);
+        assert!(prices.for_model("gpt-4o").is_none());
+        let usage = LlmUsage {
+            input_tokens: 1_000_000,
+            output_tokens: 100_000,
+            cache_read_tokens: 1_000_000,
+            cache_creation_tokens: 1_000_000,
+        };
+        // 3 + 1.5 + 0.3 + 3 (cache writes at the input price).
+        let cost = prices.for_model("claude-sonnet-4-5").unwrap().cost(&usage);
+        assert!((cost - 7.8).abs() < 1e-9, "{cost}");
+        assert!(!ModelPrice { input: -1.0, ..price(0.0, 0.0) }.is_valid());
+        assert!(!ModelPrice { output: f64::NAN, ..price(0.0, 0.0) }.is_valid());
+    }
+}

@@ -83,6 +83,11 @@ pub struct LlmConfig {
     /// Root of the CLI's private home, config and working directory; default
     /// `<data dir>/claude-cli`.
     pub work_dir: Option<PathBuf>,
+    /// USD per million tokens per model (`[llm.prices."claude-sonnet-4-5"] input = 3.0,
+    /// output = 15.0, cache_read = 0.3`), for the HTTP adapters, whose providers report no
+    /// cost; history and analytics then show what each ask cost. The CLI's own reported cost
+    /// wins where there is one.
+    pub prices: std::collections::BTreeMap<String, bqai_core::llm::ModelPrice>,
 }
 
 impl Default for LlmConfig {
@@ -100,6 +105,7 @@ impl Default for LlmConfig {
             max_tokens: 1024,
             max_retries: 2,
             work_dir: None,
+            prices: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -127,6 +133,7 @@ impl PartialEq for LlmConfig {
             && self.max_tokens == other.max_tokens
             && self.max_retries == other.max_retries
             && self.work_dir == other.work_dir
+            && self.prices == other.prices
     }
 }
 
@@ -134,6 +141,12 @@ impl LlmConfig {
     /// Checks the combination of settings for the configured kind.
     pub fn validate(&self) -> Result<(), Error> {
         let invalid = |msg: String| Err(Error::InvalidRequest(format!("llm: {msg}")));
+        if let Some((model, _)) = self.prices.iter().find(|(_, p)| !p.is_valid()) {
+            return invalid(format!(
+                "prices.{model:?}: every price must be a number of USD per million tokens, at \
+                 least 0"
+            ));
+        }
         if self.kind == LlmKind::Builtin {
             return Ok(());
         }
@@ -277,6 +290,21 @@ mod tests {
         }
         assert!(parse(r#"{"kind":"claude_cli"}"#).is_err());
         assert!(parse(r#"{"api_keys":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn prices_are_per_model_and_must_be_non_negative() {
+        let c = parse(
+            r#"{"kind":"anthropic","api_key":"k","prices":{"claude-sonnet-4-5":{"input":3.0,"output":15.0,"cache_read":0.3}}}"#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.prices["claude-sonnet-4-5"].cache_read, Some(0.3));
+        let negative = parse(r#"{"prices":{"m":{"input":-1.0,"output":1.0}}}"#).unwrap();
+        let err = negative.validate().unwrap_err().to_string();
+        assert!(err.contains("prices.\"m\""), "{err}");
+        assert!(parse(r#"{"prices":{"m":{"input":1.0,"output":1.0,"cached":1.0}}}"#).is_err());
+        assert!(parse(r#"{"prices":{"m":{"input":1.0}}}"#).is_err(), "output is required");
     }
 
     #[test]

@@ -35,10 +35,18 @@ pub use openai::OpenAiCompatible;
 /// [`Error::InvalidRequest`] naming the setting to fix.
 pub fn build(config: &LlmConfig, data_dir: &Path) -> Result<Option<Arc<dyn Llm>>, Error> {
     config.validate()?;
-    Ok(match config.kind {
-        LlmKind::Builtin => None,
-        LlmKind::ClaudeCli => Some(Arc::new(ClaudeCli::new(config, data_dir)?)),
-        LlmKind::Anthropic => Some(Arc::new(AnthropicApi::new(config)?)),
-        LlmKind::Openai => Some(Arc::new(OpenAiCompatible::new(config)?)),
-    })
+    let llm: Arc<dyn Llm> = match config.kind {
+        LlmKind::Builtin => return Ok(None),
+        LlmKind::ClaudeCli => Arc::new(ClaudeCli::new(config, data_dir)?),
+        LlmKind::Anthropic => Arc::new(AnthropicApi::new(config)?),
+        LlmKind::Openai => Arc::new(OpenAiCompatible::new(config)?),
+    };
+    Ok(Some(if config.prices.is_empty() {
+        llm
+    } else {
+        Arc::new(bqai_core::llm::PricedLlm::new(
+            llm,
+            bqai_core::llm::LlmPrices(config.prices.clone()),
+        ))
+    }))
 }

@@ -181,3 +181,50 @@ async fn a_model_that_is_down_or_slow_is_503_or_504() {
         "the key never reaches a response"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_price_table_gives_http_adapters_a_cost_that_adds_up_in_analytics() {
+    let stand_in = LlmStandIn::start().await;
+    stand_in.require_api_key(KEY);
+    stand_in.push_reply(Reply::Text(REVENUE_SQL.into()));
+    let base = stand_in.base_url();
+    let app = spawn_app_with(move |s| {
+        s.llm.kind = LlmKind::Anthropic;
+        s.llm.base_url = Some(base);
+        s.llm.api_key = Some(SecretString::from(KEY));
+        s.llm.model = Some("stand-in-model".into());
+        s.llm.max_retries = 0;
+        // Priced by prefix: the model answers as "stand-in-model".
+        s.llm.prices.insert(
+            "stand-in".into(),
+            bqai_core::llm::ModelPrice {
+                input: 3.0,
+                output: 15.0,
+                cache_read: None,
+                cache_write: None,
+            },
+        );
+    })
+    .await;
+    let r = app
+        .post_json(
+            "/api/v1/ask",
+            &json!({"question": "total revenue by country in 2024"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let hist = app.get("/api/v1/history?kind=ask").await;
+    let ask = &hist.body["data"][0]["ask"];
+    let tokens = |f: &str| ask[f].as_u64().unwrap() as f64;
+    let expected = tokens("input_tokens") * 3.0 / 1e6 + tokens("output_tokens") * 15.0 / 1e6;
+    assert!(expected > 0.0);
+    let cost = ask["cost_usd"].as_f64().expect("a cost from the price table");
+    assert!((cost - expected).abs() < 1e-12, "{cost} vs {expected}");
+
+    let summary = app.get("/api/v1/analytics/summary").await;
+    assert_eq!(summary.status, 200, "{}", summary.body);
+    assert_eq!(summary.body["total"]["llm_calls"], 1);
+    assert_eq!(summary.body["total"]["asks"], 1);
+    let total = summary.body["total"]["llm_cost_usd"].as_f64().unwrap();
+    assert!((total - expected).abs() < 1e-12, "{total} vs {expected}");
+}
