@@ -121,7 +121,24 @@ pub enum Command {
     History {
         /// What to do.
         #[command(subcommand)]
-        action: PurgeAction,
+        action: HistoryAction,
+    },
+    /// What the history says: queries, outcomes, bytes, cost, durations and LLM use per day,
+    /// hour, principal, dataset, kind or status (the numbers of `GET
+    /// /api/v1/analytics/summary`, for everyone).
+    Stats {
+        /// How far back: a span (`7d`, `12h`, `2w`, `30m`), a date or an RFC 3339 time.
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// How to group.
+        #[arg(long, value_enum, default_value_t = StatsBy::Day)]
+        by: StatsBy,
+        /// Only this principal's entries.
+        #[arg(long)]
+        principal: Option<String>,
+        /// Output format (`json`: the API's summary document).
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
     /// The audit log kept in the store.
     Audit {
@@ -192,7 +209,93 @@ pub enum KeysAction {
     },
 }
 
-/// `bqai history …` and `bqai audit …`
+/// `bqai stats --by`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatsBy {
+    /// UTC day.
+    Day,
+    /// UTC hour.
+    Hour,
+    /// Principal.
+    Principal,
+    /// Default dataset.
+    Dataset,
+    /// sql, ask or system.
+    Kind,
+    /// succeeded, failed or rejected.
+    Status,
+}
+
+impl From<StatsBy> for bqai_core::analytics::GroupBy {
+    fn from(by: StatsBy) -> Self {
+        use bqai_core::analytics::GroupBy;
+        match by {
+            StatsBy::Day => GroupBy::Day,
+            StatsBy::Hour => GroupBy::Hour,
+            StatsBy::Principal => GroupBy::Principal,
+            StatsBy::Dataset => GroupBy::Dataset,
+            StatsBy::Kind => GroupBy::Kind,
+            StatsBy::Status => GroupBy::Status,
+        }
+    }
+}
+
+/// `bqai history …`
+#[derive(Debug, Subcommand)]
+pub enum HistoryAction {
+    /// Entries, newest first.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Only `succeeded`, `failed` or `rejected`.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only `sql`, `ask` or `system`.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only this principal's.
+        #[arg(long)]
+        principal: Option<String>,
+        /// Output format (`json`: `{"data": [entries as the API gives them]}`).
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// One entry, every field.
+    Show {
+        /// The entry's id.
+        id: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Run an entry's SQL again through the whole pipeline (guard, dry run, caps), recorded
+    /// as a new entry that points to it.
+    Rerun {
+        /// The entry's id.
+        id: String,
+        /// Only estimate.
+        #[arg(long)]
+        dry_run: bool,
+        /// Row cap.
+        #[arg(long)]
+        max_rows: Option<u64>,
+        /// Output format of the rows.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Delete what is older than the retention now (a running server also does it every
+    /// `store.maintenance_interval_secs`), in short batches, and give the space back. The
+    /// purge is recorded in the audit log.
+    Purge {
+        /// Delete what is older than this many days (fractions allowed) instead of the
+        /// configured `store.history_retention_days`.
+        #[arg(long)]
+        older_than_days: Option<f64>,
+    },
+}
+
+/// `bqai audit …`
 #[derive(Debug, Subcommand)]
 pub enum PurgeAction {
     /// Delete what is older than the retention now (a running server also does it every
@@ -393,9 +496,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { action } => keys(&settings, action).await,
-        Command::History {
-            action: PurgeAction::Purge { older_than_days },
-        } => purge(&settings, Purgeable::History, older_than_days).await,
+        Command::History { action } => match action {
+            HistoryAction::Purge { older_than_days } => {
+                purge(&settings, Purgeable::History, older_than_days).await
+            }
+            HistoryAction::List {
+                limit,
+                status,
+                kind,
+                principal,
+                format,
+            } => crate::history_cli::list(&settings, limit, status, kind, principal, format).await,
+            HistoryAction::Show { id, format } => {
+                crate::history_cli::show(&settings, &id, format).await
+            }
+            HistoryAction::Rerun {
+                id,
+                dry_run,
+                max_rows,
+                format,
+            } => crate::history_cli::rerun(&settings, &id, dry_run, max_rows, format).await,
+        },
+        Command::Stats {
+            since,
+            by,
+            principal,
+            format,
+        } => crate::history_cli::stats(&settings, &since, by.into(), principal, format).await,
         Command::Audit {
             action: PurgeAction::Purge { older_than_days },
         } => purge(&settings, Purgeable::Audit, older_than_days).await,

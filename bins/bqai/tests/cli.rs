@@ -791,3 +791,101 @@ async fn purges_delete_what_is_past_retention_and_are_audited() {
         assert!(err.contains(says), "{args:?} {env:?}: {err}");
     }
 }
+
+fn json_of(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stdout));
+    })
+}
+
+#[test]
+fn stats_and_history_list_show_and_rerun_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    for sql in [
+        "SELECT COUNT(*) AS n FROM shop.orders WHERE order_id > 5",
+        "select count(*) as n from shop.orders where order_id > 7",
+    ] {
+        assert!(bqai(dir.path(), &["query", sql]).status.success());
+    }
+    assert!(
+        !bqai(dir.path(), &["query", "DELETE FROM shop.orders"])
+            .status
+            .success()
+    );
+
+    let stats = json_of(&bqai(dir.path(), &["stats", "--format", "json"]));
+    assert_eq!(stats["group_by"], "day");
+    assert_eq!(stats["total"]["queries"], 3, "{stats}");
+    assert_eq!(stats["total"]["succeeded"], 2);
+    assert_eq!(stats["total"]["rejected"], 1);
+    assert_eq!(stats["buckets"].as_array().unwrap().len(), 1);
+
+    let csv = bqai(
+        dir.path(),
+        &[
+            "stats", "--by", "status", "--format", "csv", "--since", "1d",
+        ],
+    );
+    assert!(
+        csv.status.success(),
+        "{}",
+        String::from_utf8_lossy(&csv.stderr)
+    );
+    let text = String::from_utf8_lossy(&csv.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("status,queries,succeeded,failed,rejected"),
+        "{text}"
+    );
+    assert!(lines[1].starts_with("rejected,1,0,0,1"), "{text}");
+    assert!(lines[2].starts_with("succeeded,2,2,0,0"), "{text}");
+    assert!(lines[3].starts_with("total,3,2,0,1"), "{text}");
+    let table = bqai(dir.path(), &["stats"]);
+    assert!(String::from_utf8_lossy(&table.stdout).contains("nearest-rank"));
+    let bad = bqai(dir.path(), &["stats", "--since", "last week"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--since"));
+
+    let list = json_of(&bqai(dir.path(), &["history", "list", "--format", "json"]));
+    let data = list["data"].as_array().unwrap();
+    assert_eq!(data.len(), 3, "{list}");
+    assert_eq!(data[0]["status"], "rejected");
+    let ok_id = data[1]["id"].as_str().unwrap().to_string();
+    let rejected = bqai(dir.path(), &["history", "list", "--status", "rejected"]);
+    let text = String::from_utf8_lossy(&rejected.stdout);
+    assert!(
+        text.contains("DELETE FROM shop.orders") && !text.contains(&ok_id),
+        "{text}"
+    );
+
+    let shown = bqai(dir.path(), &["history", "show", &ok_id]);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(text.contains(&format!("id: {ok_id}")), "{text}");
+    assert!(
+        text.contains("sql: select count(*) as n from shop.orders"),
+        "{text}"
+    );
+
+    let rerun = json_of(&bqai(
+        dir.path(),
+        &["history", "rerun", &ok_id, "--format", "json"],
+    ));
+    assert!(rerun["rows"][0]["n"].as_u64().unwrap() > 0, "{rerun}");
+    let new_id = rerun["query_id"].as_str().unwrap();
+    let again = json_of(&bqai(
+        dir.path(),
+        &["history", "show", new_id, "--format", "json"],
+    ));
+    assert_eq!(again["rerun_of"], ok_id.as_str(), "{again}");
+    let missing = bqai(
+        dir.path(),
+        &["history", "show", "00000000-0000-0000-0000-000000000000"],
+    );
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+}

@@ -394,8 +394,14 @@ mod tests {
     fn literals_layout_and_keyword_case_do_not_change_a_shape() {
         for d in [SqlDialect::BigQuery, SqlDialect::DataFusion] {
             let a = sql_shape("SELECT name FROM shop.orders WHERE id = 1", d);
-            assert_eq!(a, sql_shape("select name\n  from shop.orders where id=2", d));
-            assert_eq!(a, sql_shape("SELECT name FROM shop.orders WHERE id = 'x'", d));
+            assert_eq!(
+                a,
+                sql_shape("select name\n  from shop.orders where id=2", d)
+            );
+            assert_eq!(
+                a,
+                sql_shape("SELECT name FROM shop.orders WHERE id = 'x'", d)
+            );
             assert_ne!(a, sql_shape("SELECT name FROM shop.orders WHERE id > 1", d));
             assert_ne!(a, sql_shape("SELECT city FROM shop.orders WHERE id = 1", d));
             assert_eq!(a.len(), 16);
@@ -438,8 +444,14 @@ mod tests {
             question_shape("Revenue by month, in 2024!"),
             question_shape("revenue by month in 2024")
         );
-        assert_eq!(normalised_question("orders over $100.50"), "orders over $100.50");
-        assert_ne!(question_shape("top 5 products"), question_shape("top 3 products"));
+        assert_eq!(
+            normalised_question("orders over $100.50"),
+            "orders over $100.50"
+        );
+        assert_ne!(
+            question_shape("top 5 products"),
+            question_shape("top 3 products")
+        );
     }
 
     #[test]

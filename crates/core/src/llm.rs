@@ -238,7 +238,10 @@ impl ModelPrice {
         let per = |tokens: u64, usd_per_million: f64| tokens as f64 * usd_per_million / 1e6;
         per(usage.input_tokens, self.input)
             + per(usage.output_tokens, self.output)
-            + per(usage.cache_read_tokens, self.cache_read.unwrap_or(self.input))
+            + per(
+                usage.cache_read_tokens,
+                self.cache_read.unwrap_or(self.input),
+            )
             + per(
                 usage.cache_creation_tokens,
                 self.cache_write.unwrap_or(self.input),
@@ -338,7 +341,10 @@ mod price_tests {
             .collect(),
         );
         assert_eq!(
-            prices.for_model("claude-sonnet-4-5-20250929").unwrap().input,
+            prices
+                .for_model("claude-sonnet-4-5-20250929")
+                .unwrap()
+                .input,
             3.0
         );
         assert_eq!(prices.for_model("claude-haiku").unwrap().input, 1.0);
@@ -352,7 +358,19 @@ mod price_tests {
         // 3 + 1.5 + 0.3 + 3 (cache writes at the input price).
         let cost = prices.for_model("claude-sonnet-4-5").unwrap().cost(&usage);
         assert!((cost - 7.8).abs() < 1e-9, "{cost}");
-        assert!(!ModelPrice { input: -1.0, ..price(0.0, 0.0) }.is_valid());
-        assert!(!ModelPrice { output: f64::NAN, ..price(0.0, 0.0) }.is_valid());
+        assert!(
+            !ModelPrice {
+                input: -1.0,
+                ..price(0.0, 0.0)
+            }
+            .is_valid()
+        );
+        assert!(
+            !ModelPrice {
+                output: f64::NAN,
+                ..price(0.0, 0.0)
+            }
+            .is_valid()
+        );
     }
 }

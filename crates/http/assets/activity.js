@@ -195,7 +195,8 @@
     main.dataset.loads = String(Number(main.dataset.loads || 0) + 1);
   }
 
-  async function load() {
+  /** Loads the page for the form's range; `remember`: put the range in the address too. */
+  async function load(remember) {
     const gen = ++generation;
     const range = readRange();
     if (range.from && range.to && range.from > range.to) {
@@ -205,7 +206,9 @@
       return;
     }
     const qs = query(range);
-    history.replaceState(null, '', location.pathname + (qs ? '?' + qs : ''));
+    // A reload keeps an applied range; the first load leaves the address alone (so a bookmark
+    // of /activity keeps meaning "the last 7 days").
+    if (remember) history.replaceState(null, '', location.pathname + (qs ? '?' + qs : ''));
     const amp = qs ? '&' + qs : '';
     say('Loading…');
     document.querySelector('main.activity').setAttribute('aria-busy', 'true');
@@ -558,7 +561,7 @@
     $('principal').value = params.get('principal') || '';
     $('range-form').addEventListener('submit', (e) => {
       e.preventDefault();
-      load();
+      load(true);
     });
     $('detail-close').addEventListener('click', closeEntry);
     document.addEventListener('keydown', (e) => {

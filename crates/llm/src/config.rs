@@ -304,7 +304,10 @@ mod tests {
         let err = negative.validate().unwrap_err().to_string();
         assert!(err.contains("prices.\"m\""), "{err}");
         assert!(parse(r#"{"prices":{"m":{"input":1.0,"output":1.0,"cached":1.0}}}"#).is_err());
-        assert!(parse(r#"{"prices":{"m":{"input":1.0}}}"#).is_err(), "output is required");
+        assert!(
+            parse(r#"{"prices":{"m":{"input":1.0}}}"#).is_err(),
+            "output is required"
+        );
     }
 
     #[test]

@@ -108,7 +108,11 @@ fn conditions(filter: &AnalyticsFilter, column_prefix: &str) -> (String, Vec<Bin
 }
 
 /// `summary`: one row per key (`key_sql` is `NULL` for the total).
-pub(crate) fn summary_sql(dialect: Dialect, filter: &AnalyticsFilter, key_sql: &str) -> SqlStatement {
+pub(crate) fn summary_sql(
+    dialect: Dialect,
+    filter: &AnalyticsFilter,
+    key_sql: &str,
+) -> SqlStatement {
     let (cond, binds) = conditions(filter, "");
     let rank = |p: u32| format!("({p} * n + 99) / 100");
     let sql = format!(

@@ -353,7 +353,11 @@ impl HistoryAnalytics for Store {
     async fn summary(&self, filter: &AnalyticsFilter, group_by: GroupBy) -> Result<Summary> {
         let dialect = self.sql_dialect();
         let total = self
-            .load_raw(analytics::summary_sql(dialect, filter, analytics::TOTAL_KEY))
+            .load_raw(analytics::summary_sql(
+                dialect,
+                filter,
+                analytics::TOTAL_KEY,
+            ))
             .await?;
         let buckets = self
             .load_raw(analytics::summary_sql(
@@ -372,7 +376,12 @@ impl HistoryAnalytics for Store {
         limit: u32,
     ) -> Result<Vec<PopularEntry>> {
         let rows: Vec<analytics::PopularRow> = self
-            .load_raw(analytics::popular_sql(self.sql_dialect(), filter, kind, limit))
+            .load_raw(analytics::popular_sql(
+                self.sql_dialect(),
+                filter,
+                kind,
+                limit,
+            ))
             .await?;
         let examples = self
             .examples(rows.iter().map(|r| r.example_id.clone()).collect())
@@ -390,7 +399,9 @@ impl HistoryAnalytics for Store {
             Backend::Sqlite(s) => s.ranked(filter, ranking, limit).await?,
             Backend::Postgres(s) => s.ranked(filter, ranking, limit).await?,
         };
-        rows.into_iter().map(history::HistoryRow::into_entry).collect()
+        rows.into_iter()
+            .map(history::HistoryRow::into_entry)
+            .collect()
     }
 
     async fn errors(&self, filter: &AnalyticsFilter, limit: u32) -> Result<Vec<ErrorCount>> {

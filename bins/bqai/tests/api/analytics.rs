@@ -24,9 +24,13 @@ async fn analytics_count_what_each_key_ran_and_analysts_see_only_their_own() {
         let r = app.post_as(&keys.analyst, "/api/v1/query", &q(sql)).await;
         assert_eq!(r.status, 200, "{}", r.body);
     }
-    app.post_as(&keys.analyst, "/api/v1/query", &q("DELETE FROM shop.orders"))
-        .await
-        .assert_error(400, "SQL_REJECTED");
+    app.post_as(
+        &keys.analyst,
+        "/api/v1/query",
+        &q("DELETE FROM shop.orders"),
+    )
+    .await
+    .assert_error(400, "SQL_REJECTED");
     // Someone else, and a dry run.
     let r = app
         .post_as(&keys.analyst_all, "/api/v1/query", &q("SELECT 1 AS one"))
@@ -46,7 +50,11 @@ async fn analytics_count_what_each_key_ran_and_analysts_see_only_their_own() {
     assert_eq!(mine.body["principal"], keys.analyst_id.as_str());
     assert_eq!(mine.body["group_by"], "day");
     assert_eq!(
-        (total(&mine.body, "queries"), total(&mine.body, "succeeded"), total(&mine.body, "rejected")),
+        (
+            total(&mine.body, "queries"),
+            total(&mine.body, "succeeded"),
+            total(&mine.body, "rejected")
+        ),
         (3, 2, 1),
         "{}",
         mine.body
@@ -65,7 +73,9 @@ async fn analytics_count_what_each_key_ran_and_analysts_see_only_their_own() {
     .await
     .assert_error(403, "FORBIDDEN");
 
-    let all = app.get_as(&keys.admin, "/api/v1/analytics/summary?group_by=principal").await;
+    let all = app
+        .get_as(&keys.admin, "/api/v1/analytics/summary?group_by=principal")
+        .await;
     assert_eq!(all.status, 200, "{}", all.body);
     assert_eq!(total(&all.body, "queries"), 4, "{}", all.body);
     assert_eq!(total(&all.body, "dry_runs"), 1);
@@ -85,25 +95,41 @@ async fn analytics_count_what_each_key_ran_and_analysts_see_only_their_own() {
     assert_eq!(data[0]["count"], 2, "{}", popular.body);
     assert_eq!(data[0]["success_rate"], 1.0);
     assert_eq!(data.len(), 2, "the shape and the DELETE: {}", popular.body);
-    let everyone = app.get_as(&keys.admin, "/api/v1/analytics/popular?limit=10").await;
+    let everyone = app
+        .get_as(&keys.admin, "/api/v1/analytics/popular?limit=10")
+        .await;
     assert_eq!(everyone.body["data"].as_array().unwrap().len(), 3);
 
     let errors = app.get_as(&keys.analyst, "/api/v1/analytics/errors").await;
-    assert_eq!(errors.body["data"][0]["code"], "SQL_REJECTED", "{}", errors.body);
+    assert_eq!(
+        errors.body["data"][0]["code"], "SQL_REJECTED",
+        "{}",
+        errors.body
+    );
     assert_eq!(errors.body["data"][0]["count"], 1);
     let tables = app.get_as(&keys.analyst, "/api/v1/analytics/tables").await;
     assert_eq!(tables.status, 200, "{}", tables.body);
     let orders = &tables.body["data"][0];
-    assert!(orders["table"].as_str().unwrap().ends_with("shop.orders"), "{}", tables.body);
+    assert!(
+        orders["table"].as_str().unwrap().ends_with("shop.orders"),
+        "{}",
+        tables.body
+    );
     assert_eq!(orders["queries"], 2);
     for path in ["/api/v1/analytics/slowest", "/api/v1/analytics/expensive"] {
         let r = app.get_as(&keys.analyst, path).await;
         assert_eq!(r.status, 200, "{}", r.body);
         let entries = r.body["data"].as_array().unwrap();
         assert_eq!(entries.len(), 3, "{path}: {}", r.body);
-        assert!(entries.iter().all(|e| e["principal"] == keys.analyst_id.as_str()));
+        assert!(
+            entries
+                .iter()
+                .all(|e| e["principal"] == keys.analyst_id.as_str())
+        );
     }
-    let slowest = app.get_as(&keys.admin, "/api/v1/analytics/slowest?limit=1").await;
+    let slowest = app
+        .get_as(&keys.admin, "/api/v1/analytics/slowest?limit=1")
+        .await;
     assert_eq!(slowest.body["data"].as_array().unwrap().len(), 1);
 }
 
@@ -124,7 +150,10 @@ async fn bad_ranges_and_parameters_are_400s_and_old_ranges_say_retention() {
             .assert_error(400, "INVALID_REQUEST");
     }
     let old = app
-        .get_as(&keys.admin, "/api/v1/analytics/summary?from=2001-01-01&to=2001-02-01")
+        .get_as(
+            &keys.admin,
+            "/api/v1/analytics/summary?from=2001-01-01&to=2001-02-01",
+        )
         .await;
     assert_eq!(old.status, 200, "{}", old.body);
     assert!(
@@ -135,7 +164,10 @@ async fn bad_ranges_and_parameters_are_400s_and_old_ranges_say_retention() {
         old.body
     );
     assert_eq!(old.body["from"], "2001-01-01T00:00:00Z");
-    assert_eq!(old.body["to"], "2001-02-02T00:00:00Z", "a date `to` includes its day");
+    assert_eq!(
+        old.body["to"], "2001-02-02T00:00:00Z",
+        "a date `to` includes its day"
+    );
     assert_eq!(total(&old.body, "queries"), 0);
     let recent = app.get_as(&keys.admin, "/api/v1/analytics/summary").await;
     assert!(recent.body["retention_notice"].is_null(), "{}", recent.body);
@@ -184,39 +216,67 @@ async fn rerun_runs_an_entry_again_through_the_whole_pipeline() {
     assert_eq!(dry.body["dry_run"], true);
 
     // Another analyst cannot see (so cannot rerun) it; an admin can, as themselves.
-    app.post_as(&keys.analyst_all, &format!("/api/v1/history/{id}/rerun"), &json!({}))
-        .await
-        .assert_error(404, "NOT_FOUND");
+    app.post_as(
+        &keys.analyst_all,
+        &format!("/api/v1/history/{id}/rerun"),
+        &json!({}),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
     let by_admin = app
-        .post_as(&keys.admin, &format!("/api/v1/history/{id}/rerun"), &json!({}))
+        .post_as(
+            &keys.admin,
+            &format!("/api/v1/history/{id}/rerun"),
+            &json!({}),
+        )
         .await;
     assert_eq!(by_admin.status, 200, "{}", by_admin.body);
 
     // A refused statement is refused again, and that is recorded too.
     let refused = app
-        .post_as(&keys.analyst, "/api/v1/query", &json!({"sql": "DELETE FROM shop.orders"}))
+        .post_as(
+            &keys.analyst,
+            "/api/v1/query",
+            &json!({"sql": "DELETE FROM shop.orders"}),
+        )
         .await;
     refused.assert_error(400, "SQL_REJECTED");
     let history = app
         .get_as(&keys.analyst, "/api/v1/history?status=rejected")
         .await;
     let refused_id = history.body["data"][0]["id"].as_str().unwrap().to_string();
-    app.post_as(&keys.analyst, &format!("/api/v1/history/{refused_id}/rerun"), &json!({}))
-        .await
-        .assert_error(400, "SQL_REJECTED");
+    app.post_as(
+        &keys.analyst,
+        &format!("/api/v1/history/{refused_id}/rerun"),
+        &json!({}),
+    )
+    .await
+    .assert_error(400, "SQL_REJECTED");
     let history = app
         .get_as(&keys.analyst, "/api/v1/history?status=rejected")
         .await;
     assert_eq!(history.body["data"][0]["rerun_of"], refused_id.as_str());
 
     // Viewers may only dry-run; bad bodies and ids are 4xx.
-    app.post_as(&keys.viewer, &format!("/api/v1/history/{id}/rerun"), &json!({}))
-        .await
-        .assert_error(403, "FORBIDDEN");
-    app.post_as(&keys.analyst, &format!("/api/v1/history/{id}/rerun"), &json!({"nope": 1}))
-        .await
-        .assert_error(400, "INVALID_REQUEST");
-    app.post_as(&keys.analyst, "/api/v1/history/not-an-id!/rerun", &json!({}))
-        .await
-        .assert_error(400, "INVALID_REQUEST");
+    app.post_as(
+        &keys.viewer,
+        &format!("/api/v1/history/{id}/rerun"),
+        &json!({}),
+    )
+    .await
+    .assert_error(403, "FORBIDDEN");
+    app.post_as(
+        &keys.analyst,
+        &format!("/api/v1/history/{id}/rerun"),
+        &json!({"nope": 1}),
+    )
+    .await
+    .assert_error(400, "INVALID_REQUEST");
+    app.post_as(
+        &keys.analyst,
+        "/api/v1/history/not-an-id!/rerun",
+        &json!({}),
+    )
+    .await
+    .assert_error(400, "INVALID_REQUEST");
 }

@@ -218,7 +218,9 @@ async fn the_price_table_gives_http_adapters_a_cost_that_adds_up_in_analytics() 
     let tokens = |f: &str| ask[f].as_u64().unwrap() as f64;
     let expected = tokens("input_tokens") * 3.0 / 1e6 + tokens("output_tokens") * 15.0 / 1e6;
     assert!(expected > 0.0);
-    let cost = ask["cost_usd"].as_f64().expect("a cost from the price table");
+    let cost = ask["cost_usd"]
+        .as_f64()
+        .expect("a cost from the price table");
     assert!((cost - expected).abs() < 1e-12, "{cost} vs {expected}");
 
     let summary = app.get("/api/v1/analytics/summary").await;

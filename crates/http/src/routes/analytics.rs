@@ -243,7 +243,11 @@ pub(crate) fn parse_range(
 }
 
 /// Says so when `from` reaches back past what retention keeps.
-fn retention_notice(retention_days: f64, from: DateTime<Utc>, now: DateTime<Utc>) -> Option<String> {
+fn retention_notice(
+    retention_days: f64,
+    from: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<String> {
     if retention_days <= 0.0 {
         return None;
     }

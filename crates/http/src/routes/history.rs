@@ -64,10 +64,10 @@ pub(crate) fn scoped_principal(
     if caller.sees_all() {
         Ok(requested.filter(|p| !p.is_empty()).map(str::to_owned))
     } else if requested.is_some_and(|p| Some(p) != caller.principal().id.as_deref()) {
-        Err(bqai_core::Error::Forbidden(
-            "only admins may read other principals' history".into(),
+        Err(
+            bqai_core::Error::Forbidden("only admins may read other principals' history".into())
+                .into(),
         )
-        .into())
     } else {
         Ok(caller.principal().id.clone())
     }

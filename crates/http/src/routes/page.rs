@@ -108,8 +108,16 @@ mod tests {
             assert!(!js.contains(sink), "{name} uses {sink}");
         }
         // setTimeout/setInterval with a string is eval too.
-        for timer in ["setTimeout('", "setTimeout(\"", "setInterval('", "setInterval(\""] {
-            assert!(!js.contains(timer), "{name} evaluates a string with {timer}");
+        for timer in [
+            "setTimeout('",
+            "setTimeout(\"",
+            "setInterval('",
+            "setInterval(\"",
+        ] {
+            assert!(
+                !js.contains(timer),
+                "{name} evaluates a string with {timer}"
+            );
         }
     }
 
@@ -130,7 +138,10 @@ mod tests {
         assert!(ACTIVITY_HTML.contains("href=\"/\""));
         assert!(ACTIVITY_JS.contains("const KEY = 'bqai.key'"));
         assert!(APP_JS.contains("const KEY = 'bqai.key'"));
-        assert!(!ACTIVITY_JS.contains("localStorage"), "the key stays per tab");
+        assert!(
+            !ACTIVITY_JS.contains("localStorage"),
+            "the key stays per tab"
+        );
     }
 
     #[actix_web::test]
