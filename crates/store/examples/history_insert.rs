@@ -123,7 +123,7 @@ fn entries(n: usize, seed: u64) -> Result<Vec<HistoryEntry>, serde_json::Error> 
                 "tables": if status == "rejected" { Vec::new() } else { tables },
             });
             if kind == "ask" {
-                v["question_shape"] = json!(format!("{:016x}", (shape % 400).wrapping_mul(0x51_7cc1_b727_220a_95)));
+                v["question_shape"] = json!(format!("{:016x}", (shape % 400).wrapping_mul(0x517c_c1b7_2722_0a95)));
                 v["ask"] = json!({
                     "attempts": 1,
                     "generator": "claude-cli",

@@ -275,47 +275,6 @@ impl HistoryStore for Store {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_select_the_backend() {
-        let file = |p: &str| Location::Sqlite(Target::File(PathBuf::from(p)));
-        assert_eq!(
-            parse_url("sqlite://data/bqai.db").unwrap(),
-            file("data/bqai.db")
-        );
-        assert_eq!(
-            parse_url("sqlite:///var/lib/bqai.db").unwrap(),
-            file("/var/lib/bqai.db")
-        );
-        assert_eq!(parse_url("sqlite:bqai.db").unwrap(), file("bqai.db"));
-        assert_eq!(parse_url("./bqai.db").unwrap(), file("./bqai.db"));
-        assert_eq!(
-            parse_url("sqlite::memory:").unwrap(),
-            Location::Sqlite(Target::Memory)
-        );
-        assert_eq!(
-            parse_url(":memory:").unwrap(),
-            Location::Sqlite(Target::Memory)
-        );
-        assert_eq!(
-            parse_url("postgres://u:p@h/db").unwrap(),
-            Location::Postgres
-        );
-        assert_eq!(parse_url("postgresql://h/db").unwrap(), Location::Postgres);
-        assert!(matches!(
-            parse_url("mysql://h/db"),
-            Err(Error::InvalidRequest(_))
-        ));
-        assert!(matches!(
-            parse_url("sqlite://"),
-            Err(Error::InvalidRequest(_))
-        ));
-    }
-}
-
 impl Store {
     fn sql_dialect(&self) -> analytics::Dialect {
         match self.backend.as_ref() {
@@ -427,5 +386,46 @@ impl HistoryAnalytics for Store {
             Backend::Postgres(s) => s.oldest().await?,
         };
         Ok(oldest.map(|t| t.and_utc()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_select_the_backend() {
+        let file = |p: &str| Location::Sqlite(Target::File(PathBuf::from(p)));
+        assert_eq!(
+            parse_url("sqlite://data/bqai.db").unwrap(),
+            file("data/bqai.db")
+        );
+        assert_eq!(
+            parse_url("sqlite:///var/lib/bqai.db").unwrap(),
+            file("/var/lib/bqai.db")
+        );
+        assert_eq!(parse_url("sqlite:bqai.db").unwrap(), file("bqai.db"));
+        assert_eq!(parse_url("./bqai.db").unwrap(), file("./bqai.db"));
+        assert_eq!(
+            parse_url("sqlite::memory:").unwrap(),
+            Location::Sqlite(Target::Memory)
+        );
+        assert_eq!(
+            parse_url(":memory:").unwrap(),
+            Location::Sqlite(Target::Memory)
+        );
+        assert_eq!(
+            parse_url("postgres://u:p@h/db").unwrap(),
+            Location::Postgres
+        );
+        assert_eq!(parse_url("postgresql://h/db").unwrap(), Location::Postgres);
+        assert!(matches!(
+            parse_url("mysql://h/db"),
+            Err(Error::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            parse_url("sqlite://"),
+            Err(Error::InvalidRequest(_))
+        ));
     }
 }
