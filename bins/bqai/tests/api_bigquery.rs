@@ -840,3 +840,76 @@ async fn the_job_carries_labels_byte_cap_and_parameters() {
     assert!(inserts[1].body["configuration"].get("dryRun").is_none());
     drop(dir);
 }
+
+// ---- history analytics and rerun ---------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn analytics_read_only_the_store_and_a_rerun_costs_what_the_query_did() {
+    let app = spawn_app().await;
+    let shim = app
+        ._shim
+        .as_ref()
+        .expect("the emulator runs behind the shim");
+    let sql = "SELECT country, COUNT(*) AS customers FROM shop.customers GROUP BY country";
+    let before = shim.calls().len();
+    let first = app
+        .post_json("/api/v1/query", &json!({"sql": sql, "use_cache": false}))
+        .await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let query_calls = shim.calls()[before..].to_vec();
+    let id = first.body["query_id"].as_str().unwrap();
+
+    // Analytics never reach BigQuery: the numbers come from the store.
+    let before = shim.calls().len();
+    for path in [
+        "/api/v1/analytics/summary",
+        "/api/v1/analytics/popular",
+        "/api/v1/analytics/tables",
+        "/api/v1/analytics/slowest",
+    ] {
+        let r = app.get(path).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+    }
+    assert_eq!(shim.calls().len(), before, "analytics called BigQuery");
+    let tables = app.get("/api/v1/analytics/tables").await;
+    assert!(
+        tables.body["data"][0]["table"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("shop.customers")),
+        "{}",
+        tables.body
+    );
+
+    // A rerun makes the same BigQuery calls as the query it repeats (dry run, then the job).
+    let before = shim.calls().len();
+    let again = app
+        .post_json(
+            &format!("/api/v1/history/{id}/rerun"),
+            &json!({"use_cache": false}),
+        )
+        .await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.body["rows"], first.body["rows"]);
+    let rerun_calls = shim.calls()[before..].to_vec();
+    // The same calls, on a new job id (the query's own: `bqai_<history id>_<random>`).
+    let without_job_id = |calls: &[String]| -> Vec<String> {
+        calls
+            .iter()
+            .map(|c| c.split("/bqai_").next().unwrap_or(c).to_owned())
+            .collect()
+    };
+    assert_eq!(
+        without_job_id(&rerun_calls),
+        without_job_id(&query_calls),
+        "calls of the query: {query_calls:?}"
+    );
+    let new_id = again.body["query_id"].as_str().unwrap();
+    assert!(
+        rerun_calls.iter().any(|c| c.contains(new_id)),
+        "the rerun's job is its own entry's: {rerun_calls:?}"
+    );
+    assert!(
+        rerun_calls.iter().filter(|c| c.ends_with("/jobs")).count() >= 2,
+        "a dry run and a query job: {rerun_calls:?}"
+    );
+}

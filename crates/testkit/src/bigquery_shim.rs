@@ -51,11 +51,15 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 pub struct BigQueryShim {
     addr: SocketAddr,
     shutdown: watch::Sender<bool>,
+    upstream: Arc<Upstream>,
 }
 
+#[derive(Debug)]
 struct Upstream {
     base: String,
     http: reqwest::Client,
+    /// `METHOD /path` of every request received, in order (to count BigQuery calls).
+    calls: std::sync::Mutex<Vec<String>>,
 }
 
 impl BigQueryShim {
@@ -69,10 +73,24 @@ impl BigQueryShim {
         let upstream = Arc::new(Upstream {
             base: upstream.trim_end_matches('/').to_owned(),
             http: reqwest::Client::new(),
+            calls: std::sync::Mutex::new(Vec::new()),
         });
         let (shutdown, stop) = watch::channel(false);
-        tokio::spawn(accept_loop(listener, upstream, stop));
-        Self { addr, shutdown }
+        tokio::spawn(accept_loop(listener, Arc::clone(&upstream), stop));
+        Self {
+            addr,
+            shutdown,
+            upstream,
+        }
+    }
+
+    /// `METHOD /path` of every BigQuery REST call the shim received so far, in order.
+    pub fn calls(&self) -> Vec<String> {
+        self.upstream
+            .calls
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default()
     }
 
     /// `http://127.0.0.1:PORT`: the endpoint to give the adapter.
@@ -158,6 +176,9 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    if let Ok(mut calls) = upstream.calls.lock() {
+        calls.push(format!("{method} {path}"));
+    }
     let query: Vec<(String, String)> = req
         .uri()
         .query()
