@@ -47,6 +47,14 @@ impl Dialect {
         }
     }
 
+    /// `a` and `b` are equal or both NULL (a bucket key is NULL for entries without one).
+    fn same_key(self, a: &str, b: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("{a} IS {b}"),
+            Dialect::Postgres => format!("{a} IS NOT DISTINCT FROM {b}"),
+        }
+    }
+
     /// `FROM` items that give one row per (entry, table read), the table as `t.value`.
     fn tables_from(self) -> &'static str {
         match self {
@@ -107,49 +115,91 @@ fn conditions(filter: &AnalyticsFilter, column_prefix: &str) -> (String, Vec<Bin
     (sql, binds)
 }
 
-/// `summary`: one row per key (`key_sql` is `NULL` for the total).
+/// `summary`: one row per key and, first, the total (`is_total` = 1; none without entries), in
+/// one statement that reads the range twice — once for the sums, once for the durations.
+///
+/// Percentiles are nearest-rank (the smallest duration whose cumulative count reaches
+/// ⌈p·n/100⌉), computed from a histogram of the durations per key (`GROUP BY key,
+/// duration_ms`) with running sums, not by numbering every row: the histogram is smaller than
+/// the rows, and the total's percentiles are computed from the same histogram instead of a
+/// second pass over the rows (measured on 1M rows: 2.5× faster than one window over the rows per
+/// key and another for the total; docs/benchmarks.md).
 pub(crate) fn summary_sql(
     dialect: Dialect,
     filter: &AnalyticsFilter,
     key_sql: &str,
 ) -> SqlStatement {
     let (cond, binds) = conditions(filter, "");
-    let rank = |p: u32| format!("({p} * n + 99) / 100");
-    let sql = format!(
-        "WITH f AS (\
-           SELECT {key_sql} AS k, dry_run, status, kind, cache_hit, bytes_processed, \
-             bytes_billed, duration_ms, ask_attempts, generator, llm_input_tokens, \
-             llm_output_tokens, llm_cost_usd, \
-             ROW_NUMBER() OVER (PARTITION BY {key_sql}, dry_run ORDER BY duration_ms) AS rn, \
-             COUNT(*) OVER (PARTITION BY {key_sql}, dry_run) AS n \
-           FROM query_history WHERE {cond}) \
-         SELECT k, \
-           CAST(SUM(CASE WHEN NOT dry_run THEN 1 ELSE 0 END) AS BIGINT) AS queries, \
-           CAST(SUM(CASE WHEN NOT dry_run AND status = 'succeeded' THEN 1 ELSE 0 END) AS BIGINT) AS succeeded, \
-           CAST(SUM(CASE WHEN NOT dry_run AND status = 'failed' THEN 1 ELSE 0 END) AS BIGINT) AS failed, \
-           CAST(SUM(CASE WHEN NOT dry_run AND status = 'rejected' THEN 1 ELSE 0 END) AS BIGINT) AS rejected, \
-           CAST(SUM(CASE WHEN dry_run THEN 1 ELSE 0 END) AS BIGINT) AS dry_runs, \
-           CAST(SUM(CASE WHEN NOT dry_run AND cache_hit THEN 1 ELSE 0 END) AS BIGINT) AS cache_hits, \
-           CAST(SUM(CASE WHEN NOT dry_run AND kind = 'ask' THEN 1 ELSE 0 END) AS BIGINT) AS asks, \
-           CAST(SUM(CASE WHEN NOT dry_run THEN bytes_processed ELSE 0 END) AS BIGINT) AS bytes_processed, \
-           CAST(SUM(CASE WHEN NOT dry_run THEN bytes_billed ELSE 0 END) AS BIGINT) AS bytes_billed, \
-           CAST(MAX(CASE WHEN NOT dry_run AND rn = {p50} THEN duration_ms END) AS BIGINT) AS p50, \
-           CAST(MAX(CASE WHEN NOT dry_run AND rn = {p95} THEN duration_ms END) AS BIGINT) AS p95, \
-           CAST(MAX(CASE WHEN NOT dry_run AND rn = {p99} THEN duration_ms END) AS BIGINT) AS p99, \
-           CAST(MAX(CASE WHEN NOT dry_run THEN duration_ms END) AS BIGINT) AS max_duration, \
-           CAST(SUM(CASE WHEN generator IS NOT NULL AND generator <> 'builtin' \
-             THEN COALESCE(ask_attempts, 0) ELSE 0 END) AS BIGINT) AS llm_calls, \
-           CAST(SUM(COALESCE(llm_input_tokens, 0)) AS BIGINT) AS input_tokens, \
-           CAST(SUM(COALESCE(llm_output_tokens, 0)) AS BIGINT) AS output_tokens, \
-           CAST(SUM(COALESCE(llm_cost_usd, 0.0)) AS DOUBLE PRECISION) AS llm_cost_usd \
-         FROM f GROUP BY k ORDER BY k",
-        p50 = rank(50),
-        p95 = rank(95),
-        p99 = rank(99),
+    let rank = |p: u32| format!("MIN(CASE WHEN cum >= ({p} * n + 99) / 100 THEN d END)");
+    let percentiles = format!(
+        "{} AS p50, {} AS p95, {} AS p99",
+        rank(50),
+        rank(95),
+        rank(99)
     );
+    let same_key = dialect.same_key("a.k", "pb.k");
+    let sql = format!(
+        "WITH a AS (\
+           SELECT {key_sql} AS k, \
+             CAST(SUM(CASE WHEN NOT dry_run THEN 1 ELSE 0 END) AS BIGINT) AS queries, \
+             CAST(SUM(CASE WHEN NOT dry_run AND status = 'succeeded' THEN 1 ELSE 0 END) AS BIGINT) AS succeeded, \
+             CAST(SUM(CASE WHEN NOT dry_run AND status = 'failed' THEN 1 ELSE 0 END) AS BIGINT) AS failed, \
+             CAST(SUM(CASE WHEN NOT dry_run AND status = 'rejected' THEN 1 ELSE 0 END) AS BIGINT) AS rejected, \
+             CAST(SUM(CASE WHEN dry_run THEN 1 ELSE 0 END) AS BIGINT) AS dry_runs, \
+             CAST(SUM(CASE WHEN NOT dry_run AND cache_hit THEN 1 ELSE 0 END) AS BIGINT) AS cache_hits, \
+             CAST(SUM(CASE WHEN NOT dry_run AND kind = 'ask' THEN 1 ELSE 0 END) AS BIGINT) AS asks, \
+             CAST(SUM(CASE WHEN NOT dry_run THEN bytes_processed ELSE 0 END) AS BIGINT) AS bytes_processed, \
+             CAST(SUM(CASE WHEN NOT dry_run THEN bytes_billed ELSE 0 END) AS BIGINT) AS bytes_billed, \
+             CAST(MAX(CASE WHEN NOT dry_run THEN duration_ms END) AS BIGINT) AS max_duration, \
+             CAST(SUM(CASE WHEN generator IS NOT NULL AND generator <> 'builtin' \
+               THEN COALESCE(ask_attempts, 0) ELSE 0 END) AS BIGINT) AS llm_calls, \
+             CAST(SUM(COALESCE(llm_input_tokens, 0)) AS BIGINT) AS input_tokens, \
+             CAST(SUM(COALESCE(llm_output_tokens, 0)) AS BIGINT) AS output_tokens, \
+             CAST(SUM(COALESCE(llm_cost_usd, 0.0)) AS DOUBLE PRECISION) AS llm_cost_usd \
+           FROM query_history WHERE {cond} GROUP BY {key_sql}), \
+         h AS (\
+           SELECT {key_sql} AS k, duration_ms AS d, COUNT(*) AS c \
+           FROM query_history WHERE {cond} AND NOT dry_run GROUP BY {key_sql}, duration_ms), \
+         pb AS (\
+           SELECT k, {percentiles} FROM (\
+             SELECT k, d, \
+               CAST(SUM(c) OVER (PARTITION BY k ORDER BY d ROWS UNBOUNDED PRECEDING) AS BIGINT) AS cum, \
+               CAST(SUM(c) OVER (PARTITION BY k) AS BIGINT) AS n \
+             FROM h) w GROUP BY k), \
+         pt AS (\
+           SELECT {percentiles} FROM (\
+             SELECT d, CAST(SUM(c) OVER (ORDER BY d ROWS UNBOUNDED PRECEDING) AS BIGINT) AS cum, \
+               CAST(SUM(c) OVER () AS BIGINT) AS n \
+             FROM (SELECT d, SUM(c) AS c FROM h GROUP BY d) ht) wt) \
+         SELECT * FROM (\
+           SELECT CAST(1 AS BIGINT) AS is_total, CAST(NULL AS TEXT) AS k, \
+             CAST(SUM(a.queries) AS BIGINT) AS queries, CAST(SUM(a.succeeded) AS BIGINT) AS succeeded, \
+             CAST(SUM(a.failed) AS BIGINT) AS failed, CAST(SUM(a.rejected) AS BIGINT) AS rejected, \
+             CAST(SUM(a.dry_runs) AS BIGINT) AS dry_runs, CAST(SUM(a.cache_hits) AS BIGINT) AS cache_hits, \
+             CAST(SUM(a.asks) AS BIGINT) AS asks, \
+             CAST(SUM(a.bytes_processed) AS BIGINT) AS bytes_processed, \
+             CAST(SUM(a.bytes_billed) AS BIGINT) AS bytes_billed, \
+             CAST(pt.p50 AS BIGINT) AS p50, CAST(pt.p95 AS BIGINT) AS p95, CAST(pt.p99 AS BIGINT) AS p99, \
+             CAST(MAX(a.max_duration) AS BIGINT) AS max_duration, \
+             CAST(SUM(a.llm_calls) AS BIGINT) AS llm_calls, \
+             CAST(SUM(a.input_tokens) AS BIGINT) AS input_tokens, \
+             CAST(SUM(a.output_tokens) AS BIGINT) AS output_tokens, \
+             CAST(SUM(a.llm_cost_usd) AS DOUBLE PRECISION) AS llm_cost_usd \
+           FROM a CROSS JOIN pt GROUP BY pt.p50, pt.p95, pt.p99 \
+           UNION ALL \
+           SELECT CAST(0 AS BIGINT), a.k, a.queries, a.succeeded, a.failed, a.rejected, a.dry_runs, \
+             a.cache_hits, a.asks, a.bytes_processed, a.bytes_billed, \
+             CAST(pb.p50 AS BIGINT), CAST(pb.p95 AS BIGINT), CAST(pb.p99 AS BIGINT), \
+             a.max_duration, a.llm_calls, a.input_tokens, a.output_tokens, a.llm_cost_usd \
+           FROM a LEFT JOIN pb ON {same_key}) s \
+         ORDER BY is_total DESC, k"
+    );
+    let mut all = binds;
+    let (_, again) = conditions(filter, "");
+    all.extend(again);
     SqlStatement {
         sql: dialect.placeholders(&sql),
-        binds,
+        binds: all,
     }
 }
 
@@ -267,6 +317,8 @@ pub(crate) use load_statement;
 
 #[derive(Debug, QueryableByName)]
 pub(crate) struct StatsRow {
+    #[diesel(sql_type = BigInt)]
+    is_total: i64,
     #[diesel(sql_type = Nullable<Text>)]
     k: Option<String>,
     #[diesel(sql_type = BigInt)]
@@ -336,16 +388,18 @@ impl StatsRow {
     }
 }
 
-/// The summary from the total's rows (none or one) and the buckets' rows.
-pub(crate) fn summary(total: Vec<StatsRow>, buckets: Vec<StatsRow>) -> Summary {
-    Summary {
-        total: total
-            .into_iter()
-            .next()
-            .map(|r| r.into_bucket().stats)
-            .unwrap_or_default(),
-        buckets: buckets.into_iter().map(StatsRow::into_bucket).collect(),
+/// The summary from `summary_sql`'s rows: the total (when there were entries), then the buckets.
+pub(crate) fn summary(rows: Vec<StatsRow>) -> Summary {
+    let mut total = Stats::default();
+    let mut buckets = Vec::with_capacity(rows.len());
+    for row in rows {
+        if row.is_total == 1 {
+            total = row.into_bucket().stats;
+        } else {
+            buckets.push(row.into_bucket());
+        }
     }
+    Summary { total, buckets }
 }
 
 #[derive(Debug, QueryableByName)]
@@ -482,9 +536,6 @@ fn ratio(part: u64, whole: u64) -> f64 {
     let r = part as f64 / whole as f64;
     (r * 10_000.0).round() / 10_000.0
 }
-
-/// The key expression of the summary's total: one group.
-pub(crate) const TOTAL_KEY: &str = "CAST(NULL AS TEXT)";
 
 /// The entries `filter` covers that are not dry runs, ranked by `ranking`, at most `limit`:
 /// the listing's boxed query for one backend (see `history::list_query`).

@@ -311,21 +311,14 @@ impl Store {
 impl HistoryAnalytics for Store {
     async fn summary(&self, filter: &AnalyticsFilter, group_by: GroupBy) -> Result<Summary> {
         let dialect = self.sql_dialect();
-        let total = self
-            .load_raw(analytics::summary_sql(
-                dialect,
-                filter,
-                analytics::TOTAL_KEY,
-            ))
-            .await?;
-        let buckets = self
+        let rows = self
             .load_raw(analytics::summary_sql(
                 dialect,
                 filter,
                 analytics::key_sql(dialect, group_by),
             ))
             .await?;
-        Ok(analytics::summary(total, buckets))
+        Ok(analytics::summary(rows))
     }
 
     async fn popular(
