@@ -28,22 +28,29 @@ pub(crate) enum Dialect {
 }
 
 impl Dialect {
-    /// The bucket key of `group_by`, as text.
-    fn key(self, group_by: GroupBy) -> &'static str {
+    /// The expression that groups entries by `group_by`, and the expression (`{}` for the
+    /// group's value) that writes it as the bucket key text. PostgreSQL groups days and hours by
+    /// `date_trunc` and formats only the buckets: `to_char` on every row cost more than the
+    /// grouping itself.
+    fn key(self, group_by: GroupBy) -> (&'static str, &'static str) {
         match (group_by, self) {
             // SQLite keeps timestamps as `YYYY-MM-DD HH:MM:SS[.ffffff]` text.
-            (GroupBy::Day, Dialect::Sqlite) => "substr(created_at, 1, 10)",
-            (GroupBy::Day, Dialect::Postgres) => "to_char(created_at, 'YYYY-MM-DD')",
-            (GroupBy::Hour, Dialect::Sqlite) => {
-                "substr(created_at, 1, 10) || 'T' || substr(created_at, 12, 2) || ':00:00Z'"
+            (GroupBy::Day, Dialect::Sqlite) => ("substr(created_at, 1, 10)", "{}"),
+            (GroupBy::Day, Dialect::Postgres) => {
+                ("date_trunc('day', created_at)", "to_char({}, 'YYYY-MM-DD')")
             }
-            (GroupBy::Hour, Dialect::Postgres) => {
-                "to_char(created_at, 'YYYY-MM-DD\"T\"HH24\":00:00Z\"')"
-            }
-            (GroupBy::Principal, _) => "principal",
-            (GroupBy::Dataset, _) => "dataset",
-            (GroupBy::Kind, _) => "kind",
-            (GroupBy::Status, _) => "status",
+            (GroupBy::Hour, Dialect::Sqlite) => (
+                "substr(created_at, 1, 10) || 'T' || substr(created_at, 12, 2) || ':00:00Z'",
+                "{}",
+            ),
+            (GroupBy::Hour, Dialect::Postgres) => (
+                "date_trunc('hour', created_at)",
+                "to_char({}, 'YYYY-MM-DD\"T\"HH24\":00:00Z\"')",
+            ),
+            (GroupBy::Principal, _) => ("principal", "{}"),
+            (GroupBy::Dataset, _) => ("dataset", "{}"),
+            (GroupBy::Kind, _) => ("kind", "{}"),
+            (GroupBy::Status, _) => ("status", "{}"),
         }
     }
 
@@ -122,13 +129,13 @@ fn conditions(filter: &AnalyticsFilter, column_prefix: &str) -> (String, Vec<Bin
 /// ⌈p·n/100⌉), computed from a histogram of the durations per key (`GROUP BY key,
 /// duration_ms`) with running sums, not by numbering every row: the histogram is smaller than
 /// the rows, and the total's percentiles are computed from the same histogram instead of a
-/// second pass over the rows (measured on 1M rows: 2.5× faster than one window over the rows per
-/// key and another for the total; docs/benchmarks.md).
+/// second pass over the rows (docs/benchmarks.md, "History analytics").
 pub(crate) fn summary_sql(
     dialect: Dialect,
     filter: &AnalyticsFilter,
-    key_sql: &str,
+    group_by: GroupBy,
 ) -> SqlStatement {
+    let (key_sql, key_text) = dialect.key(group_by);
     let (cond, binds) = conditions(filter, "");
     let rank = |p: u32| format!("MIN(CASE WHEN cum >= ({p} * n + 99) / 100 THEN d END)");
     let percentiles = format!(
@@ -138,6 +145,7 @@ pub(crate) fn summary_sql(
         rank(99)
     );
     let same_key = dialect.same_key("a.k", "pb.k");
+    let bucket_key = format!("CAST({} AS TEXT)", key_text.replace("{}", "a.k"));
     let sql = format!(
         "WITH a AS (\
            SELECT {key_sql} AS k, \
@@ -187,7 +195,7 @@ pub(crate) fn summary_sql(
              CAST(SUM(a.llm_cost_usd) AS DOUBLE PRECISION) AS llm_cost_usd \
            FROM a CROSS JOIN pt GROUP BY pt.p50, pt.p95, pt.p99 \
            UNION ALL \
-           SELECT CAST(0 AS BIGINT), a.k, a.queries, a.succeeded, a.failed, a.rejected, a.dry_runs, \
+           SELECT CAST(0 AS BIGINT), {bucket_key}, a.queries, a.succeeded, a.failed, a.rejected, a.dry_runs, \
              a.cache_hits, a.asks, a.bytes_processed, a.bytes_billed, \
              CAST(pb.p50 AS BIGINT), CAST(pb.p95 AS BIGINT), CAST(pb.p99 AS BIGINT), \
              a.max_duration, a.llm_calls, a.input_tokens, a.output_tokens, a.llm_cost_usd \
@@ -201,11 +209,6 @@ pub(crate) fn summary_sql(
         sql: dialect.placeholders(&sql),
         binds: all,
     }
-}
-
-/// The key expression of `group_by` for `summary_sql`.
-pub(crate) fn key_sql(dialect: Dialect, group_by: GroupBy) -> &'static str {
-    dialect.key(group_by)
 }
 
 /// `popular`: shapes (or questions) by frequency.

@@ -312,11 +312,7 @@ impl HistoryAnalytics for Store {
     async fn summary(&self, filter: &AnalyticsFilter, group_by: GroupBy) -> Result<Summary> {
         let dialect = self.sql_dialect();
         let rows = self
-            .load_raw(analytics::summary_sql(
-                dialect,
-                filter,
-                analytics::key_sql(dialect, group_by),
-            ))
+            .load_raw(analytics::summary_sql(dialect, filter, group_by))
             .await?;
         Ok(analytics::summary(rows))
     }

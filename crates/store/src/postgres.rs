@@ -132,10 +132,16 @@ fn with_statement_timeout(
         .as_millis()
         .min(i32::MAX as u128);
     let setting = format!("-c statement_timeout={millis}");
+    // JIT compilation off unless the URL's options turn it on: bqai's statements are short,
+    // and the analytics aggregates' row estimates are far too high (millions of groups where
+    // there are 31 days), so PostgreSQL compiled them at a cost of ~450 ms per statement —
+    // 40% of a 30-day summary on 1M rows (docs/benchmarks.md, "History analytics").
     let mut config = config.clone();
     let options = match config.get_options() {
-        Some(existing) if !existing.trim().is_empty() => format!("{existing} {setting}"),
-        _ => setting,
+        Some(existing) if !existing.trim().is_empty() => {
+            format!("-c jit=off {existing} {setting}")
+        }
+        _ => format!("-c jit=off {setting}"),
     };
     config.options(options);
     config
@@ -915,7 +921,7 @@ mod tests {
     }
 
     #[test]
-    fn statement_timeout_joins_the_url_options() {
+    fn statement_timeout_and_jit_off_join_the_url_options() {
         let base = parse_config(
             "postgres://h/db?options=-c%20search_path%3Dx",
             &StoreOptions::default(),
@@ -924,13 +930,13 @@ mod tests {
         let config = with_statement_timeout(&base, Duration::from_millis(1500));
         assert_eq!(
             config.get_options(),
-            Some("-c search_path=x -c statement_timeout=2500")
+            Some("-c jit=off -c search_path=x -c statement_timeout=2500")
         );
         let plain = parse_config("postgres://h/db", &StoreOptions::default()).unwrap();
         let config = with_statement_timeout(&plain, Duration::MAX);
         assert_eq!(
             config.get_options(),
-            Some("-c statement_timeout=2147483647")
+            Some("-c jit=off -c statement_timeout=2147483647")
         );
     }
 
