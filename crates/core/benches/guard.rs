@@ -1,5 +1,7 @@
 //! Cost of the SQL guard per statement: tokenize, parse, walk, rewrite and render, for a short
-//! SELECT, a mid-size join with GROUP BY and a large CTE-heavy query, in both dialects.
+//! SELECT, a mid-size join with GROUP BY and a large CTE-heavy query, in both dialects; and the
+//! shape fingerprint every history entry gets (`analytics::sql_shape`: another parse, literals
+//! replaced, printed back) on the same statements.
 
 use std::hint::black_box;
 
@@ -109,5 +111,20 @@ fn bench_guard(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_guard);
+fn bench_shape(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sql_shape");
+    for (dialect_name, dialect) in [
+        ("bigquery", SqlDialect::BigQuery),
+        ("datafusion", SqlDialect::DataFusion),
+    ] {
+        for (name, sql) in [("short", SHORT), ("join", JOIN), ("cte_heavy", CTE_HEAVY)] {
+            group.bench_function(format!("{dialect_name}/{name}"), |b| {
+                b.iter(|| bqai_core::analytics::sql_shape(black_box(sql), black_box(dialect)));
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_guard, bench_shape);
 criterion_main!(benches);
