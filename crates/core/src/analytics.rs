@@ -23,8 +23,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlparser::ast::{Expr, VisitMut, VisitorMut};
-use sqlparser::dialect::{BigQueryDialect, Dialect, GenericDialect};
-use sqlparser::parser::Parser;
 use std::ops::ControlFlow;
 
 use crate::Result;
@@ -301,18 +299,10 @@ pub fn sql_shape(sql: &str, dialect: SqlDialect) -> String {
 
 /// The text [`sql_shape`] fingerprints.
 pub fn normalised_sql(sql: &str, dialect: SqlDialect) -> String {
-    let parser_dialect: &dyn Dialect = match dialect {
-        SqlDialect::BigQuery => &BigQueryDialect {},
-        SqlDialect::DataFusion => &GenericDialect {},
-    };
+    // Under the guard's bounds: this runs on every submitted text, refused ones included, and
+    // sqlparser alone takes exponential time on some short inputs.
     let parsed = (sql.len() <= MAX_SHAPE_PARSE_BYTES)
-        .then(|| {
-            Parser::new(parser_dialect)
-                .with_recursion_limit(64)
-                .try_with_sql(sql)
-                .and_then(|mut p| p.parse_statements())
-                .ok()
-        })
+        .then(|| crate::guard::parse_bounded(sql, dialect))
         .flatten()
         .filter(|s| !s.is_empty());
     match parsed {
@@ -409,6 +399,33 @@ mod tests {
                 sql_shape("SELECT COUNT(*) AS n FROM t WHERE x > 5", d),
                 sql_shape("select count(*) as n from t where x>7", d)
             );
+        }
+    }
+
+    #[test]
+    fn sql_sqlparser_parses_in_exponential_time_is_shaped_by_its_text_at_once() {
+        // Shapes are computed for every submitted text, refused ones included: the guard's
+        // bounds apply, or these would hold a thread for hours (the security suite's shapes).
+        for sql in [
+            format!("SELECT {}c", "case - ".repeat(30)),
+            format!("SELECT {}1 +{}", "CAST(".repeat(30), " AS INT)".repeat(30)),
+            format!(
+                "SELECT CAST(NULL AS {}INT{})",
+                "STRUCT<a ".repeat(1_000),
+                ">".repeat(1_000)
+            ),
+        ] {
+            for dialect in [SqlDialect::BigQuery, SqlDialect::DataFusion] {
+                let started = std::time::Instant::now();
+                let text = normalised_sql(&sql, dialect);
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(2),
+                    "{:?} for {}…",
+                    started.elapsed(),
+                    &sql[..40]
+                );
+                assert_eq!(text, sql.to_lowercase(), "by its text");
+            }
         }
     }
 

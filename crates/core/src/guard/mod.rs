@@ -213,6 +213,24 @@ pub fn check(sql: &str, policy: &GuardPolicy) -> Result<GuardedSql, Rejection> {
     })
 }
 
+/// Parses `sql` under the guard's bounds — tokens, bracket nesting and the parser's step
+/// budget — without judging it: for code that reads SQL the guard may not have accepted (the
+/// analytics shape of any submitted text). `None` when it does not parse or is past a bound:
+/// sqlparser on its own takes exponential time on some short inputs.
+pub(crate) fn parse_bounded(sql: &str, dialect: SqlDialect) -> Option<Vec<Statement>> {
+    if sql.contains('\0') {
+        return None;
+    }
+    let dialect = dialect_of(dialect);
+    let tokens = statement::tokenize(dialect, sql).ok()?;
+    let significant = statement::precheck(&tokens).ok()?;
+    let budgeted = budget::Budgeted::new(dialect, significant);
+    Parser::new(&budgeted)
+        .with_tokens_with_locations(tokens)
+        .parse_statements()
+        .ok()
+}
+
 /// Re-checks tables reported by the warehouse's dry run (views expanded) against the policy:
 /// the same system-schema, file-path and dataset rules as [`check`], applied to resolved
 /// references. The first offending table is reported.
