@@ -453,6 +453,10 @@ impl Application {
             version: env!("CARGO_PKG_VERSION").to_string(),
             store_stats,
             metrics: Arc::new(bqai_http::Metrics::new()),
+            health: Arc::new(bqai_http::health::HealthChecks::new(
+                bqai_http::health::CHECK_TTL,
+                bqai_http::health::CHECK_DEADLINE,
+            )),
         };
         let server = bqai_http::server(
             listener,

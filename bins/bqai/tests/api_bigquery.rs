@@ -220,6 +220,41 @@ async fn health_names_bigquery() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn health_probes_share_one_bigquery_call_per_second() {
+    let app = spawn_app().await;
+    let shim = app
+        ._shim
+        .as_ref()
+        .expect("the emulator runs behind the shim");
+    let dataset_lists = || {
+        shim.calls()
+            .iter()
+            .filter(|c| c.starts_with("GET ") && c.ends_with("/datasets"))
+            .count()
+    };
+    let before = dataset_lists();
+    // 60 unauthenticated probes at once, as load balancers and strangers may send them.
+    let probes = (0..60).map(|i| {
+        let path = ["/health", "/health/ready", "/health/live"][i % 3];
+        app.get(path)
+    });
+    let replies = futures::future::join_all(probes).await;
+    for r in &replies {
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let calls = dataset_lists() - before;
+    assert!(
+        calls <= 2,
+        "{calls} BigQuery health calls for 60 probes (one per second at most, plus a second          that started just after a refresh)"
+    );
+    assert_eq!(
+        replies[0].body["components"]["warehouse"]["status"], "ok",
+        "{}",
+        replies[0].body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn lists_datasets_and_tables_page_by_page() {
     let app = spawn_app().await;
     let r = app.get("/api/v1/datasets").await;

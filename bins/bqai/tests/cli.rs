@@ -889,3 +889,85 @@ fn stats_and_history_list_show_and_rerun_from_the_store() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
 }
+
+/// An operator whose BigQuery credentials cannot produce a token (here: application default
+/// credentials whose token endpoint does not answer) is told so by `/health` and
+/// `/health/ready`, not sent to look at the network.
+#[tokio::test(flavor = "multi_thread")]
+async fn health_says_the_credentials_are_the_trouble() {
+    let dir = tempfile::tempdir().unwrap();
+    let free_port = || {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let adc = dir.path().join("adc.json");
+    std::fs::write(
+        &adc,
+        serde_json::json!({
+            "type": "authorized_user",
+            "client_id": "bqai-test",
+            "client_secret": "not-a-secret",
+            "refresh_token": "not-a-token",
+            "token_uri": format!("http://127.0.0.1:{}/token", free_port()),
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let port = free_port();
+    let _server = Server(
+        Command::new(env!("CARGO_BIN_EXE_bqai"))
+            .args(["serve", "--port", &port.to_string()])
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG")
+            .env("BQAI__LOG__LEVEL", "warn")
+            .env("BQAI__WAREHOUSE__KIND", "bigquery")
+            .env("BQAI__WAREHOUSE__PROJECT", "proj")
+            .env(
+                "BQAI__WAREHOUSE__ENDPOINT",
+                format!("http://127.0.0.1:{}", free_port()),
+            )
+            .env("BQAI__WAREHOUSE__REQUEST_TIMEOUT_MS", "5000")
+            .env("GOOGLE_APPLICATION_CREDENTIALS", &adc)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut live = false;
+    for _ in 0..100 {
+        if let Ok(r) = client.get(format!("{base}/health/live")).send().await {
+            live = r.status() == 200;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(live, "the server did not start");
+
+    let health: serde_json::Value = client
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let warehouse = &health["components"]["warehouse"];
+    assert_eq!(warehouse["status"], "down", "{health}");
+    let detail = warehouse["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("no credentials"), "{detail}");
+    assert!(!detail.contains("unreachable"), "{detail}");
+
+    let ready = client
+        .get(format!("{base}/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "NOT_READY", "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("no credentials"), "{message}");
+    assert!(!message.contains("not-a-secret"), "{message}");
+}

@@ -73,6 +73,57 @@ impl fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
+impl Failure {
+    /// What `/health` says about a failed check: which kind of trouble (credentials, network,
+    /// permission, quota, BigQuery itself), so an operator looks in the right place. Built from
+    /// the transport, status and reason only, never from BigQuery's message.
+    pub fn health_detail(&self, project: &str) -> String {
+        let reason = self.reasons.first().map(String::as_str).unwrap_or_default();
+        let with_reason = |what: String| {
+            if reason.is_empty() {
+                what
+            } else {
+                format!("{what}; reason {reason}")
+            }
+        };
+        match self.transport {
+            Transport::Auth => "no credentials: a token for BigQuery could not be obtained (check \
+                 warehouse.credentials, GOOGLE_APPLICATION_CREDENTIALS or the metadata server)"
+                .to_owned(),
+            Transport::Io => "BigQuery is unreachable: the connection failed (network, DNS, proxy \
+                 or warehouse.endpoint)"
+                .to_owned(),
+            Transport::Timeout => "BigQuery did not answer in time".to_owned(),
+            Transport::Protocol => "BigQuery's answer could not be read".to_owned(),
+            Transport::Answered => {
+                let status = self.status.unwrap_or_default();
+                if QUOTA_REASONS.contains(&reason) || status == 429 {
+                    with_reason(format!(
+                        "BigQuery quota or rate limit exceeded (HTTP {status})"
+                    ))
+                } else if status == 401 {
+                    with_reason("BigQuery refused the credentials (HTTP 401)".to_owned())
+                } else if status == 403 {
+                    with_reason(format!(
+                        "the credentials lack permission in project {project} (HTTP 403)"
+                    ))
+                } else if status == 404 {
+                    with_reason(format!(
+                        "BigQuery does not know project {project} (HTTP 404)"
+                    ))
+                } else if status >= 500 {
+                    with_reason(format!("BigQuery failed (HTTP {status})"))
+                } else {
+                    with_reason(format!("BigQuery refused the check (HTTP {status})"))
+                }
+            }
+        }
+    }
+}
+
+/// Reasons that mean a quota or rate limit, whatever the status.
+const QUOTA_REASONS: &[&str] = &["quotaExceeded", "rateLimitExceeded"];
+
 /// Reasons that mean "try again": BigQuery's own advice for these is a retry with backoff.
 const TRANSIENT_REASONS: &[&str] = &[
     "backendError",
@@ -321,6 +372,50 @@ mod tests {
         let body = serde_json::json!({"error": {"code": status, "message": message,
             "errors": [{"reason": reason, "message": message, "domain": "global"}]}});
         Failure::from_http(status, body.to_string().as_bytes())
+    }
+
+    #[test]
+    fn health_says_which_kind_of_trouble_without_bigquerys_words() {
+        let says = |f: Failure, words: &[&str]| {
+            let detail = f.health_detail("proj");
+            for w in words {
+                assert!(detail.contains(w), "{detail:?} lacks {w:?}");
+            }
+            assert!(!detail.contains("SECRET"), "no message text: {detail}");
+        };
+        says(
+            Failure::transport(Transport::Auth, "SECRET token endpoint said no"),
+            &["no credentials", "warehouse.credentials"],
+        );
+        says(
+            Failure::transport(Transport::Io, "SECRET dns"),
+            &["unreachable", "connection"],
+        );
+        says(
+            Failure::transport(Transport::Timeout, "SECRET"),
+            &["did not answer in time"],
+        );
+        says(
+            http(401, "unauthorized", "SECRET"),
+            &["refused the credentials", "401"],
+        );
+        says(
+            http(403, "accessDenied", "SECRET"),
+            &["lack permission", "proj", "accessDenied"],
+        );
+        says(
+            http(403, "quotaExceeded", "SECRET"),
+            &["quota", "quotaExceeded"],
+        );
+        says(
+            http(429, "rateLimitExceeded", "SECRET"),
+            &["quota or rate limit", "429"],
+        );
+        says(http(404, "notFound", "SECRET"), &["project proj", "404"]);
+        says(
+            http(503, "backendError", "SECRET"),
+            &["BigQuery failed", "503"],
+        );
     }
 
     fn catalog() -> Op {

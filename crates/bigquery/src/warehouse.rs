@@ -428,9 +428,15 @@ impl Warehouse for Calls {
             Ok(Err(e)) => {
                 let failure = Failure::from_gax(&e);
                 tracing::warn!(%failure, "BigQuery health check failed");
-                ComponentHealth::down(HEALTH_KIND, "BigQuery does not answer")
+                ComponentHealth::down(HEALTH_KIND, failure.health_detail(&self.config.project))
             }
-            Err(_) => ComponentHealth::down(HEALTH_KIND, "BigQuery timed out"),
+            Err(_) => ComponentHealth::down(
+                HEALTH_KIND,
+                format!(
+                    "BigQuery did not answer within {} ms",
+                    self.config.request_timeout().as_millis()
+                ),
+            ),
         }
     }
 }

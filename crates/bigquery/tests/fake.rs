@@ -681,3 +681,57 @@ async fn catalog_pages_follow_bigquery_page_tokens() {
     assert_eq!(fake.requests().len(), 2);
     assert!(fake.requests()[0].query.contains("maxResults=1"));
 }
+
+#[tokio::test]
+async fn health_says_what_is_wrong_credentials_permission_quota_or_network() {
+    for (status, reason, words) in [
+        (401, "unauthorized", &["refused the credentials", "401"][..]),
+        (
+            403,
+            "accessDenied",
+            &["lack permission in project proj", "accessDenied"][..],
+        ),
+        (403, "quotaExceeded", &["quota", "quotaExceeded"][..]),
+    ] {
+        let fake = FakeBigQuery::start(move |_| {
+            FakeReply::error(
+                status,
+                reason,
+                "Request had invalid authentication credentials",
+            )
+        })
+        .await;
+        let health = warehouse(&fake).await.health().await;
+        assert_eq!(health.status, bqai_core::model::HealthStatus::Down);
+        let detail = health.detail.unwrap_or_default();
+        for w in words {
+            assert!(
+                detail.contains(w),
+                "{status} {reason}: {detail:?} lacks {w:?}"
+            );
+        }
+        assert!(
+            !detail.contains("invalid authentication"),
+            "BigQuery's words: {detail}"
+        );
+    }
+
+    // Nothing listens: the network, not the credentials.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let mut config = BigQueryConfig::emulator(PROJECT, endpoint);
+    config.request_timeout_ms = 2_000;
+    config.retry = RetryConfig {
+        max_attempts: 1,
+        initial_backoff_ms: 1,
+        max_backoff_ms: 1,
+    };
+    let health = BigQueryWarehouse::connect(config)
+        .await
+        .unwrap()
+        .health()
+        .await;
+    let detail = health.detail.unwrap_or_default();
+    assert!(detail.contains("unreachable"), "{detail:?}");
+}

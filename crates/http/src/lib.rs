@@ -13,6 +13,7 @@ pub mod auth;
 pub mod auth_failures;
 pub mod dto;
 pub mod error;
+pub mod health;
 pub mod metrics;
 pub mod openapi;
 pub mod origin;
@@ -62,6 +63,8 @@ pub fn configure(settings: &HttpSettings) -> impl FnOnce(&mut web::ServiceConfig
 /// API and are registered in [`configure`].
 pub fn routes_documented(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
     cfg.service(routes::health::health)
+        .service(routes::health::live)
+        .service(routes::health::ready)
         .service(routes::metrics::prometheus)
         .service(openapi::openapi_json)
         .service(

@@ -79,6 +79,7 @@ pub enum ErrorCode {
     LlmBusy,
     LlmTimeout,
     Unavailable,
+    NotReady,
     TooManyConnections,
     Timeout,
     Internal,

@@ -6,7 +6,7 @@
 //!   address; the browser then sends that name in `Host`. Requests are served only when `Host`
 //!   is an IP address (a page cannot rebind one), `localhost`, the configured `server.host`, or
 //!   one of `server.allowed_hosts` (`"*"` allows any); anything else is 400
-//!   `HOST_NOT_ALLOWED`. `/health` and `/metrics` are exempt (load balancers and scrapers reach
+//!   `HOST_NOT_ALLOWED`. `/health`, `/health/live`, `/health/ready` and `/metrics` are exempt (load balancers and scrapers reach
 //!   them by whatever name).
 //! - **Origin** on WebSocket upgrades: browsers send `Origin` but no CORS applies to
 //!   WebSockets, so a page on another origin could open `ws://127.0.0.1:8080/api/v1/ws/agent`
@@ -43,7 +43,10 @@ pub async fn middleware(
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .map(str::to_owned);
-    let refusal = if matches!(req.path(), "/health" | "/metrics") {
+    let refusal = if matches!(
+        req.path(),
+        "/health" | "/health/live" | "/health/ready" | "/metrics"
+    ) {
         None
     } else if let Some(host) = host.as_deref().filter(|h| !host_allowed(h, settings)) {
         Some(ApiError::new(

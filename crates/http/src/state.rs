@@ -154,6 +154,8 @@ pub struct AppState {
     pub auth_failures: crate::auth_failures::AuthFailures,
     /// The server's Prometheus metrics (`/metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The dependency checks behind `/health` and `/health/ready`, shared for a moment.
+    pub health: Arc<crate::health::HealthChecks>,
     /// The store's latest measurement by its periodic maintenance (for `/health`).
     pub store_stats: tokio::sync::watch::Receiver<Option<bqai_core::model::StoreStats>>,
 }

@@ -14,6 +14,13 @@ async fn health_reports_components() {
     assert_eq!(r.body["components"]["cache"]["status"], "ok");
     assert!(r.header("x-request-id").is_some());
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+
+    let live = app.get("/health/live").await;
+    assert_eq!(live.status, 200, "{}", live.body);
+    assert_eq!(live.body, serde_json::json!({"status": "ok"}));
+    let ready = app.get("/health/ready").await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    assert_eq!(ready.body, serde_json::json!({"status": "ready"}));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -191,6 +191,15 @@ async fn warehouse_down_is_503_and_health_degraded() {
     assert_eq!(h.status, 200);
     assert_eq!(h.body["status"], "degraded");
     assert_eq!(h.body["components"]["warehouse"]["status"], "down");
+    // Alive, but not ready: the probe says why, in the error envelope.
+    assert_eq!(app.get("/health/live").await.status, 200);
+    let ready = app.get("/health/ready").await;
+    ready.assert_error(503, "NOT_READY");
+    let message = ready.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("broken") && message.contains("unreachable"),
+        "{message}"
+    );
     // The failed query is in history as failed.
     let hist = app.get("/api/v1/history").await;
     assert_eq!(hist.body["data"][0]["status"], "failed");

@@ -130,7 +130,10 @@ fn routes_in_sources() -> BTreeSet<String> {
                 };
                 let path = rest.split('"').next().unwrap();
                 // Everything but the service's own routes lives under /api/v1.
-                let full = if matches!(path, "/health" | "/metrics" | "/openapi.json") {
+                let full = if matches!(
+                    path,
+                    "/health" | "/health/live" | "/health/ready" | "/metrics" | "/openapi.json"
+                ) {
                     path.to_owned()
                 } else {
                     format!("/api/v1{path}")

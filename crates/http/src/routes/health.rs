@@ -1,10 +1,14 @@
-//! `GET /health`: liveness plus the state of each dependency.
+//! `GET /health` (the state of each dependency), `GET /health/live` (the process answers) and
+//! `GET /health/ready` (it can serve queries). The dependency checks are shared by every caller
+//! for a moment (`crate::health`): no key is needed here, so the warehouse must not see one
+//! call per request.
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, web};
 use bqai_core::model::{ComponentHealth, HealthStatus, StoreStats};
-use bqai_core::ports::Warehouse;
 use serde::Serialize;
 
+use crate::error::ApiError;
 use crate::state::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -32,26 +36,20 @@ struct GeneratorHealth {
     model: Option<String>,
 }
 
-/// The service answers 200 while it can serve queries; `degraded` names what is not ok.
+/// `/health/live` and `/health/ready` when they answer 200.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Probe {
+    /// `ok` (live) or `ready`.
+    status: &'static str,
+}
+
+/// The service answers 200 while it can serve queries; `degraded` names what is not ok. The
+/// checks behind it are at most a second old.
 #[utoipa::path(tag = "service", responses((status = 200, description = "Up (`status` is `ok` or `degraded`, naming what is not ok)", body = Health)))]
 #[get("/health")]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
-    let generator_health = async {
-        match &state.llm {
-            Some(llm) => llm.health().await,
-            None => ComponentHealth::ok(state.ask.generator().kind),
-        }
-    };
-    let (warehouse, cache, history, generator) = futures::join!(
-        state.warehouse.health(),
-        state.cache.health(),
-        state.history.health(),
-        generator_health
-    );
-    let all_ok = [&warehouse, &cache, &history, &generator]
-        .iter()
-        .all(|c| c.status == HealthStatus::Ok);
-    let status = if all_ok {
+    let snapshot = state.health.current(&state).await;
+    let status = if snapshot.all_ok() {
         HealthStatus::Ok
     } else {
         HealthStatus::Degraded
@@ -60,14 +58,42 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         status,
         version: state.version.clone(),
         components: Components {
-            warehouse,
-            cache,
-            history,
+            warehouse: snapshot.warehouse.clone(),
+            cache: snapshot.cache.clone(),
+            history: snapshot.history.clone(),
             generator: GeneratorHealth {
-                health: generator,
+                health: snapshot.generator.clone(),
                 model: state.ask.generator().model,
             },
         },
         store: state.store_stats.borrow().clone(),
     })
+}
+
+/// Liveness: the process answers (checks nothing else; for a restart decision).
+#[utoipa::path(tag = "service", responses((status = 200, description = "The process answers", body = Probe)))]
+#[get("/health/live")]
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(Probe { status: "ok" })
+}
+
+/// Readiness: the warehouse answers, so queries can be served (a cache or history store that
+/// is down degrades the service but does not stop it). 503 `NOT_READY` names what is wrong.
+#[utoipa::path(tag = "service", responses((status = 200, description = "Ready to serve queries", body = Probe), (status = 503, description = "NOT_READY: the warehouse does not answer (the message says why)", body = crate::openapi::ErrorEnvelope)))]
+#[get("/health/ready")]
+pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let snapshot = state.health.current(&state).await;
+    if snapshot.ready() {
+        return Ok(HttpResponse::Ok().json(Probe { status: "ready" }));
+    }
+    let warehouse = &snapshot.warehouse;
+    Err(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "NOT_READY",
+        format!(
+            "the warehouse ({}) is down: {}",
+            warehouse.kind,
+            warehouse.detail.as_deref().unwrap_or("no detail")
+        ),
+    ))
 }
