@@ -234,6 +234,7 @@ pub fn server(
             .wrap(cors(&settings))
             .wrap(from_fn(error::envelope_middleware))
             .wrap(from_fn(request_id::middleware))
+            .wrap(from_fn(metrics::middleware))
             .wrap(security_headers())
     })
     .shutdown_timeout(shutdown_timeout.as_secs().max(1))

@@ -3,14 +3,27 @@
 //! no process-global recorder, so every server — and every test app in one process — has its
 //! own numbers, and the registry is passed explicitly like every other dependency).
 //!
-//! Today it holds the store's gauges (size, free bytes, rows per table), refreshed from the
-//! maintenance round's latest [`StoreStats`] at each scrape; request, warehouse, cache and LLM
-//! families join the same registry.
+//! It holds the HTTP request families (requests by method, route template and status; latency
+//! histograms by method and route template), counted by [`middleware`] around every request,
+//! and the store's gauges (size, free bytes, rows per table), refreshed from the maintenance
+//! round's latest [`StoreStats`] at each scrape; warehouse, cache and LLM families join the
+//! same registry. Labels are bounded: routes are templates (`/api/v1/history/{id}`), never
+//! paths, and requests that match no route share `route="unmatched"`; no principal or SQL.
 
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{Error, web};
 use bqai_core::model::StoreStats;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::state::AppState;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -18,6 +31,8 @@ type Labels = Vec<(&'static str, String)>;
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    http_requests: Family<Labels, Counter>,
+    http_duration: Family<Labels, Histogram, fn() -> Histogram>,
     store_size: Family<Labels, Gauge>,
     store_free: Family<Labels, Gauge>,
     store_rows: Family<Labels, Gauge>,
@@ -34,6 +49,22 @@ impl Metrics {
     /// A registry with every family registered.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("bqai");
+        let http_requests = Family::<Labels, Counter>::default();
+        let http_duration: Family<Labels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(|| {
+                // 0.5 ms to ~16 s: a cached read to a long query.
+                Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+            });
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by method, route template and status",
+            http_requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request (until the response head), by method and route template",
+            http_duration.clone(),
+        );
         let store_size = Family::<Labels, Gauge>::default();
         let store_free = Family::<Labels, Gauge>::default();
         let store_rows = Family::<Labels, Gauge>::default();
@@ -60,11 +91,24 @@ impl Metrics {
         );
         Self {
             registry,
+            http_requests,
+            http_duration,
             store_size,
             store_free,
             store_rows,
             store_measured,
         }
+    }
+
+    /// Counts one answered request.
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let route_labels: Labels = vec![("method", method.to_owned()), ("route", route.to_owned())];
+        self.http_duration
+            .get_or_create(&route_labels)
+            .observe(seconds);
+        let mut labels = route_labels;
+        labels.push(("status", status.to_string()));
+        self.http_requests.get_or_create(&labels).inc();
     }
 
     /// Sets the store's gauges from a measurement.
@@ -97,6 +141,50 @@ impl Metrics {
             tracing::error!(error = %e, "could not encode the metrics");
         }
         text
+    }
+}
+
+/// Counts every request in the server's [`Metrics`]: method, route template, status and time
+/// to the response head (a streamed body's own time is not included). Outermost but for the
+/// security headers, so refusals by the host check, CORS, auth and the rate limiter are counted
+/// with their statuses.
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let started = Instant::now();
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| std::sync::Arc::clone(&s.metrics));
+    let method = method_label(req.method());
+    let result = next.call(req).await;
+    if let Some(metrics) = metrics {
+        let (route, status) = match &result {
+            Ok(res) => (res.request().match_pattern(), res.status().as_u16()),
+            Err(e) => (None, e.as_response_error().status_code().as_u16()),
+        };
+        metrics.observe_request(
+            method,
+            route.as_deref().unwrap_or("unmatched"),
+            status,
+            started.elapsed().as_secs_f64(),
+        );
+    }
+    result
+}
+
+/// The method as a label: the standard ones, anything else `other` (bounded cardinality).
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
     }
 }
 

@@ -11,6 +11,7 @@ mod conversations;
 mod errors;
 mod helpers;
 mod history;
+mod metrics;
 mod openapi;
 mod query;
 mod retention;
