@@ -63,6 +63,8 @@ pub struct Services {
     pub llm: Option<Arc<dyn Llm>>,
     /// The history queue in front of the store (flushed at shutdown).
     pub history_buffer: Arc<BufferedHistory>,
+    /// The server's Prometheus metrics (queries are counted as history records them).
+    pub metrics: Arc<bqai_http::Metrics>,
     /// API keys (and tokens); `None` when authentication is off.
     pub auth: Option<Authenticator>,
     /// The audit log; `None` when `auth.audit` is off.
@@ -136,7 +138,13 @@ impl Services {
         // While the store is down, records wait in memory and are written when it returns.
         let history_buffer = BufferedHistory::new(store.history(), settings.store.buffer_capacity);
         history_buffer.spawn_flusher(Duration::from_secs(1));
-        let history: Arc<dyn HistoryStore> = history_buffer.clone();
+        // Every recorded query is also counted for /metrics on its way to the buffer.
+        let metrics = Arc::new(bqai_http::Metrics::new());
+        let history: Arc<dyn HistoryStore> = Arc::new(bqai_http::metrics::MeteredHistory::new(
+            history_buffer.clone(),
+            Arc::clone(&metrics),
+            settings.query_limits().usd_per_tib,
+        ));
 
         let limits = settings.query_limits();
         let anonymous = Principal::anonymous(limits.allowed.clone());
@@ -196,6 +204,7 @@ impl Services {
             ask,
             llm,
             history_buffer,
+            metrics,
             auth,
             audit,
             maintenance: Arc::new(Maintenance::new(
@@ -452,7 +461,7 @@ impl Application {
             settings: settings.http(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             store_stats,
-            metrics: Arc::new(bqai_http::Metrics::new()),
+            metrics: services.metrics,
             health: Arc::new(bqai_http::health::HealthChecks::new(
                 bqai_http::health::CHECK_TTL,
                 bqai_http::health::CHECK_DEADLINE,

@@ -6,17 +6,23 @@
 //! It holds the HTTP request families (requests by method, route template and status; latency
 //! histograms by method and route template), counted by [`middleware`] around every request,
 //! and the store's gauges (size, free bytes, rows per table), refreshed from the maintenance
-//! round's latest [`StoreStats`] at each scrape; warehouse, cache and LLM families join the
-//! same registry. Labels are bounded: routes are templates (`/api/v1/history/{id}`), never
+//! round's latest [`StoreStats`] at each scrape; and the query families (outcomes, error
+//! codes, durations, warehouse bytes and cost, result-cache hits, LLM calls, tokens and cost),
+//! counted by [`MeteredHistory`] from the one history record every query leaves. Labels are bounded: routes are templates (`/api/v1/history/{id}`), never
 //! paths, and requests that match no route share `route="unmatched"`; no principal or SQL.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{Error, web};
-use bqai_core::model::StoreStats;
+use async_trait::async_trait;
+use bqai_core::history::{HistoryEntry, HistoryFilter};
+use bqai_core::model::{ComponentHealth, Page, PageRequest, StoreStats};
+use bqai_core::ports::HistoryStore;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -36,6 +42,35 @@ struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct QueryLabels {
+    kind: &'static str,
+    status: &'static str,
+    dry_run: bool,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct ErrorLabels {
+    status: &'static str,
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct GeneratorLabels {
+    generator: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct TokenLabels {
+    generator: String,
+    direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
 struct RequestLabels {
     method: &'static str,
     route: String,
@@ -46,6 +81,16 @@ struct RequestLabels {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    queries: Family<QueryLabels, Counter>,
+    query_errors: Family<ErrorLabels, Counter>,
+    query_duration: Family<KindLabels, Histogram, fn() -> Histogram>,
+    bytes_processed: Counter,
+    bytes_billed: Counter,
+    cost_usd: Counter<f64, AtomicU64>,
+    cache_hits: Counter,
+    llm_calls: Family<GeneratorLabels, Counter>,
+    llm_tokens: Family<TokenLabels, Counter>,
+    llm_cost_usd: Family<GeneratorLabels, Counter<f64, AtomicU64>>,
     http_requests: Family<RequestLabels, Counter>,
     http_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     store_size: Family<Labels, Gauge>,
@@ -70,6 +115,67 @@ impl Metrics {
                 // 0.5 ms to ~16 s: a cached read to a long query.
                 Histogram::new(exponential_buckets(0.0005, 2.0, 16))
             });
+        let queries = Family::<QueryLabels, Counter>::default();
+        let query_errors = Family::<ErrorLabels, Counter>::default();
+        let query_duration: Family<KindLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 16)));
+        let bytes_processed = Counter::default();
+        let bytes_billed = Counter::default();
+        let cost_usd = Counter::<f64, AtomicU64>::default();
+        let cache_hits = Counter::default();
+        let llm_calls = Family::<GeneratorLabels, Counter>::default();
+        let llm_tokens = Family::<TokenLabels, Counter>::default();
+        let llm_cost_usd = Family::<GeneratorLabels, Counter<f64, AtomicU64>>::default();
+        registry.register(
+            "queries",
+            "Queries and asks as recorded in history, by kind (sql, ask, system), outcome and dry run",
+            queries.clone(),
+        );
+        registry.register(
+            "query_errors",
+            "Failed and rejected queries by outcome and error code (SQL_REJECTED, COST_LIMIT_EXCEEDED, QUERY_TIMEOUT, ...)",
+            query_errors.clone(),
+        );
+        registry.register(
+            "query_duration_seconds",
+            "Time of a query or ask, guard to answer, by kind (dry runs excluded)",
+            query_duration.clone(),
+        );
+        registry.register(
+            "warehouse_bytes_processed",
+            "Bytes the warehouse processed for queries (dry runs excluded)",
+            bytes_processed.clone(),
+        );
+        registry.register(
+            "warehouse_bytes_billed",
+            "Bytes the warehouse billed for queries",
+            bytes_billed.clone(),
+        );
+        registry.register(
+            "warehouse_estimated_cost_usd",
+            "Bytes billed priced at query.usd_per_tib",
+            cost_usd.clone(),
+        );
+        registry.register(
+            "result_cache_hits",
+            "Queries answered from the result cache",
+            cache_hits.clone(),
+        );
+        registry.register(
+            "llm_calls",
+            "Generation attempts by a language model, by generator",
+            llm_calls.clone(),
+        );
+        registry.register(
+            "llm_tokens",
+            "Tokens sent to (input) and received from (output) language models, by generator",
+            llm_tokens.clone(),
+        );
+        registry.register(
+            "llm_cost_usd",
+            "What language models cost, reported or priced by [llm.prices], by generator",
+            llm_cost_usd.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests answered, by method, route template and status",
@@ -106,6 +212,16 @@ impl Metrics {
         );
         Self {
             registry,
+            queries,
+            query_errors,
+            query_duration,
+            bytes_processed,
+            bytes_billed,
+            cost_usd,
+            cache_hits,
+            llm_calls,
+            llm_tokens,
+            llm_cost_usd,
             http_requests,
             http_duration,
             store_size,
@@ -127,6 +243,67 @@ impl Metrics {
         self.http_duration
             .get_or_create(&RouteLabels { method, route })
             .observe(seconds);
+    }
+
+    /// Counts one query or ask from its history record (the one record every query leaves):
+    /// outcome, error code, duration, bytes, cost and the LLM's share. Dry runs are counted as
+    /// queries but add no bytes, cost or duration, as in the analytics.
+    pub fn observe_entry(&self, entry: &HistoryEntry, usd_per_tib: f64) {
+        let kind = entry.kind.as_str();
+        let status = entry.status.as_str();
+        self.queries
+            .get_or_create(&QueryLabels {
+                kind,
+                status,
+                dry_run: entry.dry_run,
+            })
+            .inc();
+        if let Some(code) = &entry.error_code {
+            self.query_errors
+                .get_or_create(&ErrorLabels {
+                    status,
+                    code: code.clone(),
+                })
+                .inc();
+        }
+        if !entry.dry_run {
+            #[allow(clippy::cast_precision_loss)]
+            self.query_duration
+                .get_or_create(&KindLabels { kind })
+                .observe(entry.duration_ms as f64 / 1000.0);
+            self.bytes_processed.inc_by(entry.bytes_processed);
+            self.bytes_billed.inc_by(entry.bytes_billed);
+            self.cost_usd.inc_by(bqai_core::analytics::usd_for_bytes(
+                entry.bytes_billed,
+                usd_per_tib,
+            ));
+            if entry.cache_hit {
+                self.cache_hits.inc();
+            }
+        }
+        if let Some(ask) = &entry.ask
+            && ask.attempts > 0
+            && ask.generator != "builtin"
+        {
+            let generator = GeneratorLabels {
+                generator: ask.generator.clone(),
+            };
+            self.llm_calls
+                .get_or_create(&generator)
+                .inc_by(u64::from(ask.attempts));
+            for (direction, tokens) in [("input", ask.input_tokens), ("output", ask.output_tokens)]
+            {
+                self.llm_tokens
+                    .get_or_create(&TokenLabels {
+                        generator: ask.generator.clone(),
+                        direction,
+                    })
+                    .inc_by(tokens);
+            }
+            if let Some(cost) = ask.cost_usd {
+                self.llm_cost_usd.get_or_create(&generator).inc_by(cost);
+            }
+        }
     }
 
     /// Sets the store's gauges from a measurement.
@@ -159,6 +336,50 @@ impl Metrics {
             tracing::error!(error = %e, "could not encode the metrics");
         }
         text
+    }
+}
+
+/// The `HistoryStore` decorator that counts each recorded query in [`Metrics`] before handing
+/// the record on: the query and ask use cases write exactly one record per query, whatever
+/// the outcome, so counting there misses nothing and needs no code in the use cases.
+pub struct MeteredHistory {
+    inner: Arc<dyn HistoryStore>,
+    metrics: Arc<Metrics>,
+    usd_per_tib: f64,
+}
+
+impl MeteredHistory {
+    /// `inner`, counted in `metrics` (costs at `usd_per_tib`).
+    pub fn new(inner: Arc<dyn HistoryStore>, metrics: Arc<Metrics>, usd_per_tib: f64) -> Self {
+        Self {
+            inner,
+            metrics,
+            usd_per_tib,
+        }
+    }
+}
+
+#[async_trait]
+impl HistoryStore for MeteredHistory {
+    async fn record(&self, entry: &HistoryEntry) -> bqai_core::Result<()> {
+        self.metrics.observe_entry(entry, self.usd_per_tib);
+        self.inner.record(entry).await
+    }
+
+    async fn get(&self, id: &str) -> bqai_core::Result<Option<HistoryEntry>> {
+        self.inner.get(id).await
+    }
+
+    async fn list(
+        &self,
+        filter: &HistoryFilter,
+        page: &PageRequest,
+    ) -> bqai_core::Result<Page<HistoryEntry>> {
+        self.inner.list(filter, page).await
+    }
+
+    async fn health(&self) -> ComponentHealth {
+        self.inner.health().await
     }
 }
 

@@ -229,4 +229,38 @@ async fn the_price_table_gives_http_adapters_a_cost_that_adds_up_in_analytics() 
     assert_eq!(summary.body["total"]["asks"], 1);
     let total = summary.body["total"]["llm_cost_usd"].as_f64().unwrap();
     assert!((total - expected).abs() < 1e-12, "{total} vs {expected}");
+
+    // The same numbers for Prometheus, by generator.
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{name} missing in\n{text}"))
+    };
+    let generator = ask["generator"].as_str().unwrap();
+    assert_eq!(
+        value(&format!(
+            "bqai_llm_calls_total{{generator=\"{generator}\"}}"
+        )),
+        1.0
+    );
+    assert_eq!(
+        value(&format!(
+            "bqai_llm_tokens_total{{generator=\"{generator}\",direction=\"input\"}}"
+        )),
+        tokens("input_tokens")
+    );
+    let priced = value(&format!(
+        "bqai_llm_cost_usd_total{{generator=\"{generator}\"}}"
+    ));
+    assert!((priced - expected).abs() < 1e-12, "{priced} vs {expected}");
 }
