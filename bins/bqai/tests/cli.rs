@@ -971,3 +971,175 @@ async fn health_says_the_credentials_are_the_trouble() {
     assert!(message.contains("no credentials"), "{message}");
     assert!(!message.contains("not-a-secret"), "{message}");
 }
+
+/// Secrets never reach the log: a server at `debug` level (every crate's debug lines, JSON
+/// format) is used with API keys — valid, wrong and revoked —, an admin creating a key, a
+/// WebSocket ticket, a configured pepper and an LLM API key sent on a call, and its whole
+/// stderr is searched for each of them.
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_never_reach_the_log_even_at_debug() {
+    let dir = tempfile::tempdir().unwrap();
+    let pepper = "pepper-5f0d1c6a9b8e4f27a3c1d0e9b7a6f5e4";
+    let llm_key = "sk-ant-test-3b2a19c8d7e6f5a4b3c2d1e0";
+    let env = [
+        ("BQAI__AUTH__MODE", "api_key"),
+        ("BQAI__AUTH__PEPPER", pepper),
+        ("BQAI__LLM__KIND", "anthropic"),
+        ("BQAI__LLM__API_KEY", llm_key),
+        ("BQAI__LLM__MAX_RETRIES", "0"),
+    ];
+    let out = bqai_env(
+        dir.path(),
+        &[
+            "keys", "create", "--name", "admin", "--role", "admin", "--json",
+        ],
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let admin = json_of(&out)["key"].as_str().unwrap().to_owned();
+
+    // An LLM "API" that answers nothing useful: the key is sent to it, and must not be logged.
+    let llm = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let llm_url = format!("http://{}", llm.local_addr().unwrap());
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = llm.accept().await {
+            let mut buf = vec![0_u8; 65536];
+            let _ = socket.read(&mut buf).await;
+            let _ = socket
+                .write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .await;
+        }
+    });
+
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bqai"));
+    cmd.args(["serve", "--port", &port.to_string()])
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .env("BQAI__LOG__LEVEL", "debug")
+        .env("BQAI__LOG__FORMAT", "json")
+        .env("BQAI__LLM__BASE_URL", &llm_url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::from(log));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let server = Server(cmd.spawn().unwrap());
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        if client
+            .get(format!("{base}/health/live"))
+            .send()
+            .await
+            .is_ok()
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "the server did not start");
+
+    // A valid key, and the same key id with a wrong secret.
+    let ok = client
+        .get(format!("{base}/api/v1/datasets"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let (prefix, secret) = admin.rsplit_once('_').unwrap();
+    let wrong_secret = format!("{prefix}_{}", secret.chars().rev().collect::<String>());
+    let refused = client
+        .get(format!("{base}/api/v1/datasets"))
+        .header("x-api-key", &wrong_secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    // An admin makes a key (shown once, in the response), which is used, revoked, used again.
+    let made: serde_json::Value = client
+        .post(format!("{base}/api/v1/admin/keys"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"name": "analyst", "role": "analyst"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let analyst = made["key"].as_str().unwrap().to_owned();
+    let analyst_id = made["id"].as_str().unwrap().to_owned();
+    let query = client
+        .post(format!("{base}/api/v1/query"))
+        .bearer_auth(&analyst)
+        .json(&serde_json::json!({"sql": "SELECT 1 AS one"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(query.status(), 200);
+    // A WebSocket ticket (a bearer credential of its own).
+    let ticket: serde_json::Value = client
+        .post(format!("{base}/api/v1/ws-ticket"))
+        .bearer_auth(&analyst)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ticket = ticket["ticket"].as_str().unwrap().to_owned();
+    // An ask: the LLM call carries the configured API key (and fails: a 5xx from the stand-in).
+    let ask = client
+        .post(format!("{base}/api/v1/ask"))
+        .bearer_auth(&analyst)
+        .json(&serde_json::json!({"question": "number of customers by segment"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(ask.status().is_server_error(), "{}", ask.status());
+    let revoked = client
+        .delete(format!("{base}/api/v1/admin/keys/{analyst_id}"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert!(revoked.status().is_success(), "{}", revoked.status());
+    let after = client
+        .get(format!("{base}/api/v1/datasets"))
+        .bearer_auth(&analyst)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 401);
+    drop(server);
+
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        text.lines().count() > 10 && text.contains("\"level\":\"DEBUG\""),
+        "a debug log was written: {text}"
+    );
+    let secret_of = |key: &str| key.rsplit_once('_').unwrap().1.to_owned();
+    for (what, secret) in [
+        ("the admin key's secret", secret_of(&admin)),
+        ("a wrong secret", secret_of(&wrong_secret)),
+        ("the analyst key's secret", secret_of(&analyst)),
+        ("the WebSocket ticket", ticket.clone()),
+        ("the pepper", pepper.to_owned()),
+        ("the LLM API key", llm_key.to_owned()),
+    ] {
+        assert!(!text.contains(&secret), "{what} is in the log");
+    }
+}
