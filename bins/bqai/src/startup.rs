@@ -462,6 +462,14 @@ impl Application {
             version: env!("CARGO_PKG_VERSION").to_string(),
             store_stats,
             metrics: services.metrics,
+            history_queue: Some({
+                let buffer = history_buffer.clone();
+                Arc::new(move || bqai_http::metrics::HistoryQueueStats {
+                    queued: u64::try_from(buffer.queued()).unwrap_or(u64::MAX),
+                    dropped: buffer.dropped(),
+                    refused: buffer.refused(),
+                })
+            }),
             health: Arc::new(bqai_http::health::HealthChecks::new(
                 bqai_http::health::CHECK_TTL,
                 bqai_http::health::CHECK_DEADLINE,

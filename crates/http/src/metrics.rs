@@ -33,6 +33,20 @@ use crate::state::AppState;
 
 type Labels = Vec<(&'static str, String)>;
 
+/// The history queue in front of the store, as `/metrics` reads it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistoryQueueStats {
+    /// Records waiting for the store.
+    pub queued: u64,
+    /// Records dropped because the queue was full (since start).
+    pub dropped: u64,
+    /// Records the store refused for good (since start).
+    pub refused: u64,
+}
+
+/// Reads the history queue (a closure, so this crate needs no dependency on the queue's).
+pub type HistoryQueueProbe = std::sync::Arc<dyn Fn() -> HistoryQueueStats + Send + Sync>;
+
 /// `method`, `route` (and `status`) of a request: a struct rather than a list of pairs, so
 /// counting a request allocates only the route template.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
@@ -81,6 +95,10 @@ struct RequestLabels {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    ws_connections: Gauge,
+    history_queued: Gauge,
+    history_dropped: Gauge,
+    history_refused: Gauge,
     queries: Family<QueryLabels, Counter>,
     query_errors: Family<ErrorLabels, Counter>,
     query_duration: Family<KindLabels, Histogram, fn() -> Histogram>,
@@ -126,6 +144,30 @@ impl Metrics {
         let llm_calls = Family::<GeneratorLabels, Counter>::default();
         let llm_tokens = Family::<TokenLabels, Counter>::default();
         let llm_cost_usd = Family::<GeneratorLabels, Counter<f64, AtomicU64>>::default();
+        let ws_connections = Gauge::default();
+        let history_queued = Gauge::default();
+        let history_dropped = Gauge::default();
+        let history_refused = Gauge::default();
+        registry.register(
+            "websocket_connections",
+            "WebSocket connections open",
+            ws_connections.clone(),
+        );
+        registry.register(
+            "history_queue_depth",
+            "History records waiting in memory for the store",
+            history_queued.clone(),
+        );
+        registry.register(
+            "history_records_dropped",
+            "History records dropped since start because the queue was full",
+            history_dropped.clone(),
+        );
+        registry.register(
+            "history_records_refused",
+            "History records the store refused for good since start",
+            history_refused.clone(),
+        );
         registry.register(
             "queries",
             "Queries and asks as recorded in history, by kind (sql, ask, system), outcome and dry run",
@@ -212,6 +254,10 @@ impl Metrics {
         );
         Self {
             registry,
+            ws_connections,
+            history_queued,
+            history_dropped,
+            history_refused,
             queries,
             query_errors,
             query_duration,
@@ -304,6 +350,17 @@ impl Metrics {
                 self.llm_cost_usd.get_or_create(&generator).inc_by(cost);
             }
         }
+    }
+
+    /// Sets the gauges read at scrape time: open WebSocket connections and the history queue.
+    pub fn observe_runtime(&self, ws_connections: usize, history: Option<HistoryQueueStats>) {
+        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.ws_connections
+            .set(gauge(u64::try_from(ws_connections).unwrap_or(u64::MAX)));
+        let history = history.unwrap_or_default();
+        self.history_queued.set(gauge(history.queued));
+        self.history_dropped.set(gauge(history.dropped));
+        self.history_refused.set(gauge(history.refused));
     }
 
     /// Sets the store's gauges from a measurement.

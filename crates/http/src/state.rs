@@ -154,6 +154,9 @@ pub struct AppState {
     pub auth_failures: crate::auth_failures::AuthFailures,
     /// The server's Prometheus metrics (`/metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The history queue's depth and losses, read at each `/metrics` scrape (`None`: no
+    /// queue in front of the store).
+    pub history_queue: Option<crate::metrics::HistoryQueueProbe>,
     /// The dependency checks behind `/health` and `/health/ready`, shared for a moment.
     pub health: Arc<crate::health::HealthChecks>,
     /// The store's latest measurement by its periodic maintenance (for `/health`).
@@ -180,6 +183,11 @@ impl WsConnections {
     /// The most connections allowed.
     pub fn max(&self) -> usize {
         self.max
+    }
+
+    /// The connections open now.
+    pub fn open(&self) -> usize {
+        self.max.saturating_sub(self.slots.available_permits())
     }
 
     /// A slot for a new connection, unless all are taken; the slot frees itself on drop.

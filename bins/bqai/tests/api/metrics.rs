@@ -32,6 +32,14 @@ async fn requests_are_counted_by_route_template_and_status() {
         .unwrap();
     assert_eq!(nowhere.status(), 404);
 
+    // One WebSocket connection open while /metrics is read.
+    let (ws, _) = tokio_tungstenite::connect_async(format!(
+        "{}/api/v1/ws/agent",
+        app.address.replacen("http://", "ws://", 1)
+    ))
+    .await
+    .unwrap();
+
     let text = app
         .client
         .get(format!("{}/metrics", app.address))
@@ -41,7 +49,12 @@ async fn requests_are_counted_by_route_template_and_status() {
         .text()
         .await
         .unwrap();
+    drop(ws);
     for line in [
+        "bqai_websocket_connections 1",
+        "# TYPE bqai_history_queue_depth gauge",
+        "bqai_history_records_dropped 0",
+        "bqai_history_records_refused 0",
         "# TYPE bqai_http_requests counter",
         r#"bqai_http_requests_total{method="POST",route="/api/v1/query",status="200"} 2"#,
         r#"bqai_http_requests_total{method="POST",route="/api/v1/query",status="400"} 1"#,

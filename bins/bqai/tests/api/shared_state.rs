@@ -268,6 +268,22 @@ async fn queries_keep_succeeding_while_postgres_is_down_and_no_record_is_lost() 
     assert_eq!(health.body["status"], "degraded", "{}", health.body);
     let detail = health.body["components"]["history"]["detail"].to_string();
     assert!(detail.contains("queued"), "{detail}");
+    // The queue is visible to Prometheus too.
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let depth = text
+        .lines()
+        .find_map(|l| l.strip_prefix("bqai_history_queue_depth "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no queue depth in\n{text}"));
+    assert!(depth >= 10, "{depth} queued: {text}");
 
     proxy.resume().await;
     let until = Instant::now() + Duration::from_secs(20);

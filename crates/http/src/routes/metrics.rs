@@ -19,6 +19,10 @@ pub async fn prometheus(state: web::Data<AppState>) -> HttpResponse {
     if let Some(stats) = state.store_stats.borrow().as_ref() {
         state.metrics.observe_store(stats);
     }
+    state.metrics.observe_runtime(
+        state.ws_connections.open(),
+        state.history_queue.as_ref().map(|probe| probe()),
+    );
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, TEXT_FORMAT))
         .insert_header((CACHE_CONTROL, "no-store"))
