@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use bqai_core::analytics::{AnalyticsFilter, GroupBy, Stats};
 use bqai_core::history::{HistoryEntry, HistoryFilter, QueryKind, QueryStatus};
-use bqai_core::model::{PageRequest, QueryParameters, QueryRequest};
+use bqai_core::model::{PageRequest, QueryRequest};
 use bqai_core::ports::HistoryStore;
 use bqai_core::query::RecordMeta;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -73,40 +73,28 @@ pub async fn stats(
         .analytics()
         .summary(&filter, by)
         .await
-        .map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?;
-    let total = summary.total.priced(usd_per_tib);
-    let buckets: Vec<(Option<String>, Stats)> = summary
-        .buckets
-        .into_iter()
-        .map(|b| (b.key, b.stats.priced(usd_per_tib)))
-        .collect();
+        .map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?
+        .priced(usd_per_tib);
     let mut out = std::io::stdout().lock();
     match format {
         Format::Json => {
-            let doc = bqai_http::dto::SummaryResponse {
-                range: bqai_http::dto::AnalyticsRange {
-                    from,
-                    to: now,
-                    principal,
-                    retention_notice: None,
-                },
-                group_by: by,
-                total,
-                buckets: buckets
-                    .into_iter()
-                    .map(|(key, stats)| bqai_http::dto::BucketDto { key, stats })
-                    .collect(),
+            let range = bqai_http::dto::AnalyticsRange {
+                from,
+                to: now,
+                principal,
+                retention_notice: None,
             };
+            let doc = bqai_http::dto::SummaryResponse::new(range, by, summary);
             serde_json::to_writer_pretty(&mut out, &doc)?;
             writeln!(out)?;
         }
         Format::Csv => {
             let mut w = csv::Writer::from_writer(&mut out);
             w.write_record(std::iter::once(by.as_str()).chain(STATS_COLUMNS))?;
-            for (key, stats) in &buckets {
-                w.write_record(stats_row(key.as_deref().unwrap_or(""), stats))?;
+            for b in &summary.buckets {
+                w.write_record(stats_row(b.key.as_deref().unwrap_or(""), &b.stats))?;
             }
-            w.write_record(stats_row("total", &total))?;
+            w.write_record(stats_row("total", &summary.total))?;
             w.flush()?;
         }
         Format::Table => {
@@ -115,10 +103,10 @@ pub async fn stats(
                 .load_preset(UTF8_FULL_CONDENSED)
                 .set_content_arrangement(ContentArrangement::Dynamic)
                 .set_header(std::iter::once(by.as_str()).chain(STATS_COLUMNS));
-            for (key, stats) in &buckets {
-                table.add_row(stats_row(key.as_deref().unwrap_or("(none)"), stats));
+            for b in &summary.buckets {
+                table.add_row(stats_row(b.key.as_deref().unwrap_or("(none)"), &b.stats));
             }
-            table.add_row(stats_row("total", &total));
+            table.add_row(stats_row("total", &summary.total));
             writeln!(out, "{table}")?;
             writeln!(
                 out,
@@ -329,19 +317,10 @@ pub async fn rerun(
 ) -> anyhow::Result<()> {
     let services = Services::build(settings).await?;
     let e = entry(services.history.as_ref(), id).await?;
-    if e.sql_submitted.trim().is_empty() {
-        anyhow::bail!(
-            "history entry {id} has no SQL to run (its ask ended before SQL was written)"
-        );
-    }
     let request = QueryRequest {
-        sql: e.sql_submitted,
-        default_dataset: e.dataset,
         dry_run,
         max_rows,
-        timeout: None::<Duration>,
-        use_cache: true,
-        parameters: QueryParameters::None,
+        ..e.rerun_request().map_err(|e| anyhow::anyhow!("{e}"))?
     };
     let meta = RecordMeta {
         rerun_of: Some(id.to_string()),

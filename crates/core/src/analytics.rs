@@ -172,6 +172,23 @@ pub struct Summary {
     pub buckets: Vec<Bucket>,
 }
 
+impl Summary {
+    /// Fills the estimated cost of the total and of every bucket from their bytes billed.
+    pub fn priced(self, usd_per_tib: f64) -> Self {
+        Self {
+            total: self.total.priced(usd_per_tib),
+            buckets: self
+                .buckets
+                .into_iter()
+                .map(|b| Bucket {
+                    key: b.key,
+                    stats: b.stats.priced(usd_per_tib),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Which entries `popular` groups.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -284,9 +301,6 @@ pub trait HistoryAnalytics: Send + Sync {
 
     /// Tables read by answered queries, most read first.
     async fn tables(&self, filter: &AnalyticsFilter, limit: u32) -> Result<Vec<TableUsage>>;
-
-    /// When the oldest entry still kept was recorded (`None` when history is empty).
-    async fn oldest(&self) -> Result<Option<DateTime<Utc>>>;
 }
 
 /// Fingerprint (16 hex digits) of a statement's shape: the statement parsed in `dialect`,

@@ -145,6 +145,22 @@ impl HistoryEntry {
             .map(crate::analytics::question_shape);
         self
     }
+
+    /// The request that runs this entry's SQL again, on its default dataset, with defaults for
+    /// the rest (callers set theirs); `InvalidRequest` for an entry without SQL (an ask that
+    /// ended before SQL was written). Parameter values are not kept in history.
+    pub fn rerun_request(self) -> crate::Result<crate::model::QueryRequest> {
+        if self.sql_submitted.trim().is_empty() {
+            return Err(crate::Error::InvalidRequest(format!(
+                "history entry {} has no SQL to run (its ask ended before SQL was written)",
+                self.id
+            )));
+        }
+        Ok(crate::model::QueryRequest {
+            default_dataset: self.dataset,
+            ..crate::model::QueryRequest::new(self.sql_submitted)
+        })
+    }
 }
 
 /// What the ask pipeline spent producing the SQL of an ask.

@@ -423,6 +423,29 @@ pub struct SummaryResponse {
     pub buckets: Vec<BucketDto>,
 }
 
+impl SummaryResponse {
+    /// The response for `summary` over `range` (its costs are filled in by the caller).
+    pub fn new(
+        range: AnalyticsRange,
+        group_by: bqai_core::analytics::GroupBy,
+        summary: bqai_core::analytics::Summary,
+    ) -> Self {
+        Self {
+            range,
+            group_by,
+            total: summary.total,
+            buckets: summary
+                .buckets
+                .into_iter()
+                .map(|b| BucketDto {
+                    key: b.key,
+                    stats: b.stats,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// A summary bucket: its key and numbers.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BucketDto {

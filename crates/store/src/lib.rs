@@ -368,14 +368,6 @@ impl HistoryAnalytics for Store {
             .await?;
         Ok(analytics::tables(rows))
     }
-
-    async fn oldest(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
-        let oldest = match self.backend.as_ref() {
-            Backend::Sqlite(s) => s.oldest().await?,
-            Backend::Postgres(s) => s.oldest().await?,
-        };
-        Ok(oldest.map(|t| t.and_utc()))
-    }
 }
 
 #[cfg(test)]

@@ -402,19 +402,6 @@ impl PgStore {
         .await
     }
 
-    /// When the oldest entry kept was recorded.
-    pub(crate) async fn oldest(&self) -> Result<Option<NaiveDateTime>> {
-        self.query(Port::History, move |conn| {
-            Box::pin(async move {
-                query_history::table
-                    .select(diesel::dsl::min(query_history::created_at))
-                    .first(conn)
-                    .await
-            })
-        })
-        .await
-    }
-
     pub(crate) async fn insert_key(&self, key: &KeyRecord) -> Result<()> {
         let row = KeyRow::from_record(key)?;
         self.insert(Port::Keys, &key.id, move |conn| {

@@ -293,17 +293,6 @@ impl SqliteStore {
         .await
     }
 
-    /// When the oldest entry kept was recorded.
-    pub(crate) async fn oldest(&self) -> Result<Option<NaiveDateTime>> {
-        self.query(Port::History, move |mut conn| async move {
-            query_history::table
-                .select(diesel::dsl::min(query_history::created_at))
-                .first(&mut *conn)
-                .await
-        })
-        .await
-    }
-
     pub(crate) async fn insert_key(&self, key: &KeyRecord) -> Result<()> {
         let row = KeyRow::from_record(key)?;
         self.insert(Port::Keys, &key.id, |mut conn| async move {

@@ -11,8 +11,8 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use super::history::scoped_principal;
 use crate::auth::Caller;
 use crate::dto::{
-    AnalyticsQuery, AnalyticsRange, BucketDto, ErrorsResponse, HistoryDto, PopularResponse,
-    RankedResponse, SummaryResponse, TablesResponse,
+    AnalyticsQuery, AnalyticsRange, ErrorsResponse, HistoryDto, PopularResponse, RankedResponse,
+    SummaryResponse, TablesResponse,
 };
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -43,20 +43,12 @@ pub async fn summary(
         })?,
     };
     let usd_per_tib = state.queries.limits().usd_per_tib;
-    let summary = state.analytics.summary(&filter, group_by).await?;
-    Ok(HttpResponse::Ok().json(SummaryResponse {
-        range,
-        group_by,
-        total: summary.total.priced(usd_per_tib),
-        buckets: summary
-            .buckets
-            .into_iter()
-            .map(|b| BucketDto {
-                key: b.key,
-                stats: b.stats.priced(usd_per_tib),
-            })
-            .collect(),
-    }))
+    let summary = state
+        .analytics
+        .summary(&filter, group_by)
+        .await?
+        .priced(usd_per_tib);
+    Ok(HttpResponse::Ok().json(SummaryResponse::new(range, group_by, summary)))
 }
 
 /// The most frequent query shapes (`kind=sql`: literals replaced, layout and keyword case

@@ -6,12 +6,12 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use bqai_core::auth::Action;
 use bqai_core::auth::audit::AuditAction;
 use bqai_core::history::{HistoryEntry, HistoryFilter, QueryKind, QueryStatus};
-use bqai_core::model::{QueryParameters, QueryRequest};
+use bqai_core::model::QueryRequest;
 use bqai_core::query::RecordMeta;
 
 use super::page_request;
-use crate::auth::{Caller, add_dataset_target, note};
-use crate::dto::{HistoryDto, HistoryQuery, ListResponse, QueryResponse, RerunBody};
+use crate::auth::{Caller, note};
+use crate::dto::{HistoryDto, HistoryQuery, ListResponse, RerunBody};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -128,38 +128,21 @@ pub async fn rerun(
     })?;
     let id = path.into_inner();
     let entry = visible_entry(&state, &caller, &id).await?;
-    if entry.sql_submitted.trim().is_empty() {
-        return Err(ApiError::invalid(format!(
-            "history entry {id} has no SQL to run (its ask ended before SQL was written)"
-        )));
-    }
     let request = QueryRequest {
-        sql: entry.sql_submitted,
-        default_dataset: entry.dataset,
         dry_run: body.dry_run,
         max_rows: body.max_rows,
         timeout: body.timeout_ms.map(Duration::from_millis),
         use_cache: body.use_cache.unwrap_or(true),
-        parameters: QueryParameters::None,
+        ..entry.rerun_request()?
     };
     note(&req, |n| {
         n.action = Some(AuditAction::Query);
-        n.sql = Some(request.sql.clone());
         n.detail = Some(format!("rerun of {id}"));
-        if let Some(ds) = &request.default_dataset {
-            add_dataset_target(n, ds);
-        }
     });
     let meta = RecordMeta {
         request_id: crate::request_id::current(),
         rerun_of: Some(id),
         ..RecordMeta::sql()
     };
-    let outcome = state
-        .queries
-        .run_recorded(request, caller.principal(), meta)
-        .await?;
-    note(&req, |n| super::query::note_outcome(n, &outcome));
-    crate::request_id::note_query_id(&req, &outcome.query_id);
-    Ok(HttpResponse::Ok().json(QueryResponse::from(outcome)))
+    super::query::run(&state, &caller, &req, request, meta).await
 }

@@ -41,22 +41,34 @@ pub async fn query(
         use_cache: body.use_cache.unwrap_or(true),
         parameters,
     };
-    note(&req, |n| {
+    let meta = RecordMeta {
+        request_id: crate::request_id::current(),
+        ..RecordMeta::sql()
+    };
+    run(&state, &caller, &req, request, meta).await
+}
+
+/// Runs `request` for the caller through the query pipeline and answers with its rows,
+/// noting the SQL, datasets, tables and cost for the audit log (`POST /query` and a rerun).
+pub(crate) async fn run(
+    state: &AppState,
+    caller: &Caller,
+    req: &HttpRequest,
+    request: QueryRequest,
+    meta: RecordMeta,
+) -> Result<HttpResponse, ApiError> {
+    note(req, |n| {
         n.sql = Some(request.sql.clone());
         if let Some(ds) = &request.default_dataset {
             add_dataset_target(n, ds);
         }
     });
-    let meta = RecordMeta {
-        request_id: crate::request_id::current(),
-        ..RecordMeta::sql()
-    };
     let outcome = state
         .queries
         .run_recorded(request, caller.principal(), meta)
         .await?;
-    note(&req, |n| note_outcome(n, &outcome));
-    crate::request_id::note_query_id(&req, &outcome.query_id);
+    note(req, |n| note_outcome(n, &outcome));
+    crate::request_id::note_query_id(req, &outcome.query_id);
     Ok(HttpResponse::Ok().json(QueryResponse::from(outcome)))
 }
 
