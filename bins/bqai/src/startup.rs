@@ -143,7 +143,7 @@ impl Services {
         let history: Arc<dyn HistoryStore> = Arc::new(bqai_http::metrics::MeteredHistory::new(
             history_buffer.clone(),
             Arc::clone(&metrics),
-            settings.query_limits().usd_per_tib,
+            settings.query.usd_per_tib,
         ));
 
         let limits = settings.query_limits();
