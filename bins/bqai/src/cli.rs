@@ -429,7 +429,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         (Command::Serve { .. }, _) | (_, 1) => None,
         (_, 0) => Some("warn"),
     };
-    telemetry::init(&settings.log, level);
+    let serving = matches!(cli.command, Command::Serve { .. });
+    // Held until the command returns: dropping it flushes the spans not yet exported.
+    let _telemetry = telemetry::init(&settings.log, &settings.telemetry, level, serving)?;
     match cli.command {
         Command::Serve { .. } => {
             let app = Application::build(&settings).await?;

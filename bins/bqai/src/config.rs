@@ -25,7 +25,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 /// The top-level keys of the configuration.
-const SECTIONS: [&str; 12] = [
+const SECTIONS: [&str; 13] = [
     "data_dir",
     "server",
     "warehouse",
@@ -38,6 +38,7 @@ const SECTIONS: [&str; 12] = [
     "auth",
     "ws",
     "conversations",
+    "telemetry",
 ];
 
 /// `scheme://user:password@host/…` → `scheme://user:<redacted>@host/…`.
@@ -89,6 +90,31 @@ pub struct Settings {
     pub ws: WsConfig,
     /// Multi-turn conversations.
     pub conversations: ConversationsConfig,
+    /// Traces (OpenTelemetry over OTLP).
+    pub telemetry: TelemetrySettings,
+}
+
+/// `[telemetry]`: traces over OTLP. Off unless an endpoint is known (this section or the
+/// standard `OTEL_EXPORTER_OTLP_ENDPOINT`); the standard `OTEL_*` variables fill what is
+/// not set here.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// The collector's base URL, e.g. `http://otel-collector:4318` (HTTP/protobuf) or
+    /// `http://otel-collector:4317` (gRPC). Unset: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`,
+    /// then `OTEL_EXPORTER_OTLP_ENDPOINT`; none of them: traces off.
+    pub otlp_endpoint: Option<String>,
+    /// `http/protobuf` or `grpc`. Unset: `OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL`, else
+    /// `http/protobuf`.
+    pub otlp_protocol: Option<String>,
+    /// `service.name` of the spans. Unset: `OTEL_SERVICE_NAME`, else `bqai`.
+    pub service_name: Option<String>,
+    /// Share of new traces kept, 0.0–1.0 (a caller's sampled `traceparent` is always
+    /// followed). Unset: `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`, else all.
+    pub sampler_ratio: Option<f64>,
+    /// Put the SQL text in spans (`db.query.text`). Off: SQL can name customers and
+    /// amounts, and a tracing backend is often readable by more people than the data.
+    pub record_sql: bool,
 }
 
 /// `[conversations]`
@@ -136,6 +162,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             ws: WsConfig::default(),
             conversations: ConversationsConfig::default(),
+            telemetry: TelemetrySettings::default(),
         }
     }
 }
@@ -656,6 +683,7 @@ impl Settings {
             section::<AuthSettings>(&fig, "auth"),
             section::<WsConfig>(&fig, "ws"),
             section::<ConversationsConfig>(&fig, "conversations"),
+            section::<TelemetrySettings>(&fig, "telemetry"),
         ]
         .concat();
         if let Ok(data) = fig.data() {
@@ -780,6 +808,35 @@ impl Settings {
         }
         if let Err(problem) = check_log_level(&self.log.level) {
             problems.push(problem);
+        }
+        if let Some(p) = self
+            .telemetry
+            .otlp_protocol
+            .as_deref()
+            .filter(|p| !matches!(*p, "http/protobuf" | "grpc"))
+        {
+            problems.push(format!(
+                "telemetry.otlp_protocol {p:?} must be \"http/protobuf\" or \"grpc\""
+            ));
+        }
+        if let Some(r) = self
+            .telemetry
+            .sampler_ratio
+            .filter(|r| !(0.0..=1.0).contains(r))
+        {
+            problems.push(format!(
+                "telemetry.sampler_ratio {r} must be between 0.0 and 1.0"
+            ));
+        }
+        if let Some(url) = self
+            .telemetry
+            .otlp_endpoint
+            .as_deref()
+            .filter(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+        {
+            problems.push(format!(
+                "telemetry.otlp_endpoint {url:?} must be an http:// or https:// URL"
+            ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             problems.push(format!(

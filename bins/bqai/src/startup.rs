@@ -154,7 +154,8 @@ impl Services {
             settings.query.max_preview_rows,
         );
         let queries = QueryService::new(warehouse.clone(), history.clone(), limits)
-            .with_usage_ledger(store.usage());
+            .with_usage_ledger(store.usage())
+            .with_sql_in_traces(settings.telemetry.record_sql);
         let auth = crate::auth::authenticator(settings, store.keys(), nonce_store(redis.as_ref()))?;
         // Group commit: every /api/v1 call waits for its audit event to be stored, and
         // concurrent calls share one transaction (docs/benchmarks.md has the numbers).

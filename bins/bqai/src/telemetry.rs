@@ -1,30 +1,249 @@
-//! Logging setup: a tracing subscriber writing text or JSON lines to stderr.
+//! Logging and tracing setup: a tracing subscriber writing text or JSON lines to stderr and,
+//! when an OTLP endpoint is configured (`telemetry.otlp_endpoint` or the standard
+//! `OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT`), an OpenTelemetry layer exporting spans over OTLP
+//! (HTTP/protobuf or gRPC).
+//!
+//! Spans cost nothing when traces are off: the log layer only takes events, so no layer is
+//! interested in a span and `tracing` skips creating it.
 
 use std::io::IsTerminal;
+use std::time::Duration;
 
-use tracing_subscriber::EnvFilter;
+use anyhow::Context as _;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use tracing::Level;
+use tracing_subscriber::filter::{EnvFilter, FilterExt, Targets, filter_fn};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, Registry};
 
-use crate::config::LogSettings;
+use crate::config::{LogSettings, TelemetrySettings};
+
+/// Keeps the trace exporter alive; dropping it flushes the spans not yet sent (with a
+/// deadline) and stops the exporter.
+#[must_use = "dropping the guard stops trace export"]
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl TelemetryGuard {
+    /// Whether spans are exported.
+    pub fn traces_on(&self) -> bool {
+        self.provider.is_some()
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take()
+            && let Err(e) = provider.shutdown_with_timeout(Duration::from_secs(5))
+        {
+            eprintln!("bqai: flushing traces at shutdown failed: {e}");
+        }
+    }
+}
 
 /// Installs the global subscriber (once per process; later calls are ignored so tests may
 /// call it freely). `level` overrides `log.level` (the CLI's one-shot commands log warnings
-/// only unless `-v` is given); `RUST_LOG` overrides both.
-pub fn init(settings: &LogSettings, level: Option<&str>) {
+/// only unless `-v` is given); `RUST_LOG` overrides both. `traces` says whether this command
+/// exports spans (the server does; one-shot commands do not).
+pub fn init(
+    log: &LogSettings,
+    telemetry: &TelemetrySettings,
+    level: Option<&str>,
+    traces: bool,
+) -> anyhow::Result<TelemetryGuard> {
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level.unwrap_or(&settings.level)))
+        .or_else(|_| EnvFilter::try_new(level.unwrap_or(&log.level)))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(colour(
-            std::io::stderr().is_terminal(),
-            std::env::var_os("NO_COLOR"),
-        ))
-        .with_writer(std::io::stderr);
-    let _ = if settings.format == "json" {
-        builder.json().try_init()
+    // Events only: spans are for the trace exporter, and a span no layer wants is never built.
+    let events = filter.and(filter_fn(|meta| meta.is_event()));
+    let ansi = colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR"),
+    );
+    let fmt: Box<dyn Layer<Registry> + Send + Sync> = if log.format == "json" {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_filter(events)
+            .boxed()
     } else {
-        builder.try_init()
+        tracing_subscriber::fmt::layer()
+            .with_ansi(ansi)
+            .with_writer(std::io::stderr)
+            .with_filter(events)
+            .boxed()
     };
+    let endpoint = traces
+        .then(|| telemetry.endpoint(|k| std::env::var(k).ok()))
+        .flatten();
+    let (otel, provider) = match &endpoint {
+        Some(endpoint) => {
+            let provider = tracer_provider(telemetry, endpoint)?;
+            let tracer = provider.tracer("bqai");
+            let layer = tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_location(false)
+                .with_threads(false)
+                .with_target(false)
+                .with_tracked_inactivity(false)
+                .with_filter(span_targets())
+                .boxed();
+            (Some(layer), Some(provider))
+        }
+        None => (None, None),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(otel)
+        .try_init();
+    if let Some(endpoint) = provider.as_ref().and(endpoint.as_ref()) {
+        tracing::info!(
+            endpoint = %endpoint.url,
+            protocol = endpoint.protocol.as_str(),
+            "exporting traces over OTLP"
+        );
+    }
+    Ok(TelemetryGuard { provider })
+}
+
+/// Where spans go and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtlpEndpoint {
+    /// The collector's base URL (`/v1/traces` is appended for HTTP).
+    pub url: String,
+    /// `http/protobuf` or `grpc`.
+    pub protocol: OtlpProtocol,
+}
+
+/// The OTLP transports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// OTLP/HTTP with protobuf bodies (port 4318 by convention).
+    HttpProtobuf,
+    /// OTLP/gRPC (port 4317 by convention).
+    Grpc,
+}
+
+impl OtlpProtocol {
+    /// The name OpenTelemetry's variables use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OtlpProtocol::HttpProtobuf => "http/protobuf",
+            OtlpProtocol::Grpc => "grpc",
+        }
+    }
+
+    /// Parses `http/protobuf` or `grpc`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "http/protobuf" => Some(OtlpProtocol::HttpProtobuf),
+            "grpc" => Some(OtlpProtocol::Grpc),
+            _ => None,
+        }
+    }
+}
+
+impl TelemetrySettings {
+    /// The OTLP endpoint in force, if traces are on: `telemetry.otlp_endpoint`, else
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (a full URL) or `OTEL_EXPORTER_OTLP_ENDPOINT`
+    /// (a base URL); none, or `OTEL_SDK_DISABLED=true`: off. `env` reads a variable.
+    pub fn endpoint(&self, env: impl Fn(&str) -> Option<String>) -> Option<OtlpEndpoint> {
+        if env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+            return None;
+        }
+        let protocol = self
+            .otlp_protocol
+            .clone()
+            .or_else(|| env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"))
+            .or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"))
+            .and_then(|p| OtlpProtocol::parse(&p))
+            .unwrap_or(OtlpProtocol::HttpProtobuf);
+        let url = self
+            .otlp_endpoint
+            .clone()
+            .or_else(|| {
+                env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").map(|full| {
+                    // The signal-specific variable is the full URL; keep one form here.
+                    full.strip_suffix("/v1/traces")
+                        .map_or(full.clone(), str::to_string)
+                })
+            })
+            .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"))
+            .filter(|u| !u.trim().is_empty())?;
+        Some(OtlpEndpoint {
+            url: url.trim_end_matches('/').to_string(),
+            protocol,
+        })
+    }
+
+    /// The sampler: `telemetry.sampler_ratio` as a parent-based ratio (a caller's sampled
+    /// `traceparent` is followed); unset, the SDK reads `OTEL_TRACES_SAMPLER(_ARG)` (default:
+    /// parent-based, always on).
+    fn sampler(&self) -> Option<Sampler> {
+        self.sampler_ratio.map(|ratio| {
+            Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio.clamp(0.0, 1.0))))
+        })
+    }
+}
+
+fn tracer_provider(
+    settings: &TelemetrySettings,
+    endpoint: &OtlpEndpoint,
+) -> anyhow::Result<SdkTracerProvider> {
+    let timeout = Duration::from_secs(5);
+    let exporter = match endpoint.protocol {
+        OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(Protocol::HttpBinary)
+            .with_endpoint(format!("{}/v1/traces", endpoint.url))
+            .with_timeout(timeout)
+            .build(),
+        OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_protocol(Protocol::Grpc)
+            .with_endpoint(endpoint.url.clone())
+            .with_timeout(timeout)
+            .build(),
+    }
+    .context("building the OTLP trace exporter")?;
+    let mut resource = Resource::builder().with_attribute(opentelemetry::KeyValue::new(
+        "service.version",
+        env!("CARGO_PKG_VERSION"),
+    ));
+    // OTEL_SERVICE_NAME is read by the resource builder; the setting wins over it.
+    if let Some(name) = &settings.service_name {
+        resource = resource.with_service_name(name.clone());
+    } else if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+        resource = resource.with_service_name("bqai");
+    }
+    let mut builder = SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource.build());
+    if let Some(sampler) = settings.sampler() {
+        builder = builder.with_sampler(sampler);
+    }
+    Ok(builder.build())
+}
+
+/// Spans exported: bqai's own and the Google SDK's, at info and above. The transports'
+/// (hyper, h2, tonic, reqwest) stay out, or exporting spans would make spans.
+fn span_targets() -> Targets {
+    Targets::new()
+        .with_target("bqai", Level::INFO)
+        .with_target("bqai_core", Level::INFO)
+        .with_target("bqai_http", Level::INFO)
+        .with_target("bqai_llm", Level::INFO)
+        .with_target("bqai_bigquery", Level::INFO)
+        .with_target("bqai_local", Level::INFO)
+        .with_target("bqai_redis", Level::INFO)
+        .with_target("bqai_store", Level::INFO)
+        .with_target("bqai_memory", Level::INFO)
+        .with_target("google_cloud", Level::INFO)
 }
 
 /// Colour codes only on a terminal, and never with `NO_COLOR` set to anything but empty
@@ -35,7 +254,10 @@ fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::colour;
+    use std::collections::HashMap;
+
+    use super::{OtlpProtocol, colour};
+    use crate::config::TelemetrySettings;
 
     #[test]
     fn colour_only_on_a_terminal_without_no_color() {
@@ -43,5 +265,80 @@ mod tests {
         assert!(colour(true, Some("".into())));
         assert!(!colour(true, Some("1".into())));
         assert!(!colour(false, None));
+    }
+
+    fn endpoint_with(
+        settings: &TelemetrySettings,
+        vars: &[(&str, &str)],
+    ) -> Option<(String, OtlpProtocol)> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect();
+        settings
+            .endpoint(|k| vars.get(k).cloned())
+            .map(|e| (e.url, e.protocol))
+    }
+
+    #[test]
+    fn traces_are_off_without_an_endpoint_and_follow_the_standard_variables() {
+        let none = TelemetrySettings::default();
+        assert_eq!(endpoint_with(&none, &[]), None);
+        assert_eq!(
+            endpoint_with(&none, &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/")]),
+            Some(("http://c:4318".into(), OtlpProtocol::HttpProtobuf))
+        );
+        assert_eq!(
+            endpoint_with(
+                &none,
+                &[
+                    (
+                        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                        "http://t:4318/v1/traces"
+                    ),
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                ]
+            ),
+            Some(("http://t:4318".into(), OtlpProtocol::HttpProtobuf))
+        );
+        assert_eq!(
+            endpoint_with(
+                &none,
+                &[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+                    ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+                ]
+            ),
+            Some(("http://c:4317".into(), OtlpProtocol::Grpc))
+        );
+        assert_eq!(
+            endpoint_with(
+                &none,
+                &[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                    ("OTEL_SDK_DISABLED", "true"),
+                ]
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn the_setting_wins_over_the_variables() {
+        let set = TelemetrySettings {
+            otlp_endpoint: Some("http://mine:4317".into()),
+            otlp_protocol: Some("grpc".into()),
+            ..TelemetrySettings::default()
+        };
+        assert_eq!(
+            endpoint_with(
+                &set,
+                &[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                    ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+                ]
+            ),
+            Some(("http://mine:4317".into(), OtlpProtocol::Grpc))
+        );
     }
 }

@@ -141,6 +141,10 @@ impl Rest {
         for (name, value) in &headers {
             request = request.header(name.as_str(), value.as_bytes());
         }
+        // The SDK's own calls carry the trace context; this one is ours to label.
+        if let Some(tp) = traceparent() {
+            request = request.header("traceparent", tp);
+        }
         let response = request.send().await.map_err(|e| {
             let kind = if e.is_timeout() {
                 Transport::Timeout
@@ -174,6 +178,23 @@ fn segment(id: &str) -> String {
         }
     }
     out
+}
+
+/// `traceparent` of the current span when it belongs to a trace (traces on and sampled).
+fn traceparent() -> Option<String> {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let cx = tracing::Span::current().context();
+    let span = cx.span();
+    let sc = span.span_context();
+    sc.is_valid().then(|| {
+        format!(
+            "00-{}-{}-{:02x}",
+            sc.trace_id(),
+            sc.span_id(),
+            sc.trace_flags().to_u8()
+        )
+    })
 }
 
 #[cfg(test)]

@@ -295,6 +295,7 @@ impl JobRunner {
     }
 
     /// Plans `job` with a dry run: bytes, statement type, referenced tables, result schema.
+    #[tracing::instrument(name = "bigquery.dry_run", skip_all, fields(gcp.project_id = %self.config.project))]
     pub async fn dry_run(&self, job: &QueryJob) -> Result<DryRunReport, Error> {
         let op = Self::query_op(job, &self.config);
         let body = build_job(&self.config, job, &job_id_for(&job.query_id), true);
@@ -375,6 +376,7 @@ impl JobRunner {
         }
     }
 
+    #[tracing::instrument(name = "bigquery.job", skip_all, fields(bigquery.job_id = job_id, gcp.project_id = %self.config.project))]
     async fn run_once(
         &self,
         job: &QueryJob,

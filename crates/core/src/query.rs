@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use tracing::Instrument;
 
 use crate::auth::quota;
 use crate::error::{Error, Result};
@@ -69,6 +70,8 @@ pub struct QueryService {
     history: Arc<dyn HistoryStore>,
     limits: QueryLimits,
     usage: Option<Arc<dyn UsageLedger>>,
+    /// Whether spans may carry the SQL text.
+    sql_in_traces: bool,
 }
 
 /// What the pipeline knew when it stopped, for the history record of a failure.
@@ -170,7 +173,50 @@ impl QueryService {
             history,
             limits,
             usage: None,
+            sql_in_traces: false,
         }
+    }
+
+    /// Puts the SQL text in the spans of its guard, dry run and execution (`db.query.text`).
+    /// Off by default: SQL can name customers and amounts.
+    #[must_use]
+    pub fn with_sql_in_traces(mut self, on: bool) -> Self {
+        self.sql_in_traces = on;
+        self
+    }
+
+    /// `db.system` of the warehouse, for spans.
+    fn db_system(&self) -> &'static str {
+        match self.dialect() {
+            crate::model::SqlDialect::BigQuery => "bigquery",
+            crate::model::SqlDialect::DataFusion => "datafusion",
+        }
+    }
+
+    /// A span for a warehouse call: `db.*` attributes (the SQL text only when allowed), and
+    /// empty slots for what the call reports.
+    fn warehouse_span(&self, operation: &'static str, sql: &str) -> tracing::Span {
+        let span = tracing::info_span!(
+            "warehouse",
+            otel.name = match operation {
+                "dry_run" => "warehouse.dry_run",
+                _ => "warehouse.execute",
+            },
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            "db.system" = self.db_system(),
+            "db.operation" = operation,
+            "db.query.text" = tracing::field::Empty,
+            "bqai.bytes_processed" = tracing::field::Empty,
+            "bqai.bytes_billed" = tracing::field::Empty,
+            "bqai.cache_hit" = tracing::field::Empty,
+            "bqai.rows" = tracing::field::Empty,
+            "error.type" = tracing::field::Empty,
+        );
+        if self.sql_in_traces {
+            span.record("db.query.text", sql);
+        }
+        span
     }
 
     /// Enforces principals' daily byte quotas with `ledger`: checked against the dry run's
@@ -199,6 +245,11 @@ impl QueryService {
 
     /// Like [`QueryService::run`], recording the query with `meta` (the ask pipeline records
     /// generated SQL as an ask, with its question and generation costs).
+    #[tracing::instrument(
+        name = "query",
+        skip_all,
+        fields(bqai.kind = ?meta.kind, bqai.dry_run = request.dry_run)
+    )]
     pub async fn run_recorded(
         &self,
         request: QueryRequest,
@@ -344,6 +395,11 @@ impl QueryService {
 
     /// Writes one history entry; a failure is logged, never returned, because history must
     /// never turn an answered query into a failed one.
+    #[tracing::instrument(
+        name = "history.write",
+        skip_all,
+        fields(bqai.query_id = %entry.id, bqai.status = ?entry.status)
+    )]
     pub async fn record_entry(&self, entry: &HistoryEntry) {
         if let Err(e) = self.history.record(entry).await {
             tracing::error!(query_id = %entry.id, error = %e, "failed to record query history");
@@ -460,7 +516,21 @@ impl QueryService {
             )));
         }
         let (timeout, policy) = self.validate(request, principal)?;
-        let guarded = guard::check(&request.sql, &policy).map_err(rejection_to_error)?;
+        let guarded = {
+            let span = tracing::info_span!(
+                "guard",
+                "db.query.text" = tracing::field::Empty,
+                "bqai.reject_reason" = tracing::field::Empty,
+            );
+            let _entered = span.enter();
+            if self.sql_in_traces {
+                span.record("db.query.text", request.sql.as_str());
+            }
+            guard::check(&request.sql, &policy).map_err(|r| {
+                span.record("bqai.reject_reason", tracing::field::debug(&r.reason));
+                rejection_to_error(r)
+            })?
+        };
         progress.sql_executed = Some(guarded.sql.clone());
         progress.tables = table_names(&guarded.referenced_tables);
         crate::params::check_placeholders(
@@ -484,7 +554,14 @@ impl QueryService {
             max_result_bytes: limits.max_response_bytes,
         };
 
-        let report = self.warehouse.dry_run(&job).await?;
+        let span = self.warehouse_span("dry_run", &job.sql);
+        let report = self
+            .warehouse
+            .dry_run(&job)
+            .instrument(span.clone())
+            .await
+            .inspect_err(|e| failed_span(&span, e))?;
+        span.record("bqai.bytes_processed", report.bytes_processed);
         progress.bytes_processed = report.bytes_processed;
         // The warehouse's own view (views expanded, wildcards resolved) must pass too.
         guard::check_tables(&report.referenced_tables, &policy).map_err(rejection_to_error)?;
@@ -614,7 +691,17 @@ impl QueryService {
         }
 
         progress.executing = true;
-        let mut result = self.warehouse.execute(&job).await?;
+        let span = self.warehouse_span("execute", &job.sql);
+        let mut result = self
+            .warehouse
+            .execute(&job)
+            .instrument(span.clone())
+            .await
+            .inspect_err(|e| failed_span(&span, e))?;
+        span.record("bqai.bytes_processed", result.stats.bytes_processed);
+        span.record("bqai.bytes_billed", result.stats.bytes_billed);
+        span.record("bqai.cache_hit", result.stats.cache_hit);
+        span.record("bqai.rows", result.rows.len());
         result.make_column_names_unique();
         if result.rows.len() as u64 > limit {
             // Second wall: an adapter that ignored max_rows still cannot return more.
@@ -642,6 +729,14 @@ impl QueryService {
             referenced_tables,
             result,
         })
+    }
+}
+
+/// Marks `span` failed with the error's code (its message may hold SQL: it stays out).
+fn failed_span(span: &tracing::Span, e: &Error) {
+    span.record("error.type", e.code());
+    if !e.is_client_error() {
+        span.record("otel.status_code", "ERROR");
     }
 }
 

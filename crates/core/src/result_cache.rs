@@ -84,6 +84,18 @@ pub fn dataset_tag(dataset: &str) -> String {
 /// Tag carried by every catalog listing (dataset lists change when any dataset does).
 const CATALOG_TAG: &str = "catalog";
 
+/// Which cache layer a key belongs to (`result`, `metadata`, `question`), for spans: bounded, and
+/// never the key itself (a key is a hash of SQL and scope).
+pub fn layer_of(key: &str) -> &'static str {
+    let rest = key.strip_prefix(KEY_PREFIX).unwrap_or(key);
+    match rest.split(':').next() {
+        Some("result") => "result",
+        Some("catalog") => "metadata",
+        Some("ask") => "question",
+        _ => "other",
+    }
+}
+
 /// Drops every entry of `cache` derived from `dataset` (its metadata, results and question
 /// cache entries) and the catalog listings; returns how many entries were removed. Used by
 /// the decorator and by `bqai cache clear`, which talks to a shared cache directly.
@@ -172,10 +184,14 @@ impl CachedWarehouse {
         invalidate_dataset(self.cache.as_ref(), dataset).await
     }
 
+    #[tracing::instrument(name = "cache.get", skip_all, fields(bqai.cache.layer = layer_of(key), bqai.cache.hit = false))]
     async fn lookup<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
         match self.cache.get(key).await {
             Ok(Some(bytes)) => match rmp_serde::from_slice(&bytes) {
-                Ok(v) => Some(v),
+                Ok(v) => {
+                    tracing::Span::current().record("bqai.cache.hit", true);
+                    Some(v)
+                }
                 Err(e) => {
                     tracing::warn!(key, error = %e, "undecodable cache entry ignored");
                     None
@@ -189,6 +205,7 @@ impl CachedWarehouse {
         }
     }
 
+    #[tracing::instrument(name = "cache.set", skip_all, fields(bqai.cache.layer = layer_of(key)))]
     async fn store<T: Serialize>(
         &self,
         key: &str,

@@ -21,6 +21,7 @@ pub mod rate_limit;
 pub mod request_id;
 pub mod routes;
 pub mod state;
+pub mod trace_context;
 
 use std::net::TcpListener;
 use std::sync::Arc;

@@ -2,6 +2,10 @@
 //! new UUIDv7), it is echoed in the `X-Request-Id` response header, put in every error body,
 //! and attached to the request's log line (with the history id of the query it ran, if any).
 //! An ask's answer carries the same id as its `request_id`.
+//!
+//! The same middleware opens the request's span (the root of its trace, continuing a caller's
+//! `traceparent`; see [`crate::trace_context`]) and writes the one log line per request:
+//! request id, trace id, principal, route template, status and duration.
 
 use std::time::Instant;
 
@@ -10,6 +14,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use tracing::Instrument;
 
 /// The response (and accepted request) header.
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -64,7 +69,25 @@ pub async fn middleware(
     // Handlers and the middleware below turn their errors into responses inside this scope,
     // so error bodies carry the id. (Holding a clone of the request here is not an option:
     // actix needs the request uniquely owned while routing.)
-    let mut res = REQUEST_ID.scope(id.clone(), next.call(req)).await?;
+    let caller = crate::trace_context::from_headers(req.headers());
+    let span = tracing::info_span!(
+        target: "bqai_http",
+        "HTTP request",
+        otel.name = %method,
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        "http.request.method" = %method,
+        "url.path" = %path,
+        "http.route" = tracing::field::Empty,
+        "http.response.status_code" = tracing::field::Empty,
+        "enduser.id" = tracing::field::Empty,
+        "bqai.request_id" = %id,
+    );
+    crate::trace_context::continue_trace(&span, caller.clone());
+    let trace_id = crate::trace_context::trace_id(&span, &caller);
+    let mut res = REQUEST_ID
+        .scope(id.clone(), next.call(req).instrument(span.clone()))
+        .await?;
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(HEADER, v);
     }
@@ -73,12 +96,34 @@ pub async fn middleware(
         .extensions()
         .get::<QueryId>()
         .map(|q| q.0.clone());
+    let route = res.request().match_pattern();
+    let principal = res
+        .request()
+        .extensions()
+        .get::<bqai_core::model::Principal>()
+        .and_then(|p| p.id.clone());
+    let status = res.status().as_u16();
+    if !span.is_disabled() {
+        let route = route.as_deref().unwrap_or("unmatched");
+        crate::trace_context::rename(&span, format!("{method} {route}"));
+        span.record("http.route", route);
+        span.record("http.response.status_code", status);
+        if let Some(p) = &principal {
+            span.record("enduser.id", p.as_str());
+        }
+        if status >= 500 {
+            span.record("otel.status_code", "ERROR");
+        }
+    }
     tracing::info!(
         request_id = %id,
+        trace_id = trace_id.as_deref(),
         method = %method,
         path = %path,
+        route = route.as_deref(),
+        principal = principal.as_deref(),
         query_id = query_id.as_deref(),
-        status = res.status().as_u16(),
+        status,
         duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "request"
     );

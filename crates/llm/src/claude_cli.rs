@@ -224,6 +224,11 @@ impl ClaudeCli {
         if let Some(model) = &self.model {
             cmd.env("ANTHROPIC_MODEL", model);
         }
+        // The W3C trace context, as OpenTelemetry's environment carrier spells it, so the CLI
+        // (or a wrapper around it) can join the ask's trace.
+        if let Some(tp) = crate::trace::traceparent() {
+            cmd.env("TRACEPARENT", tp);
+        }
         cmd.current_dir(&self.dirs.work)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

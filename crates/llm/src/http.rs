@@ -179,7 +179,12 @@ impl HttpTransport {
         &self,
         make: &impl Fn() -> RequestBuilder,
     ) -> Result<serde_json::Value, Failure> {
-        let response = match make().send().await {
+        let mut request = make();
+        // The model call joins the caller's trace (W3C trace context), when there is one.
+        if let Some(tp) = crate::trace::traceparent() {
+            request = request.header("traceparent", tp);
+        }
+        let response = match request.send().await {
             Ok(response) => response,
             Err(e) => {
                 tracing::warn!(provider = self.provider, error = %e, "language model request failed");

@@ -113,6 +113,7 @@ impl RedisCache {
 
 #[async_trait]
 impl Cache for RedisCache {
+    #[tracing::instrument(name = "redis GET", skip_all, fields(db.system = "redis", db.operation = "GET", otel.kind = "client"))]
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let entry_key = self.entry_key(key);
         let stored: Option<Vec<u8>> = self
@@ -137,6 +138,7 @@ impl Cache for RedisCache {
         Ok(value)
     }
 
+    #[tracing::instrument(name = "redis SET", skip_all, fields(db.system = "redis", db.operation = "SET", otel.kind = "client"))]
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration, tags: &[String]) -> Result<()> {
         let encoded = encode(value, self.client.options().compress_threshold).await?;
         let mut invocation = SET.prepare_invoke();

@@ -59,6 +59,7 @@ impl RedisRateLimiter {
 
 #[async_trait]
 impl RateLimiter for RedisRateLimiter {
+    #[tracing::instrument(name = "redis EVALSHA", skip_all, fields(db.system = "redis", db.operation = "EVALSHA", otel.kind = "client"))]
     async fn check(&self, key: &str, cost: u32, limit_per_minute: u32) -> Result<RateDecision> {
         let limit = limit_per_minute;
         let cost = cost.max(1);

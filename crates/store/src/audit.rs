@@ -155,6 +155,7 @@ impl AuditLog for Store {
         }
     }
 
+    #[tracing::instrument(name = "audit INSERT", skip_all, fields(db.system = self.db_system(), db.operation = "INSERT", otel.kind = "client"))]
     async fn append_batch(&self, events: &[AuditEvent]) -> Result<()> {
         let rows = events
             .iter()

@@ -192,6 +192,7 @@ impl KeyStore for Store {
         }
     }
 
+    #[tracing::instrument(name = "api_keys SELECT", skip_all, fields(db.system = self.db_system(), db.operation = "SELECT", otel.kind = "client"))]
     async fn get_key(&self, id: &str) -> Result<Option<KeyRecord>> {
         match self.backend.as_ref() {
             Backend::Sqlite(s) => s.get_key(id).await,

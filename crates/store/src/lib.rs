@@ -222,6 +222,14 @@ impl Store {
     }
 
     /// The backend's name, as reported in health (`sqlite` or `postgres`).
+    /// `db.system` of the backend, as OpenTelemetry names it (for spans).
+    pub fn db_system(&self) -> &'static str {
+        match self.backend.as_ref() {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgresql",
+        }
+    }
+
     pub fn backend_name(&self) -> &'static str {
         match self.backend.as_ref() {
             Backend::Sqlite(_) => "sqlite",
@@ -232,6 +240,7 @@ impl Store {
 
 #[async_trait]
 impl HistoryStore for Store {
+    #[tracing::instrument(name = "history INSERT", skip_all, fields(db.system = self.db_system(), db.operation = "INSERT", otel.kind = "client"))]
     async fn record(&self, entry: &HistoryEntry) -> Result<()> {
         match self.backend.as_ref() {
             Backend::Sqlite(s) => s.record(entry).await,
@@ -239,6 +248,7 @@ impl HistoryStore for Store {
         }
     }
 
+    #[tracing::instrument(name = "history SELECT", skip_all, fields(db.system = self.db_system(), db.operation = "SELECT", otel.kind = "client"))]
     async fn get(&self, id: &str) -> Result<Option<HistoryEntry>> {
         match self.backend.as_ref() {
             Backend::Sqlite(s) => s.get(id).await,
@@ -246,6 +256,7 @@ impl HistoryStore for Store {
         }
     }
 
+    #[tracing::instrument(name = "history SELECT", skip_all, fields(db.system = self.db_system(), db.operation = "SELECT", otel.kind = "client"))]
     async fn list(&self, filter: &HistoryFilter, page: &PageRequest) -> Result<Page<HistoryEntry>> {
         match self.backend.as_ref() {
             Backend::Sqlite(s) => s.list(filter, page).await,

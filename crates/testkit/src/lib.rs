@@ -17,6 +17,7 @@ pub mod history;
 pub mod llm_server;
 pub mod nonces;
 pub mod oidc;
+pub mod otlp_receiver;
 pub mod postgres;
 pub mod rate_limiter;
 pub mod tcp_proxy;

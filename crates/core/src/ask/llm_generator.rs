@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use tracing::Instrument;
 
 use crate::error::Result;
 use crate::llm::Llm;
@@ -38,7 +39,43 @@ impl SqlGenerator for LlmGenerator {
 
     async fn generate(&self, ctx: &GenerationContext) -> Result<Generation> {
         let request = build_request(ctx, self.max_tokens);
-        let response = self.llm.complete(&request).await?;
+        let info = self.llm.info();
+        // OpenTelemetry's GenAI conventions; never the prompt or the answer.
+        let span = tracing::info_span!(
+            "llm",
+            otel.name = %format!("chat {}", info.model.as_deref().unwrap_or(&info.kind)),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            "gen_ai.operation.name" = "chat",
+            "gen_ai.system" = %info.kind,
+            "gen_ai.request.model" = info.model.as_deref(),
+            "gen_ai.request.max_tokens" = request.max_tokens,
+            "gen_ai.response.model" = tracing::field::Empty,
+            "gen_ai.usage.input_tokens" = tracing::field::Empty,
+            "gen_ai.usage.output_tokens" = tracing::field::Empty,
+            "bqai.llm.cost_usd" = tracing::field::Empty,
+            "bqai.attempt" = ctx.failed_attempts.len() + 1,
+            "error.type" = tracing::field::Empty,
+        );
+        let response = match self.llm.complete(&request).instrument(span.clone()).await {
+            Ok(response) => response,
+            Err(e) => {
+                span.record("error.type", tracing::field::debug(e.kind));
+                span.record("otel.status_code", "ERROR");
+                return Err(e.into());
+            }
+        };
+        span.record("gen_ai.response.model", response.model.as_str());
+        span.record(
+            "gen_ai.usage.input_tokens",
+            response.usage.input_tokens
+                + response.usage.cache_read_tokens
+                + response.usage.cache_creation_tokens,
+        );
+        span.record("gen_ai.usage.output_tokens", response.usage.output_tokens);
+        if let Some(cost) = response.cost_usd {
+            span.record("bqai.llm.cost_usd", cost);
+        }
         let usage = Some(GenerationUsage {
             tokens: response.usage,
             cost_usd: response.cost_usd,

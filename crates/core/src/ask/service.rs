@@ -454,6 +454,20 @@ impl AskService {
         Ok(answer)
     }
 
+    /// The pipeline, one named stage after another (each stage is a span of the ask's trace):
+    /// [`Self::understand`] → (a schema question: [`Self::answer_from_catalog`]) →
+    /// [`Self::relevant_tables`] → the query service's precheck →
+    /// [`Self::question_cache_hit`] → [`Self::examples`] → [`Self::generate_and_plan`] →
+    /// [`Self::run`] (which ends with [`Self::suggest`]).
+    #[tracing::instrument(
+        name = "ask",
+        skip_all,
+        fields(
+            bqai.dataset = tracing::field::Empty,
+            bqai.follow_up = !turns.is_empty(),
+            bqai.execute = request.execute,
+        )
+    )]
     async fn answer(
         &self,
         request: AskRequest,
@@ -462,39 +476,13 @@ impl AskService {
         turns: Vec<Turn>,
     ) -> Result<(AskAnswer, Memo)> {
         let started = Instant::now();
-        let question = request.question.trim().to_string();
-        if question.is_empty() {
-            return Err(Error::InvalidRequest("`question` must not be empty".into()));
-        }
-        if question.contains('\0') {
-            return Err(Error::InvalidRequest(
-                "`question` contains a NUL character".into(),
-            ));
-        }
-        let chars = question.chars().count();
-        if chars > self.settings.max_question_chars {
-            return Err(Error::InvalidRequest(format!(
-                "`question` is {chars} characters long; the limit is {}",
-                self.settings.max_question_chars
-            )));
-        }
+        let question = self.checked_question(&request.question)?;
         observer.stage(AskStage::Understanding, None);
-        let dataset = self
-            .resolve_dataset(request.dataset_id.as_deref(), principal)
+        let understood = self
+            .understand(&question, request.dataset_id.as_deref(), principal)
             .await?;
-        let summaries = self
-            .catalog
-            .list_tables(
-                principal,
-                &dataset,
-                &PageRequest::first(self.settings.max_tables),
-            )
-            .await?
-            .items;
-        let names: Vec<String> = summaries
-            .iter()
-            .map(|t| t.table_ref.table.clone())
-            .collect();
+        let dataset = understood.dataset;
+        tracing::Span::current().record("bqai.dataset", dataset.as_str());
         let info = self.generator.info();
         let mut usage = AskRecord {
             generator: info.kind.clone(),
@@ -502,67 +490,27 @@ impl AskService {
             follow_up: !turns.is_empty(),
             ..AskRecord::default()
         };
-
-        match classify(&question, &names) {
-            Intent::ListTables => {
-                return Ok((
-                    self.schema_answer(
-                        question,
-                        dataset.clone(),
-                        info,
-                        usage,
-                        CatalogAnswer::Tables {
-                            dataset,
-                            tables: summaries,
-                        },
-                    ),
-                    Memo::default(),
-                ));
-            }
-            Intent::DescribeTable(name) => {
-                let table = self
-                    .catalog
-                    .get_table(principal, &TableRef::new(dataset.clone(), name))
-                    .await?;
-                return Ok((
-                    self.schema_answer(
-                        question,
-                        dataset,
-                        info,
-                        usage,
-                        CatalogAnswer::Table {
-                            table: Box::new(table),
-                        },
-                    ),
-                    Memo::default(),
-                ));
-            }
+        match understood.intent {
             Intent::Data => {}
+            schema_question => {
+                let catalog = self
+                    .answer_from_catalog(schema_question, &dataset, understood.summaries, principal)
+                    .await?;
+                let answer = self.schema_answer(question, dataset, info, usage, catalog);
+                return Ok((answer, Memo::default()));
+            }
         }
 
         let semantic = self.semantic.get(&dataset).cloned();
-        let mut tables = Vec::with_capacity(summaries.len());
-        for s in &summaries {
-            tables.push(self.catalog.get_table(principal, &s.table_ref).await?);
-        }
-        let mut relevant = relevant_tables(
-            &question,
-            &tables,
-            semantic.as_deref(),
-            self.settings.schema_token_budget,
-        );
-        // A follow-up ("now by month") names little of the schema: the tables the earlier
-        // turns read stay in play.
-        for t in &tables {
-            let name = format!("{}.{}", t.table_ref.dataset, t.table_ref.table);
-            let in_play = turns
-                .iter()
-                .any(|turn| turn.entities.tables.contains(&name));
-            if in_play && !relevant.iter().any(|r| r.table_ref == t.table_ref) {
-                relevant.push(t.clone());
-            }
-        }
-        let tables = relevant;
+        let tables = self
+            .relevant_tables(
+                &question,
+                &understood.summaries,
+                semantic.as_deref(),
+                &turns,
+                principal,
+            )
+            .await?;
         // "now by month" means something else in every conversation: a follow-up's cache
         // key includes the SQL it follows.
         let previous_sql = turns.iter().rev().find_map(|t| t.sql.as_deref());
@@ -589,66 +537,236 @@ impl AskService {
             use_cache: request.use_cache,
             parameters: crate::model::QueryParameters::None,
         };
+        let failed = |sql: Option<String>, error: Error| AskFailure { sql, error };
 
-        // What the query service would refuse whatever the SQL (row cap, timeout, role, scope,
-        // an exhausted quota) is refused before a generator is paid to write any.
-        if let Err(e) = self
-            .queries
-            .precheck(&query_request(String::new()), principal)
-            .await
-        {
-            self.record_failure(
-                &question, &dataset, None, principal, &usage, &e, started, &request,
-            )
-            .await;
-            return Err(e);
-        }
-
-        // A repeated question on an unchanged schema reuses its SQL (still planned and run).
-        if request.use_cache
-            && let Some(cached) = self.cached_sql(&cache_key).await
-        {
-            observer.stage(AskStage::Validating, None);
-            if let Ok(planned) = self
-                .queries
-                .plan(query_request(cached.sql.clone()), principal)
+        let outcome = async {
+            // What the query service would refuse whatever the SQL (row cap, timeout, role,
+            // scope, an exhausted quota) is refused before a generator is paid to write any.
+            self.queries
+                .precheck(&query_request(String::new()), principal)
                 .await
+                .map_err(|e| failed(None, e))?;
+
+            // A repeated question on an unchanged schema reuses its SQL (still planned and
+            // run).
+            if request.use_cache
+                && let Some((planned, cached)) = self
+                    .question_cache_hit(&cache_key, query_request, principal, observer)
+                    .await
             {
                 usage.from_cache = true;
-                return self
-                    .run(
-                        planned,
-                        principal,
-                        &question,
-                        cached.explanation,
-                        0,
-                        usage,
-                        info,
-                        &tables,
-                        &dataset,
-                        None,
-                        cached.memo,
-                        observer,
-                        request.request_id.clone(),
-                    )
-                    .await;
+                return Ok(Generated {
+                    planned,
+                    explanation: cached.explanation,
+                    attempts: 0,
+                    memo: cached.memo,
+                    from_cache: true,
+                });
+            }
+
+            let examples = self
+                .examples(&question, &dataset, semantic.as_deref(), principal)
+                .await;
+            let ctx = GenerationContext {
+                question: question.clone(),
+                dialect: self.queries.dialect(),
+                dataset: Some(dataset.clone()),
+                tables: tables.clone(),
+                semantic,
+                examples,
+                failed_attempts: Vec::new(),
+                max_rows,
+                conversation: turns,
+            };
+            self.generate_and_plan(ctx, &mut usage, query_request, principal, observer)
+                .await
+        }
+        .await;
+
+        match outcome {
+            Ok(generated) => {
+                let store_under = (!generated.from_cache).then_some(cache_key.as_str());
+                self.run(
+                    generated,
+                    store_under,
+                    principal,
+                    &question,
+                    usage,
+                    info,
+                    &tables,
+                    &dataset,
+                    observer,
+                    request.request_id.clone(),
+                )
+                .await
+            }
+            Err(AskFailure { sql, error }) => {
+                self.record_failure(
+                    &question,
+                    &dataset,
+                    sql.as_deref(),
+                    principal,
+                    &usage,
+                    &error,
+                    started,
+                    &request,
+                )
+                .await;
+                Err(error)
             }
         }
+    }
 
-        let examples = self
-            .examples(&question, &dataset, semantic.as_deref(), principal)
-            .await;
-        let mut ctx = GenerationContext {
-            question: question.clone(),
-            dialect: self.queries.dialect(),
-            dataset: Some(dataset.clone()),
-            tables: tables.clone(),
+    /// The question, trimmed, or why it cannot be asked.
+    fn checked_question(&self, question: &str) -> Result<String> {
+        let question = question.trim().to_string();
+        if question.is_empty() {
+            return Err(Error::InvalidRequest("`question` must not be empty".into()));
+        }
+        if question.contains('\0') {
+            return Err(Error::InvalidRequest(
+                "`question` contains a NUL character".into(),
+            ));
+        }
+        let chars = question.chars().count();
+        if chars > self.settings.max_question_chars {
+            return Err(Error::InvalidRequest(format!(
+                "`question` is {chars} characters long; the limit is {}",
+                self.settings.max_question_chars
+            )));
+        }
+        Ok(question)
+    }
+
+    /// Stage "understand": which dataset, which tables it has, and whether the question is
+    /// about the schema or about the data.
+    #[tracing::instrument(name = "ask.understand", skip_all, fields(bqai.intent = tracing::field::Empty))]
+    async fn understand(
+        &self,
+        question: &str,
+        dataset: Option<&str>,
+        principal: &Principal,
+    ) -> Result<Understood> {
+        let dataset = self.resolve_dataset(dataset, principal).await?;
+        let summaries = self
+            .catalog
+            .list_tables(
+                principal,
+                &dataset,
+                &PageRequest::first(self.settings.max_tables),
+            )
+            .await?
+            .items;
+        let names: Vec<String> = summaries
+            .iter()
+            .map(|t| t.table_ref.table.clone())
+            .collect();
+        let intent = classify(question, &names);
+        tracing::Span::current().record(
+            "bqai.intent",
+            match &intent {
+                Intent::ListTables => "list_tables",
+                Intent::DescribeTable(_) => "describe_table",
+                Intent::Data => "data",
+            },
+        );
+        Ok(Understood {
+            dataset,
+            summaries,
+            intent,
+        })
+    }
+
+    /// A schema question's answer, from the catalog (no SQL).
+    async fn answer_from_catalog(
+        &self,
+        intent: Intent,
+        dataset: &str,
+        summaries: Vec<TableSummary>,
+        principal: &Principal,
+    ) -> Result<CatalogAnswer> {
+        Ok(match intent {
+            Intent::DescribeTable(name) => CatalogAnswer::Table {
+                table: Box::new(
+                    self.catalog
+                        .get_table(principal, &TableRef::new(dataset.to_string(), name))
+                        .await?,
+                ),
+            },
+            Intent::ListTables | Intent::Data => CatalogAnswer::Tables {
+                dataset: dataset.to_string(),
+                tables: summaries,
+            },
+        })
+    }
+
+    /// Stage "relevant tables": the schemas a generator is shown, narrowed to the question
+    /// (and to the token budget); a follow-up keeps the tables its conversation read.
+    #[tracing::instrument(name = "ask.relevant_tables", skip_all, fields(bqai.tables = tracing::field::Empty))]
+    async fn relevant_tables(
+        &self,
+        question: &str,
+        summaries: &[TableSummary],
+        semantic: Option<&SemanticModel>,
+        turns: &[Turn],
+        principal: &Principal,
+    ) -> Result<Vec<Table>> {
+        let mut tables = Vec::with_capacity(summaries.len());
+        for s in summaries {
+            tables.push(self.catalog.get_table(principal, &s.table_ref).await?);
+        }
+        let mut relevant = relevant_tables(
+            question,
+            &tables,
             semantic,
-            examples,
-            failed_attempts: Vec::new(),
-            max_rows,
-            conversation: turns,
-        };
+            self.settings.schema_token_budget,
+        );
+        // A follow-up ("now by month") names little of the schema: the tables the earlier
+        // turns read stay in play.
+        for t in &tables {
+            let name = format!("{}.{}", t.table_ref.dataset, t.table_ref.table);
+            let in_play = turns
+                .iter()
+                .any(|turn| turn.entities.tables.contains(&name));
+            if in_play && !relevant.iter().any(|r| r.table_ref == t.table_ref) {
+                relevant.push(t.clone());
+            }
+        }
+        tracing::Span::current().record("bqai.tables", relevant.len());
+        Ok(relevant)
+    }
+
+    /// Stage "question cache": SQL generated earlier for the same question on the same
+    /// schema, planned again for this caller (a plan that no longer passes is a miss).
+    #[tracing::instrument(name = "ask.question_cache", skip_all, fields(bqai.cache.hit = false))]
+    async fn question_cache_hit(
+        &self,
+        key: &str,
+        query_request: impl Fn(String) -> QueryRequest,
+        principal: &Principal,
+        observer: &dyn AskObserver,
+    ) -> Option<(crate::query::PlannedQuery, CachedSql)> {
+        let cached = self.cached_sql(key).await?;
+        observer.stage(AskStage::Validating, None);
+        let planned = self
+            .queries
+            .plan(query_request(cached.sql.clone()), principal)
+            .await
+            .ok()?;
+        tracing::Span::current().record("bqai.cache.hit", true);
+        Some((planned, cached))
+    }
+
+    /// Stage "generate": asks the generator for SQL and plans it (guard, dry run, caps);
+    /// a failure the generator can fix is fed back, up to `max_attempts` attempts.
+    async fn generate_and_plan(
+        &self,
+        mut ctx: GenerationContext,
+        usage: &mut AskRecord,
+        query_request: impl Fn(String) -> QueryRequest,
+        principal: &Principal,
+        observer: &dyn AskObserver,
+    ) -> std::result::Result<Generated, AskFailure> {
         let max_attempts = self.settings.max_attempts.max(1);
         let mut last_error = String::new();
         let mut last_sql: Option<String> = None;
@@ -662,45 +780,23 @@ impl AskService {
                 },
                 Some(attempt),
             );
-            let generation = match self.generator.generate(&ctx).await {
-                Ok(g) => g,
-                Err(e) => {
-                    self.record_failure(
-                        &question,
-                        &dataset,
-                        last_sql.as_deref(),
-                        principal,
-                        &usage,
-                        &e,
-                        started,
-                        &request,
-                    )
-                    .await;
-                    return Err(e);
-                }
-            };
-            if let Some(u) = &generation.usage {
-                usage.llm_latency_ms += u.latency_ms;
-                usage.input_tokens += u.tokens.input_tokens
-                    + u.tokens.cache_read_tokens
-                    + u.tokens.cache_creation_tokens;
-                usage.output_tokens += u.tokens.output_tokens;
-                if let Some(c) = u.cost_usd {
-                    usage.cost_usd = Some(usage.cost_usd.unwrap_or(0.0) + c);
-                }
-            }
+            let generation =
+                self.generate(&ctx, attempt, usage)
+                    .await
+                    .map_err(|error| AskFailure {
+                        sql: last_sql.clone(),
+                        error,
+                    })?;
             let memo = Memo {
                 entities: generation.entities,
                 state: generation.state,
             };
             let (sql, explanation) = match generation.outcome {
                 GenerationOutcome::CannotAnswer { reason } => {
-                    let err = Error::CannotAnswer(reason);
-                    self.record_failure(
-                        &question, &dataset, None, principal, &usage, &err, started, &request,
-                    )
-                    .await;
-                    return Err(err);
+                    return Err(AskFailure {
+                        sql: None,
+                        error: Error::CannotAnswer(reason),
+                    });
                 }
                 GenerationOutcome::Sql { sql, explanation } => (sql, explanation),
             };
@@ -719,28 +815,17 @@ impl AskService {
             last_sql = Some(sql.clone());
             observer.stage(AskStage::Validating, Some(attempt));
             match self
-                .queries
-                .plan(query_request(sql.clone()), principal)
+                .plan(query_request(sql.clone()), principal, attempt)
                 .await
             {
                 Ok(planned) => {
-                    return self
-                        .run(
-                            planned,
-                            principal,
-                            &question,
-                            explanation,
-                            attempt,
-                            usage,
-                            info,
-                            &tables,
-                            &dataset,
-                            Some(&cache_key),
-                            memo,
-                            observer,
-                            request.request_id.clone(),
-                        )
-                        .await;
+                    return Ok(Generated {
+                        planned,
+                        explanation,
+                        attempts: attempt,
+                        memo,
+                        from_cache: false,
+                    });
                 }
                 Err(e) if is_correctable(&e) => {
                     last_error = e.to_string();
@@ -750,57 +835,87 @@ impl AskService {
                         error: last_error.clone(),
                     });
                 }
-                Err(e) => {
-                    self.record_failure(
-                        &question,
-                        &dataset,
-                        Some(&sql),
-                        principal,
-                        &usage,
-                        &e,
-                        started,
-                        &request,
-                    )
-                    .await;
-                    return Err(e);
+                Err(error) => {
+                    return Err(AskFailure {
+                        sql: Some(sql),
+                        error,
+                    });
                 }
             }
         }
-        let err = Error::GenerationFailed {
-            attempts: usage.attempts,
-            reason: last_error,
-        };
-        self.record_failure(
-            &question,
-            &dataset,
-            last_sql.as_deref(),
-            principal,
-            &usage,
-            &err,
-            started,
-            &request,
-        )
-        .await;
-        Err(err)
+        Err(AskFailure {
+            sql: last_sql,
+            error: Error::GenerationFailed {
+                attempts: usage.attempts,
+                reason: last_error,
+            },
+        })
     }
 
+    /// One generator attempt (its span holds the LLM call's), its spend added to `usage`.
+    #[tracing::instrument(
+        name = "ask.generate",
+        skip_all,
+        fields(bqai.attempt = attempt, bqai.generator = %self.generator.info().kind)
+    )]
+    async fn generate(
+        &self,
+        ctx: &GenerationContext,
+        attempt: u32,
+        usage: &mut AskRecord,
+    ) -> Result<super::generator::Generation> {
+        let generation = self.generator.generate(ctx).await?;
+        if let Some(u) = &generation.usage {
+            usage.llm_latency_ms += u.latency_ms;
+            usage.input_tokens +=
+                u.tokens.input_tokens + u.tokens.cache_read_tokens + u.tokens.cache_creation_tokens;
+            usage.output_tokens += u.tokens.output_tokens;
+            if let Some(c) = u.cost_usd {
+                usage.cost_usd = Some(usage.cost_usd.unwrap_or(0.0) + c);
+            }
+        }
+        Ok(generation)
+    }
+
+    /// Stage "plan": one generated statement through the guard, the dry run and the caps.
+    #[tracing::instrument(name = "ask.plan", skip_all, fields(bqai.attempt = attempt))]
+    async fn plan(
+        &self,
+        request: QueryRequest,
+        principal: &Principal,
+        attempt: u32,
+    ) -> Result<crate::query::PlannedQuery> {
+        self.queries.plan(request, principal).await
+    }
+
+    /// Stage "run": the planned SQL executed (or answered from the dry run), recorded, its
+    /// SQL kept in the question cache, and the answer put together.
     #[allow(clippy::too_many_arguments)]
+    #[tracing::instrument(
+        name = "ask.run",
+        skip_all,
+        fields(bqai.attempts = generated.attempts, bqai.from_cache = generated.from_cache)
+    )]
     async fn run(
         &self,
-        planned: crate::query::PlannedQuery,
+        generated: Generated,
+        store_under: Option<&str>,
         principal: &Principal,
         question: &str,
-        explanation: String,
-        attempts: u32,
         usage: AskRecord,
         generator: GeneratorInfo,
         tables: &[Table],
         dataset: &str,
-        store_under: Option<&str>,
-        mut memo: Memo,
         observer: &dyn AskObserver,
         request_id: Option<String>,
     ) -> Result<(AskAnswer, Memo)> {
+        let Generated {
+            planned,
+            explanation,
+            attempts,
+            mut memo,
+            from_cache: _,
+        } = generated;
         observer.planned(planned.sql(), &explanation);
         observer.stage(AskStage::Estimating, None);
         let estimate = crate::model::CostEstimate::from_bytes(
@@ -838,18 +953,7 @@ impl AskService {
             )
             .await;
         }
-        // The tables the guard saw the SQL read are the ones in play, whatever the generator
-        // said.
-        let entities = memo.entities.get_or_insert_with(Entities::default);
-        entities.tables = read
-            .iter()
-            .map(|t| format!("{}.{}", t.table_ref.dataset, t.table_ref.table))
-            .collect();
-        let suggestions = super::suggest::suggestions(
-            entities,
-            &read,
-            self.semantic.get(dataset).map(AsRef::as_ref),
-        );
+        let suggestions = self.suggest(&mut memo, &read, dataset);
         let answer = AskAnswer {
             request_id: outcome.query_id.clone(),
             question: question.to_string(),
@@ -867,6 +971,22 @@ impl AskService {
             suggestions,
         };
         Ok((answer, memo))
+    }
+
+    /// Stage "suggest": follow-up questions that make sense after this answer. The tables
+    /// the guard saw the SQL read are the ones in play, whatever the generator said.
+    #[tracing::instrument(name = "ask.suggest", skip_all)]
+    fn suggest(&self, memo: &mut Memo, read: &[Table], dataset: &str) -> Vec<Suggestion> {
+        let entities = memo.entities.get_or_insert_with(Entities::default);
+        entities.tables = read
+            .iter()
+            .map(|t| format!("{}.{}", t.table_ref.dataset, t.table_ref.table))
+            .collect();
+        super::suggest::suggestions(
+            entities,
+            read,
+            self.semantic.get(dataset).map(AsRef::as_ref),
+        )
     }
 
     fn schema_answer(
@@ -957,6 +1077,7 @@ impl AskService {
     /// dataset — only those whose SQL the caller could run itself, so another principal's
     /// question and SQL over tables the caller may not read never reach its prompt, and none
     /// that continued a conversation (their SQL answers the words in a context).
+    #[tracing::instrument(name = "ask.examples", skip_all)]
     async fn examples(
         &self,
         question: &str,
@@ -1031,6 +1152,7 @@ impl AskService {
         format!("{KEY_PREFIX}ask:{}", hex::encode(h.finalize()))
     }
 
+    #[tracing::instrument(name = "cache.get", skip_all, fields(bqai.cache.layer = "question"))]
     async fn cached_sql(&self, key: &str) -> Option<CachedSql> {
         let cache = self.cache.as_ref()?;
         match cache.get(key).await {
@@ -1043,6 +1165,7 @@ impl AskService {
         }
     }
 
+    #[tracing::instrument(name = "cache.set", skip_all, fields(bqai.cache.layer = "question"))]
     async fn store_sql(&self, key: &str, dataset: &str, value: &CachedSql) {
         let Some(cache) = &self.cache else { return };
         let Ok(bytes) = serde_json::to_vec(value) else {
@@ -1106,6 +1229,29 @@ impl AskService {
         .shaped(self.queries.dialect());
         self.queries.record_entry(&entry).await;
     }
+}
+
+/// What [`AskService::understand`] found.
+struct Understood {
+    dataset: String,
+    summaries: Vec<TableSummary>,
+    intent: Intent,
+}
+
+/// SQL that passed every check, with what produced it.
+struct Generated {
+    planned: crate::query::PlannedQuery,
+    explanation: String,
+    /// Generator attempts (0 when the SQL came from the question cache).
+    attempts: u32,
+    memo: Memo,
+    from_cache: bool,
+}
+
+/// An ask that ended before a query ran, with the SQL it had got to (for history).
+struct AskFailure {
+    sql: Option<String>,
+    error: Error,
 }
 
 /// The part of the caller a cached answer depends on.

@@ -49,6 +49,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::{AbortHandle, JoinSet};
+use tracing::Instrument;
 
 use crate::auth::Caller;
 use crate::dto::{RowsDto, StatsDto};
@@ -115,7 +116,10 @@ pub async fn agent(
         &state.settings.trusted_proxies,
     );
     let upgrade_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
-    let connection = Connection::new(state.clone(), caller.0, client, upgrade_id, settings);
+    let mut connection = Connection::new(state.clone(), caller.0, client, upgrade_id, settings);
+    // A client that sent `traceparent` with the upgrade gets its asks in that trace (an ask
+    // message may name another one).
+    connection.trace = crate::trace_context::from_headers(req.headers());
     actix_web::rt::spawn(async move {
         connection.run(session, stream).await;
         drop(slot);
@@ -264,6 +268,11 @@ pub struct AskMsg {
     max_rows: Option<u64>,
     /// The client's own id for the ask (else the server makes one).
     request_id: Option<String>,
+    /// W3C `traceparent` of the client's trace: the ask's spans join it (else the one sent
+    /// with the upgrade request, else a new trace).
+    traceparent: Option<String>,
+    /// W3C `tracestate` that goes with `traceparent`.
+    tracestate: Option<String>,
 }
 
 /// `cancel`
@@ -613,6 +622,8 @@ struct Connection {
     last_message: Instant,
     /// Set when the connection's key turned out revoked or expired.
     revoked: bool,
+    /// The trace context the upgrade request carried (empty without one).
+    trace: opentelemetry::Context,
 }
 
 impl Connection {
@@ -645,6 +656,7 @@ impl Connection {
             last_heard: now,
             last_message: now,
             revoked: false,
+            trace: opentelemetry::Context::new(),
         }
     }
 
@@ -868,14 +880,30 @@ impl Connection {
             request_id: Some(request_id.clone()),
             ..AskRequest::new(msg.question)
         };
+        let caller_trace = match msg.traceparent.as_deref() {
+            Some(tp) => crate::trace_context::from_traceparent(tp, msg.tracestate.as_deref()),
+            None => self.trace.clone(),
+        };
+        let span = tracing::info_span!(
+            target: "bqai_http",
+            "WS ask",
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            "http.route" = "/api/v1/ws/agent",
+            "enduser.id" = self.principal.id.as_deref(),
+            "bqai.request_id" = %request_id,
+            "error.type" = tracing::field::Empty,
+        );
+        crate::trace_context::continue_trace(&span, caller_trace.clone());
         let task = AskTask {
             state: self.state.clone(),
             principal: self.principal.clone(),
             client: self.client,
             request_id: request_id.clone(),
             out: self.out.clone(),
+            trace_id: crate::trace_context::trace_id(&span, &caller_trace),
         };
-        let handle = self.asks.spawn_local(task.run(request));
+        let handle = self.asks.spawn_local(task.run(request).instrument(span));
         self.by_task.insert(handle.id(), request_id.clone());
         self.by_request.insert(request_id, handle);
     }
@@ -1029,6 +1057,8 @@ struct AskTask {
     client: Option<IpAddr>,
     request_id: String,
     out: Outbox,
+    /// The trace the ask's spans belong to, for its log line.
+    trace_id: Option<String>,
 }
 
 /// Streams stages as `status` events, and the SQL and its estimate as soon as the plan
@@ -1077,9 +1107,17 @@ impl AskTask {
             .ask
             .ask_observed(request, &self.principal, &observer)
             .await;
+        if let Err(e) = &outcome {
+            let span = tracing::Span::current();
+            span.record("error.type", e.code());
+            if !e.is_client_error() {
+                span.record("otel.status_code", "ERROR");
+            }
+        }
         // The HTTP request log line covers only the upgrade: each ask gets its own.
         tracing::info!(
             request_id = %self.request_id,
+            trace_id = self.trace_id.as_deref(),
             path = "/api/v1/ws/agent",
             principal = self.principal.id.as_deref(),
             query_id = outcome.as_ref().ok().and_then(|a| a.result.as_ref()).map(|o| o.query_id.as_str()),
