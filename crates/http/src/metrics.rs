@@ -69,6 +69,11 @@ struct ErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct ComponentLabels {
+    component: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
 struct KindLabels {
     kind: &'static str,
 }
@@ -115,6 +120,7 @@ pub struct Metrics {
     store_free: Family<Labels, Gauge>,
     store_rows: Family<Labels, Gauge>,
     store_measured: Family<Labels, Gauge>,
+    dependency_healthy: Family<ComponentLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -148,6 +154,12 @@ impl Metrics {
         let history_queued = Gauge::default();
         let history_dropped = Gauge::default();
         let history_refused = Gauge::default();
+        let dependency_healthy = Family::<ComponentLabels, Gauge>::default();
+        registry.register(
+            "dependency_healthy",
+            "Whether a dependency (warehouse, cache, history, generator) was ok at the last health check (1), or degraded or down (0)",
+            dependency_healthy.clone(),
+        );
         registry.register(
             "websocket_connections",
             "WebSocket connections open",
@@ -274,6 +286,23 @@ impl Metrics {
             store_free,
             store_rows,
             store_measured,
+            dependency_healthy,
+        }
+    }
+
+    /// Sets the dependency gauges from a health snapshot (the shared, cached checks).
+    pub fn observe_health(&self, snapshot: &crate::health::Snapshot) {
+        for (component, health) in [
+            ("warehouse", &snapshot.warehouse),
+            ("cache", &snapshot.cache),
+            ("history", &snapshot.history),
+            ("generator", &snapshot.generator),
+        ] {
+            self.dependency_healthy
+                .get_or_create(&ComponentLabels { component })
+                .set(i64::from(
+                    health.status == bqai_core::model::HealthStatus::Ok,
+                ));
         }
     }
 

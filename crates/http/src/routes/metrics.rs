@@ -19,6 +19,9 @@ pub async fn prometheus(state: web::Data<AppState>) -> HttpResponse {
     if let Some(stats) = state.store_stats.borrow().as_ref() {
         state.metrics.observe_store(stats);
     }
+    // The same cached checks as /health (at most one round per second whoever asks).
+    let health = state.health.current(&state).await;
+    state.metrics.observe_health(&health);
     state.metrics.observe_runtime(
         state.ws_connections.open(),
         state.history_queue.as_ref().map(|probe| probe()),
