@@ -263,3 +263,111 @@ async fn a_websocket_ask_is_one_trace_from_the_callers_span_down_to_the_warehous
         "{traceparent}"
     );
 }
+
+/// The production path: the binary on BigQuery (the emulator, behind the shim that records
+/// each call and its headers). A traced query's dry run and job are spans with the job id,
+/// and every BigQuery call the query makes carries the query's trace context — sent by the
+/// Google SDK from our spans. Also counts the BigQuery calls of one query.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_query_on_bigquery_carries_its_trace_to_every_bigquery_call() {
+    use bqai_testkit::bigquery_shim::BigQueryShim;
+
+    let emulator =
+        std::env::var("BQAI_BQ_EMULATOR").unwrap_or_else(|_| "http://127.0.0.1:9050".to_string());
+    let source = bqai_local::LocalWarehouse::new(bqai_local::LocalConfig::default())
+        .await
+        .unwrap();
+    bqai_testkit::bigquery_seed::seed_from_warehouse(&source, "shop", &emulator, "test-project")
+        .await;
+    let shim = BigQueryShim::start(&emulator).await;
+    let collector = OtlpReceiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let _server = Server(
+        Command::new(env!("CARGO_BIN_EXE_bqai"))
+            .args(["serve", "--port", &port.to_string()])
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env("BQAI__LOG__LEVEL", "warn")
+            .env("BQAI__TELEMETRY__OTLP_ENDPOINT", collector.endpoint())
+            .env("BQAI__WAREHOUSE__KIND", "bigquery")
+            .env("BQAI__WAREHOUSE__PROJECT", "test-project")
+            .env("BQAI__WAREHOUSE__ENDPOINT", shim.endpoint())
+            .env("BQAI__WAREHOUSE__CREDENTIALS__TYPE", "none")
+            .env("BQAI__WAREHOUSE__REQUEST_TIMEOUT_MS", "20000")
+            .env("BQAI__QUERY__ALLOWED_DATASETS", "[\"shop\"]")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_up(&base).await;
+
+    let before = shim.calls().len();
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/v1/query"))
+        .header(
+            "traceparent",
+            format!("00-{HTTP_TRACE_ID}-{HTTP_CALLER_SPAN}-01"),
+        )
+        .json(&json!({"sql": "SELECT COUNT(*) AS n FROM shop.orders", "use_cache": false}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+
+    let calls: Vec<(String, Option<String>)> = shim.calls_with_traceparent()[before..].to_vec();
+    assert!(!calls.is_empty());
+    for (call, traceparent) in &calls {
+        let tp = traceparent
+            .as_deref()
+            .unwrap_or_else(|| panic!("{call} went to BigQuery without traceparent"));
+        assert!(
+            tp.starts_with(&format!("00-{HTTP_TRACE_ID}-")),
+            "{call}: {tp}"
+        );
+    }
+    let inserts = calls
+        .iter()
+        .filter(|(c, _)| c.starts_with("POST ") && c.ends_with("/jobs"))
+        .count();
+    assert_eq!(inserts, 2, "one dry run and one job: {calls:?}");
+
+    let spans = collector
+        .wait_for(
+            |spans| spans.iter().any(|s| s.name == "bigquery.job"),
+            Duration::from_secs(20),
+        )
+        .await;
+    let traced: Vec<&ReceivedSpan> = spans
+        .iter()
+        .filter(|s| s.trace_id == HTTP_TRACE_ID)
+        .collect();
+    let job = traced
+        .iter()
+        .find(|s| s.name == "bigquery.job")
+        .unwrap_or_else(|| panic!("no bigquery.job span: {traced:?}"));
+    assert!(
+        job.attr("bigquery.job_id").is_some_and(|id| !id.is_empty()),
+        "{job:?}"
+    );
+    let execute = traced
+        .iter()
+        .find(|s| s.name == "warehouse.execute")
+        .unwrap();
+    assert_eq!(job.parent_span_id, execute.span_id);
+    assert_eq!(execute.attr("db.system"), Some("bigquery"));
+    assert!(traced.iter().any(|s| s.name == "bigquery.dry_run"));
+    eprintln!(
+        "BigQuery calls of one uncached query: {}",
+        calls
+            .iter()
+            .map(|(c, _)| c.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+}

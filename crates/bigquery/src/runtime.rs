@@ -13,6 +13,7 @@ use std::future::Future;
 
 use bqai_core::{Error, Result};
 use tokio_util::task::AbortOnDropHandle;
+use tracing::Instrument;
 
 /// Stack of a call thread. Only the pages a call touches are ever committed.
 const CALL_THREAD_STACK: usize = 16 * 1024 * 1024;
@@ -45,7 +46,9 @@ impl CallRuntime {
             .0
             .as_ref()
             .ok_or_else(|| Error::internal_msg("the BigQuery call runtime is shut down"))?;
-        AbortOnDropHandle::new(rt.spawn(work))
+        // The caller's span goes along, so the call's spans (and the traceparent the SDK
+        // sends) stay in the caller's trace.
+        AbortOnDropHandle::new(rt.spawn(work.instrument(tracing::Span::current())))
             .await
             .map_err(|join| Error::internal("a BigQuery call on its runtime", join))?
     }

@@ -60,6 +60,8 @@ struct Upstream {
     http: reqwest::Client,
     /// `METHOD /path` of every request received, in order (to count BigQuery calls).
     calls: std::sync::Mutex<Vec<String>>,
+    /// The `traceparent` header of each of those calls (`None` when it had none).
+    traceparents: std::sync::Mutex<Vec<Option<String>>>,
 }
 
 impl BigQueryShim {
@@ -74,6 +76,7 @@ impl BigQueryShim {
             base: upstream.trim_end_matches('/').to_owned(),
             http: reqwest::Client::new(),
             calls: std::sync::Mutex::new(Vec::new()),
+            traceparents: std::sync::Mutex::new(Vec::new()),
         });
         let (shutdown, stop) = watch::channel(false);
         tokio::spawn(accept_loop(listener, Arc::clone(&upstream), stop));
@@ -91,6 +94,17 @@ impl BigQueryShim {
             .lock()
             .map(|c| c.clone())
             .unwrap_or_default()
+    }
+
+    /// Every call with the W3C `traceparent` it carried, in order.
+    pub fn calls_with_traceparent(&self) -> Vec<(String, Option<String>)> {
+        let traceparents = self
+            .upstream
+            .traceparents
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default();
+        self.calls().into_iter().zip(traceparents).collect()
     }
 
     /// `http://127.0.0.1:PORT`: the endpoint to give the adapter.
@@ -176,8 +190,17 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let traceparent = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    // Both under one lock order (calls, then traceparents), so the two lists stay aligned.
     if let Ok(mut calls) = upstream.calls.lock() {
         calls.push(format!("{method} {path}"));
+        if let Ok(mut t) = upstream.traceparents.lock() {
+            t.push(traceparent);
+        }
     }
     let query: Vec<(String, String)> = req
         .uri()
