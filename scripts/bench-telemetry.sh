@@ -2,7 +2,8 @@
 # What traces cost: one bqai binary on the embedded default (auth off, metrics always on),
 # with traces off, then exporting every trace (sampler 1.0) and 1% of them (0.01) over
 # OTLP/HTTP to a local sink that accepts and discards, alternated ROUNDS times. wrk on
-# GET /health and on a cached POST /api/v1/query (docs/benchmarks.md, "Telemetry cost").
+# GET /health (a probe: never traced), a cached GET /api/v1/datasets (the cheapest traced
+# request) and a cached POST /api/v1/query (docs/benchmarks.md, "Telemetry cost").
 #
 #   scripts/bench-telemetry.sh [BIN]      # default: target/release/bqai
 #   ROUNDS=2 DURATION=8 CONNECTIONS=32 PORT=18095 SINK_PORT=18096
@@ -56,7 +57,8 @@ for round in $(seq 1 "$ROUNDS"); do
     for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health/live" >/dev/null && break; sleep 0.2; done
     curl -sf -X POST "http://127.0.0.1:$PORT/api/v1/query" -H 'Content-Type: application/json' \
       -d '{"sql": "SELECT country, COUNT(*) AS customers FROM shop.customers GROUP BY country"}' >/dev/null
-    for path in /health /api/v1/query; do
+    curl -sf "http://127.0.0.1:$PORT/api/v1/datasets" >/dev/null
+    for path in /health /api/v1/datasets /api/v1/query; do
       script=()
       [[ $path == /api/v1/query ]] && script=(-s "$lua")
       wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${script[@]}" "http://127.0.0.1:$PORT$path" |

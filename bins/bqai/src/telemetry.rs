@@ -15,7 +15,7 @@ use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tracing::Level;
-use tracing_subscriber::filter::{EnvFilter, FilterExt, Targets, filter_fn};
+use tracing_subscriber::filter::{EnvFilter, FilterExt, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
@@ -60,7 +60,9 @@ pub fn init(
         .or_else(|_| EnvFilter::try_new(level.unwrap_or(&log.level)))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     // Events only: spans are for the trace exporter, and a span no layer wants is never built.
-    let events = filter.and(filter_fn(|meta| meta.is_event()));
+    // Decided per callsite (not per call), so a disabled event or span costs what it did
+    // with a plain global filter.
+    let events = filter.and(EventsOnly);
     let ansi = colour(
         std::io::stderr().is_terminal(),
         std::env::var_os("NO_COLOR"),
@@ -81,26 +83,27 @@ pub fn init(
     let endpoint = traces
         .then(|| telemetry.endpoint(|k| std::env::var(k).ok()))
         .flatten();
-    let (otel, provider) = match &endpoint {
-        Some(endpoint) => {
-            let provider = tracer_provider(telemetry, endpoint)?;
-            let tracer = provider.tracer("bqai");
-            let layer = tracing_opentelemetry::layer()
-                .with_tracer(tracer)
-                .with_location(false)
-                .with_threads(false)
-                .with_target(false)
-                .with_tracked_inactivity(false)
-                .with_filter(span_targets())
-                .boxed();
-            (Some(layer), Some(provider))
-        }
-        None => (None, None),
+    let provider = match &endpoint {
+        Some(endpoint) => Some(tracer_provider(telemetry, endpoint)?),
+        None => None,
     };
-    let _ = tracing_subscriber::registry()
-        .with(fmt)
-        .with(otel)
-        .try_init();
+    let logs = tracing_subscriber::registry().with(fmt);
+    // No `Option` layer when traces are off: a `None` layer says "always" to every callsite,
+    // which would make every disabled `trace!` of every dependency a dynamic check.
+    let _ = match &provider {
+        Some(provider) => logs
+            .with(
+                tracing_opentelemetry::layer()
+                    .with_tracer(provider.tracer("bqai"))
+                    .with_location(false)
+                    .with_threads(false)
+                    .with_target(false)
+                    .with_tracked_inactivity(false)
+                    .with_filter(span_targets()),
+            )
+            .try_init(),
+        None => logs.try_init(),
+    };
     if let Some(endpoint) = provider.as_ref().and(endpoint.as_ref()) {
         tracing::info!(
             endpoint = %endpoint.url,
@@ -109,6 +112,31 @@ pub fn init(
         );
     }
     Ok(TelemetryGuard { provider })
+}
+
+/// The log layer's second filter: events pass, spans never (per callsite, so `tracing`
+/// caches the answer).
+struct EventsOnly;
+
+impl<S> tracing_subscriber::layer::Filter<S> for EventsOnly {
+    fn enabled(
+        &self,
+        meta: &tracing::Metadata<'_>,
+        _: &tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        meta.is_event()
+    }
+
+    fn callsite_enabled(
+        &self,
+        meta: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        if meta.is_event() {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
+    }
 }
 
 /// Where spans go and how.

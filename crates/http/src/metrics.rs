@@ -101,6 +101,7 @@ struct RequestLabels {
 pub struct Metrics {
     registry: Registry,
     ws_connections: Gauge,
+    ws_asks: Gauge,
     history_queued: Gauge,
     history_dropped: Gauge,
     history_refused: Gauge,
@@ -164,6 +165,12 @@ impl Metrics {
             "websocket_connections",
             "WebSocket connections open",
             ws_connections.clone(),
+        );
+        let ws_asks = Gauge::default();
+        registry.register(
+            "websocket_asks_in_flight",
+            "Asks running on WebSocket connections",
+            ws_asks.clone(),
         );
         registry.register(
             "history_queue_depth",
@@ -267,6 +274,7 @@ impl Metrics {
         Self {
             registry,
             ws_connections,
+            ws_asks,
             history_queued,
             history_dropped,
             history_refused,
@@ -382,10 +390,17 @@ impl Metrics {
     }
 
     /// Sets the gauges read at scrape time: open WebSocket connections and the history queue.
-    pub fn observe_runtime(&self, ws_connections: usize, history: Option<HistoryQueueStats>) {
+    pub fn observe_runtime(
+        &self,
+        ws_connections: usize,
+        ws_asks: usize,
+        history: Option<HistoryQueueStats>,
+    ) {
         let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         self.ws_connections
             .set(gauge(u64::try_from(ws_connections).unwrap_or(u64::MAX)));
+        self.ws_asks
+            .set(gauge(u64::try_from(ws_asks).unwrap_or(u64::MAX)));
         let history = history.unwrap_or_default();
         self.history_queued.set(gauge(history.queued));
         self.history_dropped.set(gauge(history.dropped));

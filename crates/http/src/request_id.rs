@@ -41,6 +41,14 @@ pub fn note_query_id(req: &actix_web::HttpRequest, query_id: &str) {
     req.extensions_mut().insert(QueryId(query_id.to_owned()));
 }
 
+/// Paths of health probes and metric scrapes (untraced).
+fn is_probe(path: &str) -> bool {
+    matches!(
+        path,
+        "/health" | "/health/live" | "/health/ready" | "/metrics"
+    )
+}
+
 fn accept_incoming(v: &HeaderValue) -> Option<String> {
     let s = v.to_str().ok()?;
     let ok = !s.is_empty()
@@ -69,8 +77,18 @@ pub async fn middleware(
     // Handlers and the middleware below turn their errors into responses inside this scope,
     // so error bodies carry the id. (Holding a clone of the request here is not an option:
     // actix needs the request uniquely owned while routing.)
-    let caller = crate::trace_context::from_headers(req.headers());
-    let span = tracing::info_span!(
+    // Only parsed when sent: most requests carry no trace context.
+    let caller = if req.headers().contains_key("traceparent") {
+        crate::trace_context::from_headers(req.headers())
+    } else {
+        opentelemetry::Context::new()
+    };
+    // Probes and scrapes open no span: every load balancer and Prometheus sends them every
+    // few seconds, and a trace of one says nothing about anybody's request.
+    let span = if is_probe(&path) {
+        tracing::Span::none()
+    } else {
+        tracing::info_span!(
         target: "bqai_http",
         "HTTP request",
         otel.name = %method,
@@ -82,14 +100,25 @@ pub async fn middleware(
         "http.response.status_code" = tracing::field::Empty,
         "enduser.id" = tracing::field::Empty,
         "bqai.request_id" = %id,
-    );
-    crate::trace_context::continue_trace(&span, caller.clone());
+        )
+    };
+    // With traces off the span is disabled: nothing to continue, and the trace id is the
+    // caller's, if any.
+    let traced = !span.is_disabled();
+    if traced {
+        crate::trace_context::continue_trace(&span, caller.clone());
+    }
     let trace_id = crate::trace_context::trace_id(&span, &caller);
     let mut res = REQUEST_ID
         .scope(id.clone(), next.call(req).instrument(span.clone()))
         .await?;
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(HEADER, v);
+    }
+    // What follows is for the span and the log line: skipped when neither wants it.
+    let logged = tracing::enabled!(tracing::Level::INFO);
+    if !traced && !logged {
+        return Ok(res);
     }
     let query_id = res
         .request()
@@ -103,7 +132,7 @@ pub async fn middleware(
         .get::<bqai_core::model::Principal>()
         .and_then(|p| p.id.clone());
     let status = res.status().as_u16();
-    if !span.is_disabled() {
+    if traced {
         let route = route.as_deref().unwrap_or("unmatched");
         crate::trace_context::rename(&span, format!("{method} {route}"));
         span.record("http.route", route);

@@ -169,6 +169,18 @@ pub struct AppState {
 pub struct WsConnections {
     slots: Arc<tokio::sync::Semaphore>,
     max: usize,
+    /// Asks running on all connections.
+    asks: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// One ask in flight on a WebSocket; counted until dropped (answered, failed or cancelled).
+#[derive(Debug)]
+pub(crate) struct AskInFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for AskInFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl WsConnections {
@@ -177,6 +189,7 @@ impl WsConnections {
         Self {
             slots: Arc::new(tokio::sync::Semaphore::new(max)),
             max,
+            asks: Arc::default(),
         }
     }
 
@@ -188,6 +201,17 @@ impl WsConnections {
     /// The connections open now.
     pub fn open(&self) -> usize {
         self.max.saturating_sub(self.slots.available_permits())
+    }
+
+    /// The asks running now, on every connection.
+    pub fn asks_in_flight(&self) -> usize {
+        self.asks.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts an ask until the returned guard is dropped.
+    pub(crate) fn ask_started(&self) -> AskInFlight {
+        self.asks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        AskInFlight(Arc::clone(&self.asks))
     }
 
     /// A slot for a new connection, unless all are taken; the slot frees itself on drop.

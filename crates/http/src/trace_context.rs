@@ -80,13 +80,15 @@ pub fn rename(span: &Span, name: String) {
 /// The trace id of `span` (traces on), else of the caller's context (traces off), as 32 hex
 /// digits.
 pub fn trace_id(span: &Span, caller: &Context) -> Option<String> {
-    let own = span.context();
-    let own = own.span().span_context().clone();
-    if own.is_valid() {
-        return Some(own.trace_id().to_string());
+    let valid = |cx: &Context| {
+        let sc = cx.span().span_context().clone();
+        sc.is_valid().then(|| sc.trace_id().to_string())
+    };
+    // A disabled span has no context worth building.
+    if span.is_disabled() {
+        return valid(caller);
     }
-    let theirs = caller.span().span_context().clone();
-    theirs.is_valid().then(|| theirs.trace_id().to_string())
+    valid(&span.context()).or_else(|| valid(caller))
 }
 
 #[cfg(test)]

@@ -101,6 +101,23 @@ async fn events_of(ws: &mut Ws, request_id: &str) -> Vec<Value> {
     }
 }
 
+/// `bqai_websocket_asks_in_flight` as `/metrics` reports it.
+async fn asks_in_flight(app: &TestApp) -> u64 {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("bqai_websocket_asks_in_flight "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no bqai_websocket_asks_in_flight in\n{text}"))
+}
+
 fn of_type<'a>(events: &'a [Value], kind: &str) -> &'a Value {
     events
         .iter()
@@ -317,10 +334,25 @@ async fn cancel_stops_the_query_in_the_warehouse() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
+    // The ask counts as in flight until it ends.
+    assert!(
+        asks_in_flight(&app).await == 1,
+        "{}",
+        asks_in_flight(&app).await
+    );
+
     send(&mut ws, json!({"type": "cancel", "request_id": "slow"})).await;
     let ev = next_event(&mut ws).await;
     assert_eq!(ev["type"], "error", "{ev}");
     assert_eq!(ev["code"], "CANCELLED");
+    let cancelled = Instant::now();
+    while asks_in_flight(&app).await != 0 {
+        assert!(
+            cancelled.elapsed() < Duration::from_secs(3),
+            "a cancelled ask still counts as in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(ev["request_id"], "slow");
     let cancelled = Instant::now();
     while warehouse.running_queries() > 0 {

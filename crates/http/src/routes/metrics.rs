@@ -24,6 +24,7 @@ pub async fn prometheus(state: web::Data<AppState>) -> HttpResponse {
     state.metrics.observe_health(&health);
     state.metrics.observe_runtime(
         state.ws_connections.open(),
+        state.ws_connections.asks_in_flight(),
         state.history_queue.as_ref().map(|probe| probe()),
     );
     HttpResponse::Ok()

@@ -902,6 +902,7 @@ impl Connection {
             request_id: request_id.clone(),
             out: self.out.clone(),
             trace_id: crate::trace_context::trace_id(&span, &caller_trace),
+            _in_flight: self.state.ws_connections.ask_started(),
         };
         let handle = self.asks.spawn_local(task.run(request).instrument(span));
         self.by_task.insert(handle.id(), request_id.clone());
@@ -1059,6 +1060,8 @@ struct AskTask {
     out: Outbox,
     /// The trace the ask's spans belong to, for its log line.
     trace_id: Option<String>,
+    /// Counts the ask in `bqai_websocket_asks_in_flight` while the task lives.
+    _in_flight: crate::state::AskInFlight,
 }
 
 /// Streams stages as `status` events, and the SQL and its estimate as soon as the plan
