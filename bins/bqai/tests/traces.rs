@@ -35,6 +35,32 @@ impl Drop for Server {
     }
 }
 
+/// `bqai serve` exporting traces to `collector`, with `env` on top; its base URL once it
+/// answers.
+async fn serve_traced(
+    dir: &std::path::Path,
+    collector: &OtlpReceiver,
+    env: &[(&str, String)],
+) -> (Server, String) {
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bqai"));
+    cmd.args(["serve", "--port", &port.to_string()])
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env("BQAI__LOG__LEVEL", "warn")
+        .env("BQAI__TELEMETRY__OTLP_ENDPOINT", collector.endpoint())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let server = Server(cmd.spawn().unwrap());
+    let base = format!("http://127.0.0.1:{port}");
+    wait_up(&base).await;
+    (server, base)
+}
+
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
@@ -73,28 +99,22 @@ async fn a_websocket_ask_is_one_trace_from_the_callers_span_down_to_the_warehous
     let llm = LlmStandIn::start().await;
     llm.push_reply(Reply::Text(SQL_REPLY.into()));
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let _server = Server(
-        Command::new(env!("CARGO_BIN_EXE_bqai"))
-            .args(["serve", "--port", &port.to_string()])
-            .current_dir(dir.path())
-            .env_remove("RUST_LOG")
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .env("BQAI__LOG__LEVEL", "warn")
-            .env("BQAI__TELEMETRY__OTLP_ENDPOINT", collector.endpoint())
-            .env("BQAI__TELEMETRY__SERVICE_NAME", "bqai-under-test")
-            .env("BQAI__LLM__KIND", "anthropic")
-            .env("BQAI__LLM__BASE_URL", llm.base_url())
-            .env("BQAI__LLM__API_KEY", "sk-test-traces")
-            .env("BQAI__LLM__MODEL", "stand-in-model")
-            .env("BQAI__LLM__MAX_RETRIES", "0")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_up(&base).await;
+    let (_server, base) = serve_traced(
+        dir.path(),
+        &collector,
+        &[
+            (
+                "BQAI__TELEMETRY__SERVICE_NAME",
+                "bqai-under-test".to_string(),
+            ),
+            ("BQAI__LLM__KIND", "anthropic".to_string()),
+            ("BQAI__LLM__BASE_URL", llm.base_url()),
+            ("BQAI__LLM__API_KEY", "sk-test-traces".to_string()),
+            ("BQAI__LLM__MODEL", "stand-in-model".to_string()),
+            ("BQAI__LLM__MAX_RETRIES", "0".to_string()),
+        ],
+    )
+    .await;
 
     // An HTTP query continuing the caller's trace.
     let r = reqwest::Client::new()
@@ -110,10 +130,12 @@ async fn a_websocket_ask_is_one_trace_from_the_callers_span_down_to_the_warehous
     assert_eq!(r.status(), 200);
 
     // An ask over the WebSocket, its message carrying the caller's traceparent.
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/api/v1/ws/agent"))
-            .await
-            .unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+        "{}/api/v1/ws/agent",
+        base.replacen("http://", "ws://", 1)
+    ))
+    .await
+    .unwrap();
     ws.send(Message::Text(
         json!({
             "type": "ask",
@@ -282,28 +304,19 @@ async fn a_query_on_bigquery_carries_its_trace_to_every_bigquery_call() {
     let shim = BigQueryShim::start(&emulator).await;
     let collector = OtlpReceiver::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let _server = Server(
-        Command::new(env!("CARGO_BIN_EXE_bqai"))
-            .args(["serve", "--port", &port.to_string()])
-            .current_dir(dir.path())
-            .env_remove("RUST_LOG")
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .env("BQAI__LOG__LEVEL", "warn")
-            .env("BQAI__TELEMETRY__OTLP_ENDPOINT", collector.endpoint())
-            .env("BQAI__WAREHOUSE__KIND", "bigquery")
-            .env("BQAI__WAREHOUSE__PROJECT", "test-project")
-            .env("BQAI__WAREHOUSE__ENDPOINT", shim.endpoint())
-            .env("BQAI__WAREHOUSE__CREDENTIALS__TYPE", "none")
-            .env("BQAI__WAREHOUSE__REQUEST_TIMEOUT_MS", "20000")
-            .env("BQAI__QUERY__ALLOWED_DATASETS", "[\"shop\"]")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_up(&base).await;
+    let (_server, base) = serve_traced(
+        dir.path(),
+        &collector,
+        &[
+            ("BQAI__WAREHOUSE__KIND", "bigquery".to_string()),
+            ("BQAI__WAREHOUSE__PROJECT", "test-project".to_string()),
+            ("BQAI__WAREHOUSE__ENDPOINT", shim.endpoint()),
+            ("BQAI__WAREHOUSE__CREDENTIALS__TYPE", "none".to_string()),
+            ("BQAI__WAREHOUSE__REQUEST_TIMEOUT_MS", "20000".to_string()),
+            ("BQAI__QUERY__ALLOWED_DATASETS", "[\"shop\"]".to_string()),
+        ],
+    )
+    .await;
 
     let before = shim.calls().len();
     let r = reqwest::Client::new()

@@ -142,7 +142,7 @@ impl Rest {
             request = request.header(name.as_str(), value.as_bytes());
         }
         // The SDK's own calls carry the trace context; this one is ours to label.
-        if let Some(tp) = traceparent() {
+        if let Some(tp) = bqai_trace::traceparent() {
             request = request.header("traceparent", tp);
         }
         let response = request.send().await.map_err(|e| {
@@ -178,23 +178,6 @@ fn segment(id: &str) -> String {
         }
     }
     out
-}
-
-/// `traceparent` of the current span when it belongs to a trace (traces on and sampled).
-fn traceparent() -> Option<String> {
-    use opentelemetry::trace::TraceContextExt;
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
-    let cx = tracing::Span::current().context();
-    let span = cx.span();
-    let sc = span.span_context();
-    sc.is_valid().then(|| {
-        format!(
-            "00-{}-{}-{:02x}",
-            sc.trace_id(),
-            sc.span_id(),
-            sc.trace_flags().to_u8()
-        )
-    })
 }
 
 #[cfg(test)]

@@ -195,13 +195,15 @@ impl QueryService {
 
     /// A span for a warehouse call: `db.*` attributes (the SQL text only when allowed), and
     /// empty slots for what the call reports.
-    fn warehouse_span(&self, operation: &'static str, sql: &str) -> tracing::Span {
+    fn warehouse_span(
+        &self,
+        name: &'static str,
+        operation: &'static str,
+        sql: &str,
+    ) -> tracing::Span {
         let span = tracing::info_span!(
             "warehouse",
-            otel.name = match operation {
-                "dry_run" => "warehouse.dry_run",
-                _ => "warehouse.execute",
-            },
+            otel.name = name,
             otel.kind = "client",
             otel.status_code = tracing::field::Empty,
             "db.system" = self.db_system(),
@@ -554,7 +556,7 @@ impl QueryService {
             max_result_bytes: limits.max_response_bytes,
         };
 
-        let span = self.warehouse_span("dry_run", &job.sql);
+        let span = self.warehouse_span("warehouse.dry_run", "dry_run", &job.sql);
         let report = self
             .warehouse
             .dry_run(&job)
@@ -691,7 +693,7 @@ impl QueryService {
         }
 
         progress.executing = true;
-        let span = self.warehouse_span("execute", &job.sql);
+        let span = self.warehouse_span("warehouse.execute", "execute", &job.sql);
         let mut result = self
             .warehouse
             .execute(&job)

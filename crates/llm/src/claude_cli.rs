@@ -226,7 +226,7 @@ impl ClaudeCli {
         }
         // The W3C trace context, as OpenTelemetry's environment carrier spells it, so the CLI
         // (or a wrapper around it) can join the ask's trace.
-        if let Some(tp) = crate::trace::traceparent() {
+        if let Some(tp) = bqai_trace::traceparent() {
             cmd.env("TRACEPARENT", tp);
         }
         cmd.current_dir(&self.dirs.work)

@@ -181,7 +181,7 @@ impl HttpTransport {
     ) -> Result<serde_json::Value, Failure> {
         let mut request = make();
         // The model call joins the caller's trace (W3C trace context), when there is one.
-        if let Some(tp) = crate::trace::traceparent() {
+        if let Some(tp) = bqai_trace::traceparent() {
             request = request.header("traceparent", tp);
         }
         let response = match request.send().await {

@@ -13,7 +13,6 @@ mod config;
 mod http;
 mod limiter;
 mod openai;
-mod trace;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -28,9 +28,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -143,7 +141,12 @@ impl FakeBigQuery {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let handler: Arc<Handler> = Arc::new(handler);
         let (shutdown, stop) = watch::channel(false);
-        tokio::spawn(accept_loop(listener, Arc::clone(&requests), handler, stop));
+        let log = Arc::clone(&requests);
+        tokio::spawn(crate::serve::serve(
+            listener,
+            move |req| handle(Arc::clone(&log), Arc::clone(&handler), req),
+            stop,
+        ));
         Self {
             addr,
             requests,
@@ -183,36 +186,6 @@ impl FakeBigQuery {
 impl Drop for FakeBigQuery {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    requests: Arc<Mutex<Vec<FakeRequest>>>,
-    handler: Arc<Handler>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => continue,
-            },
-            _ = stop.changed() => return,
-        };
-        let requests = Arc::clone(&requests);
-        let handler = Arc::clone(&handler);
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            let service =
-                service_fn(move |req| handle(Arc::clone(&requests), Arc::clone(&handler), req));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = conn => {}
-                _ = stop.changed() => {}
-            }
-        });
     }
 }
 

@@ -33,9 +33,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -79,7 +77,12 @@ impl BigQueryShim {
             traceparents: std::sync::Mutex::new(Vec::new()),
         });
         let (shutdown, stop) = watch::channel(false);
-        tokio::spawn(accept_loop(listener, Arc::clone(&upstream), stop));
+        let forward_to = Arc::clone(&upstream);
+        tokio::spawn(crate::serve::serve(
+            listener,
+            move |req| handle(Arc::clone(&forward_to), req),
+            stop,
+        ));
         Self {
             addr,
             shutdown,
@@ -116,33 +119,6 @@ impl BigQueryShim {
 impl Drop for BigQueryShim {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    upstream: Arc<Upstream>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => continue,
-            },
-            _ = stop.changed() => return,
-        };
-        let upstream = Arc::clone(&upstream);
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| handle(Arc::clone(&upstream), req));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = conn => {}
-                _ = stop.changed() => {}
-            }
-        });
     }
 }
 

@@ -20,6 +20,7 @@ pub mod oidc;
 pub mod otlp_receiver;
 pub mod postgres;
 pub mod rate_limiter;
+mod serve;
 pub mod tcp_proxy;
 pub mod warehouse;
 

@@ -13,9 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::pkcs8::EncodePrivateKey;
@@ -196,7 +194,12 @@ impl Issuer {
             base_url: format!("http://{addr}"),
         });
         let (shutdown, stop) = watch::channel(false);
-        tokio::spawn(accept_loop(listener, Arc::clone(&shared), stop));
+        let state = Arc::clone(&shared);
+        tokio::spawn(crate::serve::serve(
+            listener,
+            move |req| handle(Arc::clone(&state), req),
+            stop,
+        ));
         Self { shared, shutdown }
     }
 
@@ -261,29 +264,6 @@ pub async fn dead_url() -> String {
     let addr = listener.local_addr().expect("address");
     drop(listener);
     format!("http://{addr}")
-}
-
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => continue,
-            },
-            _ = stop.changed() => return,
-        };
-        let shared = Arc::clone(&shared);
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| handle(Arc::clone(&shared), req));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = conn => {}
-                _ = stop.changed() => {}
-            }
-        });
-    }
 }
 
 async fn handle(

@@ -20,9 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use prost::Message;
@@ -71,7 +69,12 @@ impl OtlpReceiver {
         let addr = listener.local_addr().expect("receiver address");
         let spans = Arc::new(Mutex::new(Vec::new()));
         let (shutdown, stop) = watch::channel(false);
-        tokio::spawn(accept_loop(listener, Arc::clone(&spans), stop));
+        let shared = Arc::clone(&spans);
+        tokio::spawn(crate::serve::serve(
+            listener,
+            move |req| handle(Arc::clone(&shared), req),
+            stop,
+        ));
         Self {
             addr,
             spans,
@@ -110,33 +113,6 @@ impl OtlpReceiver {
 impl Drop for OtlpReceiver {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    spans: Arc<Mutex<Vec<ReceivedSpan>>>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => continue,
-            },
-            _ = stop.changed() => return,
-        };
-        let spans = Arc::clone(&spans);
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| handle(Arc::clone(&spans), req));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = conn => {}
-                _ = stop.changed() => {}
-            }
-        });
     }
 }
 

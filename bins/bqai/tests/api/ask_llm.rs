@@ -195,15 +195,9 @@ async fn the_price_table_gives_http_adapters_a_cost_that_adds_up_in_analytics() 
         s.llm.model = Some("stand-in-model".into());
         s.llm.max_retries = 0;
         // Priced by prefix: the model answers as "stand-in-model".
-        s.llm.prices.insert(
-            "stand-in".into(),
-            bqai_core::llm::ModelPrice {
-                input: 3.0,
-                output: 15.0,
-                cache_read: None,
-                cache_write: None,
-            },
-        );
+        s.llm
+            .prices
+            .insert("stand-in".into(), crate::helpers::stand_in_price());
     })
     .await;
     let r = app
@@ -231,15 +225,7 @@ async fn the_price_table_gives_http_adapters_a_cost_that_adds_up_in_analytics() 
     assert!((total - expected).abs() < 1e-12, "{total} vs {expected}");
 
     // The same numbers for Prometheus, by generator.
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.text("/metrics").await;
     let value = |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name))

@@ -212,6 +212,18 @@ fn start(settings: Settings, services: Services, dir: tempfile::TempDir) -> Test
 }
 
 impl TestApp {
+    /// The body of `GET path` as text (`/metrics`, scripts, pages).
+    pub async fn text(&self, path: &str) -> String {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         let resp = self
             .client
@@ -396,5 +408,15 @@ impl TestApp {
     pub async fn post_as(&self, key: &str, path: &str, body: &Value) -> Reply {
         self.send(reqwest::Method::POST, path, Some(key), Some(body))
             .await
+    }
+}
+
+/// The price the tests give the LLM stand-in's model (`stand-in-model`, priced by prefix).
+pub fn stand_in_price() -> bqai_core::llm::ModelPrice {
+    bqai_core::llm::ModelPrice {
+        input: 3.0,
+        output: 15.0,
+        cache_read: None,
+        cache_write: None,
     }
 }

@@ -1,32 +1,8 @@
 //! `GET /metrics`: the HTTP request and query families after a scripted workload, with bounded
 //! labels.
 
-use crate::helpers::{TestApp, spawn_app};
-
-/// A WebSocket connection to the agent endpoint, open until dropped.
-async fn open_ws(
-    app: &TestApp,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let (ws, _) = tokio_tungstenite::connect_async(format!(
-        "{}/api/v1/ws/agent",
-        app.address.replacen("http://", "ws://", 1)
-    ))
-    .await
-    .unwrap();
-    ws
-}
-
-/// `GET /metrics` as text.
-async fn scrape(app: &TestApp) -> String {
-    app.client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
+use crate::helpers::{spawn_app, stand_in_price};
+use crate::ws::connect;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_are_counted_by_route_template_and_status() {
@@ -58,9 +34,9 @@ async fn requests_are_counted_by_route_template_and_status() {
     assert_eq!(nowhere.status(), 404);
 
     // One WebSocket connection open while /metrics is read.
-    let ws = open_ws(&app).await;
+    let ws = connect(&app).await;
 
-    let text = scrape(&app).await;
+    let text = app.text("/metrics").await;
     drop(ws);
     for line in [
         "bqai_websocket_connections 1",
@@ -140,15 +116,7 @@ async fn the_dashboard_and_the_alert_rules_read_only_metrics_the_server_exposes(
         s.llm.model = Some("stand-in-model".into());
         s.llm.max_retries = 0;
         // Priced, so the LLM cost family has a sample.
-        s.llm.prices.insert(
-            "stand-in".into(),
-            bqai_core::llm::ModelPrice {
-                input: 3.0,
-                output: 15.0,
-                cache_read: None,
-                cache_write: None,
-            },
-        );
+        s.llm.prices.insert("stand-in".into(), stand_in_price());
     })
     .await;
     assert_eq!(app.query("SELECT 1 AS one").await.status, 200);
@@ -163,8 +131,8 @@ async fn the_dashboard_and_the_alert_rules_read_only_metrics_the_server_exposes(
         )
         .await;
     assert_eq!(ask.status, 200, "{}", ask.body);
-    let ws = open_ws(&app).await;
-    let text = scrape(&app).await;
+    let ws = connect(&app).await;
+    let text = app.text("/metrics").await;
     drop(ws);
     let exposed: std::collections::BTreeSet<String> = text
         .lines()

@@ -268,15 +268,7 @@ async fn the_spec_and_the_docs_page_are_served_without_a_key() {
     let html = resp.text().await.unwrap();
     assert!(html.contains("swagger-ui"), "{html}");
     assert!(!html.contains("http://") && !html.contains("https://unpkg"));
-    let init = app
-        .client
-        .get(format!("{}/docs/swagger-initializer.js", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let init = app.text("/docs/swagger-initializer.js").await;
     assert!(init.contains("/openapi.json"), "{init}");
     let missing = app.get("/docs/no-such-file.js").await;
     missing.assert_error(404, "NOT_FOUND");

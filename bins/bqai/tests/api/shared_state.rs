@@ -269,15 +269,7 @@ async fn queries_keep_succeeding_while_postgres_is_down_and_no_record_is_lost() 
     let detail = health.body["components"]["history"]["detail"].to_string();
     assert!(detail.contains("queued"), "{detail}");
     // The queue is visible to Prometheus too.
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.text("/metrics").await;
     let depth = text
         .lines()
         .find_map(|l| l.strip_prefix("bqai_history_queue_depth "))

@@ -20,7 +20,7 @@ use crate::helpers::{
     spawn_app_with, spawn_auth_app,
 };
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 fn url(app: &TestApp, query: &str) -> String {
     format!(
@@ -29,7 +29,7 @@ fn url(app: &TestApp, query: &str) -> String {
     )
 }
 
-async fn connect(app: &TestApp) -> Ws {
+pub(crate) async fn connect(app: &TestApp) -> Ws {
     connect_to(app, "").await
 }
 
@@ -103,15 +103,7 @@ async fn events_of(ws: &mut Ws, request_id: &str) -> Vec<Value> {
 
 /// `bqai_websocket_asks_in_flight` as `/metrics` reports it.
 async fn asks_in_flight(app: &TestApp) -> u64 {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.text("/metrics").await;
     text.lines()
         .find_map(|l| l.strip_prefix("bqai_websocket_asks_in_flight "))
         .and_then(|v| v.parse().ok())
@@ -708,15 +700,7 @@ async fn the_chat_page_loads_without_a_key_under_a_strict_policy() {
         assert!(!csp.contains("unsafe-inline"), "{csp}");
         assert_eq!(header("x-content-type-options"), "nosniff");
     }
-    let html = app
-        .client
-        .get(format!("{}/", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.text("/").await;
     assert!(html.contains("/api/v1/ws") || html.contains("/assets/app.js"));
     // The API next to it still needs a key.
     app.get("/api/v1/datasets")
