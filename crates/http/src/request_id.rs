@@ -77,12 +77,7 @@ pub async fn middleware(
     // Handlers and the middleware below turn their errors into responses inside this scope,
     // so error bodies carry the id. (Holding a clone of the request here is not an option:
     // actix needs the request uniquely owned while routing.)
-    // Only parsed when sent: most requests carry no trace context.
-    let caller = if req.headers().contains_key("traceparent") {
-        crate::trace_context::from_headers(req.headers())
-    } else {
-        opentelemetry::Context::new()
-    };
+    let caller = crate::trace_context::from_headers(req.headers());
     // Probes and scrapes open no span: every load balancer and Prometheus sends them every
     // few seconds, and a trace of one says nothing about anybody's request.
     let span = if is_probe(&path) {

@@ -31,6 +31,10 @@ impl Extractor for Headers<'_> {
 /// The caller's trace context from `traceparent`/`tracestate` headers (empty when absent or
 /// malformed: a bad header starts a new trace, it never fails the request).
 pub fn from_headers(headers: &HeaderMap) -> Context {
+    // Only parsed when sent: most requests carry no trace context.
+    if !headers.contains_key("traceparent") {
+        return Context::new();
+    }
     bqai_trace::extract(&Headers(headers))
 }
 
