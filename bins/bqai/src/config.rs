@@ -115,6 +115,10 @@ pub struct TelemetrySettings {
     /// Put the SQL text in spans (`db.query.text`). Off: SQL can name customers and
     /// amounts, and a tracing backend is often readable by more people than the data.
     pub record_sql: bool,
+    /// `HOST:PORT` of a listener of its own for `GET /metrics` (e.g. `0.0.0.0:9464`), so the
+    /// metrics need not be reachable where the API is; the API listener then answers
+    /// `/metrics` with 404. Unset: `/metrics` is served on the API listener.
+    pub metrics_addr: Option<String>,
 }
 
 /// `[conversations]`
@@ -819,6 +823,14 @@ impl Settings {
                 "telemetry.otlp_protocol {p:?} must be \"http/protobuf\" or \"grpc\""
             ));
         }
+        if let Some(addr) = self.telemetry.metrics_addr.as_deref().filter(|a| {
+            !a.rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+        }) {
+            problems.push(format!(
+                "telemetry.metrics_addr {addr:?} must be HOST:PORT, e.g. \"0.0.0.0:9464\""
+            ));
+        }
         if let Some(r) = self
             .telemetry
             .sampler_ratio
@@ -1121,6 +1133,7 @@ impl Settings {
                 .unwrap_or(self.auth.mode != AuthMode::Off),
             history_retention_days: self.store.history_retention_days,
             ws: self.ws.settings(),
+            metrics_on_api: self.telemetry.metrics_addr.is_none(),
             ..HttpSettings::default()
         }
     }
@@ -1186,6 +1199,26 @@ mod tests {
         let msg = s.validate().unwrap_err().to_string();
         assert!(msg.contains("query.default_max_rows"), "{msg}");
         assert!(msg.contains("server.host"), "{msg}");
+    }
+
+    #[test]
+    fn the_metrics_address_is_host_and_port() {
+        for good in ["0.0.0.0:9464", "127.0.0.1:0", "localhost:9464", "[::1]:9464"] {
+            let mut s = Settings::default();
+            s.telemetry.metrics_addr = Some(good.into());
+            assert!(s.problems().is_empty(), "{good}: {:?}", s.problems());
+            assert!(!s.http().metrics_on_api, "{good}: /metrics moves off the API listener");
+        }
+        for bad in ["9464", ":9464", "0.0.0.0:", "0.0.0.0:http", "0.0.0.0:70000"] {
+            let mut s = Settings::default();
+            s.telemetry.metrics_addr = Some(bad.into());
+            let problems = s.problems();
+            assert!(
+                problems.iter().any(|p| p.contains("telemetry.metrics_addr")),
+                "{bad}: {problems:?}"
+            );
+        }
+        assert!(Settings::default().http().metrics_on_api);
     }
 
     #[test]

@@ -25,6 +25,10 @@ use bqai_core::result_cache::CachedWarehouse;
 use bqai_core::semantic::SemanticModel;
 use bqai_core::system::GuardedSystemQueries;
 use bqai_http::AppState;
+use bqai_http::metrics::{
+    HistoryQueueStats, MeteredCache, MeteredConversations, MeteredHistory, MeteredLlm,
+    MeteredRateLimiter, MeteredWarehouse,
+};
 use bqai_local::LocalWarehouse;
 use bqai_memory::{BufferedHistory, MemoryCache, MemoryRateLimiter};
 use bqai_planner::Planner;
@@ -90,10 +94,8 @@ impl Services {
     ) -> anyhow::Result<Self> {
         let llm = bqai_llm::build(&settings.llm, &settings.data_dir)
             .map_err(|e| anyhow::anyhow!("could not set up the language model: {e}"))?;
-        let generator: Option<Arc<dyn SqlGenerator>> = llm
-            .as_ref()
-            .map(|llm| Arc::new(LlmGenerator::new(llm.clone(), settings.llm.max_tokens)) as _);
-        Self::compose(settings, warehouse, generator, llm).await
+        // The generator over `llm` is built by `compose`, around the metered model.
+        Self::compose(settings, warehouse, None, llm).await
     }
 
     /// Like [`Services::assemble`] with a given SQL generator (tests script one).
@@ -106,8 +108,9 @@ impl Services {
         Self::compose(settings, warehouse, Some(generator), llm).await
     }
 
-    /// Everything around `warehouse`; without a `generator`, the built-in planner, whose
-    /// value sampling runs through the query service built here.
+    /// Everything around `warehouse`; without a `generator`, one over `llm` if there is one,
+    /// else the built-in planner, whose value sampling runs through the query service built
+    /// here. Every port is wrapped in its metrics decorator on the way (`bqai_http::metrics`).
     async fn compose(
         settings: &Settings,
         warehouse: Arc<dyn Warehouse>,
@@ -127,24 +130,54 @@ impl Services {
                 "Redis does not answer at start: running without the shared cache until it does"
             );
         }
+        let metrics = Arc::new(bqai_http::Metrics::new());
         let (cache, rate_limiter) = build_cache(settings, redis.as_ref());
+        let cache: Arc<dyn Cache> = Arc::new(MeteredCache::new(cache, Arc::clone(&metrics)));
+        let rate_limiter: Arc<dyn RateLimiter> =
+            Arc::new(MeteredRateLimiter::new(rate_limiter, Arc::clone(&metrics)));
+        // Under the cache, so only calls that reach the warehouse are counted.
         let warehouse = Arc::new(CachedWarehouse::new(
-            warehouse,
+            Arc::new(MeteredWarehouse::new(warehouse, Arc::clone(&metrics))),
             cache.clone(),
             settings.cache_policy(),
         ));
+        // Probes hold weak references: the probed objects hold the metrics themselves.
+        let coalescing = Arc::downgrade(&warehouse);
+        metrics.on_scrape(move |m| {
+            if let Some(w) = coalescing.upgrade() {
+                m.observe_coalesced("result", w.coalesced());
+            }
+        });
+        let llm =
+            llm.map(|llm| Arc::new(MeteredLlm::new(llm, Arc::clone(&metrics))) as Arc<dyn Llm>);
+        if let Some(llm) = &llm {
+            let adapter = llm.info().kind;
+            let probed = Arc::downgrade(llm);
+            metrics.on_scrape(move |m| {
+                if let Some(load) = probed.upgrade().and_then(|llm| llm.load()) {
+                    m.observe_llm_load(&adapter, load);
+                }
+            });
+        }
 
         let store = open_store(settings).await?;
         // While the store is down, records wait in memory and are written when it returns.
         let history_buffer = BufferedHistory::new(store.history(), settings.store.buffer_capacity);
         history_buffer.spawn_flusher(Duration::from_secs(1));
         // Every recorded query is also counted for /metrics on its way to the buffer.
-        let metrics = Arc::new(bqai_http::Metrics::new());
-        let history: Arc<dyn HistoryStore> = Arc::new(bqai_http::metrics::MeteredHistory::new(
+        let history: Arc<dyn HistoryStore> = Arc::new(MeteredHistory::new(
             history_buffer.clone(),
             Arc::clone(&metrics),
             settings.query.usd_per_tib,
         ));
+        let buffer = history_buffer.clone();
+        metrics.on_scrape(move |m| {
+            m.observe_history_queue(HistoryQueueStats {
+                queued: u64::try_from(buffer.queued()).unwrap_or(u64::MAX),
+                dropped: buffer.dropped(),
+                refused: buffer.refused(),
+            });
+        });
 
         let limits = settings.query_limits();
         let anonymous = Principal::anonymous(limits.allowed.clone());
@@ -156,14 +189,26 @@ impl Services {
         let queries = QueryService::new(warehouse.clone(), history.clone(), limits)
             .with_usage_ledger(store.usage())
             .with_sql_in_traces(settings.telemetry.record_sql);
+        let rejections = queries.rejections();
+        metrics.on_scrape(move |m| m.observe_guard(&rejections));
         let auth = crate::auth::authenticator(settings, store.keys(), nonce_store(redis.as_ref()))?;
         // Group commit: every /api/v1 call waits for its audit event to be stored, and
         // concurrent calls share one transaction (docs/benchmarks.md has the numbers).
         let audit = settings.auth.audit.then(|| {
-            bqai_memory::BatchedAuditLog::spawn(store.audit(), AUDIT_BATCH, AUDIT_QUEUE)
-                as Arc<dyn AuditLog>
+            let log = bqai_memory::BatchedAuditLog::spawn(store.audit(), AUDIT_BATCH, AUDIT_QUEUE);
+            let probed = Arc::downgrade(&log);
+            metrics.on_scrape(move |m| {
+                if let Some(log) = probed.upgrade() {
+                    m.observe_audit(log.queued(), log.failed());
+                }
+            });
+            log as Arc<dyn AuditLog>
         });
-        let generator = generator.unwrap_or_else(|| {
+        let llm_generator = llm.as_ref().map(|llm| {
+            Arc::new(LlmGenerator::new(llm.clone(), settings.llm.max_tokens))
+                as Arc<dyn SqlGenerator>
+        });
+        let generator = generator.or(llm_generator).unwrap_or_else(|| {
             if settings.ask.sample_values {
                 Arc::new(Planner::new(Arc::new(GuardedSystemQueries::new(
                     queries.clone(),
@@ -189,7 +234,10 @@ impl Services {
                 ask_settings,
             )
             .with_conversations(
-                build_conversations(settings, &store, redis.as_ref())?,
+                Arc::new(MeteredConversations::new(
+                    build_conversations(settings, &store, redis.as_ref())?,
+                    Arc::clone(&metrics),
+                )),
                 settings.conversation_settings(),
             ),
         );
@@ -410,6 +458,9 @@ pub struct Application {
     auth_on: bool,
     host: String,
     server: actix_web::dev::Server,
+    /// `GET /metrics` alone, on `telemetry.metrics_addr` (stopped with the API server).
+    metrics_server: Option<actix_web::dev::Server>,
+    metrics_port: Option<u16>,
     /// Failed-authentication counts not yet written, and where to write them at shutdown.
     auth_failures: (
         bqai_http::auth_failures::AuthFailures,
@@ -463,18 +514,24 @@ impl Application {
             version: env!("CARGO_PKG_VERSION").to_string(),
             store_stats,
             metrics: services.metrics,
-            history_queue: Some({
-                let buffer = history_buffer.clone();
-                Arc::new(move || bqai_http::metrics::HistoryQueueStats {
-                    queued: u64::try_from(buffer.queued()).unwrap_or(u64::MAX),
-                    dropped: buffer.dropped(),
-                    refused: buffer.refused(),
-                })
-            }),
             health: Arc::new(bqai_http::health::HealthChecks::new(
                 bqai_http::health::CHECK_TTL,
                 bqai_http::health::CHECK_DEADLINE,
             )),
+        };
+        let state = actix_web::web::Data::new(state);
+        let (metrics_server, metrics_port) = match &settings.telemetry.metrics_addr {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr.as_str())
+                    .with_context(|| format!("could not bind telemetry.metrics_addr {addr}"))?;
+                let port = listener.local_addr()?.port();
+                tracing::info!(%addr, port, "GET /metrics is served on its own listener");
+                (
+                    Some(bqai_http::metrics_server(listener, state.clone())?),
+                    Some(port),
+                )
+            }
+            None => (None, None),
         };
         let server = bqai_http::server(
             listener,
@@ -489,6 +546,8 @@ impl Application {
             auth_on,
             host: settings.server.host.clone(),
             server,
+            metrics_server,
+            metrics_port,
             auth_failures: (auth_failures, audit),
         })
     }
@@ -496,6 +555,11 @@ impl Application {
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of `telemetry.metrics_addr`, when `/metrics` has a listener of its own.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
     }
 
     /// Runs until SIGINT/SIGTERM, then drains in-flight requests.
@@ -523,7 +587,15 @@ impl Application {
                 "API keys are required; make one with: bqai keys create --name NAME --role admin|analyst|viewer"
             );
         }
+        let metrics_server = self.metrics_server.map(|server| {
+            let handle = server.handle();
+            tokio::spawn(server);
+            handle
+        });
         let served = self.server.await;
+        if let Some(handle) = metrics_server {
+            handle.stop(true).await;
+        }
         // The counts of failed authentications not yet summarised in the audit log.
         if let (failures, Some(log)) = &self.auth_failures {
             let events = failures.drain();

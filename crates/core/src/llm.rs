@@ -138,6 +138,16 @@ pub struct LlmInfo {
     pub model: Option<String>,
 }
 
+/// How busy an adapter is right now: calls holding one of its slots (a running `claude`
+/// process, an open API request) and callers waiting for one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LlmLoad {
+    /// Calls in progress.
+    pub in_flight: usize,
+    /// Callers waiting for a slot.
+    pub queued: usize,
+}
+
 /// Why a completion failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -212,6 +222,11 @@ pub trait Llm: Send + Sync {
 
     /// Whether the model is usable (cheap: configuration and binary checks, not a paid call).
     async fn health(&self) -> ComponentHealth;
+
+    /// How busy the adapter is, when it bounds its concurrency (decorators pass it on).
+    fn load(&self) -> Option<LlmLoad> {
+        None
+    }
 }
 
 /// Prices of one model in USD per million tokens (`[llm.prices."MODEL"]`), for adapters whose
@@ -314,6 +329,10 @@ impl Llm for PricedLlm {
 
     async fn health(&self) -> ComponentHealth {
         self.inner.health().await
+    }
+
+    fn load(&self) -> Option<LlmLoad> {
+        self.inner.load()
     }
 }
 

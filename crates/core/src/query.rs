@@ -5,6 +5,7 @@
 //! under the byte cap. Every query, whatever its outcome, leaves one history record.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -63,6 +64,29 @@ impl Default for QueryLimits {
     }
 }
 
+/// How many statements the guard refused, per reason, since start: kept by the query service
+/// (the guard is a pure function, so there is no port to count around) and read by whoever
+/// reports them (the server's `/metrics`).
+#[derive(Debug, Default)]
+pub struct RejectionCounts([AtomicU64; RejectReason::ALL.len()]);
+
+impl RejectionCounts {
+    /// Counts one refusal.
+    pub fn record(&self, reason: RejectReason) {
+        if let Some(i) = RejectReason::ALL.iter().position(|r| *r == reason) {
+            self.0[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Every reason with its count (zeros included).
+    pub fn snapshot(&self) -> impl Iterator<Item = (RejectReason, u64)> + '_ {
+        RejectReason::ALL
+            .iter()
+            .zip(&self.0)
+            .map(|(r, n)| (*r, n.load(Ordering::Relaxed)))
+    }
+}
+
 /// Runs guarded queries and records them.
 #[derive(Clone)]
 pub struct QueryService {
@@ -72,6 +96,8 @@ pub struct QueryService {
     usage: Option<Arc<dyn UsageLedger>>,
     /// Whether spans may carry the SQL text.
     sql_in_traces: bool,
+    /// The guard's refusals, per reason (shared by the clones of this service).
+    rejections: Arc<RejectionCounts>,
 }
 
 /// What the pipeline knew when it stopped, for the history record of a failure.
@@ -174,7 +200,19 @@ impl QueryService {
             limits,
             usage: None,
             sql_in_traces: false,
+            rejections: Arc::default(),
         }
+    }
+
+    /// The guard's refusals so far, per reason.
+    pub fn rejections(&self) -> Arc<RejectionCounts> {
+        Arc::clone(&self.rejections)
+    }
+
+    /// Counts `r` and turns it into the caller's error.
+    fn refused(&self, r: Rejection) -> Error {
+        self.rejections.record(r.reason);
+        rejection_to_error(r)
     }
 
     /// Puts the SQL text in the spans of its guard, dry run and execution (`db.query.text`).
@@ -529,8 +567,8 @@ impl QueryService {
                 span.record("db.query.text", request.sql.as_str());
             }
             guard::check(&request.sql, &policy).map_err(|r| {
-                span.record("bqai.reject_reason", tracing::field::debug(&r.reason));
-                rejection_to_error(r)
+                span.record("bqai.reject_reason", r.reason.as_str());
+                self.refused(r)
             })?
         };
         progress.sql_executed = Some(guarded.sql.clone());
@@ -566,13 +604,13 @@ impl QueryService {
         span.record("bqai.bytes_processed", report.bytes_processed);
         progress.bytes_processed = report.bytes_processed;
         // The warehouse's own view (views expanded, wildcards resolved) must pass too.
-        guard::check_tables(&report.referenced_tables, &policy).map_err(rejection_to_error)?;
+        guard::check_tables(&report.referenced_tables, &policy).map_err(|r| self.refused(r))?;
         if let Some(kind) = report
             .statement_type
             .as_deref()
             .filter(|k| !k.eq_ignore_ascii_case("SELECT"))
         {
-            return Err(Error::SqlRejected(Rejection::new(
+            return Err(self.refused(Rejection::new(
                 RejectReason::NotAQuery,
                 format!("the warehouse classified this statement as {kind}, not SELECT"),
             )));
@@ -795,4 +833,37 @@ pub(crate) fn safe_message(err: &Error) -> String {
 
 pub(crate) fn elapsed_ms(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod rejection_count_tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_is_counted_under_its_serialized_name() {
+        let counts = RejectionCounts::default();
+        counts.record(RejectReason::Dml);
+        counts.record(RejectReason::Dml);
+        counts.record(RejectReason::TooComplex);
+        let snapshot: Vec<(RejectReason, u64)> = counts.snapshot().collect();
+        assert_eq!(snapshot.len(), RejectReason::ALL.len());
+        for (reason, n) in snapshot {
+            let serialized = serde_json::to_value(reason).unwrap();
+            assert_eq!(serialized, reason.as_str(), "{reason:?}");
+            let expected = match reason {
+                RejectReason::Dml => 2,
+                RejectReason::TooComplex => 1,
+                _ => 0,
+            };
+            assert_eq!(n, expected, "{reason:?}");
+        }
+        let mut names: Vec<&str> = RejectReason::ALL.iter().map(|r| r.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(
+            names.len(),
+            RejectReason::ALL.len(),
+            "a reason is listed twice"
+        );
+    }
 }

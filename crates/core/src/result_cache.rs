@@ -13,6 +13,7 @@
 //! cancel it for the others.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -114,6 +115,8 @@ pub struct CachedWarehouse {
     policy: CachePolicy,
     /// Runs in progress, by result key.
     in_flight: Arc<Mutex<HashMap<String, SharedRun>>>,
+    /// Callers that joined a run in progress instead of starting their own (since start).
+    coalesced: AtomicU64,
 }
 
 /// Removes a finished (or abandoned) run from the in-flight map when its creator is done.
@@ -138,7 +141,13 @@ impl CachedWarehouse {
             cache,
             policy,
             in_flight: Arc::new(Mutex::new(HashMap::new())),
+            coalesced: AtomicU64::new(0),
         }
+    }
+
+    /// How many queries joined an identical run in progress instead of running (since start).
+    pub fn coalesced(&self) -> u64 {
+        self.coalesced.load(Ordering::Relaxed)
     }
 
     /// Runs `job`, or joins an identical run already in progress.
@@ -169,6 +178,7 @@ impl CachedWarehouse {
         let joined = entry.is_none();
         let outcome = run.await;
         if joined {
+            self.coalesced.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(key, "joined an identical query in progress");
         }
         drop(entry);

@@ -223,6 +223,12 @@ async fn rejected_sql_never_reaches_the_warehouse() {
     assert_eq!(err.code(), "SQL_REJECTED");
     assert!(wh.dry_runs.lock().unwrap().is_empty());
     assert!(wh.executed.lock().unwrap().is_empty());
+    let counted: Vec<_> = svc
+        .rejections()
+        .snapshot()
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    assert_eq!(counted, [(bqai_core::guard::RejectReason::Dml, 1)]);
     let entries = history.entries.lock().unwrap();
     assert_eq!(entries[0].status, QueryStatus::Rejected);
     assert_eq!(entries[0].error_code.as_deref(), Some("SQL_REJECTED"));
@@ -258,6 +264,16 @@ async fn tables_the_dry_run_reveals_are_checked_too() {
         .unwrap_err();
     assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
     assert!(wh.executed.lock().unwrap().is_empty());
+    let counted: Vec<_> = svc
+        .rejections()
+        .snapshot()
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    assert_eq!(
+        counted,
+        [(bqai_core::guard::RejectReason::DatasetNotAllowed, 1)],
+        "a refusal after the dry run is a guard rejection too"
+    );
 }
 
 #[tokio::test]
@@ -483,7 +499,7 @@ async fn identical_concurrent_queries_run_once() {
                 ..CachePolicy::default()
             },
         ));
-        let svc = QueryService::new(cached, Arc::new(VecHistory::default()), limits());
+        let svc = QueryService::new(cached.clone(), Arc::new(VecHistory::default()), limits());
         let runs = (0..8).map(|_| {
             let svc = svc.clone();
             tokio::spawn(async move {
@@ -500,6 +516,7 @@ async fn identical_concurrent_queries_run_once() {
             1,
             "eight identical queries, one execution (max_result_bytes {max_result_bytes})"
         );
+        assert_eq!(cached.coalesced(), 7, "seven joined the first");
         // Once finished, a new query runs again (nothing stale is left in flight) unless cached.
         let mut req = QueryRequest::new("SELECT n FROM shop.orders");
         req.default_dataset = Some("shop".into());

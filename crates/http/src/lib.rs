@@ -214,7 +214,7 @@ pub fn cors(settings: &HttpSettings) -> Condition<actix_cors::Cors> {
 /// requests given `shutdown_timeout` to finish on SIGTERM/SIGINT.
 pub fn server(
     listener: TcpListener,
-    state: AppState,
+    state: web::Data<AppState>,
     shutdown_timeout: Duration,
 ) -> std::io::Result<Server> {
     let settings = state.settings.clone();
@@ -225,7 +225,7 @@ pub fn server(
             Duration::from_secs(5),
         );
     }
-    let data = web::Data::new(state);
+    let data = state;
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
@@ -242,6 +242,27 @@ pub fn server(
     // The WebSocket streams many small events; Nagle's algorithm would hold each behind the
     // client's delayed ACK (tens of milliseconds).
     .tcp_nodelay(true)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// A server of `GET /metrics` alone on `listener` (`telemetry.metrics_addr`), over the
+/// state of the API server (the same registry): no API, no authentication, nothing else to
+/// reach on that port.
+pub fn metrics_server(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+) -> std::io::Result<Server> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::Data::new(routes::metrics::MetricsListener))
+            .service(routes::metrics::prometheus)
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
     .listen(listener)?
     .run();
     Ok(server)

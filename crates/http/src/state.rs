@@ -49,6 +49,9 @@ pub struct HttpSettings {
     pub history_retention_days: f64,
     /// The WebSocket API.
     pub ws: WsSettings,
+    /// Whether the API listener serves `GET /metrics` (off when `telemetry.metrics_addr`
+    /// gives the metrics a listener of their own).
+    pub metrics_on_api: bool,
 }
 
 /// Limits and timers of the WebSocket API (`/api/v1/ws/agent`).
@@ -112,6 +115,7 @@ impl Default for HttpSettings {
             audit_reads: true,
             history_retention_days: 90.0,
             ws: WsSettings::default(),
+            metrics_on_api: true,
         }
     }
 }
@@ -154,9 +158,6 @@ pub struct AppState {
     pub auth_failures: crate::auth_failures::AuthFailures,
     /// The server's Prometheus metrics (`/metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
-    /// The history queue's depth and losses, read at each `/metrics` scrape (`None`: no
-    /// queue in front of the store).
-    pub history_queue: Option<crate::metrics::HistoryQueueProbe>,
     /// The dependency checks behind `/health` and `/health/ready`, shared for a moment.
     pub health: Arc<crate::health::HealthChecks>,
     /// The store's latest measurement by its periodic maintenance (for `/health`).

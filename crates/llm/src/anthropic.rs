@@ -147,6 +147,10 @@ impl Llm for AnthropicApi {
         // paid call (or a rate-limit hit) on every health check.
         ComponentHealth::ok(LlmKind::Anthropic.as_str())
     }
+
+    fn load(&self) -> Option<bqai_core::llm::LlmLoad> {
+        Some(self.http.load())
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -371,6 +371,11 @@ impl Llm for ClaudeCli {
         self.run(request, deadline).await
     }
 
+    /// `claude` processes running and callers waiting for one.
+    fn load(&self) -> Option<bqai_core::llm::LlmLoad> {
+        Some(self.limiter.load())
+    }
+
     async fn health(&self) -> ComponentHealth {
         let kind = LlmKind::ClaudeCli.as_str();
         // `claude --version` would be cheap too, but a health check that spawns processes

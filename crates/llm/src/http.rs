@@ -100,6 +100,11 @@ impl HttpTransport {
         })
     }
 
+    /// Requests in progress and waiting for a slot.
+    pub(crate) fn load(&self) -> bqai_core::llm::LlmLoad {
+        self.limiter.load()
+    }
+
     /// POSTs `body` as JSON to `url` with `headers` (retried and bounded like [`Self::call`])
     /// and decodes the answer; an answer of another shape is `BadResponse`.
     pub(crate) async fn post_json<T: serde::de::DeserializeOwned>(

@@ -16,6 +16,7 @@ pub(crate) struct Limiter {
     slots: Arc<Semaphore>,
     waiting: AtomicUsize,
     max_queue: usize,
+    max_concurrency: usize,
 }
 
 impl Limiter {
@@ -24,6 +25,16 @@ impl Limiter {
             slots: Arc::new(Semaphore::new(max_concurrency.max(1))),
             waiting: AtomicUsize::new(0),
             max_queue,
+            max_concurrency: max_concurrency.max(1),
+        }
+    }
+
+    /// Calls holding a slot and callers waiting for one, right now.
+    pub(crate) fn load(&self) -> bqai_core::llm::LlmLoad {
+        bqai_core::llm::LlmLoad {
+            in_flight: self.max_concurrency
+                - self.slots.available_permits().min(self.max_concurrency),
+            queued: self.waiting.load(Ordering::SeqCst).min(self.max_queue),
         }
     }
 
@@ -76,6 +87,8 @@ mod tests {
             tokio::spawn(async move { limiter.acquire().await.map(drop) })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
+        let load = limiter.load();
+        assert_eq!((load.in_flight, load.queued), (1, 1));
         let busy = limiter.acquire().await.unwrap_err();
         assert_eq!(busy.kind, LlmErrorKind::Busy);
 
@@ -90,6 +103,7 @@ mod tests {
         drop(held);
         again.await.unwrap().unwrap();
         assert_eq!(limiter.waiting.load(Ordering::SeqCst), 0);
+        assert_eq!(limiter.load(), bqai_core::llm::LlmLoad::default());
     }
 
     #[tokio::test]

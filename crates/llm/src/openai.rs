@@ -132,6 +132,10 @@ impl Llm for OpenAiCompatible {
         // As for the Anthropic adapter: configuration only, no paid probe.
         ComponentHealth::ok(LlmKind::Openai.as_str())
     }
+
+    fn load(&self) -> Option<bqai_core::llm::LlmLoad> {
+        Some(self.http.load())
+    }
 }
 
 #[derive(Debug, Deserialize)]

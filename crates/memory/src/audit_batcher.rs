@@ -8,6 +8,7 @@
 //! lone event is written at once, as a batch of one.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use bqai_core::auth::audit::{AuditEvent, AuditFilter};
@@ -27,6 +28,8 @@ struct Pending {
 pub struct BatchedAuditLog {
     inner: Arc<dyn AuditLog>,
     queue: mpsc::Sender<Pending>,
+    /// Events whose batch the inner log refused (their callers got the error).
+    failed: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for BatchedAuditLog {
@@ -46,8 +49,29 @@ impl BatchedAuditLog {
     /// loss). Spawns the writer on the current Tokio runtime; it ends when the log is dropped.
     pub fn spawn(inner: Arc<dyn AuditLog>, max_batch: usize, queue: usize) -> Arc<Self> {
         let (tx, rx) = mpsc::channel(queue.max(1));
-        tokio::spawn(write_batches(inner.clone(), rx, max_batch.max(1)));
-        Arc::new(Self { inner, queue: tx })
+        let failed = Arc::new(AtomicU64::new(0));
+        tokio::spawn(write_batches(
+            inner.clone(),
+            rx,
+            max_batch.max(1),
+            Arc::clone(&failed),
+        ));
+        Arc::new(Self {
+            inner,
+            queue: tx,
+            failed,
+        })
+    }
+
+    /// Events waiting for the writer.
+    pub fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+
+    /// Events the inner log refused since start (each caller was told; none is dropped
+    /// silently: a full queue makes callers wait instead).
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
     }
 }
 
@@ -57,11 +81,15 @@ async fn write_batches(
     inner: Arc<dyn AuditLog>,
     mut rx: mpsc::Receiver<Pending>,
     max_batch: usize,
+    failed: Arc<AtomicU64>,
 ) {
     let mut batch: Vec<Pending> = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         let events: Vec<AuditEvent> = batch.iter().map(|p| p.event.clone()).collect();
         let outcome = inner.append_batch(&events).await;
+        if outcome.is_err() {
+            failed.fetch_add(events.len() as u64, Ordering::Relaxed);
+        }
         for pending in batch.drain(..) {
             // A caller that gave up (its request was dropped) is no reason to stop.
             let _ = pending.done.send(match &outcome {
@@ -193,6 +221,7 @@ mod tests {
             calls.try_join_next().is_none(),
             "no caller is answered before its event is stored"
         );
+        assert!(log.queued() > 0, "the rest wait in the queue");
         inner
             .stalled
             .store(false, std::sync::atomic::Ordering::SeqCst);
@@ -211,6 +240,7 @@ mod tests {
         stored.sort();
         stored.dedup();
         assert_eq!(stored.len(), 200, "every event stored once");
+        assert_eq!((log.queued(), log.failed()), (0, 0));
     }
 
     #[tokio::test]
@@ -225,5 +255,6 @@ mod tests {
         inner.fail.store(false, std::sync::atomic::Ordering::SeqCst);
         log.append(&event(2)).await.unwrap();
         assert_eq!(*inner.stored.lock().unwrap(), ["ev-0002"]);
+        assert_eq!(log.failed(), 1, "the refused event is counted");
     }
 }

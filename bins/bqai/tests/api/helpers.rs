@@ -18,6 +18,8 @@ static DEMO: OnceCell<Arc<dyn Warehouse>> = OnceCell::const_new();
 
 pub struct TestApp {
     pub address: String,
+    /// `http://127.0.0.1:PORT` of `telemetry.metrics_addr`, when set.
+    pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
 }
@@ -203,9 +205,13 @@ impl SqlGenerator for ScriptedGenerator {
 fn start(settings: Settings, services: Services, dir: tempfile::TempDir) -> TestApp {
     let app = Application::with_services(&settings, services).unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());
+    let metrics_address = app
+        .metrics_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
+        metrics_address,
         client: reqwest::Client::new(),
         dir,
     }

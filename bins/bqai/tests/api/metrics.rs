@@ -60,9 +60,51 @@ async fn requests_are_counted_by_route_template_and_status() {
         "# TYPE bqai_warehouse_bytes_processed counter",
         "# TYPE bqai_warehouse_estimated_cost_usd counter",
         "# TYPE bqai_result_cache_hits counter",
+        // The guard's refusals, every reason listed.
+        r#"bqai_guard_rejections_total{reason="DML"} 1"#,
+        r#"bqai_guard_rejections_total{reason="DDL"} 0"#,
+        r#"bqai_guard_rejections_total{reason="TOO_COMPLEX"} 0"#,
+        // Decorated ports: nothing refused by a rate limit (off here), no conversation.
+        r#"bqai_rate_limit_rejections_total{scope="ip"} 0"#,
+        "bqai_quota_rejections_total 0",
+        "bqai_conversations_started_total 0",
+        "bqai_audit_queue_depth 0",
+        "bqai_audit_records_failed_total 0",
+        r#"bqai_cache_coalesced_total{layer="result"} 0"#,
     ] {
         assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
     }
+    // Two queries and an ask ran on the warehouse (the planner's value sampling may add
+    // more); the refused DELETE reached it not even for a dry run.
+    assert!(
+        value(
+            &text,
+            r#"bqai_warehouse_calls_total{operation="execute",outcome="ok"}"#
+        ) >= 3.0,
+        "{text}"
+    );
+    assert!(
+        value(
+            &text,
+            r#"bqai_warehouse_calls_total{operation="dry_run",outcome="ok"}"#
+        ) >= 3.0,
+        "{text}"
+    );
+    assert!(
+        value(
+            &text,
+            r#"bqai_warehouse_call_duration_seconds_count{operation="execute"}"#
+        ) >= 3.0,
+        "{text}"
+    );
+    // Every query looked in the result cache first, and missed (all different).
+    assert!(
+        value(
+            &text,
+            r#"bqai_cache_lookups_total{layer="result",outcome="miss"}"#
+        ) >= 3.0,
+        "{text}"
+    );
     // Templates, never paths: no id, no unknown path becomes a label.
     assert!(!text.contains(missing), "{text}");
     assert!(!text.contains("/no/such/path"), "{text}");
@@ -74,6 +116,14 @@ async fn requests_are_counted_by_route_template_and_status() {
         .unwrap_or_default();
     assert!(processed > 0, "{text}");
     assert!(!text.contains("bqai_llm_calls_total{"), "{text}");
+}
+
+/// The value of one series (`name{labels}`) in a text exposition; 0 when absent.
+fn value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// Metric names a PromQL text or a rules file mentions (`bqai_…` tokens).
@@ -124,16 +174,33 @@ async fn the_dashboard_and_the_alert_rules_read_only_metrics_the_server_exposes(
     app.query("DELETE FROM shop.orders")
         .await
         .assert_error(400, "SQL_REJECTED");
+    let conversation = app
+        .post_json("/api/v1/conversations", &serde_json::json!({}))
+        .await;
+    assert_eq!(conversation.status, 201, "{}", conversation.body);
     let ask = app
         .post_json(
             "/api/v1/ask",
-            &serde_json::json!({"question": "customers per segment"}),
+            &serde_json::json!({
+                "question": "customers per segment",
+                "conversation_id": conversation.body["conversation_id"],
+            }),
         )
         .await;
     assert_eq!(ask.status, 200, "{}", ask.body);
     let ws = connect(&app).await;
     let text = app.text("/metrics").await;
     drop(ws);
+    for line in [
+        r#"bqai_llm_requests_total{adapter="anthropic",outcome="ok"} 1"#,
+        r#"bqai_llm_request_duration_seconds_count{adapter="anthropic"} 1"#,
+        r#"bqai_llm_in_flight{adapter="anthropic"} 0"#,
+        r#"bqai_llm_queued{adapter="anthropic"} 0"#,
+        "bqai_conversations_started_total 1",
+        "bqai_conversation_turns_total 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+    }
     let exposed: std::collections::BTreeSet<String> = text
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
@@ -149,6 +216,21 @@ async fn the_dashboard_and_the_alert_rules_read_only_metrics_the_server_exposes(
     for family in [
         "bqai_llm_calls",
         "bqai_llm_tokens",
+        "bqai_llm_requests",
+        "bqai_llm_request_duration_seconds",
+        "bqai_llm_in_flight",
+        "bqai_llm_queued",
+        "bqai_guard_rejections",
+        "bqai_cache_lookups",
+        "bqai_cache_coalesced",
+        "bqai_warehouse_calls",
+        "bqai_warehouse_call_duration_seconds",
+        "bqai_rate_limit_rejections",
+        "bqai_quota_rejections",
+        "bqai_conversations_started",
+        "bqai_conversation_turns",
+        "bqai_audit_queue_depth",
+        "bqai_audit_records_failed",
         "bqai_dependency_healthy",
         "bqai_websocket_connections",
     ] {
@@ -192,4 +274,58 @@ async fn the_dashboard_and_the_alert_rules_read_only_metrics_the_server_exposes(
             "an alert rule reads {name}, which /metrics does not expose:\n{text}"
         );
     }
+}
+
+/// With `telemetry.metrics_addr`, `/metrics` is served there alone: the API listener answers
+/// it with 404, and the metrics listener serves nothing else.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_can_have_a_listener_of_their_own() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.telemetry.metrics_addr = Some("127.0.0.1:0".into());
+    })
+    .await;
+    assert_eq!(app.query("SELECT 1 AS one").await.status, 200);
+    app.get("/metrics").await.assert_error(404, "NOT_FOUND");
+    let metrics = app.metrics_address.clone().expect("a metrics listener");
+    let scraped = app
+        .client
+        .get(format!("{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scraped.status(), 200);
+    let text = scraped.text().await.unwrap();
+    assert!(
+        text.lines().any(|l| l
+            == r#"bqai_http_requests_total{method="POST",route="/api/v1/query",status="200"} 1"#),
+        "the API listener's requests are counted in the same registry:\n{text}"
+    );
+    for path in ["/api/v1/datasets", "/health", "/"] {
+        let other = app
+            .client
+            .get(format!("{metrics}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(other.status(), 404, "{path} on the metrics listener");
+    }
+}
+
+/// Refusals by the rate limiter are counted by scope.
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limit_refusals_are_counted_by_scope() {
+    let app = crate::helpers::spawn_app_with(|s| s.server.requests_per_minute = 2).await;
+    let mut refused = 0;
+    for _ in 0..5 {
+        if app.get("/api/v1/datasets").await.status == 429 {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 2, "{refused} of 5 refused");
+    let text = app.text("/metrics").await;
+    assert_eq!(
+        value(&text, r#"bqai_rate_limit_rejections_total{scope="ip"}"#),
+        f64::from(refused),
+        "{text}"
+    );
 }

@@ -126,6 +126,58 @@ pub enum RejectReason {
     TooComplex,
 }
 
+impl RejectReason {
+    /// Every reason, in declaration order (for counters kept per reason).
+    pub const ALL: [RejectReason; 20] = [
+        RejectReason::Empty,
+        RejectReason::Unparseable,
+        RejectReason::MultipleStatements,
+        RejectReason::Ddl,
+        RejectReason::Dml,
+        RejectReason::Merge,
+        RejectReason::Scripting,
+        RejectReason::Export,
+        RejectReason::Copy,
+        RejectReason::External,
+        RejectReason::Pragma,
+        RejectReason::NotAQuery,
+        RejectReason::ForbiddenFunction,
+        RejectReason::SideEffect,
+        RejectReason::ForbiddenTable,
+        RejectReason::UnqualifiedTable,
+        RejectReason::DatasetNotAllowed,
+        RejectReason::InvalidLimit,
+        RejectReason::Ambiguous,
+        RejectReason::TooComplex,
+    ];
+
+    /// The reason as serialized (`DML`, `DATASET_NOT_ALLOWED`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::Empty => "EMPTY",
+            RejectReason::Unparseable => "UNPARSEABLE",
+            RejectReason::MultipleStatements => "MULTIPLE_STATEMENTS",
+            RejectReason::Ddl => "DDL",
+            RejectReason::Dml => "DML",
+            RejectReason::Merge => "MERGE",
+            RejectReason::Scripting => "SCRIPTING",
+            RejectReason::Export => "EXPORT",
+            RejectReason::Copy => "COPY",
+            RejectReason::External => "EXTERNAL",
+            RejectReason::Pragma => "PRAGMA",
+            RejectReason::NotAQuery => "NOT_A_QUERY",
+            RejectReason::ForbiddenFunction => "FORBIDDEN_FUNCTION",
+            RejectReason::SideEffect => "SIDE_EFFECT",
+            RejectReason::ForbiddenTable => "FORBIDDEN_TABLE",
+            RejectReason::UnqualifiedTable => "UNQUALIFIED_TABLE",
+            RejectReason::DatasetNotAllowed => "DATASET_NOT_ALLOWED",
+            RejectReason::InvalidLimit => "INVALID_LIMIT",
+            RejectReason::Ambiguous => "AMBIGUOUS",
+            RejectReason::TooComplex => "TOO_COMPLEX",
+        }
+    }
+}
+
 /// A refusal, with a message precise enough for a person (or an LLM) to fix the statement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[error("{message}")]

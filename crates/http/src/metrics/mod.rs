@@ -8,21 +8,26 @@
 //! and the store's gauges (size, free bytes, rows per table), refreshed from the maintenance
 //! round's latest [`StoreStats`] at each scrape; and the query families (outcomes, error
 //! codes, durations, warehouse bytes and cost, result-cache hits, LLM calls, tokens and cost),
-//! counted by [`MeteredHistory`] from the one history record every query leaves. Labels are bounded: routes are templates (`/api/v1/history/{id}`), never
-//! paths, and requests that match no route share `route="unmatched"`; no principal or SQL.
+//! counted by [`MeteredHistory`] from the one history record every query leaves; and what the
+//! port decorators of [`ports`] count around the adapters (warehouse calls, cache lookups per
+//! layer, LLM requests, rate-limit refusals, conversations). Values kept elsewhere (the
+//! guard's refusals, coalesced queries, queue depths, LLM slots) are read by probes registered
+//! with [`Metrics::on_scrape`] when `/metrics` is scraped. Labels are bounded: routes are
+//! templates (`/api/v1/history/{id}`), never paths, and requests that match no route share
+//! `route="unmatched"`; no principal or SQL.
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
-use std::time::Instant;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{Error, web};
-use async_trait::async_trait;
-use bqai_core::history::{HistoryEntry, HistoryFilter};
-use bqai_core::model::{ComponentHealth, Page, PageRequest, StoreStats};
-use bqai_core::ports::HistoryStore;
+use bqai_core::history::HistoryEntry;
+use bqai_core::llm::LlmLoad;
+use bqai_core::model::StoreStats;
+use bqai_core::query::RejectionCounts;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -30,6 +35,12 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::state::AppState;
+
+mod ports;
+pub use ports::{
+    MeteredCache, MeteredConversations, MeteredHistory, MeteredLlm, MeteredRateLimiter,
+    MeteredWarehouse,
+};
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -43,9 +54,6 @@ pub struct HistoryQueueStats {
     /// Records the store refused for good (since start).
     pub refused: u64,
 }
-
-/// Reads the history queue (a closure, so this crate needs no dependency on the queue's).
-pub type HistoryQueueProbe = std::sync::Arc<dyn Fn() -> HistoryQueueStats + Send + Sync>;
 
 /// `method`, `route` (and `status`) of a request: a struct rather than a list of pairs, so
 /// counting a request allocates only the route template.
@@ -90,6 +98,52 @@ struct TokenLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct LayerLabels {
+    layer: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct LookupLabels {
+    layer: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct OperationLabels {
+    operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct CallLabels {
+    operation: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct AdapterLabels {
+    adapter: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct AdapterOutcomeLabels {
+    adapter: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct ScopeLabels {
+    scope: &'static str,
+}
+
+/// Reads a value kept elsewhere into [`Metrics`] when `/metrics` is scraped.
+pub type Probe = Box<dyn Fn(&Metrics) + Send + Sync>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
 struct RequestLabels {
     method: &'static str,
     route: String,
@@ -97,7 +151,6 @@ struct RequestLabels {
 }
 
 /// The server's metrics.
-#[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     ws_connections: Gauge,
@@ -122,6 +175,28 @@ pub struct Metrics {
     store_rows: Family<Labels, Gauge>,
     store_measured: Family<Labels, Gauge>,
     dependency_healthy: Family<ComponentLabels, Gauge>,
+    guard_rejections: Family<ReasonLabels, Counter>,
+    cache_lookups: Family<LookupLabels, Counter>,
+    cache_coalesced: Family<LayerLabels, Counter>,
+    warehouse_calls: Family<CallLabels, Counter>,
+    warehouse_call_duration: Family<OperationLabels, Histogram, fn() -> Histogram>,
+    llm_requests: Family<AdapterOutcomeLabels, Counter>,
+    llm_request_duration: Family<AdapterLabels, Histogram, fn() -> Histogram>,
+    llm_in_flight: Family<AdapterLabels, Gauge>,
+    llm_queued: Family<AdapterLabels, Gauge>,
+    rate_limited: Family<ScopeLabels, Counter>,
+    quota_rejections: Counter,
+    conversations_started: Counter,
+    conversation_turns: Counter,
+    audit_queued: Gauge,
+    audit_failed: Counter,
+    probes: Mutex<Vec<Probe>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
 }
 
 impl Default for Metrics {
@@ -271,7 +346,118 @@ impl Metrics {
             "When the store was last measured (Unix time)",
             store_measured.clone(),
         );
+        let guard_rejections = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "guard_rejections",
+            "Statements the SQL guard refused, by reason (DML, DDL, DATASET_NOT_ALLOWED, ...); LLM attempts included",
+            guard_rejections.clone(),
+        );
+        let cache_lookups = Family::<LookupLabels, Counter>::default();
+        registry.register(
+            "cache_lookups",
+            "Cache lookups by layer (result, metadata, question) and outcome (hit, miss, error)",
+            cache_lookups.clone(),
+        );
+        let cache_coalesced = Family::<LayerLabels, Counter>::default();
+        registry.register(
+            "cache_coalesced",
+            "Queries that joined an identical query in progress instead of running, by layer",
+            cache_coalesced.clone(),
+        );
+        let warehouse_calls = Family::<CallLabels, Counter>::default();
+        registry.register(
+            "warehouse_calls",
+            "Calls that reached the warehouse (cache hits excluded), by operation (dry_run, execute, get_table, ...) and outcome (ok or an error code)",
+            warehouse_calls.clone(),
+        );
+        let warehouse_call_duration: Family<OperationLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 16)));
+        registry.register(
+            "warehouse_call_duration_seconds",
+            "Time of a warehouse call, by operation",
+            warehouse_call_duration.clone(),
+        );
+        let llm_requests = Family::<AdapterOutcomeLabels, Counter>::default();
+        registry.register(
+            "llm_requests",
+            "Completions asked of a language model, by adapter (claude-cli, anthropic, openai) and outcome (ok or LLM_TIMEOUT, LLM_BUSY, ...)",
+            llm_requests.clone(),
+        );
+        let llm_request_duration: Family<AdapterLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.05, 2.0, 14)));
+        registry.register(
+            "llm_request_duration_seconds",
+            "Time of a completion as the caller sees it (waiting for a slot included), by adapter",
+            llm_request_duration.clone(),
+        );
+        let llm_in_flight = Family::<AdapterLabels, Gauge>::default();
+        registry.register(
+            "llm_in_flight",
+            "Completions running (claude processes, open API requests), by adapter",
+            llm_in_flight.clone(),
+        );
+        let llm_queued = Family::<AdapterLabels, Gauge>::default();
+        registry.register(
+            "llm_queued",
+            "Callers waiting for a free language-model slot, by adapter",
+            llm_queued.clone(),
+        );
+        let rate_limited = Family::<ScopeLabels, Counter>::default();
+        for scope in ["key", "ip", "authfail"] {
+            let _ = rate_limited.get_or_create(&ScopeLabels { scope });
+        }
+        registry.register(
+            "rate_limit_rejections",
+            "Requests refused by a rate limit, by scope (key, ip, authfail)",
+            rate_limited.clone(),
+        );
+        let quota_rejections = Counter::default();
+        registry.register(
+            "quota_rejections",
+            "Queries refused because the caller's daily byte quota was spent",
+            quota_rejections.clone(),
+        );
+        let conversations_started = Counter::default();
+        registry.register(
+            "conversations_started",
+            "Conversations started",
+            conversations_started.clone(),
+        );
+        let conversation_turns = Counter::default();
+        registry.register(
+            "conversation_turns",
+            "Turns added to conversations",
+            conversation_turns.clone(),
+        );
+        let audit_queued = Gauge::default();
+        registry.register(
+            "audit_queue_depth",
+            "Audit events waiting for the writer",
+            audit_queued.clone(),
+        );
+        let audit_failed = Counter::default();
+        registry.register(
+            "audit_records_failed",
+            "Audit events the store refused (their requests failed; none is dropped silently)",
+            audit_failed.clone(),
+        );
         Self {
+            guard_rejections,
+            cache_lookups,
+            cache_coalesced,
+            warehouse_calls,
+            warehouse_call_duration,
+            llm_requests,
+            llm_request_duration,
+            llm_in_flight,
+            llm_queued,
+            rate_limited,
+            quota_rejections,
+            conversations_started,
+            conversation_turns,
+            audit_queued,
+            audit_failed,
+            probes: Mutex::new(Vec::new()),
             registry,
             ws_connections,
             ws_asks,
@@ -341,6 +527,9 @@ impl Metrics {
                 dry_run: entry.dry_run,
             })
             .inc();
+        if entry.error_code.as_deref() == Some("QUOTA_EXCEEDED") {
+            self.quota_rejections.inc();
+        }
         if let Some(code) = &entry.error_code {
             self.query_errors
                 .get_or_create(&ErrorLabels {
@@ -389,19 +578,18 @@ impl Metrics {
         }
     }
 
-    /// Sets the gauges read at scrape time: open WebSocket connections and the history queue.
-    pub fn observe_runtime(
-        &self,
-        ws_connections: usize,
-        ws_asks: usize,
-        history: Option<HistoryQueueStats>,
-    ) {
+    /// Sets the WebSocket gauges: connections open and asks running on them.
+    pub fn observe_websockets(&self, ws_connections: usize, ws_asks: usize) {
         let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         self.ws_connections
             .set(gauge(u64::try_from(ws_connections).unwrap_or(u64::MAX)));
         self.ws_asks
             .set(gauge(u64::try_from(ws_asks).unwrap_or(u64::MAX)));
-        let history = history.unwrap_or_default();
+    }
+
+    /// Sets the history queue's gauges.
+    pub fn observe_history_queue(&self, history: HistoryQueueStats) {
+        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         self.history_queued.set(gauge(history.queued));
         self.history_dropped.set(gauge(history.dropped));
         self.history_refused.set(gauge(history.refused));
@@ -430,8 +618,122 @@ impl Metrics {
         }
     }
 
-    /// The text exposition.
+    /// Registers `probe`, run at each scrape before the text is rendered.
+    pub fn on_scrape(&self, probe: impl Fn(&Metrics) + Send + Sync + 'static) {
+        self.probes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Box::new(probe));
+    }
+
+    /// Sets the guard's refusal counters (every reason, zeros included).
+    pub fn observe_guard(&self, counts: &RejectionCounts) {
+        for (reason, n) in counts.snapshot() {
+            set_counter(
+                &self.guard_rejections.get_or_create(&ReasonLabels {
+                    reason: reason.as_str(),
+                }),
+                n,
+            );
+        }
+    }
+
+    /// Sets how many queries of `layer` joined a run in progress.
+    pub fn observe_coalesced(&self, layer: &'static str, joined: u64) {
+        set_counter(
+            &self.cache_coalesced.get_or_create(&LayerLabels { layer }),
+            joined,
+        );
+    }
+
+    /// Counts one cache lookup.
+    pub fn observe_cache_lookup(&self, layer: &'static str, outcome: &'static str) {
+        self.cache_lookups
+            .get_or_create(&LookupLabels { layer, outcome })
+            .inc();
+    }
+
+    /// Counts one warehouse call (`error`: its code, `None` when it succeeded).
+    pub fn observe_warehouse_call(
+        &self,
+        operation: &'static str,
+        error: Option<&'static str>,
+        took: Duration,
+    ) {
+        self.warehouse_calls
+            .get_or_create(&CallLabels {
+                operation,
+                outcome: error.unwrap_or("ok"),
+            })
+            .inc();
+        self.warehouse_call_duration
+            .get_or_create(&OperationLabels { operation })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts one completion of `adapter` (`error`: its code, `None` when it succeeded).
+    pub fn observe_llm_request(&self, adapter: &str, error: Option<&'static str>, took: Duration) {
+        self.llm_requests
+            .get_or_create(&AdapterOutcomeLabels {
+                adapter: adapter.to_owned(),
+                outcome: error.unwrap_or("ok"),
+            })
+            .inc();
+        self.llm_request_duration
+            .get_or_create(&AdapterLabels {
+                adapter: adapter.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Sets how busy `adapter` is.
+    pub fn observe_llm_load(&self, adapter: &str, load: LlmLoad) {
+        let labels = AdapterLabels {
+            adapter: adapter.to_owned(),
+        };
+        let gauge = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        self.llm_in_flight
+            .get_or_create(&labels)
+            .set(gauge(load.in_flight));
+        self.llm_queued
+            .get_or_create(&labels)
+            .set(gauge(load.queued));
+    }
+
+    /// Counts one request refused by the rate limit of `scope`.
+    pub fn observe_rate_limited(&self, scope: &'static str) {
+        self.rate_limited
+            .get_or_create(&ScopeLabels { scope })
+            .inc();
+    }
+
+    /// Counts a conversation started.
+    pub fn observe_conversation_started(&self) {
+        self.conversations_started.inc();
+    }
+
+    /// Counts a turn added to a conversation.
+    pub fn observe_conversation_turn(&self) {
+        self.conversation_turns.inc();
+    }
+
+    /// Sets the audit writer's queue depth and refused events.
+    pub fn observe_audit(&self, queued: usize, failed: u64) {
+        self.audit_queued
+            .set(i64::try_from(queued).unwrap_or(i64::MAX));
+        set_counter(&self.audit_failed, failed);
+    }
+
+    /// The text exposition (probes run first).
     pub fn render(&self) -> String {
+        for probe in self
+            .probes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            probe(self);
+        }
         let mut text = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
             tracing::error!(error = %e, "could not encode the metrics");
@@ -440,48 +742,9 @@ impl Metrics {
     }
 }
 
-/// The `HistoryStore` decorator that counts each recorded query in [`Metrics`] before handing
-/// the record on: the query and ask use cases write exactly one record per query, whatever
-/// the outcome, so counting there misses nothing and needs no code in the use cases.
-pub struct MeteredHistory {
-    inner: Arc<dyn HistoryStore>,
-    metrics: Arc<Metrics>,
-    usd_per_tib: f64,
-}
-
-impl MeteredHistory {
-    /// `inner`, counted in `metrics` (costs at `usd_per_tib`).
-    pub fn new(inner: Arc<dyn HistoryStore>, metrics: Arc<Metrics>, usd_per_tib: f64) -> Self {
-        Self {
-            inner,
-            metrics,
-            usd_per_tib,
-        }
-    }
-}
-
-#[async_trait]
-impl HistoryStore for MeteredHistory {
-    async fn record(&self, entry: &HistoryEntry) -> bqai_core::Result<()> {
-        self.metrics.observe_entry(entry, self.usd_per_tib);
-        self.inner.record(entry).await
-    }
-
-    async fn get(&self, id: &str) -> bqai_core::Result<Option<HistoryEntry>> {
-        self.inner.get(id).await
-    }
-
-    async fn list(
-        &self,
-        filter: &HistoryFilter,
-        page: &PageRequest,
-    ) -> bqai_core::Result<Page<HistoryEntry>> {
-        self.inner.list(filter, page).await
-    }
-
-    async fn health(&self) -> ComponentHealth {
-        self.inner.health().await
-    }
+/// Sets a counter kept elsewhere (a monotonic count read at scrape time).
+fn set_counter(counter: &Counter, value: u64) {
+    counter.inner().store(value, Ordering::Relaxed);
 }
 
 /// Counts every request in the server's [`Metrics`]: method, route template, status and time
