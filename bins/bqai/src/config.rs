@@ -1203,18 +1203,28 @@ mod tests {
 
     #[test]
     fn the_metrics_address_is_host_and_port() {
-        for good in ["0.0.0.0:9464", "127.0.0.1:0", "localhost:9464", "[::1]:9464"] {
+        for good in [
+            "0.0.0.0:9464",
+            "127.0.0.1:0",
+            "localhost:9464",
+            "[::1]:9464",
+        ] {
             let mut s = Settings::default();
             s.telemetry.metrics_addr = Some(good.into());
             assert!(s.problems().is_empty(), "{good}: {:?}", s.problems());
-            assert!(!s.http().metrics_on_api, "{good}: /metrics moves off the API listener");
+            assert!(
+                !s.http().metrics_on_api,
+                "{good}: /metrics moves off the API listener"
+            );
         }
         for bad in ["9464", ":9464", "0.0.0.0:", "0.0.0.0:http", "0.0.0.0:70000"] {
             let mut s = Settings::default();
             s.telemetry.metrics_addr = Some(bad.into());
             let problems = s.problems();
             assert!(
-                problems.iter().any(|p| p.contains("telemetry.metrics_addr")),
+                problems
+                    .iter()
+                    .any(|p| p.contains("telemetry.metrics_addr")),
                 "{bad}: {problems:?}"
             );
         }

@@ -28,23 +28,26 @@ fn metrics(c: &mut Criterion) {
             );
         });
     });
-    c.bench_function("metrics/cached query (request, lookup, dry run, history)", |b| {
-        b.iter(|| {
-            metrics.observe_cache_lookup(black_box("result"), "hit");
-            metrics.observe_warehouse_call(
-                black_box("dry_run"),
-                None,
-                Duration::from_micros(300),
-            );
-            metrics.observe_entry(black_box(&entry), 6.25);
-            metrics.observe_request(
-                black_box("POST"),
-                black_box("/api/v1/query".to_owned()),
-                200,
-                black_box(0.001),
-            );
-        });
-    });
+    c.bench_function(
+        "metrics/cached query (request, lookup, dry run, history)",
+        |b| {
+            b.iter(|| {
+                metrics.observe_cache_lookup(black_box("result"), "hit");
+                metrics.observe_warehouse_call(
+                    black_box("dry_run"),
+                    None,
+                    Duration::from_micros(300),
+                );
+                metrics.observe_entry(black_box(&entry), 6.25);
+                metrics.observe_request(
+                    black_box("POST"),
+                    black_box("/api/v1/query".to_owned()),
+                    200,
+                    black_box(0.001),
+                );
+            });
+        },
+    );
     c.bench_function("metrics/scrape (render)", |b| {
         b.iter(|| black_box(metrics.render()));
     });

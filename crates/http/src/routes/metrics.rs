@@ -28,7 +28,9 @@ pub async fn prometheus(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, crate::error::ApiError> {
     if !state.settings.metrics_on_api && req.app_data::<web::Data<MetricsListener>>().is_none() {
-        return Err(crate::error::ApiError::not_found("no route for GET /metrics"));
+        return Err(crate::error::ApiError::not_found(
+            "no route for GET /metrics",
+        ));
     }
     if let Some(stats) = state.store_stats.borrow().as_ref() {
         state.metrics.observe_store(stats);
