@@ -948,3 +948,58 @@ async fn analytics_read_only_the_store_and_a_rerun_costs_what_the_query_did() {
         "a dry run and a query job: {rerun_calls:?}"
     );
 }
+
+/// On BigQuery, the warehouse families count the port calls that reached BigQuery, read
+/// beside the BigQuery API calls the shim saw: a query, then its repeat answered by the result
+/// cache (which still dry-runs first: the plan cache of the hot-path issue removes that).
+#[tokio::test(flavor = "multi_thread")]
+async fn warehouse_metrics_count_the_calls_that_reach_bigquery() {
+    let app = spawn_app().await;
+    let shim = app
+        ._shim
+        .as_ref()
+        .expect("the emulator runs behind the shim");
+    let sql = "SELECT segment, COUNT(*) AS n FROM shop.customers GROUP BY segment";
+    let before = shim.calls().len();
+    for cache_hit in [false, true] {
+        let r = app.query(sql).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["stats"]["cache_hit"], cache_hit);
+    }
+    let calls = shim.calls()[before..].to_vec();
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |series: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        value(r#"bqai_warehouse_calls_total{operation="dry_run",outcome="ok"}"#),
+        2,
+        "{text}"
+    );
+    assert_eq!(
+        value(r#"bqai_warehouse_calls_total{operation="execute",outcome="ok"}"#),
+        1,
+        "the repeat never reached BigQuery's jobs: {text}"
+    );
+    assert_eq!(
+        value(r#"bqai_cache_lookups_total{layer="result",outcome="hit"}"#),
+        1
+    );
+    // Three jobs were inserted (two dry runs, one query); the results were read once.
+    let inserts = calls
+        .iter()
+        .filter(|c| c.starts_with("POST ") && c.ends_with("/jobs"))
+        .count();
+    assert_eq!(inserts, 3, "{calls:?}");
+}
