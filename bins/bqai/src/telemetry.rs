@@ -99,7 +99,7 @@ pub fn init(
                     .with_threads(false)
                     .with_target(false)
                     .with_tracked_inactivity(false)
-                    .with_filter(span_targets()),
+                    .with_filter(span_targets().and(InSampledTrace)),
             )
             .try_init(),
         None => logs.try_init(),
@@ -136,6 +136,33 @@ impl<S> tracing_subscriber::layer::Filter<S> for EventsOnly {
         } else {
             tracing::subscriber::Interest::never()
         }
+    }
+}
+
+/// The exporting layer's second filter: a span is built only as the root of a sampled
+/// request (`bqai_trace::root_span` is building it) or inside a span that was built; events
+/// only inside one. So nothing of an unsampled request — nor of work outside any request — is
+/// ever built. Asked per call (the answer depends on the current span), which costs a look
+/// at the thread's span stack.
+struct InSampledTrace;
+
+impl<S> tracing_subscriber::layer::Filter<S> for InSampledTrace
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn enabled(
+        &self,
+        meta: &tracing::Metadata<'_>,
+        cx: &tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        (meta.is_span() && bqai_trace::building_root()) || cx.lookup_current().is_some()
+    }
+
+    fn callsite_enabled(
+        &self,
+        _: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
     }
 }
 
@@ -209,13 +236,26 @@ impl TelemetrySettings {
         })
     }
 
-    /// The sampler: `telemetry.sampler_ratio` as a parent-based ratio (a caller's sampled
-    /// `traceparent` is followed); unset, the SDK reads `OTEL_TRACES_SAMPLER(_ARG)` (default:
-    /// parent-based, always on).
-    fn sampler(&self) -> Option<Sampler> {
-        self.sampler_ratio.map(|ratio| {
-            Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio.clamp(0.0, 1.0))))
-        })
+    /// The share of new traces kept: `telemetry.sampler_ratio`, else what
+    /// `OTEL_TRACES_SAMPLER` (`always_on`, `always_off`, `traceidratio`, and their
+    /// `parentbased_` forms) and `OTEL_TRACES_SAMPLER_ARG` say, else all. It is applied at the
+    /// request's root, before any span is built (`bqai_trace::root_span`); a caller's
+    /// `traceparent` decides for its request (parent-based) whatever the ratio.
+    pub fn sampling_ratio(&self, env: impl Fn(&str) -> Option<String>) -> f64 {
+        if let Some(ratio) = self.sampler_ratio {
+            return ratio.clamp(0.0, 1.0);
+        }
+        let arg = || {
+            env("OTEL_TRACES_SAMPLER_ARG")
+                .and_then(|a| a.trim().parse::<f64>().ok())
+                .filter(|r| (0.0..=1.0).contains(r))
+                .unwrap_or(1.0)
+        };
+        match env("OTEL_TRACES_SAMPLER").as_deref().map(str::trim) {
+            Some("always_off" | "parentbased_always_off") => 0.0,
+            Some("traceidratio" | "parentbased_traceidratio") => arg(),
+            _ => 1.0,
+        }
     }
 }
 
@@ -249,13 +289,14 @@ fn tracer_provider(
     } else if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
         resource = resource.with_service_name("bqai");
     }
-    let mut builder = SdkTracerProvider::builder()
+    // The ratio is applied before spans are built (`bqai_trace::root_span`): every span that
+    // reaches the SDK belongs to a sampled trace, so the SDK keeps them all.
+    bqai_trace::set_sampling_ratio(settings.sampling_ratio(|k| std::env::var(k).ok()));
+    Ok(SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
-        .with_resource(resource.build());
-    if let Some(sampler) = settings.sampler() {
-        builder = builder.with_sampler(sampler);
-    }
-    Ok(builder.build())
+        .with_resource(resource.build())
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
+        .build())
 }
 
 /// Spans exported: bqai's own and the Google SDK's, at info and above. The transports'
@@ -284,7 +325,11 @@ fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
 mod tests {
     use std::collections::HashMap;
 
-    use super::{OtlpProtocol, colour};
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::filter::FilterExt;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::{InSampledTrace, OtlpProtocol, colour, span_targets};
     use crate::config::TelemetrySettings;
 
     #[test]
@@ -348,6 +393,103 @@ mod tests {
                 ]
             ),
             None
+        );
+    }
+
+    /// Counts the spans a layer was given (built), behind the exporting layer's filter.
+    struct Built(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Built {
+        fn on_new_span(
+            &self,
+            _: &tracing::span::Attributes<'_>,
+            _: &tracing::span::Id,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn spans_are_built_only_under_a_sampled_root() {
+        let built = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let subscriber = tracing_subscriber::registry()
+            .with(Built(built.clone()).with_filter(span_targets().and(InSampledTrace)));
+        let count = || built.load(std::sync::atomic::Ordering::SeqCst);
+        tracing::subscriber::with_default(subscriber, || {
+            // Work outside any request, and a stage of an unsampled request: nothing built.
+            let _stage = tracing::info_span!(target: "bqai_core", "guard").entered();
+            assert_eq!(count(), 0);
+            let caller = bqai_trace::from_traceparent(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+                None,
+            );
+            let root = bqai_trace::root_span(
+                &caller,
+                || tracing::info_span!(target: "bqai_http", "HTTP request"),
+            );
+            assert!(root.is_none(), "the caller sampled it out");
+            let _in_unsampled = root.entered();
+            let _child = tracing::info_span!(target: "bqai_core", "query").entered();
+            assert_eq!(count(), 0);
+        });
+        tracing::subscriber::with_default(
+            tracing_subscriber::registry()
+                .with(Built(built.clone()).with_filter(span_targets().and(InSampledTrace))),
+            || {
+                let caller = bqai_trace::from_traceparent(
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                    None,
+                );
+                let root = bqai_trace::root_span(
+                    &caller,
+                    || tracing::info_span!(target: "bqai_http", "HTTP request"),
+                );
+                let _root = root.entered();
+                let _child = tracing::info_span!(target: "bqai_core", "query").entered();
+                let _grandchild = tracing::info_span!(target: "bqai_core", "guard").entered();
+                // Not a span of ours: never exported, even inside a trace.
+                let _other = tracing::info_span!(target: "hyper", "connect").entered();
+                assert_eq!(count(), 3, "the root and its two stages");
+            },
+        );
+    }
+
+    #[test]
+    fn the_sampling_ratio_comes_from_the_setting_else_the_standard_variables() {
+        let unset = TelemetrySettings::default();
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(name, _)| *name == k)
+                    .map(|(_, v)| (*v).to_string())
+            }
+        };
+        assert_eq!(unset.sampling_ratio(env(&[])), 1.0);
+        assert_eq!(
+            unset.sampling_ratio(env(&[
+                ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", "0.05"),
+            ])),
+            0.05
+        );
+        assert_eq!(
+            unset.sampling_ratio(env(&[("OTEL_TRACES_SAMPLER", "traceidratio")])),
+            1.0,
+            "no argument: all"
+        );
+        assert_eq!(
+            unset.sampling_ratio(env(&[("OTEL_TRACES_SAMPLER", "always_off")])),
+            0.0
+        );
+        let set = TelemetrySettings {
+            sampler_ratio: Some(0.01),
+            ..TelemetrySettings::default()
+        };
+        assert_eq!(
+            set.sampling_ratio(env(&[("OTEL_TRACES_SAMPLER", "always_off")])),
+            0.01
         );
     }
 

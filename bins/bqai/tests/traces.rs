@@ -384,3 +384,71 @@ async fn a_query_on_bigquery_carries_its_trace_to_every_bigquery_call() {
             .join(", ")
     );
 }
+
+/// Head sampling: with `sampler_ratio = 0`, a request that brings no trace context leaves no
+/// span at all (its stages included: they are never built), while a caller's sampled
+/// `traceparent` is still followed down to the warehouse.
+#[tokio::test(flavor = "multi_thread")]
+async fn unsampled_requests_leave_no_span_and_a_callers_sampled_trace_is_followed() {
+    let collector = OtlpReceiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, base) = serve_traced(
+        dir.path(),
+        &collector,
+        &[("BQAI__TELEMETRY__SAMPLER_RATIO", "0".to_string())],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let query = |traceparent: Option<String>| {
+        let mut request = client
+            .post(format!("{base}/api/v1/query"))
+            .json(&json!({"sql": "SELECT COUNT(*) AS n FROM shop.orders"}));
+        if let Some(tp) = traceparent {
+            request = request.header("traceparent", tp);
+        }
+        request.send()
+    };
+    for _ in 0..5 {
+        assert_eq!(query(None).await.unwrap().status(), 200);
+    }
+    assert_eq!(
+        client
+            .get(format!("{base}/api/v1/datasets"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // A caller that sampled its trace out is followed too.
+    let unsampled = format!("00-{TRACE_ID}-{CALLER_SPAN}-00");
+    assert_eq!(query(Some(unsampled)).await.unwrap().status(), 200);
+    let sampled = format!("00-{HTTP_TRACE_ID}-{HTTP_CALLER_SPAN}-01");
+    assert_eq!(query(Some(sampled)).await.unwrap().status(), 200);
+
+    collector
+        .wait_for(
+            |spans| {
+                spans
+                    .iter()
+                    .any(|s| s.trace_id == HTTP_TRACE_ID && s.name == "warehouse.execute")
+            },
+            Duration::from_secs(20),
+        )
+        .await;
+    // The batch exporter sends what ended before; give a straggler time to arrive.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let spans = collector.spans();
+    let others: Vec<(&str, &str)> = spans
+        .iter()
+        .filter(|s| s.trace_id != HTTP_TRACE_ID)
+        .map(|s| (s.trace_id.as_str(), s.name.as_str()))
+        .collect();
+    assert!(others.is_empty(), "spans of unsampled requests: {others:?}");
+    for name in ["query", "guard", "warehouse.dry_run", "warehouse.execute"] {
+        assert!(
+            spans.iter().any(|s| s.name == name),
+            "no {name:?} span in the sampled trace"
+        );
+    }
+}

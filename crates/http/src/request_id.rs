@@ -79,23 +79,26 @@ pub async fn middleware(
     // actix needs the request uniquely owned while routing.)
     let caller = crate::trace_context::from_headers(req.headers());
     // Probes and scrapes open no span: every load balancer and Prometheus sends them every
-    // few seconds, and a trace of one says nothing about anybody's request.
+    // few seconds, and a trace of one says nothing about anybody's request. A request that is
+    // not sampled opens none either (nor do its stages: see `bqai_trace::root_span`).
     let span = if is_probe(&path) {
         tracing::Span::none()
     } else {
-        tracing::info_span!(
-        target: "bqai_http",
-        "HTTP request",
-        otel.name = %method,
-        otel.kind = "server",
-        otel.status_code = tracing::field::Empty,
-        "http.request.method" = %method,
-        "url.path" = %path,
-        "http.route" = tracing::field::Empty,
-        "http.response.status_code" = tracing::field::Empty,
-        "enduser.id" = tracing::field::Empty,
-        "bqai.request_id" = %id,
-        )
+        crate::trace_context::root_span(&caller, || {
+            tracing::info_span!(
+            target: "bqai_http",
+            "HTTP request",
+            otel.name = %method,
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            "http.request.method" = %method,
+            "url.path" = %path,
+            "http.route" = tracing::field::Empty,
+            "http.response.status_code" = tracing::field::Empty,
+            "enduser.id" = tracing::field::Empty,
+            "bqai.request_id" = %id,
+            )
+        })
     };
     // With traces off the span is disabled: nothing to continue, and the trace id is the
     // caller's, if any.

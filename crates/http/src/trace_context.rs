@@ -11,7 +11,7 @@ use actix_web::http::header::HeaderMap;
 use opentelemetry::Context;
 use opentelemetry::propagation::Extractor;
 
-pub use bqai_trace::{continue_trace, from_traceparent, rename, trace_id};
+pub use bqai_trace::{continue_trace, from_traceparent, rename, root_span, trace_id};
 
 struct Headers<'a>(&'a HeaderMap);
 

@@ -6,6 +6,15 @@
 //!
 //! `bqai-core` knows nothing of OpenTelemetry; its spans are plain `tracing` spans, which the
 //! binary's OpenTelemetry layer turns into OTLP spans.
+//!
+//! Head sampling happens here, before anything is built: [`root_span`] decides whether a
+//! request is traced (the caller's sampled flag, else `telemetry.sampler_ratio`) and builds its
+//! root span only then; the exporting layer's filter lets a span be built only as such a root
+//! or inside one ([`building_root`]). An unsampled request thus creates no span at all — an
+//! SDK sampler would drop it only after `tracing-opentelemetry` had built every span of it.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use opentelemetry::Context;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
@@ -13,6 +22,55 @@ use opentelemetry::trace::TraceContextExt;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// Share of new traces kept (the bits of an `f64`); 1.0 until the exporter is set up.
+static SAMPLING_RATIO: AtomicU64 = AtomicU64::new(0x3FF0_0000_0000_0000);
+
+thread_local! {
+    /// Set while [`root_span`] builds a sampled root.
+    static BUILDING_ROOT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Sets the share of new traces (requests without a caller's context) that are traced,
+/// clamped to 0.0–1.0.
+pub fn set_sampling_ratio(ratio: f64) {
+    let ratio = if ratio.is_nan() {
+        1.0
+    } else {
+        ratio.clamp(0.0, 1.0)
+    };
+    SAMPLING_RATIO.store(ratio.to_bits(), Ordering::Relaxed);
+}
+
+/// Whether a request whose caller sent `caller` is traced: the caller's sampled flag when it
+/// sent a valid context (parent-based), else a draw at the sampling ratio.
+pub fn sampled(caller: &Context) -> bool {
+    let span = caller.span();
+    let sc = span.span_context();
+    if sc.is_valid() {
+        return sc.is_sampled();
+    }
+    let ratio = f64::from_bits(SAMPLING_RATIO.load(Ordering::Relaxed));
+    ratio >= 1.0 || (ratio > 0.0 && fastrand::f64() < ratio)
+}
+
+/// A request's root span from `build`, when the request is traced ([`sampled`]); otherwise
+/// `Span::none()`, and nothing of the request's trace is ever built.
+pub fn root_span(caller: &Context, build: impl FnOnce() -> Span) -> Span {
+    if !sampled(caller) {
+        return Span::none();
+    }
+    BUILDING_ROOT.with(|b| b.set(true));
+    let span = build();
+    BUILDING_ROOT.with(|b| b.set(false));
+    span
+}
+
+/// Whether [`root_span`] is building a sampled root on this thread: the exporting layer's
+/// filter admits a span with no traced parent only then.
+pub fn building_root() -> bool {
+    BUILDING_ROOT.with(Cell::get)
+}
 
 /// The caller's trace context from any carrier (headers of any HTTP stack): empty when absent
 /// or malformed — a bad header starts a new trace, it never fails the request.
@@ -121,6 +179,39 @@ mod tests {
             let cx = from_traceparent(bad, None);
             assert_eq!(trace_id(&Span::none(), &cx), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_callers_flag_decides_and_new_traces_follow_the_ratio() {
+        let sampled_parent = from_traceparent(PARENT, None);
+        let unsampled_parent = from_traceparent(&PARENT.replace("-01", "-00"), None);
+        set_sampling_ratio(0.0);
+        assert!(
+            sampled(&sampled_parent),
+            "a caller's sampled trace is followed"
+        );
+        assert!(!sampled(&Context::new()));
+        let mut built = false;
+        let span = root_span(&Context::new(), || {
+            built = true;
+            Span::none()
+        });
+        assert!(!built && span.is_none(), "an unsampled root is never built");
+        set_sampling_ratio(1.0);
+        assert!(
+            !sampled(&unsampled_parent),
+            "a caller's unsampled trace is followed"
+        );
+        assert!(sampled(&Context::new()));
+        let seen_building = root_span(&Context::new(), || {
+            assert!(building_root());
+            Span::none()
+        });
+        assert!(seen_building.is_none() && !building_root());
+        set_sampling_ratio(0.25);
+        let kept = (0..4000).filter(|_| sampled(&Context::new())).count();
+        assert!((800..1200).contains(&kept), "{kept} of 4000 at 0.25");
+        set_sampling_ratio(1.0);
     }
 
     #[test]

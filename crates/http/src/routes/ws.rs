@@ -884,16 +884,18 @@ impl Connection {
             Some(tp) => crate::trace_context::from_traceparent(tp, msg.tracestate.as_deref()),
             None => self.trace.clone(),
         };
-        let span = tracing::info_span!(
-            target: "bqai_http",
-            "WS ask",
-            otel.kind = "server",
-            otel.status_code = tracing::field::Empty,
-            "http.route" = "/api/v1/ws/agent",
-            "enduser.id" = self.principal.id.as_deref(),
-            "bqai.request_id" = %request_id,
-            "error.type" = tracing::field::Empty,
-        );
+        let span = crate::trace_context::root_span(&caller_trace, || {
+            tracing::info_span!(
+                target: "bqai_http",
+                "WS ask",
+                otel.kind = "server",
+                otel.status_code = tracing::field::Empty,
+                "http.route" = "/api/v1/ws/agent",
+                "enduser.id" = self.principal.id.as_deref(),
+                "bqai.request_id" = %request_id,
+                "error.type" = tracing::field::Empty,
+            )
+        });
         crate::trace_context::continue_trace(&span, caller_trace.clone());
         let task = AskTask {
             state: self.state.clone(),
