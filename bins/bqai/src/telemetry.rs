@@ -164,6 +164,14 @@ where
     ) -> tracing::subscriber::Interest {
         tracing::subscriber::Interest::sometimes()
     }
+
+    /// No level restriction of its own. Saying so (rather than `None`, "unknown") keeps the
+    /// targets' `INFO` as the global maximum level: with `None`, every `trace!` of every
+    /// dependency would get past `tracing`'s first, global check (measured: a cached catalog
+    /// read lost ~15% of its throughput with traces on at 1%).
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::TRACE)
+    }
 }
 
 /// Where spans go and how.
@@ -408,6 +416,16 @@ mod tests {
         ) {
             self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
+    }
+
+    #[test]
+    fn the_exporting_filter_keeps_info_as_the_maximum_level() {
+        use tracing_subscriber::layer::Filter;
+        let filter = span_targets().and(InSampledTrace);
+        assert_eq!(
+            <_ as Filter<tracing_subscriber::Registry>>::max_level_hint(&filter),
+            Some(tracing::level_filters::LevelFilter::INFO)
+        );
     }
 
     #[test]
