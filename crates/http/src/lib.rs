@@ -225,10 +225,9 @@ pub fn server(
             Duration::from_secs(5),
         );
     }
-    let data = state;
     let server = HttpServer::new(move || {
         App::new()
-            .app_data(data.clone())
+            .app_data(state.clone())
             .configure(configure(&settings))
             .wrap(from_fn(origin::middleware))
             .wrap(Compress::default())

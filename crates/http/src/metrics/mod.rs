@@ -140,15 +140,15 @@ struct ScopeLabels {
     scope: &'static str,
 }
 
-/// Reads a value kept elsewhere into [`Metrics`] when `/metrics` is scraped.
-pub type Probe = Box<dyn Fn(&Metrics) + Send + Sync>;
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
 struct RequestLabels {
     method: &'static str,
     route: String,
     status: u16,
 }
+
+/// Reads a value kept elsewhere into [`Metrics`] when `/metrics` is scraped.
+pub type Probe = Box<dyn Fn(&Metrics) + Send + Sync>;
 
 /// The server's metrics.
 pub struct Metrics {
@@ -580,31 +580,26 @@ impl Metrics {
 
     /// Sets the WebSocket gauges: connections open and asks running on them.
     pub fn observe_websockets(&self, ws_connections: usize, ws_asks: usize) {
-        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        self.ws_connections
-            .set(gauge(u64::try_from(ws_connections).unwrap_or(u64::MAX)));
-        self.ws_asks
-            .set(gauge(u64::try_from(ws_asks).unwrap_or(u64::MAX)));
+        self.ws_connections.set(gauge_value(ws_connections));
+        self.ws_asks.set(gauge_value(ws_asks));
     }
 
     /// Sets the history queue's gauges.
     pub fn observe_history_queue(&self, history: HistoryQueueStats) {
-        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        self.history_queued.set(gauge(history.queued));
-        self.history_dropped.set(gauge(history.dropped));
-        self.history_refused.set(gauge(history.refused));
+        self.history_queued.set(gauge_value(history.queued));
+        self.history_dropped.set(gauge_value(history.dropped));
+        self.history_refused.set(gauge_value(history.refused));
     }
 
     /// Sets the store's gauges from a measurement.
     pub fn observe_store(&self, stats: &StoreStats) {
         let backend: Labels = vec![("backend", stats.backend.clone())];
-        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         self.store_size
             .get_or_create(&backend)
-            .set(gauge(stats.size_bytes));
+            .set(gauge_value(stats.size_bytes));
         self.store_free
             .get_or_create(&backend)
-            .set(gauge(stats.free_bytes));
+            .set(gauge_value(stats.free_bytes));
         self.store_measured
             .get_or_create(&backend)
             .set(stats.measured_at.timestamp());
@@ -614,7 +609,7 @@ impl Metrics {
                     ("backend", stats.backend.clone()),
                     ("table", table.clone()),
                 ])
-                .set(gauge(*rows));
+                .set(gauge_value(*rows));
         }
     }
 
@@ -691,13 +686,12 @@ impl Metrics {
         let labels = AdapterLabels {
             adapter: adapter.to_owned(),
         };
-        let gauge = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
         self.llm_in_flight
             .get_or_create(&labels)
-            .set(gauge(load.in_flight));
+            .set(gauge_value(load.in_flight));
         self.llm_queued
             .get_or_create(&labels)
-            .set(gauge(load.queued));
+            .set(gauge_value(load.queued));
     }
 
     /// Counts one request refused by the rate limit of `scope`.
@@ -719,8 +713,7 @@ impl Metrics {
 
     /// Sets the audit writer's queue depth and refused events.
     pub fn observe_audit(&self, queued: usize, failed: u64) {
-        self.audit_queued
-            .set(i64::try_from(queued).unwrap_or(i64::MAX));
+        self.audit_queued.set(gauge_value(queued));
         set_counter(&self.audit_failed, failed);
     }
 
@@ -740,6 +733,11 @@ impl Metrics {
         }
         text
     }
+}
+
+/// A count as a gauge's value (gauges are `i64`; a count beyond it reads as the maximum).
+fn gauge_value(v: impl TryInto<i64>) -> i64 {
+    v.try_into().unwrap_or(i64::MAX)
 }
 
 /// Sets a counter kept elsewhere (a monotonic count read at scrape time).

@@ -66,7 +66,8 @@ impl HistoryStore for MeteredHistory {
 
 /// The [`Warehouse`] decorator that counts every call the warehouse answers (catalog reads,
 /// previews, dry runs, jobs) by operation and outcome, and times it. It sits under the cache,
-/// so it counts the calls that reach the warehouse (BigQuery API calls), not cache hits.
+/// so it counts the port calls that reach the warehouse, not cache hits (on BigQuery an
+/// `execute` is several API calls: the job's insert and its result pages).
 pub struct MeteredWarehouse {
     inner: Arc<dyn Warehouse>,
     metrics: Arc<Metrics>,
