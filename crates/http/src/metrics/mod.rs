@@ -209,237 +209,237 @@ impl Metrics {
     /// A registry with every family registered.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("bqai");
-        let http_requests = Family::<RequestLabels, Counter>::default();
-        let http_duration: Family<RouteLabels, Histogram, fn() -> Histogram> =
+        let dependency_healthy = register(
+            &mut registry,
+            "dependency_healthy",
+            "Whether a dependency (warehouse, cache, history, generator) was ok at the last health check (1), or degraded or down (0)",
+            Family::<ComponentLabels, Gauge>::default(),
+        );
+        let ws_connections = register(
+            &mut registry,
+            "websocket_connections",
+            "WebSocket connections open",
+            Gauge::default(),
+        );
+        let ws_asks = register(
+            &mut registry,
+            "websocket_asks_in_flight",
+            "Asks running on WebSocket connections",
+            Gauge::default(),
+        );
+        let history_queued = register(
+            &mut registry,
+            "history_queue_depth",
+            "History records waiting in memory for the store",
+            Gauge::default(),
+        );
+        let history_dropped = register(
+            &mut registry,
+            "history_records_dropped",
+            "History records dropped since start because the queue was full",
+            Gauge::default(),
+        );
+        let history_refused = register(
+            &mut registry,
+            "history_records_refused",
+            "History records the store refused for good since start",
+            Gauge::default(),
+        );
+        let queries = register(
+            &mut registry,
+            "queries",
+            "Queries and asks as recorded in history, by kind (sql, ask, system), outcome and dry run",
+            Family::<QueryLabels, Counter>::default(),
+        );
+        let query_errors = register(
+            &mut registry,
+            "query_errors",
+            "Failed and rejected queries by outcome and error code (SQL_REJECTED, COST_LIMIT_EXCEEDED, QUERY_TIMEOUT, ...)",
+            Family::<ErrorLabels, Counter>::default(),
+        );
+        let query_duration: Family<KindLabels, Histogram, fn() -> Histogram> = register(
+            &mut registry,
+            "query_duration_seconds",
+            "Time of a query or ask, guard to answer, by kind (dry runs excluded)",
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 16))),
+        );
+        let bytes_processed = register(
+            &mut registry,
+            "warehouse_bytes_processed",
+            "Bytes the warehouse processed for queries (dry runs excluded)",
+            Counter::default(),
+        );
+        let bytes_billed = register(
+            &mut registry,
+            "warehouse_bytes_billed",
+            "Bytes the warehouse billed for queries",
+            Counter::default(),
+        );
+        let cost_usd = register(
+            &mut registry,
+            "warehouse_estimated_cost_usd",
+            "Bytes billed priced at query.usd_per_tib",
+            Counter::<f64, AtomicU64>::default(),
+        );
+        let cache_hits = register(
+            &mut registry,
+            "result_cache_hits",
+            "Queries answered from the result cache",
+            Counter::default(),
+        );
+        let llm_calls = register(
+            &mut registry,
+            "llm_calls",
+            "Generation attempts by a language model, by generator",
+            Family::<GeneratorLabels, Counter>::default(),
+        );
+        let llm_tokens = register(
+            &mut registry,
+            "llm_tokens",
+            "Tokens sent to (input) and received from (output) language models, by generator",
+            Family::<TokenLabels, Counter>::default(),
+        );
+        let llm_cost_usd = register(
+            &mut registry,
+            "llm_cost_usd",
+            "What language models cost, reported or priced by [llm.prices], by generator",
+            Family::<GeneratorLabels, Counter<f64, AtomicU64>>::default(),
+        );
+        let http_requests = register(
+            &mut registry,
+            "http_requests",
+            "HTTP requests answered, by method, route template and status",
+            Family::<RequestLabels, Counter>::default(),
+        );
+        let http_duration: Family<RouteLabels, Histogram, fn() -> Histogram> = register(
+            &mut registry,
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request (until the response head), by method and route template",
             Family::new_with_constructor(|| {
                 // 0.5 ms to ~16 s: a cached read to a long query.
                 Histogram::new(exponential_buckets(0.0005, 2.0, 16))
-            });
-        let queries = Family::<QueryLabels, Counter>::default();
-        let query_errors = Family::<ErrorLabels, Counter>::default();
-        let query_duration: Family<KindLabels, Histogram, fn() -> Histogram> =
-            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 16)));
-        let bytes_processed = Counter::default();
-        let bytes_billed = Counter::default();
-        let cost_usd = Counter::<f64, AtomicU64>::default();
-        let cache_hits = Counter::default();
-        let llm_calls = Family::<GeneratorLabels, Counter>::default();
-        let llm_tokens = Family::<TokenLabels, Counter>::default();
-        let llm_cost_usd = Family::<GeneratorLabels, Counter<f64, AtomicU64>>::default();
-        let ws_connections = Gauge::default();
-        let history_queued = Gauge::default();
-        let history_dropped = Gauge::default();
-        let history_refused = Gauge::default();
-        let dependency_healthy = Family::<ComponentLabels, Gauge>::default();
-        registry.register(
-            "dependency_healthy",
-            "Whether a dependency (warehouse, cache, history, generator) was ok at the last health check (1), or degraded or down (0)",
-            dependency_healthy.clone(),
+            }),
         );
-        registry.register(
-            "websocket_connections",
-            "WebSocket connections open",
-            ws_connections.clone(),
-        );
-        let ws_asks = Gauge::default();
-        registry.register(
-            "websocket_asks_in_flight",
-            "Asks running on WebSocket connections",
-            ws_asks.clone(),
-        );
-        registry.register(
-            "history_queue_depth",
-            "History records waiting in memory for the store",
-            history_queued.clone(),
-        );
-        registry.register(
-            "history_records_dropped",
-            "History records dropped since start because the queue was full",
-            history_dropped.clone(),
-        );
-        registry.register(
-            "history_records_refused",
-            "History records the store refused for good since start",
-            history_refused.clone(),
-        );
-        registry.register(
-            "queries",
-            "Queries and asks as recorded in history, by kind (sql, ask, system), outcome and dry run",
-            queries.clone(),
-        );
-        registry.register(
-            "query_errors",
-            "Failed and rejected queries by outcome and error code (SQL_REJECTED, COST_LIMIT_EXCEEDED, QUERY_TIMEOUT, ...)",
-            query_errors.clone(),
-        );
-        registry.register(
-            "query_duration_seconds",
-            "Time of a query or ask, guard to answer, by kind (dry runs excluded)",
-            query_duration.clone(),
-        );
-        registry.register(
-            "warehouse_bytes_processed",
-            "Bytes the warehouse processed for queries (dry runs excluded)",
-            bytes_processed.clone(),
-        );
-        registry.register(
-            "warehouse_bytes_billed",
-            "Bytes the warehouse billed for queries",
-            bytes_billed.clone(),
-        );
-        registry.register(
-            "warehouse_estimated_cost_usd",
-            "Bytes billed priced at query.usd_per_tib",
-            cost_usd.clone(),
-        );
-        registry.register(
-            "result_cache_hits",
-            "Queries answered from the result cache",
-            cache_hits.clone(),
-        );
-        registry.register(
-            "llm_calls",
-            "Generation attempts by a language model, by generator",
-            llm_calls.clone(),
-        );
-        registry.register(
-            "llm_tokens",
-            "Tokens sent to (input) and received from (output) language models, by generator",
-            llm_tokens.clone(),
-        );
-        registry.register(
-            "llm_cost_usd",
-            "What language models cost, reported or priced by [llm.prices], by generator",
-            llm_cost_usd.clone(),
-        );
-        registry.register(
-            "http_requests",
-            "HTTP requests answered, by method, route template and status",
-            http_requests.clone(),
-        );
-        registry.register(
-            "http_request_duration_seconds",
-            "Time to answer an HTTP request (until the response head), by method and route template",
-            http_duration.clone(),
-        );
-        let store_size = Family::<Labels, Gauge>::default();
-        let store_free = Family::<Labels, Gauge>::default();
-        let store_rows = Family::<Labels, Gauge>::default();
-        let store_measured = Family::<Labels, Gauge>::default();
-        registry.register(
+        let store_size = register(
+            &mut registry,
             "store_size_bytes",
             "Bytes of the durable store on disk (SQLite file and WAL, or PostgreSQL tables)",
-            store_size.clone(),
+            Family::<Labels, Gauge>::default(),
         );
-        registry.register(
+        let store_free = register(
+            &mut registry,
             "store_free_bytes",
             "Bytes of free pages in the store not yet given back (SQLite)",
-            store_free.clone(),
+            Family::<Labels, Gauge>::default(),
         );
-        registry.register(
+        let store_rows = register(
+            &mut registry,
             "store_rows",
             "Rows per table of the durable store",
-            store_rows.clone(),
+            Family::<Labels, Gauge>::default(),
         );
-        registry.register(
+        let store_measured = register(
+            &mut registry,
             "store_measured_timestamp_seconds",
             "When the store was last measured (Unix time)",
-            store_measured.clone(),
+            Family::<Labels, Gauge>::default(),
         );
-        let guard_rejections = Family::<ReasonLabels, Counter>::default();
-        registry.register(
+        let guard_rejections = register(
+            &mut registry,
             "guard_rejections",
             "Statements the SQL guard refused, by reason (DML, DDL, DATASET_NOT_ALLOWED, ...); LLM attempts included",
-            guard_rejections.clone(),
+            Family::<ReasonLabels, Counter>::default(),
         );
-        let cache_lookups = Family::<LookupLabels, Counter>::default();
-        registry.register(
+        let cache_lookups = register(
+            &mut registry,
             "cache_lookups",
             "Cache lookups by layer (result, metadata, question) and outcome (hit, miss, error)",
-            cache_lookups.clone(),
+            Family::<LookupLabels, Counter>::default(),
         );
-        let cache_coalesced = Family::<LayerLabels, Counter>::default();
-        registry.register(
+        let cache_coalesced = register(
+            &mut registry,
             "cache_coalesced",
             "Queries that joined an identical query in progress instead of running, by layer",
-            cache_coalesced.clone(),
+            Family::<LayerLabels, Counter>::default(),
         );
-        let warehouse_calls = Family::<CallLabels, Counter>::default();
-        registry.register(
+        let warehouse_calls = register(
+            &mut registry,
             "warehouse_calls",
             "Calls that reached the warehouse (cache hits excluded), by operation (dry_run, execute, get_table, ...) and outcome (ok or an error code)",
-            warehouse_calls.clone(),
+            Family::<CallLabels, Counter>::default(),
         );
         let warehouse_call_duration: Family<OperationLabels, Histogram, fn() -> Histogram> =
-            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 16)));
-        registry.register(
-            "warehouse_call_duration_seconds",
-            "Time of a warehouse call, by operation",
-            warehouse_call_duration.clone(),
-        );
-        let llm_requests = Family::<AdapterOutcomeLabels, Counter>::default();
-        registry.register(
+            register(
+                &mut registry,
+                "warehouse_call_duration_seconds",
+                "Time of a warehouse call, by operation",
+                Family::new_with_constructor(|| {
+                    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+                }),
+            );
+        let llm_requests = register(
+            &mut registry,
             "llm_requests",
             "Completions asked of a language model, by adapter (claude-cli, anthropic, openai) and outcome (ok or LLM_TIMEOUT, LLM_BUSY, ...)",
-            llm_requests.clone(),
+            Family::<AdapterOutcomeLabels, Counter>::default(),
         );
-        let llm_request_duration: Family<AdapterLabels, Histogram, fn() -> Histogram> =
-            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.05, 2.0, 14)));
-        registry.register(
+        let llm_request_duration: Family<AdapterLabels, Histogram, fn() -> Histogram> = register(
+            &mut registry,
             "llm_request_duration_seconds",
             "Time of a completion as the caller sees it (waiting for a slot included), by adapter",
-            llm_request_duration.clone(),
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.05, 2.0, 14))),
         );
-        let llm_in_flight = Family::<AdapterLabels, Gauge>::default();
-        registry.register(
+        let llm_in_flight = register(
+            &mut registry,
             "llm_in_flight",
             "Completions running (claude processes, open API requests), by adapter",
-            llm_in_flight.clone(),
+            Family::<AdapterLabels, Gauge>::default(),
         );
-        let llm_queued = Family::<AdapterLabels, Gauge>::default();
-        registry.register(
+        let llm_queued = register(
+            &mut registry,
             "llm_queued",
             "Callers waiting for a free language-model slot, by adapter",
-            llm_queued.clone(),
+            Family::<AdapterLabels, Gauge>::default(),
         );
-        let rate_limited = Family::<ScopeLabels, Counter>::default();
+        let rate_limited = register(
+            &mut registry,
+            "rate_limit_rejections",
+            "Requests refused by a rate limit, by scope (key, ip, authfail)",
+            Family::<ScopeLabels, Counter>::default(),
+        );
+        // Every scope listed from the start, so a rate of zero is a series, not a gap.
         for scope in ["key", "ip", "authfail"] {
             let _ = rate_limited.get_or_create(&ScopeLabels { scope });
         }
-        registry.register(
-            "rate_limit_rejections",
-            "Requests refused by a rate limit, by scope (key, ip, authfail)",
-            rate_limited.clone(),
-        );
-        let quota_rejections = Counter::default();
-        registry.register(
+        let quota_rejections = register(
+            &mut registry,
             "quota_rejections",
             "Queries refused because the caller's daily byte quota was spent",
-            quota_rejections.clone(),
+            Counter::default(),
         );
-        let conversations_started = Counter::default();
-        registry.register(
+        let conversations_started = register(
+            &mut registry,
             "conversations_started",
             "Conversations started",
-            conversations_started.clone(),
+            Counter::default(),
         );
-        let conversation_turns = Counter::default();
-        registry.register(
+        let conversation_turns = register(
+            &mut registry,
             "conversation_turns",
             "Turns added to conversations",
-            conversation_turns.clone(),
+            Counter::default(),
         );
-        let audit_queued = Gauge::default();
-        registry.register(
+        let audit_queued = register(
+            &mut registry,
             "audit_queue_depth",
             "Audit events waiting for the writer",
-            audit_queued.clone(),
+            Gauge::default(),
         );
-        let audit_failed = Counter::default();
-        registry.register(
+        let audit_failed = register(
+            &mut registry,
             "audit_records_failed",
             "Audit events the store refused (their requests failed; none is dropped silently)",
-            audit_failed.clone(),
+            Counter::default(),
         );
         Self {
             guard_rejections,
@@ -733,6 +733,16 @@ impl Metrics {
         }
         text
     }
+}
+
+/// Registers `metric` under `name` and hands it back (the registry keeps a clone sharing its
+/// values).
+fn register<M>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M
+where
+    M: prometheus_client::registry::Metric + Clone,
+{
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 /// A count as a gauge's value (gauges are `i64`; a count beyond it reads as the maximum).
