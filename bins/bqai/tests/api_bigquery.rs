@@ -976,25 +976,20 @@ async fn warehouse_metrics_count_the_calls_that_reach_bigquery() {
         .text()
         .await
         .unwrap();
-    let value = |series: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
+    let value = |series: &str| bqai_testkit::metric_value(&text, series);
     assert_eq!(
         value(r#"bqai_warehouse_calls_total{operation="dry_run",outcome="ok"}"#),
-        2,
+        2.0,
         "{text}"
     );
     assert_eq!(
         value(r#"bqai_warehouse_calls_total{operation="execute",outcome="ok"}"#),
-        1,
+        1.0,
         "the repeat never reached BigQuery's jobs: {text}"
     );
     assert_eq!(
         value(r#"bqai_cache_lookups_total{layer="result",outcome="hit"}"#),
-        1
+        1.0
     );
     // Three jobs were inserted (two dry runs, one query); the results were read once.
     let inserts = calls

@@ -27,6 +27,16 @@ pub mod warehouse;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The value of one series (`name{labels}`, exactly as exposed) in a Prometheus text
+/// exposition; 0 when the series is absent.
+pub fn metric_value(exposition: &str, series: &str) -> f64 {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// A key/id prefix no other run (in this process or another) uses, so contract suites can
 /// share one Redis or PostgreSQL concurrently.
 pub fn unique_prefix(what: &str) -> String {

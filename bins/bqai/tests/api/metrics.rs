@@ -1,6 +1,8 @@
 //! `GET /metrics`: the HTTP request and query families after a scripted workload, with bounded
 //! labels.
 
+use bqai_testkit::metric_value as value;
+
 use crate::helpers::{spawn_app, stand_in_price};
 use crate::ws::connect;
 
@@ -116,14 +118,6 @@ async fn requests_are_counted_by_route_template_and_status() {
         .unwrap_or_default();
     assert!(processed > 0, "{text}");
     assert!(!text.contains("bqai_llm_calls_total{"), "{text}");
-}
-
-/// The value of one series (`name{labels}`) in a text exposition; 0 when absent.
-fn value(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
 }
 
 /// Metric names a PromQL text or a rules file mentions (`bqai_…` tokens).
