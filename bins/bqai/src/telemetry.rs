@@ -99,7 +99,7 @@ pub fn init(
                     .with_threads(false)
                     .with_target(false)
                     .with_tracked_inactivity(false)
-                    .with_filter(span_targets().and(InSampledTrace)),
+                    .with_filter(exported()),
             )
             .try_init(),
         None => logs.try_init(),
@@ -307,6 +307,14 @@ fn tracer_provider(
         .build())
 }
 
+/// The exporting layer's filter: our targets, and only inside a sampled request.
+fn exported<S>() -> impl tracing_subscriber::layer::Filter<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    span_targets().and(InSampledTrace)
+}
+
 /// Spans exported: bqai's own and the Google SDK's, at info and above. The transports'
 /// (hyper, h2, tonic, reqwest) stay out, or exporting spans would make spans.
 fn span_targets() -> Targets {
@@ -334,10 +342,9 @@ mod tests {
     use std::collections::HashMap;
 
     use tracing_subscriber::Layer;
-    use tracing_subscriber::filter::FilterExt;
     use tracing_subscriber::layer::SubscriberExt;
 
-    use super::{InSampledTrace, OtlpProtocol, colour, span_targets};
+    use super::{OtlpProtocol, colour, exported};
     use crate::config::TelemetrySettings;
 
     #[test]
@@ -421,7 +428,7 @@ mod tests {
     #[test]
     fn the_exporting_filter_keeps_info_as_the_maximum_level() {
         use tracing_subscriber::layer::Filter;
-        let filter = span_targets().and(InSampledTrace);
+        let filter = exported();
         assert_eq!(
             <_ as Filter<tracing_subscriber::Registry>>::max_level_hint(&filter),
             Some(tracing::level_filters::LevelFilter::INFO)
@@ -431,8 +438,8 @@ mod tests {
     #[test]
     fn spans_are_built_only_under_a_sampled_root() {
         let built = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let subscriber = tracing_subscriber::registry()
-            .with(Built(built.clone()).with_filter(span_targets().and(InSampledTrace)));
+        let subscriber =
+            tracing_subscriber::registry().with(Built(built.clone()).with_filter(exported()));
         let count = || built.load(std::sync::atomic::Ordering::SeqCst);
         tracing::subscriber::with_default(subscriber, || {
             // Work outside any request, and a stage of an unsampled request: nothing built.
@@ -452,8 +459,7 @@ mod tests {
             assert_eq!(count(), 0);
         });
         tracing::subscriber::with_default(
-            tracing_subscriber::registry()
-                .with(Built(built.clone()).with_filter(span_targets().and(InSampledTrace))),
+            tracing_subscriber::registry().with(Built(built.clone()).with_filter(exported())),
             || {
                 let caller = bqai_trace::from_traceparent(
                     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",

@@ -100,8 +100,8 @@ pub async fn middleware(
             )
         })
     };
-    // With traces off the span is disabled: nothing to continue, and the trace id is the
-    // caller's, if any.
+    // With traces off, or the request not sampled, the span is disabled: nothing to
+    // continue, and the trace id is the caller's, if any.
     let traced = !span.is_disabled();
     if traced {
         crate::trace_context::continue_trace(&span, caller.clone());
