@@ -885,7 +885,8 @@ async fn analytics_read_only_the_store_and_a_rerun_costs_what_the_query_did() {
         ._shim
         .as_ref()
         .expect("the emulator runs behind the shim");
-    let sql = "SELECT country, COUNT(*) AS customers FROM shop.customers GROUP BY country";
+    // Ordered: the emulator returns groups in no fixed order, and the rerun compares rows.
+    let sql = "SELECT country, COUNT(*) AS customers FROM shop.customers GROUP BY country ORDER BY country";
     let before = shim.calls().len();
     let first = app
         .post_json("/api/v1/query", &json!({"sql": sql, "use_cache": false}))
