@@ -22,9 +22,11 @@ use google_cloud_bigquery_v2::model::{
 
 use bqai_core::Error;
 use bqai_core::model::{
-    DryRunReport, QueryJob, QueryParam, QueryParameters, QueryResult, QueryStats, Value,
+    DryRunReport, Field, QueryJob, QueryParam, QueryParameters, QueryResult, QueryStats, Value,
     row_json_len,
 };
+use futures::SinkExt as _;
+use futures::channel::{mpsc, oneshot};
 
 use crate::client::Clients;
 use crate::config::BigQueryConfig;
@@ -333,21 +335,125 @@ impl JobRunner {
     /// attempts and time remain.
     pub async fn execute(&self, job: &QueryJob) -> Result<QueryResult, Error> {
         let started = Instant::now();
+        self.with_job(job, |job_id| async move {
+            let first = self.wait_for_completion(job, &job_id).await?;
+            self.read_rows(job, &job_id, first, started).await
+        })
+        .await
+    }
+
+    /// Runs `job` until BigQuery has its result, then hands the result out page by page
+    /// into `batches`, each page within `job.timeout` of asking for it (a long download is
+    /// not cut, a stalled one is). The header (columns and the job's statistics) goes to
+    /// `header` first, or the error that stopped the job. Ends when the rows, the row cap, or
+    /// the reader (a dropped receiver) do.
+    pub async fn stream(
+        &self,
+        job: &QueryJob,
+        header: oneshot::Sender<Result<(Vec<Field>, QueryStats), Error>>,
+        mut batches: mpsc::Sender<Result<Vec<Vec<Value>>, Error>>,
+    ) {
+        let started = Instant::now();
+        let op = Self::query_op(job, &self.config);
+        let done = self
+            .with_job(job, |job_id| async move {
+                let first = self.wait_for_completion(job, &job_id).await?;
+                Ok((job_id, first))
+            })
+            .await;
+        let (job_id, first) = match done {
+            Ok(done) => done,
+            Err(e) => {
+                let _ = header.send(Err(e));
+                return;
+            }
+        };
+        let fields = first
+            .schema
+            .as_ref()
+            .map(|s| fields_from_bq(&s.fields))
+            .unwrap_or_default();
+        let mut stats = self.final_stats(&job_id, &first).await;
+        stats.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if header.send(Ok((fields.clone(), stats))).is_err() {
+            return;
+        }
+        let mut sent = 0u64;
+        let mut page = first;
+        loop {
+            let room = job.max_rows.saturating_sub(sent);
+            let rows: Result<Vec<_>, Error> = page
+                .rows
+                .iter()
+                .take(usize::try_from(room).unwrap_or(usize::MAX))
+                .map(|raw| {
+                    decode_row(&fields, raw)
+                        .map_err(|e| Error::internal("decoding BigQuery rows", e))
+                })
+                .collect();
+            let failed = rows.is_err();
+            let count = rows.as_ref().map_or(0, Vec::len) as u64;
+            if count > 0 || failed {
+                // An error is handed on, then ends the stream; so does a reader gone.
+                let delivered = batches.send(rows).await.is_ok();
+                if !delivered || failed {
+                    return;
+                }
+            }
+            sent += count;
+            let token = std::mem::take(&mut page.page_token);
+            if token.is_empty() || sent >= job.max_rows {
+                return;
+            }
+            let want = (job.max_rows - sent).min(u64::from(self.config.page_size));
+            let next = tokio::time::timeout(
+                job.timeout,
+                self.results_page(
+                    &job_id,
+                    u32::try_from(want).unwrap_or(u32::MAX),
+                    Some(&token),
+                    Duration::ZERO,
+                ),
+            )
+            .await;
+            page = match next {
+                Ok(Ok(page)) => page,
+                Ok(Err(failure)) => {
+                    let _ = batches.send(Err(failure.into_core(&op))).await;
+                    return;
+                }
+                Err(_) => {
+                    let _ = batches.send(Err(Error::Timeout(job.timeout))).await;
+                    return;
+                }
+            };
+        }
+    }
+
+    /// Runs `attempt` with a fresh job id until it succeeds, within `job.timeout`: a job
+    /// that failed transiently is re-run while attempts and time remain, and the BigQuery
+    /// job is cancelled when the timeout fires, when a call fails while it may still run,
+    /// and when this future is dropped.
+    async fn with_job<T, F, Fut>(&self, job: &QueryJob, mut attempt_with: F) -> Result<T, Error>
+    where
+        F: FnMut(String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RunError>>,
+    {
         let deadline = tokio::time::Instant::now() + job.timeout;
         let op = Self::query_op(job, &self.config);
         let mut attempt = 1;
         loop {
             let job_id = job_id_for(&job.query_id);
             let guard = CancelGuard::new(&self.clients.jobs, &self.config, &job_id);
-            let run = tokio::time::timeout_at(deadline, self.run_once(job, &job_id, started));
+            let run = tokio::time::timeout_at(deadline, attempt_with(job_id));
             match run.await {
                 Err(_elapsed) => {
                     guard.cancel_now().await;
                     return Err(Error::Timeout(job.timeout));
                 }
-                Ok(Ok(result)) => {
+                Ok(Ok(done)) => {
                     guard.disarm();
-                    return Ok(result);
+                    return Ok(done);
                 }
                 Ok(Err(RunError::JobFailed(failure))) => {
                     guard.disarm();
@@ -376,13 +482,14 @@ impl JobRunner {
         }
     }
 
+    /// Inserts the job and long-polls `getQueryResults` until it is complete; the answer
+    /// that says so carries the first page.
     #[tracing::instrument(name = "bigquery.job", skip_all, fields(bigquery.job_id = job_id, gcp.project_id = %self.config.project))]
-    async fn run_once(
+    async fn wait_for_completion(
         &self,
         job: &QueryJob,
         job_id: &str,
-        started: Instant,
-    ) -> Result<QueryResult, RunError> {
+    ) -> Result<GetQueryResultsResponse, RunError> {
         let body = build_job(&self.config, job, job_id, false);
         match self.insert(body).await {
             Ok(inserted) => {
@@ -398,26 +505,62 @@ impl JobRunner {
             // No answer, or a 5xx: the job may exist; the guard cancels it.
             Err(failure) => return Err(RunError::Call(failure)),
         }
-
-        let max_rows = job.max_rows;
-        let page_size = |have: usize| -> u32 {
-            let remaining = max_rows.saturating_sub(have as u64).max(1);
-            u32::try_from(remaining.min(u64::from(self.config.page_size))).unwrap_or(u32::MAX)
-        };
+        let first_page = u32::try_from(job.max_rows.clamp(1, u64::from(self.config.page_size)))
+            .unwrap_or(u32::MAX);
         let poll_wait = Duration::from_millis(u64::from(self.config.poll_wait_ms));
-
-        // Wait for completion; the answer that says "complete" carries the first page.
-        let first = loop {
-            let page = match self
-                .results_page(job_id, page_size(0), None, poll_wait)
-                .await
-            {
+        loop {
+            let page = match self.results_page(job_id, first_page, None, poll_wait).await {
                 Ok(page) => page,
                 Err(failure) => return Err(self.explain(job_id, failure).await),
             };
             if page.job_complete.unwrap_or(false) {
-                break page;
+                return Ok(page);
             }
+        }
+    }
+
+    /// The statistics of a completed job: bytes processed and billed and whether BigQuery's
+    /// cache answered live on the job (the results page only has a first view of them).
+    async fn final_stats(&self, job_id: &str, first: &GetQueryResultsResponse) -> QueryStats {
+        let (mut cache_hit, mut bytes_processed) = first_view(first);
+        let mut bytes_billed = if cache_hit { 0 } else { bytes_processed };
+        if let Ok(done) = self.get_job(job_id).await
+            && let Some(stats) = query_statistics(&done)
+        {
+            if let Some(b) = stats
+                .total_bytes_processed
+                .and_then(|b| u64::try_from(b).ok())
+            {
+                bytes_processed = b;
+            }
+            cache_hit = stats.cache_hit.unwrap_or(cache_hit);
+            bytes_billed = stats
+                .total_bytes_billed
+                .and_then(|b| u64::try_from(b).ok())
+                .unwrap_or(if cache_hit { 0 } else { bytes_processed });
+        }
+        QueryStats {
+            bytes_processed,
+            bytes_billed,
+            estimated_cost_usd: 0.0,
+            cache_hit,
+            duration_ms: 0,
+        }
+    }
+
+    /// Reads a completed job's rows into memory from its first page on, up to the row cap
+    /// and the response byte cap.
+    async fn read_rows(
+        &self,
+        job: &QueryJob,
+        job_id: &str,
+        first: GetQueryResultsResponse,
+        started: Instant,
+    ) -> Result<QueryResult, RunError> {
+        let max_rows = job.max_rows;
+        let page_size = |have: usize| -> u32 {
+            let remaining = max_rows.saturating_sub(have as u64).max(1);
+            u32::try_from(remaining.min(u64::from(self.config.page_size))).unwrap_or(u32::MAX)
         };
         let fields = first
             .schema
@@ -425,11 +568,7 @@ impl JobRunner {
             .map(|s| fields_from_bq(&s.fields))
             .unwrap_or_default();
         let total_rows = first.total_rows;
-        let mut cache_hit = first.cache_hit.unwrap_or(false);
-        let mut bytes_processed = first
-            .total_bytes_processed
-            .and_then(|b| u64::try_from(b).ok())
-            .unwrap_or_default();
+        let (first_cache_hit, first_bytes) = first_view(&first);
 
         let mut rows: Vec<Vec<Value>> = Vec::new();
         // Pages stop being read once the rows' JSON passes the response cap: memory follows
@@ -458,36 +597,17 @@ impl JobRunner {
                 let more_pages = !token.is_empty();
                 let truncated = total_rows.map_or(more_pages, |t| t > rows.len() as u64)
                     && rows.len() as u64 >= max_rows;
-                // Final statistics (bytes billed) live on the job.
-                let mut bytes_billed = if cache_hit { 0 } else { bytes_processed };
-                if let Ok(done) = self.get_job(job_id).await
-                    && let Some(stats) = query_statistics(&done)
-                {
-                    if let Some(b) = stats
-                        .total_bytes_processed
-                        .and_then(|b| u64::try_from(b).ok())
-                    {
-                        bytes_processed = b;
-                    }
-                    cache_hit = stats.cache_hit.unwrap_or(cache_hit);
-                    bytes_billed = stats
-                        .total_bytes_billed
-                        .and_then(|b| u64::try_from(b).ok())
-                        .unwrap_or(if cache_hit { 0 } else { bytes_processed });
-                }
+                page.cache_hit = Some(first_cache_hit);
+                page.total_bytes_processed = i64::try_from(first_bytes).ok();
+                let mut stats = self.final_stats(job_id, &page).await;
+                stats.duration_ms =
+                    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 return Ok(QueryResult {
                     columns: fields,
                     rows,
                     truncated,
                     truncated_at_bytes: None,
-                    stats: QueryStats {
-                        bytes_processed,
-                        bytes_billed,
-                        estimated_cost_usd: 0.0,
-                        cache_hit,
-                        duration_ms: u64::try_from(started.elapsed().as_millis())
-                            .unwrap_or(u64::MAX),
-                    },
+                    stats,
                 });
             }
             page = self
@@ -511,6 +631,18 @@ impl JobRunner {
             Err(_) => RunError::Call(failure),
         }
     }
+}
+
+/// Whether BigQuery's cache answered and the bytes processed, as a job's first results page
+/// says (later pages may not repeat them).
+fn first_view(first: &GetQueryResultsResponse) -> (bool, u64) {
+    (
+        first.cache_hit.unwrap_or(false),
+        first
+            .total_bytes_processed
+            .and_then(|b| u64::try_from(b).ok())
+            .unwrap_or_default(),
+    )
 }
 
 fn query_statistics(job: &Job) -> Option<&JobStatistics2> {

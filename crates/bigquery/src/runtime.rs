@@ -52,6 +52,21 @@ impl CallRuntime {
             .await
             .map_err(|join| Error::internal("a BigQuery call on its runtime", join))?
     }
+
+    /// Starts `work` on this runtime in the caller's span; it is aborted when the returned
+    /// handle is dropped.
+    pub(crate) fn spawn<F>(&self, work: F) -> Result<AbortOnDropHandle<()>>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let rt = self
+            .0
+            .as_ref()
+            .ok_or_else(|| Error::internal_msg("the BigQuery call runtime is shut down"))?;
+        Ok(AbortOnDropHandle::new(
+            rt.spawn(work.instrument(tracing::Span::current())),
+        ))
+    }
 }
 
 impl std::fmt::Debug for CallRuntime {

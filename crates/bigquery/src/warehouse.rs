@@ -13,9 +13,11 @@ use google_cloud_bigquery_v2::model::Dataset as BqDataset;
 use bqai_core::Error;
 use bqai_core::model::{
     ComponentHealth, Dataset, DryRunReport, Page, PageRequest, QueryJob, QueryResult, QueryStats,
-    SqlDialect, Table, TableKind, TableRef, TableSummary,
+    RowStream, SqlDialect, Table, TableKind, TableRef, TableSummary,
 };
 use bqai_core::ports::Warehouse;
+use futures::StreamExt as _;
+use futures::channel::{mpsc, oneshot};
 
 use crate::client::Clients;
 use crate::config::BigQueryConfig;
@@ -129,6 +131,32 @@ impl Warehouse for BigQueryWarehouse {
         let job = job.clone();
         self.on_runtime(|c| async move { c.execute(&job).await })
             .await
+    }
+
+    /// The job runs and its pages are read on the call runtime; a channel of one page
+    /// between it and the reader keeps memory at about two pages (`warehouse.page_size`
+    /// rows, at most BigQuery's ~10 MB per page). Dropping the stream aborts the reading
+    /// task, which cancels a job still running.
+    async fn execute_stream(&self, job: &QueryJob) -> bqai_core::Result<RowStream> {
+        let (header_tx, header_rx) = oneshot::channel();
+        let (batch_tx, batch_rx) = mpsc::channel(1);
+        let (calls, job) = (self.calls.clone(), job.clone());
+        let task = self
+            .runtime
+            .spawn(async move { calls.jobs.stream(&job, header_tx, batch_tx).await })?;
+        let (columns, stats) = header_rx
+            .await
+            .map_err(|_| Error::internal_msg("the BigQuery job task ended before its result"))??;
+        let batches = batch_rx.map(move |batch| {
+            // The stream owns the task: dropping one ends the other.
+            let _task = &task;
+            batch
+        });
+        Ok(RowStream {
+            columns,
+            stats,
+            batches: Box::pin(batches),
+        })
     }
 
     async fn health(&self) -> ComponentHealth {

@@ -228,3 +228,64 @@ async fn catalog_pages_and_errors_on_the_emulator() {
     assert!(matches!(err, Error::InvalidQuery(_)), "{err:?}");
     assert_eq!(wh.health().await.status, bqai_core::model::HealthStatus::Ok);
 }
+
+/// An export reads a job's result page by page: with a page of 100 rows, a 1,000-row result
+/// arrives as 10 batches, each a `getQueryResults` call with the previous page's token, and
+/// the rows are the ones the in-memory path returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_result_arrives_page_by_page() {
+    let endpoint = seeded().await;
+    let shim = BigQueryShim::start(&endpoint).await;
+    let mut config = BigQueryConfig::emulator(PROJECT, shim.endpoint());
+    config.request_timeout_ms = 20_000;
+    config.page_size = 100;
+    let wh = BigQueryWarehouse::connect(config).await.unwrap();
+    let sql = "SELECT order_id, quantity FROM shop.order_items ORDER BY order_id, quantity";
+    let mut capped = job(sql);
+    capped.max_rows = 1_000;
+    let whole = wh.execute(&capped).await.unwrap();
+    assert_eq!(whole.rows.len(), 1_000);
+
+    let before = shim.calls().len();
+    let stream = wh.execute_stream(&capped).await.unwrap();
+    let batches: Vec<_> = futures::StreamExt::collect::<Vec<_>>(stream.batches).await;
+    let batches: Vec<Vec<Vec<Value>>> = batches.into_iter().map(Result::unwrap).collect();
+    assert_eq!(batches.len(), 10, "one batch per page");
+    assert!(batches.iter().all(|b| b.len() == 100));
+    assert_eq!(batches.concat(), whole.rows);
+    let calls = shim.calls()[before..].to_vec();
+    let pages = calls.iter().filter(|c| c.contains("/queries/")).count();
+    assert_eq!(pages, 10, "{calls:?}");
+}
+
+/// Dropping a stream before its end stops reading: no page is fetched after the drop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_stream_reads_no_further_page() {
+    let endpoint = seeded().await;
+    let shim = BigQueryShim::start(&endpoint).await;
+    let mut config = BigQueryConfig::emulator(PROJECT, shim.endpoint());
+    config.request_timeout_ms = 20_000;
+    config.page_size = 10;
+    let wh = BigQueryWarehouse::connect(config).await.unwrap();
+    let mut capped = job("SELECT order_id FROM shop.order_items ORDER BY order_id");
+    capped.max_rows = 10_000;
+    let mut stream = wh.execute_stream(&capped).await.unwrap();
+    let first = futures::StreamExt::next(&mut stream.batches)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.len(), 10);
+    drop(stream);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let pages = |calls: &[String]| calls.iter().filter(|c| c.contains("/queries/")).count();
+    let after_drop = pages(&shim.calls());
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        pages(&shim.calls()),
+        after_drop,
+        "pages read after the drop"
+    );
+    // With a channel of one page, at most the pages in flight were read: far fewer than the
+    // 1,000 a full read takes.
+    assert!(after_drop <= 4, "{:?}", shim.calls());
+}

@@ -16,6 +16,8 @@ pub enum QueryKind {
     /// A query bqai runs for itself (the built-in planner's value sampling), through the same
     /// checks as every other.
     System,
+    /// SQL whose whole result was exported as a file.
+    Export,
 }
 
 impl QueryKind {
@@ -25,6 +27,7 @@ impl QueryKind {
             QueryKind::Sql => "sql",
             QueryKind::Ask => "ask",
             QueryKind::System => "system",
+            QueryKind::Export => "export",
         }
     }
 
@@ -34,6 +37,7 @@ impl QueryKind {
             "sql" => Some(QueryKind::Sql),
             "ask" => Some(QueryKind::Ask),
             "system" => Some(QueryKind::System),
+            "export" => Some(QueryKind::Export),
             _ => None,
         }
     }

@@ -727,6 +727,55 @@ impl QueryResult {
     }
 }
 
+/// Rows of a result, one batch of a [`RowStream`].
+pub type RowBatch = Vec<Vec<Value>>;
+
+/// A result handed out batch by batch (exports): memory is bounded by a batch (a DataFusion
+/// record batch, a BigQuery result page), never by the result.
+///
+/// The warehouse has run the statement when it hands one out (on BigQuery the job is done;
+/// the embedded engine executes as the batches are read), so `stats` hold what is known
+/// then. Dropping the stream stops the work behind it.
+pub struct RowStream {
+    /// Result columns.
+    pub columns: Vec<Field>,
+    /// Bytes processed and billed, cache hit; `duration_ms` is the time to the first batch.
+    pub stats: QueryStats,
+    /// The rows; an error ends the stream.
+    pub batches: futures::stream::BoxStream<'static, crate::Result<RowBatch>>,
+}
+
+impl RowStream {
+    /// A stream of the rows of a result already in memory (one batch).
+    pub fn from_result(result: QueryResult) -> Self {
+        let QueryResult {
+            columns,
+            rows,
+            stats,
+            ..
+        } = result;
+        let batches = if rows.is_empty() {
+            Vec::new()
+        } else {
+            vec![Ok(rows)]
+        };
+        Self {
+            columns,
+            stats,
+            batches: Box::pin(futures::stream::iter(batches)),
+        }
+    }
+}
+
+impl fmt::Debug for RowStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RowStream")
+            .field("columns", &self.columns)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What the query service answers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueryOutcome {

@@ -15,8 +15,8 @@ use crate::conversation::{Conversation, Turn};
 use crate::error::Result;
 use crate::history::{HistoryEntry, HistoryFilter};
 use crate::model::{
-    ComponentHealth, Dataset, DryRunReport, Page, PageRequest, QueryJob, QueryResult, SqlDialect,
-    Table, TableRef, TableSummary,
+    ComponentHealth, Dataset, DryRunReport, Page, PageRequest, QueryJob, QueryResult, RowStream,
+    SqlDialect, Table, TableRef, TableSummary,
 };
 
 /// A data warehouse: catalog reads, dry runs and guarded query execution.
@@ -53,6 +53,16 @@ pub trait Warehouse: Send + Sync {
     /// Runs the statement, honouring `job.timeout` (cancelling the work when it fires) and
     /// `job.max_rows`.
     async fn execute(&self, job: &QueryJob) -> Result<QueryResult>;
+
+    /// Runs the statement and hands out its rows batch by batch, for results too large to
+    /// hold (exports). `job.max_rows` caps the rows; `job.max_result_bytes` does not apply.
+    /// `job.timeout` bounds the run up to the first batch, and then each wait for the next
+    /// one, so a long download is not cut while a stalled one is. The default runs
+    /// [`Warehouse::execute`] and hands out its result as one batch; adapters that can read
+    /// a result piecewise override it.
+    async fn execute_stream(&self, job: &QueryJob) -> Result<RowStream> {
+        self.execute(job).await.map(RowStream::from_result)
+    }
 
     /// Whether the warehouse answers.
     async fn health(&self) -> ComponentHealth;

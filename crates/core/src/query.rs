@@ -109,6 +109,17 @@ struct Progress {
     tables: Vec<String>,
     /// The warehouse was asked to run the statement (so a failure is not a rejection).
     executing: bool,
+    /// Rows handed out by a streamed query (its result holds none).
+    rows_streamed: Option<u64>,
+}
+
+/// The bounds a request is checked against: a query's response, or an export's file.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    /// Largest row cap the request may ask for.
+    max_rows_limit: u64,
+    /// Cap on the rows' JSON in memory ([`QueryJob::max_result_bytes`]).
+    max_result_bytes: Option<u64>,
 }
 
 /// A statement that passed every check, ready to run.
@@ -162,6 +173,62 @@ impl PlannedQuery {
     /// Whether only a dry run was asked for.
     pub fn is_dry_run(&self) -> bool {
         self.request.dry_run
+    }
+
+    /// The row cap the statement runs under (its outermost LIMIT after the guard).
+    pub fn row_limit(&self) -> u64 {
+        self.checked.limit
+    }
+
+    /// The LIMIT the caller wrote, if any.
+    pub fn user_limit(&self) -> Option<u64> {
+        self.checked.user_limit
+    }
+}
+
+/// A query whose rows are being handed out batch by batch ([`QueryService::stream_planned`]).
+/// Read `rows`, then give `record` to [`QueryService::finish_stream`]: the history entry is
+/// written then, with the rows that went out.
+#[derive(Debug)]
+pub struct StreamedQuery {
+    /// History id of this query.
+    pub query_id: String,
+    /// The SQL as run (after the guard's rewrite).
+    pub sql: String,
+    /// Tables the query reads.
+    pub referenced_tables: Vec<crate::model::TableRef>,
+    /// The rows.
+    pub rows: crate::model::RowStream,
+    /// What history needs once the rows are read.
+    pub record: StreamRecord,
+}
+
+/// The pending history record of a [`StreamedQuery`].
+pub struct StreamRecord {
+    query_id: String,
+    request: QueryRequest,
+    principal: Principal,
+    meta: RecordMeta,
+    started: Instant,
+    created_at: chrono::DateTime<Utc>,
+    progress: Progress,
+    stats: QueryStats,
+    sql: String,
+    referenced_tables: Vec<crate::model::TableRef>,
+}
+
+impl StreamRecord {
+    /// The history id the record will have.
+    pub fn query_id(&self) -> &str {
+        &self.query_id
+    }
+}
+
+impl std::fmt::Debug for StreamRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamRecord")
+            .field("query_id", &self.query_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -301,7 +368,7 @@ impl QueryService {
         let query_id = uuid::Uuid::now_v7().to_string();
         let mut progress = Progress::default();
         let outcome = match self
-            .plan_inner(&query_id, &request, principal, &mut progress)
+            .plan_inner(&query_id, &request, principal, self.bounds(), &mut progress)
             .await
         {
             Ok(planned) => self.finish(planned, &mut progress).await,
@@ -323,7 +390,7 @@ impl QueryService {
         let query_id = uuid::Uuid::now_v7().to_string();
         let mut progress = Progress::default();
         let checked = self
-            .plan_inner(&query_id, &request, principal, &mut progress)
+            .plan_inner(&query_id, &request, principal, self.bounds(), &mut progress)
             .await?;
         Ok(PlannedQuery {
             query_id,
@@ -332,6 +399,188 @@ impl QueryService {
             created_at,
             checked,
         })
+    }
+
+    /// Checks a query whose whole result is to leave as a file: every check of
+    /// [`QueryService::plan`], with `max_rows` (`export.max_rows`) in place of the response
+    /// row cap and no response byte cap. A refusal is recorded in history with `meta`.
+    pub async fn plan_export(
+        &self,
+        mut request: QueryRequest,
+        principal: &Principal,
+        max_rows: u64,
+        meta: RecordMeta,
+    ) -> Result<PlannedQuery> {
+        // The whole result unless the request asks for fewer rows.
+        request.max_rows = Some(request.max_rows.unwrap_or(max_rows));
+        let started = Instant::now();
+        let created_at = Utc::now();
+        let query_id = uuid::Uuid::now_v7().to_string();
+        let mut progress = Progress::default();
+        let bounds = Bounds {
+            max_rows_limit: max_rows,
+            max_result_bytes: None,
+        };
+        match self
+            .plan_inner(&query_id, &request, principal, bounds, &mut progress)
+            .await
+        {
+            Ok(checked) => Ok(PlannedQuery {
+                query_id,
+                request,
+                started,
+                created_at,
+                checked,
+            }),
+            Err(e) => {
+                let failed = self
+                    .record(
+                        &query_id,
+                        &request,
+                        principal,
+                        meta,
+                        started,
+                        created_at,
+                        &progress,
+                        Err(e),
+                    )
+                    .await;
+                Err(failed.err().unwrap_or_else(|| {
+                    Error::internal_msg("a refused export was recorded as answered")
+                }))
+            }
+        }
+    }
+
+    /// Runs a query planned by [`QueryService::plan_export`] and hands out its rows as the
+    /// warehouse produces them. A failure to start is recorded in history here; once the
+    /// rows flow, [`QueryService::finish_stream`] records the outcome.
+    pub async fn stream_planned(
+        &self,
+        planned: PlannedQuery,
+        principal: &Principal,
+        meta: RecordMeta,
+    ) -> Result<StreamedQuery> {
+        let PlannedQuery {
+            query_id,
+            request,
+            started,
+            created_at,
+            checked,
+        } = planned;
+        let mut progress = Progress {
+            sql_executed: Some(checked.sql.clone()),
+            bytes_processed: checked.report.bytes_processed,
+            tables: table_names(&checked.referenced_tables),
+            executing: true,
+            rows_streamed: None,
+        };
+        let span = self.warehouse_span("warehouse.execute_stream", "execute", &checked.job.sql);
+        let opened = self
+            .warehouse
+            .execute_stream(&checked.job)
+            .instrument(span.clone())
+            .await
+            .inspect_err(|e| failed_span(&span, e));
+        let mut rows = match opened {
+            Ok(rows) => rows,
+            Err(e) => {
+                let failed = self
+                    .record(
+                        &query_id,
+                        &request,
+                        principal,
+                        meta,
+                        started,
+                        created_at,
+                        &progress,
+                        Err(e),
+                    )
+                    .await;
+                return Err(failed.err().unwrap_or_else(|| {
+                    Error::internal_msg("a failed export was recorded as answered")
+                }));
+            }
+        };
+        span.record("bqai.bytes_processed", rows.stats.bytes_processed);
+        span.record("bqai.bytes_billed", rows.stats.bytes_billed);
+        make_names_unique(&mut rows.columns);
+        if rows.stats.bytes_processed == 0 && !rows.stats.cache_hit {
+            rows.stats.bytes_processed = checked.report.bytes_processed;
+        }
+        rows.stats.estimated_cost_usd =
+            CostEstimate::from_bytes(rows.stats.bytes_processed, self.limits.usd_per_tib).usd;
+        progress.bytes_processed = rows.stats.bytes_processed;
+        let record = StreamRecord {
+            query_id: query_id.clone(),
+            request,
+            principal: principal.clone(),
+            meta,
+            started,
+            created_at,
+            progress,
+            stats: rows.stats.clone(),
+            sql: checked.sql.clone(),
+            referenced_tables: checked.referenced_tables.clone(),
+        };
+        Ok(StreamedQuery {
+            query_id,
+            sql: checked.sql,
+            referenced_tables: checked.referenced_tables,
+            rows,
+            record,
+        })
+    }
+
+    /// Records a streamed query once its rows were read: `rows` went out, and `error` ended
+    /// the stream early if one did. The warehouse ran the statement either way, so what it
+    /// billed is charged to the caller's quota either way.
+    pub async fn finish_stream(&self, record: StreamRecord, rows: u64, error: Option<Error>) {
+        let StreamRecord {
+            query_id,
+            request,
+            principal,
+            meta,
+            started,
+            created_at,
+            mut progress,
+            stats,
+            sql,
+            referenced_tables,
+        } = record;
+        progress.rows_streamed = Some(rows);
+        let outcome = match error {
+            None => Ok(QueryOutcome {
+                query_id: query_id.clone(),
+                sql,
+                dry_run: false,
+                referenced_tables,
+                result: QueryResult {
+                    columns: Vec::new(),
+                    rows: Vec::new(),
+                    truncated: false,
+                    truncated_at_bytes: None,
+                    stats,
+                },
+            }),
+            Some(e) => {
+                self.charge_quota(&principal, stats.charged_bytes()).await;
+                Err(e)
+            }
+        };
+        // The outcome went to the caller as the stream; only its record remains.
+        let _ = self
+            .record(
+                &query_id, &request, &principal, meta, started, created_at, &progress, outcome,
+            )
+            .await;
+    }
+
+    fn bounds(&self) -> Bounds {
+        Bounds {
+            max_rows_limit: self.limits.max_rows_limit,
+            max_result_bytes: self.limits.max_response_bytes,
+        }
     }
 
     /// Runs (or, for a dry-run request, answers from the plan) a query planned by
@@ -354,6 +603,7 @@ impl QueryService {
             bytes_processed: checked.report.bytes_processed,
             tables: table_names(&checked.referenced_tables),
             executing: false,
+            rows_streamed: None,
         };
         let outcome = self.finish(checked, &mut progress).await;
         self.record(
@@ -406,14 +656,17 @@ impl QueryService {
         let outcome = match outcome {
             Ok(mut outcome) => {
                 if !outcome.dry_run {
-                    self.charge_quota(principal, &outcome.result).await;
+                    self.charge_quota(principal, outcome.result.stats.charged_bytes())
+                        .await;
                 }
                 outcome.result.stats.duration_ms = duration_ms;
                 let stats = &outcome.result.stats;
                 entry.bytes_processed = stats.bytes_processed;
                 entry.bytes_billed = stats.bytes_billed;
                 entry.cache_hit = stats.cache_hit;
-                entry.row_count = outcome.result.rows.len() as u64;
+                entry.row_count = progress
+                    .rows_streamed
+                    .unwrap_or(outcome.result.rows.len() as u64);
                 Ok(outcome)
             }
             Err(err) => {
@@ -452,13 +705,13 @@ impl QueryService {
         &self,
         request: &QueryRequest,
         principal: &Principal,
+        max_rows_limit: u64,
     ) -> Result<(std::time::Duration, GuardPolicy)> {
         let limits = &self.limits;
         let max_rows = request.max_rows.unwrap_or(limits.default_max_rows);
-        if max_rows == 0 || max_rows > limits.max_rows_limit {
+        if max_rows == 0 || max_rows > max_rows_limit {
             return Err(Error::InvalidRequest(format!(
-                "`max_rows` must be between 1 and {}",
-                limits.max_rows_limit
+                "`max_rows` must be between 1 and {max_rows_limit}"
             )));
         }
         let timeout = request.timeout.unwrap_or(limits.default_timeout);
@@ -525,7 +778,7 @@ impl QueryService {
     /// SQL — row cap, timeout, role, dataset scope, an exhausted daily quota — so a caller
     /// that has to pay for the SQL first (an LLM) can stop before it does.
     pub async fn precheck(&self, request: &QueryRequest, principal: &Principal) -> Result<()> {
-        self.validate(request, principal)?;
+        self.validate(request, principal, self.limits.max_rows_limit)?;
         if !request.dry_run {
             self.check_quota(principal, 0).await?;
         }
@@ -537,6 +790,7 @@ impl QueryService {
         query_id: &str,
         request: &QueryRequest,
         principal: &Principal,
+        bounds: Bounds,
         progress: &mut Progress,
     ) -> Result<Checked> {
         let limits = &self.limits;
@@ -555,7 +809,7 @@ impl QueryService {
                 limits.max_sql_bytes
             )));
         }
-        let (timeout, policy) = self.validate(request, principal)?;
+        let (timeout, policy) = self.validate(request, principal, bounds.max_rows_limit)?;
         let guarded = {
             let span = tracing::info_span!(
                 "guard",
@@ -591,7 +845,7 @@ impl QueryService {
             referenced_tables: guarded.referenced_tables.clone(),
             labels: job_labels(query_id, principal),
             parameters: request.parameters.clone(),
-            max_result_bytes: limits.max_response_bytes,
+            max_result_bytes: bounds.max_result_bytes,
         };
 
         let span = self.warehouse_span("warehouse.dry_run", "dry_run", &job.sql);
@@ -673,14 +927,13 @@ impl QueryService {
     /// Charges what an executed query cost to its principal's quota: bytes billed, or bytes
     /// processed where the warehouse does not bill; nothing for a cache hit. A failure is
     /// logged: the query already ran and its answer must not be lost.
-    async fn charge_quota(&self, principal: &Principal, result: &QueryResult) {
+    async fn charge_quota(&self, principal: &Principal, bytes: u64) {
         let (Some(ledger), Some(id)) = (&self.usage, principal.id.as_deref()) else {
             return;
         };
         if principal.daily_byte_quota.is_none() {
             return;
         }
-        let bytes = result.stats.charged_bytes();
         if bytes == 0 {
             return;
         }

@@ -27,8 +27,8 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::model::{
-    ComponentHealth, Dataset, DryRunReport, Page, PageRequest, QueryJob, QueryResult, SqlDialect,
-    Table, TableRef, TableSummary,
+    ComponentHealth, Dataset, DryRunReport, Page, PageRequest, QueryJob, QueryResult, RowStream,
+    SqlDialect, Table, TableRef, TableSummary,
 };
 use crate::ports::{Cache, Warehouse};
 
@@ -372,6 +372,11 @@ impl Warehouse for CachedWarehouse {
         self.store(&key, &result, ttl, &tags, self.policy.max_result_bytes)
             .await;
         Ok(result)
+    }
+
+    /// Streamed results (exports) are never cached: they are as large as the result.
+    async fn execute_stream(&self, job: &QueryJob) -> Result<RowStream> {
+        self.inner.execute_stream(job).await
     }
 
     async fn health(&self) -> ComponentHealth {

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bqai_core::model::{
-    ComponentHealth, Dataset, DryRunReport, Page, PageRequest, QueryJob, QueryResult, QueryStats,
-    SqlDialect, Table, TableRef, TableSummary, row_json_len,
+    ComponentHealth, Dataset, DryRunReport, Field, Page, PageRequest, QueryJob, QueryResult,
+    QueryStats, RowBatch, RowStream, SqlDialect, Table, TableRef, TableSummary, row_json_len,
 };
 use bqai_core::ports::Warehouse;
 use bqai_core::{Error, Result};
@@ -22,9 +22,11 @@ use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::physical_plan::coop::CooperativeExec;
-use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream, execute_stream};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use futures::SinkExt as _;
 use futures::StreamExt as _;
+use futures::channel::{mpsc, oneshot};
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::catalog::{Catalog, TableEntry, paginate};
@@ -347,6 +349,8 @@ impl Inner {
             frame = frame.with_param_values(values).map_err(query_error)?;
         }
         if let Some(fetch) = fetch {
+            // DataFusion reads a LIMIT as an i64.
+            let fetch = fetch.min(usize::try_from(i64::MAX).unwrap_or(usize::MAX));
             frame = frame.limit(0, Some(fetch)).map_err(query_error)?;
         }
         let (state, plan) = frame.into_parts();
@@ -366,11 +370,14 @@ impl Inner {
         })
     }
 
-    async fn execute(&self, job: &QueryJob) -> Result<QueryResult> {
-        let started = Instant::now();
-        let max_rows = usize::try_from(job.max_rows).unwrap_or(usize::MAX);
-        // One row is enough to tell whether a 0-row cap cut anything.
-        let planned = self.plan(job, Some(max_rows.max(1))).await?;
+    /// Plans `job` (its rows capped at `fetch`) and starts executing it: the batches come
+    /// as the stream is polled.
+    async fn open(
+        &self,
+        job: &QueryJob,
+        fetch: usize,
+    ) -> Result<(SendableRecordBatchStream, ScanEstimate)> {
+        let planned = self.plan(job, Some(fetch)).await?;
         let physical = planned
             .state
             .query_planner()
@@ -378,7 +385,15 @@ impl Inner {
             .await
             .map_err(query_error)?;
         let physical = cooperative(physical).map_err(query_error)?;
-        let mut stream = execute_stream(physical, planned.state.task_ctx()).map_err(query_error)?;
+        let stream = execute_stream(physical, planned.state.task_ctx()).map_err(query_error)?;
+        Ok((stream, planned.scan))
+    }
+
+    async fn execute(&self, job: &QueryJob) -> Result<QueryResult> {
+        let started = Instant::now();
+        let max_rows = usize::try_from(job.max_rows).unwrap_or(usize::MAX);
+        // One row is enough to tell whether a 0-row cap cut anything.
+        let (mut stream, scan) = self.open(job, max_rows.max(1)).await?;
         let columns = fields_from_schema(stream.schema().as_ref());
 
         let mut rows = Vec::new();
@@ -413,7 +428,7 @@ impl Inner {
             truncated: produced > 0 && produced >= max_rows,
             truncated_at_bytes: None,
             stats: QueryStats {
-                bytes_processed: planned.scan.bytes,
+                bytes_processed: scan.bytes,
                 // Nothing is billed locally; the processed estimate still feeds cost reports.
                 bytes_billed: 0,
                 estimated_cost_usd: 0.0,
@@ -542,6 +557,78 @@ impl Warehouse for LocalWarehouse {
             .await?;
         result.stats.duration_ms = duration_ms(started.elapsed());
         Ok(result)
+    }
+
+    /// Executes on the query runtime, converting one record batch at a time: the task
+    /// waits until the reader has taken the previous batch (a channel of one), so memory
+    /// holds a couple of batches whatever the result's size. Dropping the stream aborts the
+    /// task, which drops DataFusion's stream and so cancels the execution.
+    async fn execute_stream(&self, job: &QueryJob) -> Result<RowStream> {
+        let started = Instant::now();
+        let running = RunningQuery::start(&self.running);
+        let (header_tx, header_rx) = oneshot::channel::<Result<(Vec<Field>, u64)>>();
+        let (mut batch_tx, batch_rx) = mpsc::channel::<Result<RowBatch>>(1);
+        let inner = Arc::clone(&self.inner);
+        let owned = job.clone();
+        let task = self.runtime.spawn(async move {
+            let _running = running;
+            let max_rows = usize::try_from(owned.max_rows).unwrap_or(usize::MAX);
+            let (mut stream, scan) = match inner.open(&owned, max_rows.max(1)).await {
+                Ok(opened) => opened,
+                Err(e) => {
+                    let _ = header_tx.send(Err(e));
+                    return;
+                }
+            };
+            let columns = fields_from_schema(stream.schema().as_ref());
+            if header_tx.send(Ok((columns, scan.bytes))).is_err() {
+                return;
+            }
+            let mut left = max_rows;
+            while left > 0 {
+                // Each batch within the job's timeout: a stalled execution ends the export,
+                // a long one does not.
+                let next = match tokio::time::timeout(owned.timeout, stream.next()).await {
+                    Err(_) => Some(Err(Error::Timeout(owned.timeout))),
+                    Ok(None) => None,
+                    Ok(Some(batch)) => Some(batch.map_err(query_error).map(|batch| {
+                        let rows = batch_rows(&batch, left);
+                        left -= rows.len();
+                        rows
+                    })),
+                };
+                let Some(next) = next else { break };
+                let failed = next.is_err();
+                if batch_tx.send(next).await.is_err() || failed {
+                    break;
+                }
+            }
+        })?;
+        // Aborted when the reader drops the stream (or stops waiting for the header).
+        let task = AbortOnDropHandle::new(task);
+        let (columns, bytes) = match tokio::time::timeout(job.timeout, header_rx).await {
+            Ok(Ok(header)) => header?,
+            Ok(Err(_)) => {
+                return Err(Error::internal_msg(
+                    "the local query task ended before its first batch",
+                ));
+            }
+            Err(_) => return Err(Error::Timeout(job.timeout)),
+        };
+        let batches = batch_rx.map(move |batch| {
+            // The stream owns the task: dropping one ends the other.
+            let _task = &task;
+            batch
+        });
+        Ok(RowStream {
+            columns,
+            stats: QueryStats {
+                bytes_processed: bytes,
+                duration_ms: duration_ms(started.elapsed()),
+                ..QueryStats::default()
+            },
+            batches: Box::pin(batches),
+        })
     }
 
     async fn health(&self) -> ComponentHealth {

@@ -198,3 +198,64 @@ async fn exhausted_memory_is_unavailable() {
         "{result:?}"
     );
 }
+
+/// An export's stream hands out DataFusion's record batches as they are produced, never more
+/// than the row cap, and dropping it stops the execution.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_comes_batch_by_batch_and_stops_when_dropped() {
+    use futures::StreamExt as _;
+    let wh = demo().await;
+    // A cross join of 300 products with themselves: 90,000 rows in record batches of 8192.
+    let mut all =
+        job("SELECT a.product_id, b.product_id FROM shop.products a CROSS JOIN shop.products b");
+    all.max_rows = 50_000;
+    let stream = wh.execute_stream(&all).await.unwrap();
+    assert_eq!(stream.columns.len(), 2);
+    let sizes: Vec<usize> = stream.batches.map(|b| b.unwrap().len()).collect().await;
+    assert!(sizes.len() > 1, "one batch: {sizes:?}");
+    assert!(sizes.iter().all(|n| *n <= 8192), "{sizes:?}");
+    assert_eq!(sizes.iter().sum::<usize>(), 50_000);
+    assert_eq!(wh.running_queries(), 0);
+
+    // Minutes of rows: read one batch, drop the stream, the execution stops.
+    let mut endless = job(
+        "SELECT a.quantity * b.quantity AS q FROM shop.order_items a CROSS JOIN shop.order_items b",
+    );
+    endless.max_rows = u64::MAX;
+    let mut stream = wh.execute_stream(&endless).await.unwrap();
+    assert!(!stream.batches.next().await.unwrap().unwrap().is_empty());
+    assert_eq!(wh.running_queries(), 1);
+    drop(stream);
+    let stopped = Instant::now();
+    while wh.running_queries() > 0 {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(2),
+            "the stream's query kept running after it was dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A stream whose next batch does not come within the job's timeout ends with `Timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_stream_times_out() {
+    use futures::StreamExt as _;
+    let wh = demo().await;
+    // The sum needs the whole cross join before its one row: nothing comes for minutes.
+    let mut slow = job(
+        "SELECT SUM(a.quantity * b.quantity) FROM shop.order_items a CROSS JOIN shop.order_items b",
+    );
+    slow.timeout = Duration::from_millis(200);
+    let started = Instant::now();
+    let outcome = match wh.execute_stream(&slow).await {
+        Ok(mut stream) => stream.batches.next().await.unwrap().map(|_| ()),
+        Err(e) => Err(e),
+    };
+    assert!(matches!(outcome, Err(Error::Timeout(_))), "{outcome:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let stopped = Instant::now();
+    while wh.running_queries() > 0 {
+        assert!(stopped.elapsed() < Duration::from_secs(2), "still running");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

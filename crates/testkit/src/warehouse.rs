@@ -60,6 +60,7 @@ pub async fn warehouse_contract(wh: Arc<dyn Warehouse>, fixture: &WarehouseFixtu
     dry_run_reports_plan(wh.as_ref(), fixture).await;
     execute_returns_rows(wh.as_ref(), fixture).await;
     max_rows_truncates(wh.as_ref(), fixture).await;
+    streams_the_rows_execute_returns(wh.as_ref(), fixture).await;
     bad_sql_is_invalid_query(wh.as_ref(), fixture).await;
     let health = wh.health().await;
     assert_eq!(
@@ -288,6 +289,56 @@ async fn max_rows_truncates(wh: &dyn Warehouse, fixture: &WarehouseFixture) {
     assert!(
         result.truncated,
         "execute({sql}) with max_rows 2: not marked truncated"
+    );
+}
+
+/// Reads a stream to its end: its columns and every row.
+pub async fn read_stream(
+    stream: bqai_core::model::RowStream,
+) -> Result<
+    (
+        Vec<bqai_core::model::Field>,
+        Vec<Vec<bqai_core::model::Value>>,
+    ),
+    Error,
+> {
+    use futures::TryStreamExt as _;
+    let rows: Vec<_> = stream.batches.try_concat().await?;
+    Ok((stream.columns, rows))
+}
+
+async fn streams_the_rows_execute_returns(wh: &dyn Warehouse, fixture: &WarehouseFixture) {
+    // One column in its order: the same rows whatever the engine's parallelism, ties included.
+    let column = fixture.columns.first().map_or("*", String::as_str);
+    let sql = format!(
+        "SELECT {column} FROM {} ORDER BY {column}",
+        fixture.sql_table
+    );
+    let whole = wh.execute(&job(sql.clone())).await.unwrap();
+    let (columns, rows) = read_stream(wh.execute_stream(&job(sql.clone())).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(columns, whole.columns, "execute_stream({sql}): columns");
+    assert_eq!(rows, whole.rows, "execute_stream({sql}): rows");
+
+    let mut capped = job(sql.clone());
+    capped.max_rows = 2;
+    let (_, rows) = read_stream(wh.execute_stream(&capped).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2, "execute_stream({sql}) with max_rows 2");
+
+    let bad = format!(
+        "SELECT bqai_contract_no_such_column FROM {}",
+        fixture.sql_table
+    );
+    let failed = match wh.execute_stream(&job(bad.clone())).await {
+        Ok(stream) => read_stream(stream).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    assert!(
+        matches!(failed, Err(Error::InvalidQuery(_))),
+        "execute_stream({bad}): expected InvalidQuery, got {failed:?}"
     );
 }
 

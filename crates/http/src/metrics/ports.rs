@@ -10,8 +10,8 @@ use bqai_core::conversation::{Conversation, Turn};
 use bqai_core::history::{HistoryEntry, HistoryFilter};
 use bqai_core::llm::{Llm, LlmError, LlmInfo, LlmLoad, LlmRequest, LlmResponse};
 use bqai_core::model::{
-    ComponentHealth, Dataset, DryRunReport, Page, PageRequest, QueryJob, QueryResult, SqlDialect,
-    Table, TableRef, TableSummary,
+    ComponentHealth, Dataset, DryRunReport, Page, PageRequest, QueryJob, QueryResult, RowStream,
+    SqlDialect, Table, TableRef, TableSummary,
 };
 use bqai_core::ports::{
     Cache, ConversationStore, HistoryStore, RateDecision, RateLimiter, Warehouse,
@@ -139,6 +139,13 @@ impl Warehouse for MeteredWarehouse {
 
     async fn execute(&self, job: &QueryJob) -> bqai_core::Result<QueryResult> {
         self.counted("execute", self.inner.execute(job)).await
+    }
+
+    /// Counts the start of a streamed result (on BigQuery: the job, up to its first page);
+    /// the pages read after it are the export's own work.
+    async fn execute_stream(&self, job: &QueryJob) -> bqai_core::Result<RowStream> {
+        self.counted("execute_stream", self.inner.execute_stream(job))
+            .await
     }
 
     async fn health(&self) -> ComponentHealth {
