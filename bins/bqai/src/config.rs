@@ -92,6 +92,31 @@ pub struct Settings {
     pub conversations: ConversationsConfig,
     /// Traces (OpenTelemetry over OTLP).
     pub telemetry: TelemetrySettings,
+    /// `[export]`
+    pub export: ExportConfig,
+}
+
+/// `[export]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExportConfig {
+    /// Row cap of an export (in place of `query.max_rows_limit`, which bounds responses).
+    pub max_rows: u64,
+    /// An export whose LIMIT is at most this many rows is streamed in the response.
+    pub inline_max_rows: u64,
+    /// An export whose dry run processes at most this many bytes is streamed in the response.
+    pub inline_max_bytes: u64,
+}
+
+impl Default for ExportConfig {
+    fn default() -> Self {
+        let defaults = bqai_http::state::ExportSettings::default();
+        Self {
+            max_rows: defaults.max_rows,
+            inline_max_rows: defaults.inline_max_rows,
+            inline_max_bytes: defaults.inline_max_bytes,
+        }
+    }
 }
 
 /// `[telemetry]`: traces over OTLP. Off unless an endpoint is known (this section or the
@@ -167,6 +192,7 @@ impl Default for Settings {
             ws: WsConfig::default(),
             conversations: ConversationsConfig::default(),
             telemetry: TelemetrySettings::default(),
+            export: ExportConfig::default(),
         }
     }
 }
@@ -780,6 +806,9 @@ impl Settings {
         if ws.max_connections == 0 {
             problems.push("ws.max_connections must be at least 1".to_string());
         }
+        if self.export.max_rows == 0 {
+            problems.push("export.max_rows must be at least 1".to_string());
+        }
         if ws.outbound_queue < 8 || ws.max_in_flight == 0 {
             problems.push(
                 "ws.outbound_queue must be at least 8 and ws.max_in_flight at least 1".to_string(),
@@ -1134,6 +1163,11 @@ impl Settings {
             history_retention_days: self.store.history_retention_days,
             ws: self.ws.settings(),
             metrics_on_api: self.telemetry.metrics_addr.is_none(),
+            export: bqai_http::state::ExportSettings {
+                max_rows: self.export.max_rows,
+                inline_max_rows: self.export.inline_max_rows,
+                inline_max_bytes: self.export.inline_max_bytes,
+            },
             ..HttpSettings::default()
         }
     }

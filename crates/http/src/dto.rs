@@ -39,6 +39,48 @@ pub struct QueryBody {
     pub parameters: Option<Json>,
 }
 
+/// `POST /api/v1/exports` body: exactly one of `sql`, `query_id` and `history_id`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportBody {
+    /// The SQL whose result to export.
+    #[schema(min_length = 1)]
+    pub sql: Option<String>,
+    /// A query of yours (its history id) whose SQL to run again and export.
+    pub query_id: Option<String>,
+    /// The same as `query_id`.
+    pub history_id: Option<String>,
+    /// `csv`, `ndjson`, `json`, `xlsx` or `parquet`.
+    #[schema(example = "csv")]
+    pub format: String,
+    /// Dataset for unqualified table names (with `sql` only).
+    #[schema(pattern = r"^[A-Za-z0-9_]{1,1024}$")]
+    pub dataset_id: Option<String>,
+    /// Values for the SQL's placeholders, as in `POST /api/v1/query` (with `sql` only).
+    #[serde(default)]
+    pub parameters: Option<Json>,
+    /// The file name (made safe; the format's extension is added).
+    pub filename: Option<String>,
+    /// CSV only: the field delimiter, one ASCII character (default `,`).
+    pub delimiter: Option<String>,
+    /// Row cap, at most `export.max_rows` (the default).
+    #[schema(minimum = 1)]
+    pub max_rows: Option<u64>,
+    /// Timeout of the query in milliseconds (for each wait for the next rows, too).
+    #[schema(minimum = 1)]
+    pub timeout_ms: Option<u64>,
+}
+
+/// `?mode=` on `POST /api/v1/exports`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ExportModeQuery {
+    /// `auto` (the default: inline when the dry run says the result is small), `inline`
+    /// (stream the file in the response whatever its size, up to `export.max_rows`) or `job`.
+    pub mode: Option<String>,
+}
+
 /// `?page_size=&page_token=` on list endpoints.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -61,7 +103,7 @@ pub struct HistoryQuery {
     pub page_token: Option<String>,
     /// `succeeded`, `failed` or `rejected`.
     pub status: Option<String>,
-    /// `sql` or `ask`.
+    /// `sql`, `ask`, `system` (bqai's own queries) or `export`.
     pub kind: Option<String>,
     /// Only this principal's entries (admins only; others always see their own).
     pub principal: Option<String>,

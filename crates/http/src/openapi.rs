@@ -81,6 +81,7 @@ pub enum ErrorCode {
     Unavailable,
     NotReady,
     TooManyConnections,
+    ExportTooLarge,
     Timeout,
     Internal,
 }
@@ -117,6 +118,7 @@ generated from the code and checked against the routes and real responses by the
         (name = "service", description = "Health and this description"),
         (name = "catalog", description = "Datasets, tables, schemas and previews in the caller's scope"),
         (name = "query", description = "SQL behind the guard, the dry run and the caps"),
+        (name = "exports", description = "Whole results as files (CSV, NDJSON, JSON, Excel, Parquet), streamed"),
         (name = "ask", description = "Questions in plain language: question → SQL → rows"),
         (name = "conversations", description = "Multi-turn conversations"),
         (name = "history", description = "Every query and ask, with its outcome"),

@@ -52,6 +52,29 @@ pub struct HttpSettings {
     /// Whether the API listener serves `GET /metrics` (off when `telemetry.metrics_addr`
     /// gives the metrics a listener of their own).
     pub metrics_on_api: bool,
+    /// Exports (`[export]`).
+    pub export: ExportSettings,
+}
+
+/// Bounds of exports (`POST /api/v1/exports`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportSettings {
+    /// Row cap of an export (`export.max_rows`), in place of `query.max_rows_limit`.
+    pub max_rows: u64,
+    /// An export whose LIMIT is at most this many rows is streamed inline.
+    pub inline_max_rows: u64,
+    /// An export whose dry run processes at most this many bytes is streamed inline.
+    pub inline_max_bytes: u64,
+}
+
+impl Default for ExportSettings {
+    fn default() -> Self {
+        Self {
+            max_rows: 10_000_000,
+            inline_max_rows: 100_000,
+            inline_max_bytes: 100 * 1024 * 1024,
+        }
+    }
 }
 
 /// Limits and timers of the WebSocket API (`/api/v1/ws/agent`).
@@ -116,6 +139,7 @@ impl Default for HttpSettings {
             history_retention_days: 90.0,
             ws: WsSettings::default(),
             metrics_on_api: true,
+            export: ExportSettings::default(),
         }
     }
 }

@@ -426,3 +426,64 @@ pub fn stand_in_price() -> bqai_core::llm::ModelPrice {
         cache_write: None,
     }
 }
+
+/// An export's answer: the file when it succeeded, else the error envelope (checked against
+/// the spec like every reply).
+pub struct FileReply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub bytes: Vec<u8>,
+}
+
+impl FileReply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body as JSON (errors, JSON and NDJSON files).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes).unwrap_or_else(|e| {
+            panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.bytes))
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8(self.bytes.clone()).unwrap()
+    }
+}
+
+impl TestApp {
+    /// `POST /api/v1/exports{query}` with `body`, as `key` when given.
+    pub async fn export(&self, query: &str, key: Option<&str>, body: &Value) -> FileReply {
+        let mut req = self
+            .client
+            .post(format!("{}/api/v1/exports{query}", self.address))
+            .json(body);
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let url = resp.url().clone();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.unwrap().to_vec();
+        let is_json = headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if !(200..300).contains(&status) || is_json {
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                panic!(
+                    "{status}: not JSON ({e}): {:?}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            });
+            crate::openapi::check(&reqwest::Method::POST, &url, status, &body);
+        }
+        FileReply {
+            status,
+            headers,
+            bytes,
+        }
+    }
+}

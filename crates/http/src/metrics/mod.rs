@@ -141,6 +141,18 @@ struct ScopeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct ExportLabels {
+    format: &'static str,
+    mode: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct FormatLabels {
+    format: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
 struct RequestLabels {
     method: &'static str,
     route: String,
@@ -190,6 +202,9 @@ pub struct Metrics {
     conversation_turns: Counter,
     audit_queued: Gauge,
     audit_failed: Counter,
+    exports: Family<ExportLabels, Counter>,
+    export_rows: Family<FormatLabels, Counter>,
+    export_bytes: Family<FormatLabels, Counter>,
     probes: Mutex<Vec<Probe>>,
 }
 
@@ -441,7 +456,28 @@ impl Metrics {
             "Audit events the store refused (their requests failed; none is dropped silently)",
             Counter::default(),
         );
+        let exports = register(
+            &mut registry,
+            "exports",
+            "Exports ended, by format, mode (inline or job) and outcome (ok or the error code)",
+            Family::<ExportLabels, Counter>::default(),
+        );
+        let export_rows = register(
+            &mut registry,
+            "export_rows",
+            "Rows written into export files, by format",
+            Family::<FormatLabels, Counter>::default(),
+        );
+        let export_bytes = register(
+            &mut registry,
+            "export_bytes",
+            "Bytes of export files written, by format",
+            Family::<FormatLabels, Counter>::default(),
+        );
         Self {
+            exports,
+            export_rows,
+            export_bytes,
             guard_rejections,
             cache_lookups,
             cache_coalesced,
@@ -699,6 +735,28 @@ impl Metrics {
         self.rate_limited
             .get_or_create(&ScopeLabels { scope })
             .inc();
+    }
+
+    /// Counts one export that ended (`error`: its code, `None` when the file is complete) and
+    /// the rows and bytes it wrote.
+    pub fn observe_export(
+        &self,
+        format: &'static str,
+        mode: &'static str,
+        error: Option<&'static str>,
+        rows: u64,
+        bytes: u64,
+    ) {
+        self.exports
+            .get_or_create(&ExportLabels {
+                format,
+                mode,
+                outcome: error.unwrap_or("ok"),
+            })
+            .inc();
+        let labels = FormatLabels { format };
+        self.export_rows.get_or_create(&labels).inc_by(rows);
+        self.export_bytes.get_or_create(&labels).inc_by(bytes);
     }
 
     /// Counts a conversation started.

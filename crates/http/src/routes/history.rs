@@ -43,7 +43,10 @@ pub async fn list(
     let kind = q
         .kind
         .as_deref()
-        .map(|k| QueryKind::parse(k).ok_or_else(|| ApiError::invalid("kind must be sql or ask")))
+        .map(|k| {
+            QueryKind::parse(k)
+                .ok_or_else(|| ApiError::invalid("kind must be one of sql, ask, system, export"))
+        })
         .transpose()?;
     let page = page_request(&state.settings, q.page_size, q.page_token, MAX_HISTORY_PAGE)?;
     let filter = HistoryFilter {
@@ -75,7 +78,7 @@ pub(crate) fn scoped_principal(
 
 /// The entry `id` if the caller may see it: another principal's entry is "not found", not
 /// "forbidden", so ids cannot be probed.
-async fn visible_entry(
+pub(crate) async fn visible_entry(
     state: &AppState,
     caller: &Caller,
     id: &str,
