@@ -47,6 +47,33 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// File formats of `bqai export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// RFC 4180 CSV with a header.
+    Csv,
+    /// One JSON object per line.
+    Ndjson,
+    /// One JSON array.
+    Json,
+    /// An Excel workbook.
+    Xlsx,
+    /// Apache Parquet.
+    Parquet,
+}
+
+impl From<ExportFormat> for bqai_export::Format {
+    fn from(f: ExportFormat) -> Self {
+        match f {
+            ExportFormat::Csv => Self::Csv,
+            ExportFormat::Ndjson => Self::Ndjson,
+            ExportFormat::Json => Self::Json,
+            ExportFormat::Xlsx => Self::Xlsx,
+            ExportFormat::Parquet => Self::Parquet,
+        }
+    }
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -82,6 +109,34 @@ pub enum Command {
         /// Timeout in milliseconds.
         #[arg(long)]
         timeout_ms: Option<u64>,
+    },
+    /// Export a whole result into a file (same checks as `POST /api/v1/exports`: the
+    /// guard, the dry run, the byte cap, `export.max_rows`), with a progress bar.
+    Export {
+        /// The SQL (or `--history-id`).
+        #[arg(required_unless_present = "history_id")]
+        sql: Option<String>,
+        /// Export the SQL of this history entry instead.
+        #[arg(long, conflicts_with = "sql")]
+        history_id: Option<String>,
+        /// File format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+        format: ExportFormat,
+        /// The file to write.
+        #[arg(short = 'o', long)]
+        output: std::path::PathBuf,
+        /// Dataset for unqualified table names.
+        #[arg(long)]
+        dataset: Option<String>,
+        /// Row cap (default and most: export.max_rows).
+        #[arg(long)]
+        max_rows: Option<u64>,
+        /// Timeout in milliseconds (of the query, and of each wait for more rows).
+        #[arg(long)]
+        timeout_ms: Option<u64>,
+        /// CSV field delimiter (one ASCII character).
+        #[arg(long)]
+        delimiter: Option<String>,
     },
     /// Ask a question in plain language: prints the generated SQL, an explanation and the
     /// rows (same pipeline, guard and limits as `POST /api/v1/ask`).
@@ -251,7 +306,7 @@ pub enum HistoryAction {
         /// Only `succeeded`, `failed` or `rejected`.
         #[arg(long)]
         status: Option<String>,
-        /// Only `sql`, `ask` or `system`.
+        /// Only `sql`, `ask`, `system` or `export`.
         #[arg(long)]
         kind: Option<String>,
         /// Only this principal's.
@@ -474,6 +529,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut out = std::io::stdout().lock();
             print_outcome(&mut out, &outcome, format).context("could not write the result")?;
             Ok(())
+        }
+        Command::Export {
+            sql,
+            history_id,
+            format,
+            output,
+            dataset,
+            max_rows,
+            timeout_ms,
+            delimiter,
+        } => {
+            let args = crate::export_cli::ExportArgs {
+                sql,
+                history_id,
+                format: format.into(),
+                output,
+                dataset,
+                max_rows,
+                timeout_ms,
+                delimiter,
+            };
+            crate::export_cli::export(&settings, args).await
         }
         Command::Cache {
             action: CacheAction::Clear { dataset },

@@ -178,7 +178,8 @@ pub async fn list(
         .transpose()?;
     let kind = kind
         .map(|k| {
-            QueryKind::parse(&k).ok_or_else(|| anyhow::anyhow!("--kind must be sql, ask or system"))
+            QueryKind::parse(&k)
+                .ok_or_else(|| anyhow::anyhow!("--kind must be sql, ask, system or export"))
         })
         .transpose()?;
     let store = crate::startup::open_store(settings).await?;
@@ -264,7 +265,7 @@ fn list_row(e: &HistoryEntry, width: usize) -> Vec<String> {
     ]
 }
 
-async fn entry(store: &dyn HistoryStore, id: &str) -> anyhow::Result<HistoryEntry> {
+pub(crate) async fn entry(store: &dyn HistoryStore, id: &str) -> anyhow::Result<HistoryEntry> {
     store
         .get(id)
         .await

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod export_cli;
 pub mod history_cli;
 pub mod maintenance;
 pub mod startup;

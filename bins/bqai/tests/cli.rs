@@ -46,6 +46,77 @@ fn query_prints_json_and_records_history() {
     );
 }
 
+/// `bqai export` writes the whole result (past the response cap of 10,000 rows), says how it
+/// goes on stderr, and records the export; `--history-id` exports a recorded query again.
+#[test]
+fn export_writes_the_file_with_progress_and_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bqai(
+        dir.path(),
+        &[
+            "export",
+            "SELECT order_id, status, order_date FROM shop.orders ORDER BY order_id",
+            "--format",
+            "parquet",
+            "-o",
+            "orders.parquet",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("exported 100000 rows"), "{stderr}");
+    assert!(stderr.contains("rows, "), "progress lines: {stderr}");
+    let file = std::fs::read(dir.path().join("orders.parquet")).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        bytes::Bytes::from(file),
+    )
+    .unwrap();
+    assert_eq!(reader.metadata().file_metadata().num_rows(), 100_000);
+
+    let history = bqai(
+        dir.path(),
+        &["history", "list", "--format", "json", "--kind", "export"],
+    );
+    let entries: serde_json::Value = serde_json::from_slice(&history.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&history.stdout)));
+    let entry = &entries["data"][0];
+    assert_eq!(entry["row_count"], 100_000);
+    let id = entry["id"].as_str().unwrap().to_owned();
+
+    let again = bqai(
+        dir.path(),
+        &[
+            "export",
+            "--history-id",
+            &id,
+            "--format",
+            "csv",
+            "--delimiter",
+            ";",
+            "-o",
+            "again.csv",
+            "--max-rows",
+            "5",
+        ],
+    );
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let csv = std::fs::read_to_string(dir.path().join("again.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 6, "{csv}");
+    assert!(csv.starts_with("order_id;status;order_date\r\n"), "{csv}");
+
+    let refused = bqai(
+        dir.path(),
+        &["export", "DELETE FROM shop.orders", "-o", "x.csv"],
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("SQL_REJECTED"));
+    assert!(!dir.path().join("x.csv").exists());
+}
+
 #[test]
 fn query_prints_csv_and_a_table() {
     let dir = tempfile::tempdir().unwrap();

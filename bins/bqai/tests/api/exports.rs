@@ -302,3 +302,32 @@ async fn the_byte_cap_applies_before_anything_runs() {
         .await;
     assert_eq!(r.json()["error"]["code"], "COST_LIMIT_EXCEEDED");
 }
+
+/// `mode=auto` streams what the dry run calls small (a LIMIT within export.inline_max_rows,
+/// or at most export.inline_max_bytes processed); anything else needs `mode=inline` until
+/// export jobs exist.
+#[tokio::test(flavor = "multi_thread")]
+async fn auto_mode_streams_only_what_the_dry_run_calls_small() {
+    let app = spawn_app_with(|s| {
+        s.export.inline_max_bytes = 1024;
+        s.export.inline_max_rows = 50;
+    })
+    .await;
+    let big = json!({"sql": "SELECT * FROM shop.orders", "format": "csv"});
+    let refused = app.export("", None, &big).await;
+    assert_eq!(refused.status, 422);
+    assert_eq!(refused.json()["error"]["code"], "EXPORT_TOO_LARGE");
+    let forced = app.export("?mode=inline", None, &big).await;
+    assert_eq!(forced.status, 200);
+    assert_eq!(forced.text().lines().count(), 100_001);
+    let limited = app
+        .export(
+            "",
+            None,
+            &json!({"sql": "SELECT * FROM shop.orders LIMIT 50", "format": "csv"}),
+        )
+        .await;
+    assert_eq!(limited.status, 200);
+    let job = app.export("?mode=job", None, &big).await;
+    assert_eq!(job.status, 400);
+}

@@ -46,6 +46,7 @@ const CHUNKS_IN_FLIGHT: usize = 4;
         ), headers(("X-Query-Id" = String, description = "The export's history entry"))),
         (status = 404, description = "NOT_FOUND: the history entry, a table or a dataset", body = crate::openapi::ErrorEnvelope),
         (status = 413, description = "PAYLOAD_TOO_LARGE", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "EXPORT_TOO_LARGE: the dry run does not call the result small (`mode=inline` streams it anyway)", body = crate::openapi::ErrorEnvelope),
         (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = crate::openapi::ErrorEnvelope),
         (status = 504, description = "TIMEOUT", body = crate::openapi::ErrorEnvelope),
     )
@@ -116,7 +117,13 @@ pub async fn create(
         .plan_export(request, caller.principal(), settings.max_rows, meta.clone())
         .await?;
     crate::request_id::note_query_id(&req, planned.query_id());
-    if !inline.unwrap_or_else(|| is_small(&planned, settings)) {
+    if inline == Some(false) {
+        return Err(ApiError::invalid(
+            "export jobs (`mode=job`) are not available in this version: stream the file with \
+             `mode=inline`",
+        ));
+    }
+    if inline.is_none() && !is_small(&planned, settings) {
         return Err(ApiError::new(
             actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
             "EXPORT_TOO_LARGE",
