@@ -372,6 +372,61 @@
     const chart = drawChart(cols, rows, t.rawSql || '');
     if (chart) t.body.appendChild(chart);
     t.body.append(wrap, meta);
+    if (m.query_id) t.body.appendChild(downloads(m.query_id));
+  }
+
+  // ---------- downloads: the whole result (not only the rows shown) as a file ----------
+  const DOWNLOADS = [['csv', 'CSV'], ['xlsx', 'Excel'], ['parquet', 'Parquet']];
+
+  function downloads(queryId) {
+    const bar = el('div', 'downloads');
+    bar.appendChild(el('span', 'meta', 'Download the whole result:'));
+    for (const [format, label] of DOWNLOADS) {
+      const b = el('button', 'secondary small download', label);
+      b.type = 'button';
+      b.dataset.format = format;
+      b.addEventListener('click', () => download(queryId, format, b));
+      bar.appendChild(b);
+    }
+    return bar;
+  }
+
+  /** Runs the answer's query again as an export and saves the file. */
+  async function download(queryId, format, button) {
+    button.disabled = true;
+    say('Preparing the ' + button.textContent + ' file…');
+    try {
+      const body = JSON.stringify({ query_id: queryId, format: format });
+      const post = (mode) => api('/api/v1/exports' + mode, {
+        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: body,
+      });
+      let r = await post('');
+      if (r.status === 422) {
+        // Larger than the inline limits: the click asked for the file, so stream it anyway.
+        r = await post('?mode=inline');
+      }
+      if (!r.ok) {
+        let message = 'The export failed (' + r.status + ').';
+        try { message = (await r.json()).error.message; } catch { /* not the envelope */ }
+        say(message);
+        return;
+      }
+      const blob = await r.blob();
+      const disposition = r.headers.get('Content-Disposition') || '';
+      const named = /filename="?([^";]+)"?/.exec(disposition);
+      const a = el('a');
+      a.href = URL.createObjectURL(blob);
+      a.download = named ? named[1] : 'export.' + format;
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+      say('Downloaded ' + a.download + ' (' + fmtBytes(blob.size) + ').');
+    } catch (e) {
+      say('The export failed: ' + e.message);
+    } finally {
+      button.disabled = false;
+    }
   }
 
   function catalog(t, m) {

@@ -208,6 +208,9 @@ pub enum WsServerEvent {
     Result {
         /// The ask.
         request_id: String,
+        /// The query's history id: `POST /api/v1/exports {"query_id"}` exports its whole
+        /// result.
+        query_id: String,
         /// The rows.
         #[serde(flatten)]
         rows: RowsDto,
@@ -313,6 +316,7 @@ enum Event<'a> {
     },
     Result {
         request_id: &'a str,
+        query_id: &'a str,
         #[serde(flatten)]
         rows: RowsDto,
         stats: StatsDto,
@@ -1195,6 +1199,7 @@ impl AskTask {
             if !outcome.dry_run {
                 self.out.send(&Event::Result {
                     request_id: id,
+                    query_id: &outcome.query_id,
                     rows: RowsDto::from_result(&outcome.result),
                     stats: StatsDto::from(stats.clone()),
                 });
