@@ -672,6 +672,12 @@ struct Product {
     price_cents: i64,
 }
 
+/// The demo tables (`customers`, `products`, `orders`, `order_items`) as Arrow record batches,
+/// for tools that run DataFusion on the same data (the export benchmark's ceiling).
+pub fn tables() -> Vec<(&'static str, RecordBatch)> {
+    generate().into_iter().map(|t| (t.name, t.batch)).collect()
+}
+
 /// Generates the four demo tables.
 pub(crate) fn generate() -> Vec<DemoTable> {
     let (customers_table, customers) = customers();
