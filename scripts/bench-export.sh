@@ -4,7 +4,7 @@
 # (a cross join of the demo's orders and products: 8 mixed columns — ints, a float, a decimal,
 # strings, a date, a timestamp) read by curl, the time and size curl saw, and the server's peak
 # RSS (VmHWM) before and after. Then DataFusion's own CSV and Parquet writers on the same rows
-# (crates/local/examples/export_ceiling.rs) as the ceiling.
+# (bins/bqai/examples/export_ceiling.rs) as the ceiling.
 #
 #   scripts/bench-export.sh [BIN] [CEILING_BIN]   # default: target/dist/bqai, target/dist/examples/export_ceiling
 #   SIZES="1000000 10000000" FORMATS="csv ndjson json xlsx parquet" PORT=18097

@@ -999,3 +999,59 @@ async fn warehouse_metrics_count_the_calls_that_reach_bigquery() {
         .count();
     assert_eq!(inserts, 3, "{calls:?}");
 }
+
+// ---- exports ---------------------------------------------------------------------------------
+
+/// An export on BigQuery makes one dry run and one job, whose result it reads page by page
+/// (`getQueryResults` with the previous page's token, `warehouse.page_size` rows each) while
+/// the file streams out: 1,000 rows in pages of 100 are ten result calls. The file holds every
+/// row, as `/query` answers them, and history has the export.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_export_reads_the_jobs_result_page_by_page() {
+    let app = spawn_app_with(|s| {
+        if let WarehouseSettings::Bigquery(bq) = &mut s.warehouse {
+            bq.page_size = 100;
+        }
+    })
+    .await;
+    let shim = app
+        ._shim
+        .as_ref()
+        .expect("the emulator runs behind the shim");
+    let sql = "SELECT order_id, status FROM shop.orders ORDER BY order_id LIMIT 1000";
+    let before = shim.calls().len();
+    let resp = app
+        .client
+        .post(format!("{}/api/v1/exports", app.address))
+        .json(&json!({"sql": sql, "format": "ndjson"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let export_id = resp.headers()["x-query-id"].to_str().unwrap().to_owned();
+    let text = resp.text().await.unwrap();
+    let rows: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1000);
+    let calls = shim.calls()[before..].to_vec();
+    let inserts = calls
+        .iter()
+        .filter(|c| c.starts_with("POST") && c.ends_with("/jobs"))
+        .count();
+    let pages = calls.iter().filter(|c| c.contains("/queries/")).count();
+    assert_eq!(inserts, 2, "a dry run and the job: {calls:?}");
+    // Ten pages of 100 rows (one more poll if the job was not done at the first).
+    assert!(
+        (10..=11).contains(&pages),
+        "ten pages of 100 rows: {calls:?}"
+    );
+
+    let query = app.query(sql).await;
+    assert_eq!(query.status, 200, "{}", query.body);
+    assert_eq!(Value::Array(rows), query.body["rows"]);
+    let entry = app.get(&format!("/api/v1/history/{export_id}")).await;
+    assert_eq!(entry.body["kind"], "export");
+    assert_eq!(entry.body["row_count"], 1000);
+}

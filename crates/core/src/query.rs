@@ -184,6 +184,18 @@ impl PlannedQuery {
     pub fn user_limit(&self) -> Option<u64> {
         self.checked.user_limit
     }
+
+    /// What history records of this query if running it fails (`executing`: the warehouse
+    /// is asked to run it, so a failure is not a refusal).
+    fn progress(&self, executing: bool) -> Progress {
+        Progress {
+            sql_executed: Some(self.checked.sql.clone()),
+            bytes_processed: self.checked.report.bytes_processed,
+            tables: table_names(&self.checked.referenced_tables),
+            executing,
+            rows_streamed: None,
+        }
+    }
 }
 
 /// A query whose rows are being handed out batch by batch ([`QueryService::stream_planned`]).
@@ -432,23 +444,19 @@ impl QueryService {
                 created_at,
                 checked,
             }),
-            Err(e) => {
-                let failed = self
-                    .record(
-                        &query_id,
-                        &request,
-                        principal,
-                        meta,
-                        started,
-                        created_at,
-                        &progress,
-                        Err(e),
-                    )
-                    .await;
-                Err(failed.err().unwrap_or_else(|| {
-                    Error::internal_msg("a refused export was recorded as answered")
-                }))
-            }
+            Err(e) => Err(failure(
+                self.record(
+                    &query_id,
+                    &request,
+                    principal,
+                    meta,
+                    started,
+                    created_at,
+                    &progress,
+                    Err(e),
+                )
+                .await,
+            )),
         }
     }
 
@@ -461,6 +469,7 @@ impl QueryService {
         principal: &Principal,
         meta: RecordMeta,
     ) -> Result<StreamedQuery> {
+        let mut progress = planned.progress(true);
         let PlannedQuery {
             query_id,
             request,
@@ -468,13 +477,6 @@ impl QueryService {
             created_at,
             checked,
         } = planned;
-        let mut progress = Progress {
-            sql_executed: Some(checked.sql.clone()),
-            bytes_processed: checked.report.bytes_processed,
-            tables: table_names(&checked.referenced_tables),
-            executing: true,
-            rows_streamed: None,
-        };
         let span = self.warehouse_span("warehouse.execute_stream", "execute", &checked.job.sql);
         let opened = self
             .warehouse
@@ -485,8 +487,8 @@ impl QueryService {
         let mut rows = match opened {
             Ok(rows) => rows,
             Err(e) => {
-                let failed = self
-                    .record(
+                return Err(failure(
+                    self.record(
                         &query_id,
                         &request,
                         principal,
@@ -496,10 +498,8 @@ impl QueryService {
                         &progress,
                         Err(e),
                     )
-                    .await;
-                return Err(failed.err().unwrap_or_else(|| {
-                    Error::internal_msg("a failed export was recorded as answered")
-                }));
+                    .await,
+                ));
             }
         };
         span.record("bqai.bytes_processed", rows.stats.bytes_processed);
@@ -591,6 +591,7 @@ impl QueryService {
         principal: &Principal,
         meta: RecordMeta,
     ) -> Result<QueryOutcome> {
+        let mut progress = planned.progress(false);
         let PlannedQuery {
             query_id,
             request,
@@ -598,13 +599,6 @@ impl QueryService {
             created_at,
             checked,
         } = planned;
-        let mut progress = Progress {
-            sql_executed: Some(checked.sql.clone()),
-            bytes_processed: checked.report.bytes_processed,
-            tables: table_names(&checked.referenced_tables),
-            executing: false,
-            rows_streamed: None,
-        };
         let outcome = self.finish(checked, &mut progress).await;
         self.record(
             &query_id, &request, principal, meta, started, created_at, &progress, outcome,
@@ -1023,6 +1017,14 @@ impl QueryService {
             result,
         })
     }
+}
+
+/// The error of a failed outcome [`QueryService::record`] handed back (it hands back what it
+/// was given, so a failure stays one).
+fn failure<T>(recorded: Result<T>) -> Error {
+    recorded
+        .err()
+        .unwrap_or_else(|| Error::internal_msg("a failed query was recorded as answered"))
 }
 
 /// Marks `span` failed with the error's code (its message may hold SQL: it stays out).

@@ -34,7 +34,7 @@ fn weight(req: &ServiceRequest, state: &AppState) -> u32 {
         1
     } else if path.ends_with("/ask") || path.ends_with("/query-agent") {
         state.settings.ask_weight.max(1)
-    } else if path.ends_with("/query") || path.ends_with("/rerun") {
+    } else if path.ends_with("/query") || path.ends_with("/rerun") || path.ends_with("/exports") {
         state.settings.query_weight.max(1)
     } else {
         1

@@ -331,3 +331,117 @@ async fn auto_mode_streams_only_what_the_dry_run_calls_small() {
     let job = app.export("?mode=job", None, &big).await;
     assert_eq!(job.status, 400);
 }
+
+/// The demo warehouse whose streams fail after their first batch (a warehouse that dies
+/// mid-result).
+struct FailingMidStream(std::sync::Arc<dyn bqai_core::ports::Warehouse>);
+
+#[async_trait::async_trait]
+impl bqai_core::ports::Warehouse for FailingMidStream {
+    fn dialect(&self) -> bqai_core::model::SqlDialect {
+        self.0.dialect()
+    }
+    fn home_project(&self) -> Option<String> {
+        self.0.home_project()
+    }
+    async fn list_datasets(
+        &self,
+        page: &bqai_core::model::PageRequest,
+    ) -> bqai_core::Result<bqai_core::model::Page<bqai_core::model::Dataset>> {
+        self.0.list_datasets(page).await
+    }
+    async fn get_dataset(&self, id: &str) -> bqai_core::Result<bqai_core::model::Dataset> {
+        self.0.get_dataset(id).await
+    }
+    async fn list_tables(
+        &self,
+        id: &str,
+        page: &bqai_core::model::PageRequest,
+    ) -> bqai_core::Result<bqai_core::model::Page<bqai_core::model::TableSummary>> {
+        self.0.list_tables(id, page).await
+    }
+    async fn get_table(
+        &self,
+        table: &bqai_core::model::TableRef,
+    ) -> bqai_core::Result<bqai_core::model::Table> {
+        self.0.get_table(table).await
+    }
+    async fn preview(
+        &self,
+        table: &bqai_core::model::TableRef,
+        limit: u64,
+    ) -> bqai_core::Result<bqai_core::model::QueryResult> {
+        self.0.preview(table, limit).await
+    }
+    async fn dry_run(
+        &self,
+        job: &bqai_core::model::QueryJob,
+    ) -> bqai_core::Result<bqai_core::model::DryRunReport> {
+        self.0.dry_run(job).await
+    }
+    async fn execute(
+        &self,
+        job: &bqai_core::model::QueryJob,
+    ) -> bqai_core::Result<bqai_core::model::QueryResult> {
+        self.0.execute(job).await
+    }
+    async fn execute_stream(
+        &self,
+        job: &bqai_core::model::QueryJob,
+    ) -> bqai_core::Result<bqai_core::model::RowStream> {
+        use futures::StreamExt as _;
+        let mut stream = self.0.execute_stream(job).await?;
+        let first = stream.batches.next().await;
+        let failure = bqai_core::Error::unavailable(
+            "the warehouse",
+            std::io::Error::other("connection reset by 10.9.8.7"),
+        );
+        stream.batches = Box::pin(futures::stream::iter(
+            first.into_iter().chain(std::iter::once(Err(failure))),
+        ));
+        Ok(stream)
+    }
+    async fn health(&self) -> bqai_core::model::ComponentHealth {
+        self.0.health().await
+    }
+}
+
+/// A warehouse failing after the first rows went out: the transfer breaks (no final chunk),
+/// so no client takes the cut file for a whole one, and history records the failure.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_mid_stream_breaks_the_transfer_and_is_recorded() {
+    let warehouse = crate::helpers::demo_warehouse().await;
+    let app =
+        crate::helpers::spawn_app_over(std::sync::Arc::new(FailingMidStream(warehouse))).await;
+    let resp = app
+        .client
+        .post(format!("{}/api/v1/exports?mode=inline", app.address))
+        .json(&json!({"sql": "SELECT order_id FROM shop.orders", "format": "csv"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "the first rows went out");
+    let id = resp.headers()["x-query-id"].to_str().unwrap().to_owned();
+    let body = resp.bytes().await;
+    assert!(
+        body.is_err(),
+        "the body must not end cleanly: {:?}",
+        body.map(|b| b.len())
+    );
+    // History is written when the export ends, a moment after the transfer broke.
+    let mut entry = app.get(&format!("/api/v1/history/{id}")).await;
+    for _ in 0..50 {
+        if entry.status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        entry = app.get(&format!("/api/v1/history/{id}")).await;
+    }
+    assert_eq!(entry.body["status"], "failed", "{}", entry.body);
+    assert_eq!(entry.body["error_code"], "UNAVAILABLE");
+    assert!(
+        !entry.body.to_string().contains("10.9.8.7"),
+        "{}",
+        entry.body
+    );
+}

@@ -2,7 +2,7 @@
 //! writers on the same generated rows bqai exports (the demo tables, a cross join of orders
 //! and products: 8 mixed columns), into files, timed.
 //!
-//!   cargo run --profile dist -p bqai-local --example export_ceiling -- DIR [ROWS...]
+//!   cargo run --profile dist -p bqai --example export_ceiling -- DIR [ROWS...]
 //!
 //! `scripts/bench-export.sh` runs it next to bqai's exports.
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
@@ -54,7 +54,9 @@ async fn main() -> datafusion::error::Result<()> {
                 let mut parquet = TableParquetOptions::default();
                 // The same codec as bqai's encoder.
                 parquet.global.compression = Some("snappy".to_owned());
-                frame.write_parquet(path_str, options, Some(parquet)).await?;
+                frame
+                    .write_parquet(path_str, options, Some(parquet))
+                    .await?;
             }
             let took = started.elapsed().as_secs_f64();
             let bytes = std::fs::metadata(&path)?.len();
