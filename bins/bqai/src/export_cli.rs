@@ -68,7 +68,8 @@ pub async fn export(settings: &Settings, args: ExportArgs) -> anyhow::Result<()>
     let request = QueryRequest {
         max_rows: args.max_rows,
         timeout: args.timeout_ms.map(Duration::from_millis),
-        use_cache: false,
+        // Streams never come from bqai's cache; BigQuery's own may answer (free).
+        use_cache: true,
         ..request
     };
     let meta = RecordMeta {

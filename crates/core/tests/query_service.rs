@@ -739,3 +739,52 @@ async fn parameters_reach_the_job_are_checked_and_key_the_cache() {
     }
     assert_eq!(wh.dry_runs.lock().unwrap().len(), dry_runs_before);
 }
+
+/// An export: the row cap is the export's, not the response's; nothing is cached; history is
+/// written once the rows are read (kind `export`, with the rows that went out), and a refusal
+/// is recorded at once.
+#[tokio::test]
+async fn an_export_is_capped_by_its_own_limit_and_recorded_when_read() {
+    use futures::TryStreamExt as _;
+    let wh = Arc::new(ScriptedWarehouse {
+        rows: 25_000,
+        bytes: 4096,
+        ..Default::default()
+    });
+    let history = Arc::new(VecHistory::default());
+    let svc = service(Arc::clone(&wh), Arc::clone(&history));
+    let meta = || bqai_core::query::RecordMeta {
+        kind: bqai_core::history::QueryKind::Export,
+        ..Default::default()
+    };
+    let planned = svc
+        .plan_export(QueryRequest::new("SELECT n FROM shop.t"), &anyone(), 20_000, meta())
+        .await
+        .unwrap();
+    assert_eq!(planned.row_limit(), 20_000, "past the response cap of 10,000");
+    assert!(planned.sql().ends_with("LIMIT 20000"), "{}", planned.sql());
+    let streamed = svc.stream_planned(planned, &anyone(), meta()).await.unwrap();
+    assert!(history.entries.lock().unwrap().is_empty(), "recorded only when read");
+    let rows: Vec<Vec<Value>> = streamed.rows.batches.try_concat().await.unwrap();
+    assert_eq!(rows.len(), 25_000, "the scripted warehouse ignores the cap");
+    svc.finish_stream(streamed.record, 20_000, None).await;
+    let job = wh.executed.lock().unwrap()[0].clone();
+    assert_eq!(job.max_result_bytes, None, "no response byte cap on an export");
+    {
+        let entries = history.entries.lock().unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].kind, bqai_core::history::QueryKind::Export);
+        assert_eq!(entries[0].row_count, 20_000);
+        assert_eq!(entries[0].status, QueryStatus::Succeeded);
+        assert_eq!(entries[0].bytes_processed, 4096);
+    }
+
+    let refused = svc
+        .plan_export(QueryRequest::new("DELETE FROM shop.t"), &anyone(), 20_000, meta())
+        .await;
+    assert!(matches!(refused, Err(Error::SqlRejected(_))), "{:?}", refused.err());
+    let entries = history.entries.lock().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[1].status, QueryStatus::Rejected);
+    assert_eq!(entries[1].kind, bqai_core::history::QueryKind::Export);
+}

@@ -169,7 +169,8 @@ async fn export_request(
                 dry_run: false,
                 max_rows: body.max_rows,
                 timeout,
-                use_cache: false,
+                // Streams never come from bqai's cache; BigQuery's own may answer (free).
+                use_cache: true,
                 parameters,
             })
         }
@@ -183,7 +184,7 @@ async fn export_request(
             Ok(QueryRequest {
                 max_rows: body.max_rows,
                 timeout,
-                use_cache: false,
+                use_cache: true,
                 ..entry.rerun_request()?
             })
         }
