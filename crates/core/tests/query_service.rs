@@ -758,18 +758,36 @@ async fn an_export_is_capped_by_its_own_limit_and_recorded_when_read() {
         ..Default::default()
     };
     let planned = svc
-        .plan_export(QueryRequest::new("SELECT n FROM shop.t"), &anyone(), 20_000, meta())
+        .plan_export(
+            QueryRequest::new("SELECT n FROM shop.t"),
+            &anyone(),
+            20_000,
+            meta(),
+        )
         .await
         .unwrap();
-    assert_eq!(planned.row_limit(), 20_000, "past the response cap of 10,000");
+    assert_eq!(
+        planned.row_limit(),
+        20_000,
+        "past the response cap of 10,000"
+    );
     assert!(planned.sql().ends_with("LIMIT 20000"), "{}", planned.sql());
-    let streamed = svc.stream_planned(planned, &anyone(), meta()).await.unwrap();
-    assert!(history.entries.lock().unwrap().is_empty(), "recorded only when read");
+    let streamed = svc
+        .stream_planned(planned, &anyone(), meta())
+        .await
+        .unwrap();
+    assert!(
+        history.entries.lock().unwrap().is_empty(),
+        "recorded only when read"
+    );
     let rows: Vec<Vec<Value>> = streamed.rows.batches.try_concat().await.unwrap();
     assert_eq!(rows.len(), 25_000, "the scripted warehouse ignores the cap");
     svc.finish_stream(streamed.record, 20_000, None).await;
     let job = wh.executed.lock().unwrap()[0].clone();
-    assert_eq!(job.max_result_bytes, None, "no response byte cap on an export");
+    assert_eq!(
+        job.max_result_bytes, None,
+        "no response byte cap on an export"
+    );
     {
         let entries = history.entries.lock().unwrap();
         assert_eq!(entries.len(), 1);
@@ -780,9 +798,18 @@ async fn an_export_is_capped_by_its_own_limit_and_recorded_when_read() {
     }
 
     let refused = svc
-        .plan_export(QueryRequest::new("DELETE FROM shop.t"), &anyone(), 20_000, meta())
+        .plan_export(
+            QueryRequest::new("DELETE FROM shop.t"),
+            &anyone(),
+            20_000,
+            meta(),
+        )
         .await;
-    assert!(matches!(refused, Err(Error::SqlRejected(_))), "{:?}", refused.err());
+    assert!(
+        matches!(refused, Err(Error::SqlRejected(_))),
+        "{:?}",
+        refused.err()
+    );
     let entries = history.entries.lock().unwrap();
     assert_eq!(entries.len(), 2);
     assert_eq!(entries[1].status, QueryStatus::Rejected);
