@@ -144,7 +144,8 @@ fn deploy_file(path: &str) -> String {
 
 /// The Grafana dashboard and the alert rules (deploy/) read only metrics a running server
 /// exposes after a scripted workload (queries, a rejection, a cache hit, an ask answered by a
-/// language model, an open WebSocket), and the dashboard has a panel for every family.
+/// language model, an export, an open WebSocket), and the dashboard has a panel for every
+/// family.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_dashboard_and_the_alert_rules_read_only_metrics_the_server_exposes() {
     use bqai_testkit::llm_server::{LlmStandIn, Reply};
@@ -182,6 +183,14 @@ async fn the_dashboard_and_the_alert_rules_read_only_metrics_the_server_exposes(
         )
         .await;
     assert_eq!(ask.status, 200, "{}", ask.body);
+    let export = app
+        .export(
+            "",
+            None,
+            &serde_json::json!({"sql": "SELECT 1 AS one", "format": "csv"}),
+        )
+        .await;
+    assert_eq!(export.status, 200);
     let ws = connect(&app).await;
     let text = app.text("/metrics").await;
     drop(ws);
@@ -227,6 +236,9 @@ async fn the_dashboard_and_the_alert_rules_read_only_metrics_the_server_exposes(
         "bqai_audit_records_failed",
         "bqai_dependency_healthy",
         "bqai_websocket_connections",
+        "bqai_exports",
+        "bqai_export_rows",
+        "bqai_export_bytes",
     ] {
         assert!(
             families.iter().any(|f| f == family),
