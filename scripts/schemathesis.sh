@@ -62,10 +62,13 @@ newkey() {
 key2="$(newkey schemathesis-keys)"
 key3="$(newkey schemathesis-stateful)"
 keys_re='^/api/v1/admin/keys/\{id\}$'
+# `st EXCLUDED_CHECKS ARGS...`
 st() {
+  local excluded="$1"
+  shift
   "${venv}/bin/schemathesis" run "${base}/openapi.json" \
     --checks all \
-    --exclude-checks positive_data_acceptance \
+    --exclude-checks "${excluded}" \
     --max-examples "${examples}" \
     --workers 1 \
     --generation-deterministic \
@@ -75,11 +78,17 @@ st() {
     --no-color "$@"
 }
 status=0
-st --header "X-API-Key: ${key}" --phases examples,coverage,fuzzing \
+st positive_data_acceptance --header "X-API-Key: ${key}" --phases examples,coverage,fuzzing \
   --exclude-path-regex "${keys_re}" || status=$?
-st --header "X-API-Key: ${key2}" --phases examples,coverage,fuzzing \
+st positive_data_acceptance --header "X-API-Key: ${key2}" --phases examples,coverage,fuzzing \
   --include-path-regex "${keys_re}" || status=$?
-st --header "X-API-Key: ${key3}" --phases stateful || status=$?
+# use_after_free (ST301: a deleted resource must be 404) does not fit a revoked key: DELETE
+# /api/v1/admin/keys/{id} revokes it, and GET keeps answering it with "status": "revoked" (the
+# audit trail needs it; docs/API.md). Stateful runs reach that pair depending on which
+# operations exist, so the check is off for them; conversations are deleted for real and
+# their 404 after DELETE is tested in tests/api/conversations.rs.
+st positive_data_acceptance,use_after_free --header "X-API-Key: ${key3}" --phases stateful ||
+  status=$?
 
 if ! kill -0 "${pid}" 2>/dev/null; then
   echo "the server died during the run:" >&2
