@@ -15,7 +15,8 @@ pub(crate) enum TextEncoder<W: Write + Send> {
     Csv(Box<csv::Writer<W>>),
     Json {
         out: W,
-        names: Vec<String>,
+        /// Each column's key, escaped once: `"name":`.
+        keys: Vec<Vec<u8>>,
         /// NDJSON (a line per row) or one array.
         lines: bool,
         first: bool,
@@ -45,9 +46,18 @@ impl<W: Write + Send> TextEncoder<W> {
                 if !lines {
                     out.write_all(b"[")?;
                 }
+                let keys = names
+                    .iter()
+                    .map(|name| {
+                        let mut key = serde_json::to_vec(name)
+                            .map_err(|e| ExportError::encoder(format, e))?;
+                        key.push(b':');
+                        Ok(key)
+                    })
+                    .collect::<Result<_, ExportError>>()?;
                 Ok(Self::Json {
                     out,
-                    names,
+                    keys,
                     lines,
                     first: true,
                 })
@@ -61,43 +71,35 @@ impl<W: Write + Send> TextEncoder<W> {
     pub(crate) fn write_batch(&mut self, rows: &[Vec<Value>]) -> Result<(), ExportError> {
         match self {
             Self::Csv(w) => {
-                let mut record = csv::StringRecord::new();
+                let mut scratch = String::new();
                 for row in rows {
-                    record.clear();
                     for value in row {
-                        record.push_field(&cell_text(value));
+                        write_csv_field(w, value, &mut scratch).map_err(csv_error)?;
                     }
-                    w.write_record(&record).map_err(csv_error)?;
+                    // Ends the record.
+                    w.write_record(None::<&[u8]>).map_err(csv_error)?;
                 }
             }
             Self::Json {
                 out,
-                names,
+                keys,
                 lines,
                 first,
             } => {
+                let format = if *lines { Format::Ndjson } else { Format::Json };
                 for row in rows {
-                    let object: serde_json::Map<String, serde_json::Value> = names
-                        .iter()
-                        .zip(row)
-                        .map(|(name, value)| (name.clone(), value.to_json()))
-                        .collect();
-                    if !*lines && !*first {
-                        out.write_all(b",")?;
-                    }
                     if !*lines {
-                        out.write_all(b"\n")?;
+                        out.write_all(if *first { b"\n" } else { b",\n" })?;
                     }
-                    serde_json::to_writer(&mut *out, &object).map_err(|e| {
-                        if e.is_io() {
-                            ExportError::Io(e.into())
-                        } else {
-                            ExportError::encoder(
-                                if *lines { Format::Ndjson } else { Format::Json },
-                                e,
-                            )
+                    out.write_all(b"{")?;
+                    for (i, (key, value)) in keys.iter().zip(row).enumerate() {
+                        if i > 0 {
+                            out.write_all(b",")?;
                         }
-                    })?;
+                        out.write_all(key)?;
+                        write_json_value(out, value).map_err(|e| json_error(e, format))?;
+                    }
+                    out.write_all(b"}")?;
                     if *lines {
                         out.write_all(b"\n")?;
                     }
@@ -120,6 +122,64 @@ impl<W: Write + Send> TextEncoder<W> {
                 Ok(out)
             }
         }
+    }
+}
+
+/// One CSV field: the value's API text ([`cell_text`]), written without building a string
+/// for the common types (text as it is, integers and booleans formatted in place).
+fn write_csv_field<W: Write>(
+    w: &mut csv::Writer<W>,
+    value: &Value,
+    scratch: &mut String,
+) -> csv::Result<()> {
+    use std::fmt::Write as _;
+    match value {
+        Value::Null => w.write_field(""),
+        Value::Bool(b) => w.write_field(if *b { "true" } else { "false" }),
+        Value::String(s)
+        | Value::Numeric(s)
+        | Value::Geography(s)
+        | Value::Interval(s)
+        | Value::Range(s) => w.write_field(s),
+        Value::Int64(i) => {
+            scratch.clear();
+            // Writing into a String cannot fail.
+            let _ = write!(scratch, "{i}");
+            w.write_field(scratch.as_bytes())
+        }
+        other => w.write_field(cell_text(other)),
+    }
+}
+
+/// One value in its API JSON form ([`Value::to_json`]), without building a
+/// `serde_json::Value` for the common types.
+fn write_json_value<W: Write>(out: &mut W, value: &Value) -> Result<(), serde_json::Error> {
+    match value {
+        Value::Null => out.write_all(b"null").map_err(serde_json::Error::io),
+        Value::Bool(b) => out
+            .write_all(if *b { b"true" } else { b"false" })
+            .map_err(serde_json::Error::io),
+        Value::Int64(i)
+            if (-bqai_core::model::MAX_SAFE_JSON_INTEGER
+                ..=bqai_core::model::MAX_SAFE_JSON_INTEGER)
+                .contains(i) =>
+        {
+            write!(out, "{i}").map_err(serde_json::Error::io)
+        }
+        Value::String(s)
+        | Value::Numeric(s)
+        | Value::Geography(s)
+        | Value::Interval(s)
+        | Value::Range(s) => serde_json::to_writer(out, s),
+        other => serde_json::to_writer(out, &other.to_json()),
+    }
+}
+
+fn json_error(e: serde_json::Error, format: Format) -> ExportError {
+    if e.is_io() {
+        ExportError::Io(e.into())
+    } else {
+        ExportError::encoder(format, e)
     }
 }
 
