@@ -16,7 +16,6 @@ use bqai_core::model::{
     RowStream, SqlDialect, Table, TableKind, TableRef, TableSummary,
 };
 use bqai_core::ports::Warehouse;
-use futures::StreamExt as _;
 use futures::channel::{mpsc, oneshot};
 
 use crate::client::Clients;
@@ -147,16 +146,7 @@ impl Warehouse for BigQueryWarehouse {
         let (columns, stats) = header_rx
             .await
             .map_err(|_| Error::internal_msg("the BigQuery job task ended before its result"))??;
-        let batches = batch_rx.map(move |batch| {
-            // The stream owns the task: dropping one ends the other.
-            let _task = &task;
-            batch
-        });
-        Ok(RowStream {
-            columns,
-            stats,
-            batches: Box::pin(batches),
-        })
+        Ok(RowStream::from_channel(columns, stats, batch_rx, task))
     }
 
     async fn health(&self) -> ComponentHealth {

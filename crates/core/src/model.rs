@@ -765,6 +765,27 @@ impl RowStream {
             batches: Box::pin(futures::stream::iter(batches)),
         }
     }
+
+    /// A stream of the batches a producer sends on `batches`, which keeps `producer` (the
+    /// handle of the task sending them) alive: dropping the stream drops the handle, so an
+    /// adapter whose handle aborts its task on drop stops the warehouse's work with it.
+    pub fn from_channel<P: Send + 'static>(
+        columns: Vec<Field>,
+        stats: QueryStats,
+        batches: futures::channel::mpsc::Receiver<crate::Result<RowBatch>>,
+        producer: P,
+    ) -> Self {
+        use futures::StreamExt as _;
+        let batches = batches.map(move |batch| {
+            let _owned = &producer;
+            batch
+        });
+        Self {
+            columns,
+            stats,
+            batches: Box::pin(batches),
+        }
+    }
 }
 
 impl fmt::Debug for RowStream {

@@ -225,8 +225,6 @@ pub struct StreamRecord {
     created_at: chrono::DateTime<Utc>,
     progress: Progress,
     stats: QueryStats,
-    sql: String,
-    referenced_tables: Vec<crate::model::TableRef>,
 }
 
 impl StreamRecord {
@@ -505,11 +503,7 @@ impl QueryService {
         span.record("bqai.bytes_processed", rows.stats.bytes_processed);
         span.record("bqai.bytes_billed", rows.stats.bytes_billed);
         make_names_unique(&mut rows.columns);
-        if rows.stats.bytes_processed == 0 && !rows.stats.cache_hit {
-            rows.stats.bytes_processed = checked.report.bytes_processed;
-        }
-        rows.stats.estimated_cost_usd =
-            CostEstimate::from_bytes(rows.stats.bytes_processed, self.limits.usd_per_tib).usd;
+        self.settle_stats(&mut rows.stats, &checked.report);
         progress.bytes_processed = rows.stats.bytes_processed;
         let record = StreamRecord {
             query_id: query_id.clone(),
@@ -520,8 +514,6 @@ impl QueryService {
             created_at,
             progress,
             stats: rows.stats.clone(),
-            sql: checked.sql.clone(),
-            referenced_tables: checked.referenced_tables.clone(),
         };
         Ok(StreamedQuery {
             query_id,
@@ -545,16 +537,16 @@ impl QueryService {
             created_at,
             mut progress,
             stats,
-            sql,
-            referenced_tables,
         } = record;
         progress.rows_streamed = Some(rows);
+        // `record` reads the outcome's statistics (the SQL and tables are in `progress`);
+        // the rows went to the caller as the stream.
         let outcome = match error {
             None => Ok(QueryOutcome {
                 query_id: query_id.clone(),
-                sql,
+                sql: progress.sql_executed.clone().unwrap_or_default(),
                 dry_run: false,
-                referenced_tables,
+                referenced_tables: Vec::new(),
                 result: QueryResult {
                     columns: Vec::new(),
                     rows: Vec::new(),
@@ -574,6 +566,16 @@ impl QueryService {
                 &query_id, &request, &principal, meta, started, created_at, &progress, outcome,
             )
             .await;
+    }
+
+    /// An executed query's statistics as reported: the dry run's estimate where the warehouse
+    /// reports no bytes (and did not answer from its cache), and the cost of those bytes.
+    fn settle_stats(&self, stats: &mut QueryStats, report: &DryRunReport) {
+        if stats.bytes_processed == 0 && !stats.cache_hit {
+            stats.bytes_processed = report.bytes_processed;
+        }
+        stats.estimated_cost_usd =
+            CostEstimate::from_bytes(stats.bytes_processed, self.limits.usd_per_tib).usd;
     }
 
     fn bounds(&self) -> Bounds {
@@ -1004,11 +1006,7 @@ impl QueryService {
             // Second wall behind the adapter, which stops reading near the cap.
             result.cap_json_bytes(cap);
         }
-        if result.stats.bytes_processed == 0 && !result.stats.cache_hit {
-            result.stats.bytes_processed = report.bytes_processed;
-        }
-        result.stats.estimated_cost_usd =
-            CostEstimate::from_bytes(result.stats.bytes_processed, limits.usd_per_tib).usd;
+        self.settle_stats(&mut result.stats, &report);
         Ok(QueryOutcome {
             query_id,
             sql,

@@ -71,7 +71,7 @@ where
         }
     });
     // Aborting the pump when this future is dropped drops the stream with it.
-    let _pump = AbortOnDrop(pump);
+    let _pump = tokio_util::task::AbortOnDropHandle::new(pump);
     tokio::task::spawn_blocking(move || {
         let mut encoder = Encoder::new(format, &columns, &options, out)?;
         while let Some(batch) = rx.blocking_recv() {
@@ -90,12 +90,4 @@ where
             join,
         ))
     })?
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }

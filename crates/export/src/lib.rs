@@ -311,12 +311,6 @@ impl<W: Write> Write for CountingWriter<W> {
     }
 }
 
-/// The text of a value in a cell of a text format (CSV, an XLSX text cell): the API's JSON
-/// form with strings unquoted and NULL empty ([`Value::to_text`]).
-pub(crate) fn cell_text(value: &Value) -> String {
-    value.to_text()
-}
-
 /// A file name for an export: `stem` made safe for a `Content-Disposition` header and a file
 /// system (letters, digits, `-`, `_`, `.`; at most 100 characters), with the format's
 /// extension added unless it is there.

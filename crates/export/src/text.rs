@@ -9,7 +9,7 @@ use std::io::Write;
 
 use bqai_core::model::{Field, Value};
 
-use crate::{ExportError, Format, Options, cell_text};
+use crate::{ExportError, Format, Options};
 
 pub(crate) enum TextEncoder<W: Write + Send> {
     Csv(Box<csv::Writer<W>>),
@@ -125,7 +125,7 @@ impl<W: Write + Send> TextEncoder<W> {
     }
 }
 
-/// One CSV field: the value's API text ([`cell_text`]), written without building a string
+/// One CSV field: the value's API text ([`Value::to_text`]), written without building a string
 /// for the common types (text as it is, integers and booleans formatted in place).
 fn write_csv_field<W: Write>(
     w: &mut csv::Writer<W>,
@@ -147,7 +147,7 @@ fn write_csv_field<W: Write>(
             let _ = write!(scratch, "{i}");
             w.write_field(scratch.as_bytes())
         }
-        other => w.write_field(cell_text(other)),
+        other => w.write_field(other.to_text()),
     }
 }
 

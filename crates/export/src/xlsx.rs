@@ -16,7 +16,7 @@ use bqai_core::model::{Field, MAX_SAFE_JSON_INTEGER, Value};
 use chrono::Datelike as _;
 use rust_xlsxwriter::{Format as CellFormat, Workbook, Worksheet, XlsxError};
 
-use crate::{ExportError, Format, Options, cell_text};
+use crate::{ExportError, Format, Options};
 
 /// Excel's rows per sheet (1,048,576) less the header row.
 pub const MAX_DATA_ROWS_PER_SHEET: u32 = 1_048_575;
@@ -146,7 +146,7 @@ fn write_cell(
             sheet.write_datetime_with_format(row, col, t, &formats.time)?;
         }
         other => {
-            let text = cell_text(other);
+            let text = other.to_text();
             let text = match text.char_indices().nth(MAX_CELL_CHARS) {
                 Some((cut, _)) => &text[..cut],
                 None => text.as_str(),

@@ -615,20 +615,12 @@ impl Warehouse for LocalWarehouse {
             }
             Err(_) => return Err(Error::Timeout(job.timeout)),
         };
-        let batches = batch_rx.map(move |batch| {
-            // The stream owns the task: dropping one ends the other.
-            let _task = &task;
-            batch
-        });
-        Ok(RowStream {
-            columns,
-            stats: QueryStats {
-                bytes_processed: bytes,
-                duration_ms: duration_ms(started.elapsed()),
-                ..QueryStats::default()
-            },
-            batches: Box::pin(batches),
-        })
+        let stats = QueryStats {
+            bytes_processed: bytes,
+            duration_ms: duration_ms(started.elapsed()),
+            ..QueryStats::default()
+        };
+        Ok(RowStream::from_channel(columns, stats, batch_rx, task))
     }
 
     async fn health(&self) -> ComponentHealth {

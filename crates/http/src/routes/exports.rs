@@ -250,7 +250,7 @@ fn stream_file(
             }
             Err(failure) => {
                 let error = failure.into_core();
-                tracing::warn!(query_id = %record_id(&record), code = error.code(), error = %error, "export stopped before its end");
+                tracing::warn!(query_id = %record.query_id(), code = error.code(), error = %error, "export stopped before its end");
                 metrics.observe_export(format.as_str(), "inline", Some(error.code()), 0, 0);
                 // Ends the response without its final chunk: the client sees a broken
                 // transfer, not a short file.
@@ -278,10 +278,6 @@ fn stream_file(
         response.insert_header((header::CONTENT_ENCODING, "identity"));
     }
     response.streaming(body)
-}
-
-fn record_id(record: &bqai_core::query::StreamRecord) -> &str {
-    record.query_id()
 }
 
 /// Gathers the encoder's bytes into chunks of the response; blocks (on the encoder's thread)
