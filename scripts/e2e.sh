@@ -91,7 +91,9 @@ Umbrella,200
 Hooli,
 Stark,50
 CSV
-start data -- --data "${work}/exports"
+# Its exports all run as background jobs (no result is "small"), so the page's job path (progress,
+# then the signed link) is exercised too.
+start data BQAI__EXPORT__INLINE_MAX_ROWS=0 BQAI__EXPORT__INLINE_MAX_BYTES=0 -- --data "${work}/exports"
 BQAI_DATA_URL="${url}"
 # A known history for the activity page (tests/e2e/activity.test.mjs), written into the
 # server's own store (SQLite, created and migrated by the server at start) after it is up. Days

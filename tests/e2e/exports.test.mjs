@@ -41,3 +41,32 @@ test('an answer downloads its whole result as a CSV file', async () => {
     await context.close();
   }
 });
+
+// The data server (scripts/e2e.sh) calls no result small: a download is an export job, followed
+// on the page until its signed link is ready, then fetched through the link (no key).
+test('a large result downloads through an export job and its signed link', async () => {
+  const DATA = process.env.BQAI_DATA_URL;
+  const { page, context, seen } = await open(DATA);
+  try {
+    const turn = await askAndWait(page, 'top 3 companies by amount', 0);
+    assert.equal(await turn.locator('.error').count(), 0, await turn.textContent());
+    const [download] = await Promise.all([
+      page.waitForEvent('download', { timeout: WAIT }),
+      turn.locator('button.download[data-format=csv]').click(),
+    ]);
+    assert.match(download.suggestedFilename(), /^bqai-export-[0-9a-f-]+\.csv$/);
+    assert.match(download.url(), /\/api\/v1\/exports\/[0-9a-f-]+\/download\?expires=\d+&sig=[0-9a-f]+$/);
+    const text = await readFile(await download.path(), 'utf8');
+    const lines = text.split('\r\n').filter((l) => l !== '');
+    assert.equal(lines.length, 4, text);
+    assert.match(lines[1], /^Umbrella,200/);
+    await page.locator('#status', { hasText: /Downloaded bqai-export-.*\.csv/ }).waitFor({ timeout: WAIT });
+    // The job is listed with its history entry.
+    const jobs = await page.evaluate(async () => (await (await fetch('/api/v1/exports')).json()).data);
+    assert.equal(jobs[0].status, 'succeeded');
+    assert.equal(jobs[0].rows, 3);
+    assert.deepEqual(seen.errors, []);
+  } finally {
+    await context.close();
+  }
+});

@@ -21,37 +21,73 @@ pub fn default_pepper_path(settings: &Settings) -> PathBuf {
 
 /// The key hasher with the configured pepper (see [`crate::config::AuthSettings`]).
 pub fn hasher(settings: &Settings) -> anyhow::Result<KeyHasher> {
-    let pepper: Vec<u8> = if let Some(p) = &settings.auth.pepper {
-        p.expose_secret().as_bytes().to_vec()
-    } else if let Some(path) = &settings.auth.pepper_file {
-        read_pepper(path)?
-    } else {
-        let path = default_pepper_path(settings);
-        if !path.exists() {
-            create_pepper(&path)?;
-            tracing::warn!(
-                path = %path.display(),
-                "generated a new auth pepper; servers sharing this store must share it \
-                 (auth.pepper or auth.pepper_file)"
-            );
-        }
-        read_pepper(&path)?
-    };
+    let pepper = secret(
+        settings.auth.pepper.as_ref(),
+        settings.auth.pepper_file.as_deref(),
+        &default_pepper_path(settings),
+        "auth pepper",
+        "auth.pepper or auth.pepper_file",
+    )?;
     KeyHasher::new(&pepper).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-fn read_pepper(path: &Path) -> anyhow::Result<Vec<u8>> {
+/// The signer of export download links (see [`crate::config::ExportConfig`]): the configured
+/// secret, or one generated once in `<data_dir>/export-links.key`.
+pub fn link_signer(settings: &Settings) -> anyhow::Result<bqai_core::export::LinkSigner> {
+    let export = &settings.export;
+    let key = secret(
+        export.link_secret.as_ref(),
+        export.link_secret_file.as_deref(),
+        &settings.data_dir.join("export-links.key"),
+        "export link secret",
+        "export.link_secret or export.link_secret_file",
+    )?;
+    if key.len() < 16 {
+        anyhow::bail!("the export link secret must be at least 16 bytes");
+    }
+    Ok(bqai_core::export::LinkSigner::new(
+        key,
+        export.link_key_version,
+    ))
+}
+
+/// A server secret: `configured`, else the contents of `file`, else those of `default_file`,
+/// created with 32 random bytes (hex, mode 0600) when missing.
+fn secret(
+    configured: Option<&secrecy::SecretString>,
+    file: Option<&Path>,
+    default_file: &Path,
+    what: &str,
+    keys: &str,
+) -> anyhow::Result<Vec<u8>> {
+    if let Some(p) = configured {
+        return Ok(p.expose_secret().as_bytes().to_vec());
+    }
+    if let Some(path) = file {
+        return read_secret(path, what);
+    }
+    if !default_file.exists() {
+        create_secret(default_file)?;
+        tracing::warn!(
+            path = %default_file.display(),
+            "generated a new {what}; servers sharing this store must share it ({keys})"
+        );
+    }
+    read_secret(default_file, what)
+}
+
+fn read_secret(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
     let text = std::fs::read_to_string(path)
-        .with_context(|| format!("could not read the auth pepper file {}", path.display()))?;
+        .with_context(|| format!("could not read the {what} file {}", path.display()))?;
     Ok(text.trim_end_matches(['\n', '\r']).as_bytes().to_vec())
 }
 
-fn create_pepper(path: &Path) -> anyhow::Result<()> {
+fn create_secret(path: &Path) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("could not create {}", dir.display()))?;
     }
-    let pepper = hex::encode(random_bytes::<32>().map_err(|e| anyhow::anyhow!("{e}"))?);
+    let secret = hex::encode(random_bytes::<32>().map_err(|e| anyhow::anyhow!("{e}"))?);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -61,7 +97,7 @@ fn create_pepper(path: &Path) -> anyhow::Result<()> {
     }
     match options.open(path) {
         Ok(mut f) => {
-            f.write_all(pepper.as_bytes())?;
+            f.write_all(secret.as_bytes())?;
             f.write_all(b"\n")?;
             Ok(())
         }

@@ -97,7 +97,7 @@ pub struct Settings {
 }
 
 /// `[export]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExportConfig {
     /// Row cap of an export (in place of `query.max_rows_limit`, which bounds responses).
@@ -106,15 +106,169 @@ pub struct ExportConfig {
     pub inline_max_rows: u64,
     /// An export whose dry run processes at most this many bytes is streamed in the response.
     pub inline_max_bytes: u64,
+    /// Export jobs this server runs at once (0: none here; another replica runs them).
+    pub workers: usize,
+    /// Where job files go: a directory. Unset: `<data_dir>/exports`.
+    pub destination: Option<String>,
+    /// Hours a job's file is kept after it succeeded.
+    pub file_ttl_hours: f64,
+    /// Seconds a signed download link stays valid (never past the file's own deletion).
+    pub link_ttl_secs: u64,
+    /// The secret download links are signed with (best through `BQAI__EXPORT__LINK_SECRET`).
+    /// Unset: `link_secret_file`, else `<data_dir>/export-links.key`, created at random on
+    /// first use; replicas must share one.
+    #[serde(skip_serializing)]
+    pub link_secret: Option<SecretString>,
+    /// A file holding the link secret.
+    pub link_secret_file: Option<PathBuf>,
+    /// The signing key's version, part of every signature: bump it to revoke every link
+    /// handed out so far.
+    pub link_key_version: u32,
+    /// Export jobs one key may have queued or running at once.
+    pub max_jobs_per_key: u64,
+    /// Bytes one key's export jobs may write per UTC day (0: no limit).
+    pub max_bytes_per_day: u64,
+    /// Seconds between a running job's heartbeats (progress and proof of life).
+    pub heartbeat_secs: f64,
+    /// Seconds without a heartbeat after which a running job is taken to be orphaned (its
+    /// server died) and runs again.
+    pub stale_after_secs: f64,
+    /// Milliseconds between an idle worker's looks at the queue (a submission on this server
+    /// wakes one at once).
+    pub poll_interval_ms: u64,
 }
 
 impl Default for ExportConfig {
     fn default() -> Self {
         let defaults = bqai_http::state::ExportSettings::default();
+        let jobs = bqai_export::jobs::JobSettings::default();
         Self {
             max_rows: defaults.max_rows,
             inline_max_rows: defaults.inline_max_rows,
             inline_max_bytes: defaults.inline_max_bytes,
+            workers: jobs.workers,
+            destination: None,
+            file_ttl_hours: jobs.file_ttl.as_secs_f64() / 3600.0,
+            link_ttl_secs: defaults.link_ttl.as_secs(),
+            link_secret: None,
+            link_secret_file: None,
+            link_key_version: 1,
+            max_jobs_per_key: defaults.max_jobs_per_key,
+            max_bytes_per_day: defaults.max_bytes_per_day.unwrap_or(0),
+            heartbeat_secs: jobs.heartbeat_interval.as_secs_f64(),
+            stale_after_secs: jobs.stale_after.as_secs_f64(),
+            poll_interval_ms: u64::try_from(jobs.poll_interval.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+// SecretString has no PartialEq on purpose; the config loader's tests compare settings.
+impl PartialEq for ExportConfig {
+    fn eq(&self, other: &Self) -> bool {
+        let same_secret = match (&self.link_secret, &other.link_secret) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.expose_secret() == b.expose_secret(),
+            _ => false,
+        };
+        let without_secret = |c: &Self| {
+            let Self {
+                max_rows,
+                inline_max_rows,
+                inline_max_bytes,
+                workers,
+                destination,
+                file_ttl_hours,
+                link_ttl_secs,
+                link_secret: _,
+                link_secret_file,
+                link_key_version,
+                max_jobs_per_key,
+                max_bytes_per_day,
+                heartbeat_secs,
+                stale_after_secs,
+                poll_interval_ms,
+            } = c.clone();
+            (
+                (
+                    max_rows,
+                    inline_max_rows,
+                    inline_max_bytes,
+                    workers,
+                    destination,
+                ),
+                (
+                    file_ttl_hours,
+                    link_ttl_secs,
+                    link_secret_file,
+                    link_key_version,
+                ),
+                (
+                    max_jobs_per_key,
+                    max_bytes_per_day,
+                    heartbeat_secs,
+                    stale_after_secs,
+                ),
+                poll_interval_ms,
+            )
+        };
+        same_secret && without_secret(self) == without_secret(other)
+    }
+}
+
+impl ExportConfig {
+    /// Where job files go.
+    pub fn destination(&self, data_dir: &Path) -> Result<bqai_export::Destination, String> {
+        match &self.destination {
+            Some(d) => bqai_export::Destination::parse(d),
+            None => Ok(bqai_export::Destination::Local(data_dir.join("exports"))),
+        }
+    }
+
+    /// The worker pool's settings.
+    pub fn jobs(&self) -> bqai_export::jobs::JobSettings {
+        let secs = |s: f64| Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX);
+        bqai_export::jobs::JobSettings {
+            workers: self.workers,
+            max_rows: self.max_rows,
+            file_ttl: secs(self.file_ttl_hours * 3600.0),
+            poll_interval: Duration::from_millis(self.poll_interval_ms.max(1)),
+            heartbeat_interval: secs(self.heartbeat_secs),
+            stale_after: secs(self.stale_after_secs),
+            max_bytes_per_day: (self.max_bytes_per_day > 0).then_some(self.max_bytes_per_day),
+            // Files go within a minute of their time, or a quarter of their TTL when shorter.
+            expiry_interval: secs(self.file_ttl_hours * 900.0)
+                .clamp(Duration::from_millis(100), Duration::from_secs(60)),
+        }
+    }
+
+    fn problems(&self, data_dir: &Path, problems: &mut Vec<String>) {
+        if let Err(e) = self.destination(data_dir) {
+            problems.push(e);
+        }
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if !positive(self.file_ttl_hours) {
+            problems.push("export.file_ttl_hours must be above 0".to_string());
+        }
+        if self.link_ttl_secs == 0 {
+            problems.push("export.link_ttl_secs must be at least 1".to_string());
+        }
+        if self.max_jobs_per_key == 0 {
+            problems.push("export.max_jobs_per_key must be at least 1".to_string());
+        }
+        if !positive(self.heartbeat_secs)
+            || !positive(self.stale_after_secs)
+            || self.stale_after_secs < 2.0 * self.heartbeat_secs
+        {
+            problems.push(
+                "export.heartbeat_secs must be above 0 and export.stale_after_secs at least twice it"
+                    .to_string(),
+            );
+        }
+        if self.max_rows == 0 || self.inline_max_rows > self.max_rows {
+            problems.push(
+                "export.max_rows must be at least 1 and at least export.inline_max_rows"
+                    .to_string(),
+            );
         }
     }
 }
@@ -945,6 +1099,7 @@ impl Settings {
                 problems.push(format!("{key} {problem}"));
             }
         }
+        self.export.problems(&self.data_dir, &mut problems);
         if self.store.maintenance_interval_secs == 0 {
             problems.push("store.maintenance_interval_secs must be at least 1".to_string());
         }
@@ -1167,6 +1322,10 @@ impl Settings {
                 max_rows: self.export.max_rows,
                 inline_max_rows: self.export.inline_max_rows,
                 inline_max_bytes: self.export.inline_max_bytes,
+                link_ttl: Duration::from_secs(self.export.link_ttl_secs),
+                max_jobs_per_key: self.export.max_jobs_per_key,
+                max_bytes_per_day: (self.export.max_bytes_per_day > 0)
+                    .then_some(self.export.max_bytes_per_day),
             },
             ..HttpSettings::default()
         }

@@ -40,6 +40,7 @@ use bqai_store::{Store, StoreOptions};
 use crate::auth::check_bind;
 use crate::config::{Settings, WarehouseSettings};
 use crate::maintenance::{Maintenance, Retention};
+use bqai_export::jobs::JobRunner;
 
 /// The composed use cases and the ports behind them.
 #[derive(Clone)]
@@ -76,6 +77,9 @@ pub struct Services {
     /// The store's upkeep: retention purges and measurements (run by a serving
     /// [`Application`]).
     pub maintenance: Arc<Maintenance>,
+    /// Export jobs: their store, worker pool and files (the pool is started by a serving
+    /// [`Application`]).
+    pub exports: Arc<JobRunner>,
 }
 
 impl Services {
@@ -241,6 +245,7 @@ impl Services {
                 settings.conversation_settings(),
             ),
         );
+        let exports = Arc::new(export_runner(settings, &store, &queries, &metrics)?);
         Ok(Self {
             catalog,
             queries,
@@ -260,8 +265,38 @@ impl Services {
                 store.clone(),
                 Retention::from_settings(settings),
             )),
+            exports,
         })
     }
+}
+
+/// The export job runner over the store's job queue, counting each run's end in `metrics`.
+fn export_runner(
+    settings: &Settings,
+    store: &Store,
+    queries: &QueryService,
+    metrics: &Arc<bqai_http::Metrics>,
+) -> anyhow::Result<JobRunner> {
+    let destination = settings
+        .export
+        .destination(&settings.data_dir)
+        .map_err(anyhow::Error::msg)?;
+    let metrics = Arc::clone(metrics);
+    Ok(JobRunner::new(
+        queries.clone(),
+        store.export_jobs(),
+        destination,
+        settings.export.jobs(),
+    )
+    .with_observer(Arc::new(move |job, code| {
+        let format = bqai_export::Format::parse(&job.format).map_or("unknown", |f| f.as_str());
+        let (rows, bytes) = if code.is_none() {
+            (job.rows, job.bytes)
+        } else {
+            (0, 0)
+        };
+        metrics.observe_export(format, "job", code, rows, bytes);
+    })))
 }
 
 /// The store of `store.url`, migrated unless `store.migrate_on_start` is off (the server and
@@ -466,6 +501,11 @@ pub struct Application {
         bqai_http::auth_failures::AuthFailures,
         Option<Arc<dyn AuditLog>>,
     ),
+    /// The export workers: stopped (their jobs put back in the queue) after the server.
+    export_workers: (
+        tokio_util::sync::CancellationToken,
+        tokio::task::JoinHandle<()>,
+    ),
 }
 
 impl Application {
@@ -495,7 +535,12 @@ impl Application {
         services.maintenance.clone().spawn(Duration::from_secs(
             settings.store.maintenance_interval_secs,
         ));
+        let stop_exports = tokio_util::sync::CancellationToken::new();
+        let export_workers = Arc::clone(&services.exports).spawn(stop_exports.clone());
+        let links = crate::auth::link_signer(settings)?;
         let state = AppState {
+            exports: services.exports,
+            links,
             catalog: services.catalog,
             queries: services.queries,
             history: services.history,
@@ -549,6 +594,7 @@ impl Application {
             metrics_server,
             metrics_port,
             auth_failures: (auth_failures, audit),
+            export_workers: (stop_exports, export_workers),
         })
     }
 
@@ -595,6 +641,18 @@ impl Application {
         let served = self.server.await;
         if let Some(handle) = metrics_server {
             handle.stop(true).await;
+        }
+        // Running export jobs go back to the queue (another replica, or this server's next
+        // start, runs them again); their history records join the queue flushed below.
+        let (stop_exports, export_workers) = self.export_workers;
+        stop_exports.cancel();
+        if tokio::time::timeout(self.shutdown_timeout, export_workers)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "export workers did not stop in time; their jobs run again once their heartbeat is stale"
+            );
         }
         // The counts of failed authentications not yet summarised in the audit log.
         if let (failures, Some(log)) = &self.auth_failures {

@@ -1214,3 +1214,115 @@ async fn secrets_never_reach_the_log_even_at_debug() {
         assert!(!text.contains(&secret), "{what} is in the log");
     }
 }
+
+/// Starts `bqai serve` in `dir` with `env` on a free port; the server (killed when dropped)
+/// and its base URL, once it answers.
+async fn serve(dir: &std::path::Path, env: &[(&str, &str)]) -> (Server, String) {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bqai"));
+    cmd.args(["serve", "--port", &port.to_string()])
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env("BQAI__LOG__LEVEL", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let server = Server(cmd.spawn().unwrap());
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..200 {
+        if reqwest::get(format!("{base}/health/live")).await.is_ok() {
+            return (server, base);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the server did not start");
+}
+
+/// The "an export job survives a server restart": the server is killed (no graceful
+/// stop) while the job runs; the next server on the same store finds its heartbeat stale and
+/// runs it again to the end.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_export_job_survives_its_server_being_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("BQAI__EXPORT__HEARTBEAT_SECS", "0.2"),
+        ("BQAI__EXPORT__STALE_AFTER_SECS", "1"),
+        ("BQAI__EXPORT__POLL_INTERVAL_MS", "100"),
+    ];
+    let (mut server, base) = serve(dir.path(), &env).await;
+    let client = reqwest::Client::new();
+    let accepted: serde_json::Value = client
+        .post(format!("{base}/api/v1/exports?mode=job"))
+        .json(&serde_json::json!({"sql": "SELECT * FROM shop.orders", "format": "xlsx"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let status_url = format!("{base}{}", accepted["status_url"].as_str().unwrap());
+    let status = |url: String| async move {
+        reqwest::get(url)
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    };
+    let mut seen_running = false;
+    for _ in 0..400 {
+        if status(status_url.clone()).await["status"] == "running" {
+            seen_running = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(seen_running, "the job never ran");
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+    let part_files = || {
+        std::fs::read_dir(dir.path().join("bqai-data/exports"))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.file_name())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    assert!(
+        part_files()
+            .iter()
+            .all(|f| f.to_string_lossy().ends_with(".part")),
+        "only a partial file is left: {:?}",
+        part_files()
+    );
+
+    let (_server, base) = serve(dir.path(), &env).await;
+    let status_url = format!("{base}{}", accepted["status_url"].as_str().unwrap());
+    let mut job = serde_json::Value::Null;
+    for _ in 0..1200 {
+        job = status(status_url.clone()).await;
+        if !matches!(job["status"].as_str(), Some("queued" | "running")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["attempts"], 2, "run again after the crash: {job}");
+    assert_eq!(job["rows"], 100_000);
+    let file = reqwest::get(job["download_url"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(file.status(), 200);
+    let bytes = file.bytes().await.unwrap();
+    let mut workbook: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    use calamine::Reader as _;
+    let sheet = workbook.worksheet_range_at(0).unwrap().unwrap();
+    assert_eq!(sheet.height(), 100_001, "the header and every row");
+}

@@ -226,6 +226,10 @@ pub(crate) struct JobRunner {
     pub config: std::sync::Arc<BigQueryConfig>,
 }
 
+/// What a stream tells before its rows: the columns, the job's statistics and its row count
+/// within the cap.
+pub type StreamHeader = (Vec<Field>, QueryStats, Option<u64>);
+
 impl JobRunner {
     fn query_op(job: &QueryJob, config: &BigQueryConfig) -> Op {
         Op::Query {
@@ -344,13 +348,13 @@ impl JobRunner {
 
     /// Runs `job` until BigQuery has its result, then hands the result out page by page
     /// into `batches`, each page within `job.timeout` of asking for it (a long download is
-    /// not cut, a stalled one is). The header (columns and the job's statistics) goes to
-    /// `header` first, or the error that stopped the job. Ends when the rows, the row cap, or
-    /// the reader (a dropped receiver) do.
+    /// not cut, a stalled one is). The header (columns, the job's statistics and its row
+    /// count within the cap) goes to `header` first, or the error that stopped the job. Ends
+    /// when the rows, the row cap, or the reader (a dropped receiver) do.
     pub async fn stream(
         &self,
         job: &QueryJob,
-        header: oneshot::Sender<Result<(Vec<Field>, QueryStats), Error>>,
+        header: oneshot::Sender<Result<StreamHeader, Error>>,
         mut batches: mpsc::Sender<Result<Vec<Vec<Value>>, Error>>,
     ) {
         let started = Instant::now();
@@ -375,7 +379,11 @@ impl JobRunner {
             .unwrap_or_default();
         let mut stats = self.final_stats(&job_id, &first).await;
         stats.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        if header.send(Ok((fields.clone(), stats))).is_err() {
+        let total_rows = first.total_rows.map(|t| t.min(job.max_rows));
+        if header
+            .send(Ok((fields.clone(), stats, total_rows)))
+            .is_err()
+        {
             return;
         }
         let mut sent = 0u64;

@@ -143,10 +143,10 @@ impl Warehouse for BigQueryWarehouse {
         let task = self
             .runtime
             .spawn(async move { calls.jobs.stream(&job, header_tx, batch_tx).await })?;
-        let (columns, stats) = header_rx
+        let (columns, stats, total_rows) = header_rx
             .await
             .map_err(|_| Error::internal_msg("the BigQuery job task ended before its result"))??;
-        Ok(RowStream::from_channel(columns, stats, batch_rx, task))
+        Ok(RowStream::from_channel(columns, stats, batch_rx, task).with_total_rows(total_rows))
     }
 
     async fn health(&self) -> ComponentHealth {

@@ -205,6 +205,15 @@ impl Error {
         }
     }
 
+    /// The message a client may read: the error's text, except for internal errors, whose
+    /// context stays in the logs.
+    pub fn safe_message(&self) -> String {
+        match self {
+            Error::Internal { .. } => "internal error".to_string(),
+            other => other.to_string(),
+        }
+    }
+
     /// The stable, machine-readable code of this error (`UPPER_SNAKE_CASE`), the same one the
     /// HTTP layer puts in its error envelope and the history store records.
     pub fn code(&self) -> &'static str {

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod catalog;
 pub mod conversation;
 pub mod error;
+pub mod export;
 pub mod guard;
 pub mod history;
 pub mod llm;

@@ -743,6 +743,9 @@ pub struct RowStream {
     pub stats: QueryStats,
     /// The rows; an error ends the stream.
     pub batches: futures::stream::BoxStream<'static, crate::Result<RowBatch>>,
+    /// How many rows the result holds, when the warehouse says so before they are read
+    /// (BigQuery does, once the job is done); export jobs show progress against it.
+    pub total_rows: Option<u64>,
 }
 
 impl RowStream {
@@ -759,10 +762,14 @@ impl RowStream {
         } else {
             vec![Ok(rows)]
         };
+        let total_rows = batches
+            .first()
+            .map_or(Some(0), |b| b.as_ref().ok().map(|rows| rows.len() as u64));
         Self {
             columns,
             stats,
             batches: Box::pin(futures::stream::iter(batches)),
+            total_rows,
         }
     }
 
@@ -784,7 +791,14 @@ impl RowStream {
             columns,
             stats,
             batches: Box::pin(batches),
+            total_rows: None,
         }
+    }
+
+    /// The stream, saying how many rows it holds.
+    pub fn with_total_rows(mut self, total_rows: Option<u64>) -> Self {
+        self.total_rows = total_rows;
+        self
     }
 }
 

@@ -13,6 +13,7 @@ use crate::auth::audit::{AuditEvent, AuditFilter};
 use crate::auth::keys::{KeyFilter, KeyRecord, KeyUpdate};
 use crate::conversation::{Conversation, Turn};
 use crate::error::Result;
+use crate::export::{ExportJob, ExportJobFilter, ExportUsage, JobEnd, JobProgress};
 use crate::history::{HistoryEntry, HistoryFilter};
 use crate::model::{
     ComponentHealth, Dataset, DryRunReport, Page, PageRequest, QueryJob, QueryResult, RowStream,
@@ -213,4 +214,74 @@ pub trait ConversationStore: Send + Sync {
 
     /// Deletes a conversation; whether it existed.
     async fn delete_conversation(&self, id: &str) -> Result<bool>;
+}
+
+/// Durable export jobs, shared by every replica: the queue the workers claim from, and the
+/// record their owners read.
+///
+/// A claim is exclusive: two workers (of one process or of replicas sharing the database)
+/// never hold one job at once. Every change a worker makes names the worker, and is refused
+/// (`false`) once the job is no longer its own (cancelled, or claimed again after its
+/// heartbeat went stale), which is how a worker learns to stop.
+#[async_trait]
+pub trait ExportJobStore: Send + Sync {
+    /// Stores a new job; `Conflict` if the id exists.
+    async fn create_job(&self, job: &ExportJob) -> Result<()>;
+
+    /// One job by id.
+    async fn get_job(&self, id: &str) -> Result<Option<ExportJob>>;
+
+    /// Jobs matching `filter`, newest first.
+    async fn list_jobs(
+        &self,
+        filter: &ExportJobFilter,
+        page: &PageRequest,
+    ) -> Result<Page<ExportJob>>;
+
+    /// Claims the oldest job that is queued, or running with a heartbeat older than
+    /// `stale_before` (its worker died): it becomes `running` under `worker`, its attempts
+    /// go up by one, its progress starts again from zero. A stale job that has used
+    /// `max_attempts` fails (`INTERRUPTED`) instead. `None` when nothing is waiting.
+    async fn claim_job(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+        max_attempts: u32,
+    ) -> Result<Option<ExportJob>>;
+
+    /// Records progress and a heartbeat of a job `worker` runs; `false` if it no longer
+    /// holds it.
+    async fn heartbeat(
+        &self,
+        id: &str,
+        worker: &str,
+        progress: &JobProgress,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// Ends a job `worker` runs; `false` if it no longer holds it (nothing changes then).
+    async fn finish_job(
+        &self,
+        id: &str,
+        worker: &str,
+        end: &JobEnd,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// Puts a job `worker` runs back in the queue (a graceful stop), keeping its attempts;
+    /// `false` if it no longer holds it.
+    async fn release_job(&self, id: &str, worker: &str) -> Result<bool>;
+
+    /// Cancels a queued or running job (`cancelled`), or retires a succeeded one
+    /// (`expired`: the caller deletes its file). Other jobs are left as they are. The job
+    /// after the change; `None` if there is no such job.
+    async fn cancel_job(&self, id: &str, now: DateTime<Utc>) -> Result<Option<ExportJob>>;
+
+    /// Marks up to `limit` succeeded jobs whose file expired by `now` as `expired` and
+    /// returns them (for the caller to delete their files).
+    async fn expire_jobs(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<ExportJob>>;
+
+    /// `owner`'s active jobs, and the bytes its jobs created since `since` wrote.
+    async fn usage(&self, owner: &str, since: DateTime<Utc>) -> Result<ExportUsage>;
 }

@@ -1078,10 +1078,7 @@ fn table_names(tables: &[crate::model::TableRef]) -> Vec<String> {
 
 /// The message recorded in history and shown to clients: never the internal cause.
 pub(crate) fn safe_message(err: &Error) -> String {
-    match err {
-        Error::Internal { .. } => "internal error".to_string(),
-        other => other.to_string(),
-    }
+    err.safe_message()
 }
 
 pub(crate) fn elapsed_ms(started: Instant) -> u64 {

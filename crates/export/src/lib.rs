@@ -13,11 +13,14 @@ use std::io::Write;
 
 use bqai_core::model::{Field, Value};
 
+mod destination;
 mod drive;
+pub mod jobs;
 mod parquet;
 mod text;
 mod xlsx;
 
+pub use destination::{Destination, PendingFile};
 pub use drive::{ExportFailure, encode_stream};
 pub use xlsx::MAX_DATA_ROWS_PER_SHEET;
 

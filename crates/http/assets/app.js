@@ -391,41 +391,78 @@
     return bar;
   }
 
-  /** Runs the answer's query again as an export and saves the file. */
+  /** Runs the answer's query again as an export and saves the file: streamed in the
+   *  response when the result is small, else as a background job whose progress is shown
+   *  until its signed download link is ready. */
   async function download(queryId, format, button) {
     button.disabled = true;
     say('Preparing the ' + button.textContent + ' file…');
     try {
-      const body = JSON.stringify({ query_id: queryId, format: format });
-      const post = (mode) => api('/api/v1/exports' + mode, {
-        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: body,
+      const r = await api('/api/v1/exports', {
+        method: 'POST', headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ query_id: queryId, format: format }),
       });
-      let r = await post('');
-      if (r.status === 422) {
-        // Larger than the inline limits: the click asked for the file, so stream it anyway.
-        r = await post('?mode=inline');
-      }
       if (!r.ok) {
-        let message = 'The export failed (' + r.status + ').';
-        try { message = (await r.json()).error.message; } catch { /* not the envelope */ }
-        say(message);
+        say(await errorMessage(r, 'The export failed'));
+        return;
+      }
+      if (r.status === 202) {
+        await followJob((await r.json()).status_url, button.textContent);
         return;
       }
       const blob = await r.blob();
       const disposition = r.headers.get('Content-Disposition') || '';
       const named = /filename="?([^";]+)"?/.exec(disposition);
-      const a = el('a');
-      a.href = URL.createObjectURL(blob);
-      a.download = named ? named[1] : 'export.' + format;
-      document.body.appendChild(a);
-      a.click();
-      a.remove();
-      setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
-      say('Downloaded ' + a.download + ' (' + fmtBytes(blob.size) + ').');
+      const href = URL.createObjectURL(blob);
+      const name = named ? named[1] : 'export.' + format;
+      save(href, name);
+      setTimeout(() => URL.revokeObjectURL(href), 10_000);
+      say('Downloaded ' + name + ' (' + fmtBytes(blob.size) + ').');
     } catch (e) {
       say('The export failed: ' + e.message);
     } finally {
       button.disabled = false;
+    }
+  }
+
+  async function errorMessage(r, what) {
+    try { return (await r.json()).error.message; } catch { return what + ' (' + r.status + ').'; }
+  }
+
+  function save(href, name) {
+    const a = el('a');
+    a.href = href;
+    a.download = name;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+  }
+
+  /** Polls an export job until it ends; then downloads its file through the signed link
+   *  (no key needed, and the browser can resume it). */
+  async function followJob(statusUrl, label) {
+    for (;;) {
+      const r = await api(statusUrl);
+      if (!r.ok) {
+        say(await errorMessage(r, 'The export job could not be read'));
+        return;
+      }
+      const job = await r.json();
+      if (job.status === 'succeeded') {
+        save(job.download_url, job.file_name);
+        say('Downloaded ' + job.file_name + ' (' + fmtBytes(job.bytes) + ').');
+        return;
+      }
+      if (job.status !== 'queued' && job.status !== 'running') {
+        say('The export ' + job.status + (job.error ? ': ' + job.error.message : '.'));
+        return;
+      }
+      const done = job.progress == null ? '' : ' (' + Math.round(job.progress * 100) + '%)';
+      say(job.status === 'queued'
+        ? 'The ' + label + ' export is queued…'
+        : 'Exporting ' + label + ': ' + job.rows.toLocaleString() + ' rows, ' +
+          fmtBytes(job.bytes) + done + '…');
+      await new Promise((resolve) => setTimeout(resolve, 500));
     }
   }
 

@@ -261,9 +261,12 @@ pub async fn middleware(
         .auth
         .as_ref()
         .and_then(|_| state.auth_failures.blocked_for(&failures_key));
+    // A signed export link is its own credential, checked by its handler: no principal.
+    let signed_link = crate::routes::export_jobs::is_signed_download(&method, &path);
     let (principal, presented_id) = match (&state.auth, throttled) {
+        _ if signed_link => (Ok(None), None),
         (Some(_), Some(wait)) => (Err(ApiError::rate_limited(wait)), None),
-        (None, _) => (Ok(state.anonymous.clone()), None),
+        (None, _) => (Ok(Some(state.anonymous.clone())), None),
         (Some(auth), None) => match credential(&req) {
             Err(e) => (Err(e), None),
             Ok(None) => (
@@ -282,7 +285,10 @@ pub async fn middleware(
                 };
                 let presented = cred.key_id().map(str::to_string);
                 (
-                    auth.authenticate(cred).await.map_err(ApiError::from),
+                    auth.authenticate(cred)
+                        .await
+                        .map(Some)
+                        .map_err(ApiError::from),
                     presented,
                 )
             }
@@ -312,8 +318,10 @@ pub async fn middleware(
     }
     let (res, principal_id) = match principal {
         Ok(p) => {
-            let id = p.id.clone();
-            req.extensions_mut().insert(p);
+            let id = p.as_ref().and_then(|p| p.id.clone());
+            if let Some(p) = p {
+                req.extensions_mut().insert(p);
+            }
             (next.call(req).await?.map_into_left_body(), id)
         }
         Err(err) => {

@@ -81,7 +81,7 @@ pub enum ErrorCode {
     Unavailable,
     NotReady,
     TooManyConnections,
-    ExportTooLarge,
+    ExportLimitExceeded,
     Timeout,
     Internal,
 }
@@ -174,6 +174,8 @@ const RATE_LIMIT: [(&str, &str); 2] = [
 impl Common {
     fn decorate(path: &str, op: &mut Operation) {
         let api = path.starts_with("/api/v1/");
+        // A signed export link is its own credential: no key, so no 401.
+        let signed_link = api && path.ends_with("/download");
         let responses = &mut op.responses.responses;
         let mut add = |status: &str, response: Response| {
             responses
@@ -187,7 +189,7 @@ impl Common {
                 &[REQUEST_ID],
             ),
         );
-        if api {
+        if api && !signed_link {
             add(
                 "401",
                 error_response(
@@ -244,7 +246,11 @@ impl Common {
                 }
             }
         }
-        if api {
+        if signed_link {
+            op.security = Some(vec![
+                utoipa::openapi::security::SecurityRequirement::default(),
+            ]);
+        } else if api {
             op.security = Some(vec![
                 utoipa::openapi::security::SecurityRequirement::new(
                     "api_key",

@@ -65,6 +65,12 @@ pub struct ExportSettings {
     pub inline_max_rows: u64,
     /// An export whose dry run processes at most this many bytes is streamed inline.
     pub inline_max_bytes: u64,
+    /// How long a download link stays valid (`export.link_ttl_secs`; never past the file).
+    pub link_ttl: std::time::Duration,
+    /// Jobs one key may have queued or running at once (`export.max_jobs_per_key`).
+    pub max_jobs_per_key: u64,
+    /// Bytes one key's jobs may write per UTC day (`export.max_bytes_per_day`).
+    pub max_bytes_per_day: Option<u64>,
 }
 
 impl Default for ExportSettings {
@@ -73,6 +79,9 @@ impl Default for ExportSettings {
             max_rows: 10_000_000,
             inline_max_rows: 100_000,
             inline_max_bytes: 100 * 1024 * 1024,
+            link_ttl: std::time::Duration::from_secs(3600),
+            max_jobs_per_key: 3,
+            max_bytes_per_day: Some(10 * 1024 * 1024 * 1024),
         }
     }
 }
@@ -186,6 +195,11 @@ pub struct AppState {
     pub health: Arc<crate::health::HealthChecks>,
     /// The store's latest measurement by its periodic maintenance (for `/health`).
     pub store_stats: tokio::sync::watch::Receiver<Option<bqai_core::model::StoreStats>>,
+    /// Export jobs: their store, the worker pool (woken on submission, told of
+    /// cancellations) and the files' destination.
+    pub exports: Arc<bqai_export::jobs::JobRunner>,
+    /// Signs and checks export download links.
+    pub links: bqai_core::export::LinkSigner,
 }
 
 /// The open WebSocket connections, at most [`WsSettings::max_connections`]; clones share the

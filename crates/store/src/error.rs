@@ -14,6 +14,7 @@ pub(crate) enum Port {
     Audit,
     Usage,
     Conversations,
+    ExportJobs,
 }
 
 impl Port {
@@ -25,6 +26,7 @@ impl Port {
             Port::Audit => "the audit log",
             Port::Usage => "the usage ledger",
             Port::Conversations => "the conversation store",
+            Port::ExportJobs => "the export job store",
         }
     }
 
@@ -41,6 +43,7 @@ impl Port {
             Port::Audit => "audit event",
             Port::Usage => "usage row",
             Port::Conversations => "conversation",
+            Port::ExportJobs => "export job",
         }
     }
 

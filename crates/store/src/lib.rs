@@ -1,5 +1,5 @@
 //! bqai-store: durable storage on diesel-async — query history, API keys, the audit log, daily
-//! byte usage and conversations; export jobs later.
+//! byte usage, conversations and export jobs.
 //!
 //! One [`Store`] implements four core ports, each also handed out as an `Arc<dyn …>`:
 //! [`HistoryStore`] ([`Store::history`], table `query_history`), [`KeyStore`]
@@ -60,6 +60,7 @@ mod audit;
 mod conversations;
 mod convert;
 mod error;
+mod export_jobs;
 mod history;
 mod keys;
 mod migrate;

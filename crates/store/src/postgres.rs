@@ -44,13 +44,14 @@ use crate::conversations::{
 };
 use crate::convert::{from_sql_count, to_sql_time};
 use crate::error::{Port, insert_error, pool_error, query_error};
+use crate::export_jobs::{Claim, JobRow, claimable, fail_exhausted};
 use crate::history::{HistoryRow, list_query};
 use crate::keys::{KeyChanges, KeyRow, list_keys_query, revoked_at_after};
 use crate::page::{Cursor, fetch_limit, into_page};
 use crate::retention::COUNTED_TABLES;
 use crate::schema::{
-    api_keys, audit_log, audit_purge_permit, conversation_turns, conversations, key_usage,
-    query_history,
+    api_keys, audit_log, audit_purge_permit, conversation_turns, conversations, export_jobs,
+    key_usage, query_history,
 };
 use crate::usage::{UsageRow, saturating_total};
 
@@ -259,7 +260,7 @@ impl PgStore {
     }
 
     /// `run` with any statement error translated.
-    async fn query<R, F>(&self, port: Port, op: F) -> Result<R>
+    pub(crate) async fn query<R, F>(&self, port: Port, op: F) -> Result<R>
     where
         R: Send + 'static,
         F: for<'c> FnOnce(&'c mut Conn) -> Statement<'c, R> + Send + 'static,
@@ -268,7 +269,7 @@ impl PgStore {
     }
 
     /// `run` for an insert of row `id`: a duplicate is `Conflict`.
-    async fn insert<F>(&self, port: Port, id: &str, op: F) -> Result<()>
+    pub(crate) async fn insert<F>(&self, port: Port, id: &str, op: F) -> Result<()>
     where
         F: for<'c> FnOnce(&'c mut Conn) -> Statement<'c, usize> + Send + 'static,
     {
@@ -726,6 +727,41 @@ impl PgStore {
             })
             .await?;
         Ok(expires_at.is_some_and(|t| t > now))
+    }
+
+    /// Claims the oldest claimable export job: the candidate row is locked with
+    /// `FOR UPDATE SKIP LOCKED`, so replicas claiming at once take different jobs and never
+    /// wait on each other's.
+    pub(crate) async fn claim_job(&self, claim: Claim) -> Result<Option<JobRow>> {
+        self.query(Port::ExportJobs, move |conn| {
+            Box::pin(async move {
+                conn.transaction(async move |conn| {
+                    fail_exhausted!(claim.stale_before, claim.max_attempts, claim.now)
+                        .execute(conn)
+                        .await?;
+                    let Some(id) = claimable!(claim.stale_before)
+                        .for_update()
+                        .skip_locked()
+                        .first::<String>(conn)
+                        .await
+                        .optional()?
+                    else {
+                        return Ok(None);
+                    };
+                    diesel::update(export_jobs::table.find(&id))
+                        .set((
+                            &claim.changes,
+                            export_jobs::attempts.eq(export_jobs::attempts + 1),
+                        ))
+                        .returning(JobRow::as_returning())
+                        .get_result(conn)
+                        .await
+                        .optional()
+                })
+                .await
+            })
+        })
+        .await
     }
 
     pub(crate) async fn purge_conversations(&self, now: NaiveDateTime, limit: i64) -> Result<u64> {

@@ -115,3 +115,29 @@ diesel::table! {
 
 diesel::joinable!(conversation_turns -> conversations (conversation_id));
 diesel::allow_tables_to_appear_in_same_query!(conversations, conversation_turns);
+
+diesel::table! {
+    export_jobs (id) {
+        id -> Text,
+        owner -> Nullable<Text>,
+        principal -> Text,
+        format -> Text,
+        file_name -> Text,
+        spec -> Text,
+        status -> Text,
+        rows_written -> BigInt,
+        bytes_written -> BigInt,
+        total_rows -> Nullable<BigInt>,
+        error_code -> Nullable<Text>,
+        error_message -> Nullable<Text>,
+        query_id -> Nullable<Text>,
+        location -> Nullable<Text>,
+        worker -> Nullable<Text>,
+        attempts -> BigInt,
+        created_at -> Timestamp,
+        started_at -> Nullable<Timestamp>,
+        heartbeat_at -> Nullable<Timestamp>,
+        finished_at -> Nullable<Timestamp>,
+        expires_at -> Nullable<Timestamp>,
+    }
+}

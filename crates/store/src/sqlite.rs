@@ -34,6 +34,7 @@ use crate::audit::{AuditRow, list_events_query};
 use crate::conversations::{Append, Loaded, NewConversation, load_query};
 use crate::convert::{from_sql_count, to_sql_time};
 use crate::error::{Port, insert_error, pool_error, query_error};
+use crate::export_jobs::{Claim, JobRow};
 use crate::history::{HistoryRow, list_query};
 use crate::keys::{KeyChanges, KeyRow, list_keys_query, revoked_at_after};
 use crate::page::{Cursor, fetch_limit, into_page};
@@ -165,7 +166,7 @@ impl SqliteStore {
     }
 
     /// `run` with the query timeout, any statement error translated.
-    async fn query<R, F, Fut>(&self, port: Port, op: F) -> Result<R>
+    pub(crate) async fn query<R, F, Fut>(&self, port: Port, op: F) -> Result<R>
     where
         F: FnOnce(PooledConn) -> Fut + Send + 'static,
         Fut: Future<Output = QueryResult<R>> + Send + 'static,
@@ -177,7 +178,7 @@ impl SqliteStore {
     }
 
     /// `run` with the query timeout for an insert of row `id`: a duplicate is `Conflict`.
-    async fn insert<F, Fut>(&self, port: Port, id: &str, op: F) -> Result<()>
+    pub(crate) async fn insert<F, Fut>(&self, port: Port, id: &str, op: F) -> Result<()>
     where
         F: FnOnce(PooledConn) -> Fut + Send + 'static,
         Fut: Future<Output = QueryResult<usize>> + Send + 'static,
@@ -597,6 +598,16 @@ impl SqliteStore {
             .map_err(|e| query_error(e, Port::Conversations))
     }
 
+    /// Claims the oldest claimable export job in one `BEGIN IMMEDIATE` transaction: the
+    /// write lock is taken before the read, so two claimers never pick the same job.
+    pub(crate) async fn claim_job(&self, claim: Claim) -> Result<Option<JobRow>> {
+        self.blocking_on(Port::ExportJobs, move |conn| {
+            blocking::claim_job(conn, &claim)
+        })
+        .await?
+        .map_err(|e| query_error(e, Port::ExportJobs))
+    }
+
     pub(crate) async fn purge_conversations(&self, now: NaiveDateTime, limit: i64) -> Result<u64> {
         self.blocking(move |conn| {
             conn.immediate_transaction(|conn| blocking::purge_conversations(conn, now, limit))
@@ -618,8 +629,9 @@ mod blocking {
     use diesel::sqlite::SqliteConnection;
 
     use crate::conversations::{Append, ConversationRow, Loaded, NewConversation, PURGE_ON_CREATE};
+    use crate::export_jobs::{Claim, JobRow, claimable, fail_exhausted};
     use crate::retention::COUNTED_TABLES;
-    use crate::schema::{audit_purge_permit, conversation_turns, conversations};
+    use crate::schema::{audit_purge_permit, conversation_turns, conversations, export_jobs};
     use chrono::NaiveDateTime;
 
     /// Purges up to [`PURGE_ON_CREATE`] expired conversations, replaces an expired one with
@@ -713,6 +725,33 @@ mod blocking {
             };
             delete_with_turns(conn, &[id.to_owned()])?;
             Ok(expires_at > now)
+        })
+    }
+
+    /// See [`super::SqliteStore::claim_job`].
+    pub(super) fn claim_job(
+        conn: &mut SqliteConnection,
+        claim: &Claim,
+    ) -> QueryResult<Option<JobRow>> {
+        conn.immediate_transaction(|conn| {
+            fail_exhausted!(claim.stale_before, claim.max_attempts, claim.now).execute(conn)?;
+            let Some(id) = claimable!(claim.stale_before)
+                .first::<String>(conn)
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            diesel::update(export_jobs::table.find(&id))
+                .set((
+                    &claim.changes,
+                    export_jobs::attempts.eq(export_jobs::attempts + 1),
+                ))
+                .execute(conn)?;
+            export_jobs::table
+                .find(&id)
+                .select(JobRow::as_select())
+                .first(conn)
+                .optional()
         })
     }
 

@@ -691,3 +691,16 @@ async fn sqlite_passes_the_analytics_contract() {
     let memory = migrated("sqlite::memory:").await;
     bqai_testkit::analytics::analytics_contract(memory.history(), memory.analytics()).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_file_passes_the_export_job_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("jobs.db").display());
+    bqai_testkit::export_jobs::export_job_contract(migrated(&url).await.export_jobs()).await;
+}
+
+#[tokio::test]
+async fn passes_the_export_job_contract_on_a_current_thread_runtime() {
+    bqai_testkit::export_jobs::export_job_contract(migrated("sqlite::memory:").await.export_jobs())
+        .await;
+}

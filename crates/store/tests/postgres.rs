@@ -873,3 +873,45 @@ async fn postgres_passes_the_analytics_contract() {
     let store = migrated(&db).await;
     bqai_testkit::analytics::analytics_contract(store.history(), store.analytics()).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_passes_the_export_job_contract() {
+    let db = TestDb::create("pg-export-jobs").await;
+    let store = migrated(&db).await;
+    bqai_testkit::export_jobs::export_job_contract(store.export_jobs()).await;
+}
+
+// Replicas claiming from one database through separate pools: every job runs on exactly one.
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_claim_each_export_job_once() {
+    use bqai_core::ports::ExportJobStore as _;
+    let db = TestDb::create("pg-export-replicas").await;
+    let first = migrated(&db).await;
+    let second = migrated(&db).await;
+    let now = Utc::now();
+    let mut ids = std::collections::HashSet::new();
+    for i in 0..30 {
+        let j = bqai_testkit::export_jobs::job("o", now - chrono::TimeDelta::milliseconds(i));
+        first.create_job(&j).await.unwrap();
+        ids.insert(j.id);
+    }
+    let claim_all = |store: Store, worker: &'static str| async move {
+        let mut mine = Vec::new();
+        while let Some(j) = store
+            .claim_job(worker, now, now - chrono::TimeDelta::seconds(30), 3)
+            .await
+            .unwrap()
+        {
+            mine.push(j.id);
+        }
+        mine
+    };
+    let (a, b) = tokio::join!(
+        tokio::spawn(claim_all(first, "replica-a")),
+        tokio::spawn(claim_all(second, "replica-b"))
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.len() + b.len(), 30, "a: {a:?}, b: {b:?}");
+    let all: std::collections::HashSet<_> = a.into_iter().chain(b).collect();
+    assert_eq!(all, ids);
+}

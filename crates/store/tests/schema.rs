@@ -198,6 +198,7 @@ fn declared_tables() -> Vec<Table> {
         table!(key_usage, composite key),
         table!(conversations),
         table!(conversation_turns, composite key),
+        table!(export_jobs),
     ]
 }
 

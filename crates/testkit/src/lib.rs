@@ -13,6 +13,7 @@ pub mod bigquery_seed;
 pub mod bigquery_shim;
 pub mod cache;
 pub mod conversation;
+pub mod export_jobs;
 pub mod history;
 pub mod llm_server;
 pub mod nonces;

@@ -304,8 +304,8 @@ async fn the_byte_cap_applies_before_anything_runs() {
 }
 
 /// `mode=auto` streams what the dry run calls small (a LIMIT within export.inline_max_rows,
-/// or at most export.inline_max_bytes processed); anything else needs `mode=inline` until
-/// export jobs exist.
+/// or at most export.inline_max_bytes processed) and queues anything else as a job;
+/// `mode=inline` streams whatever the size, `mode=job` always queues.
 #[tokio::test(flavor = "multi_thread")]
 async fn auto_mode_streams_only_what_the_dry_run_calls_small() {
     let app = spawn_app_with(|s| {
@@ -314,9 +314,9 @@ async fn auto_mode_streams_only_what_the_dry_run_calls_small() {
     })
     .await;
     let big = json!({"sql": "SELECT * FROM shop.orders", "format": "csv"});
-    let refused = app.export("", None, &big).await;
-    assert_eq!(refused.status, 422);
-    assert_eq!(refused.json()["error"]["code"], "EXPORT_TOO_LARGE");
+    let queued = app.export("", None, &big).await;
+    assert_eq!(queued.status, 202, "{}", queued.text());
+    assert!(queued.json()["export_id"].is_string());
     let forced = app.export("?mode=inline", None, &big).await;
     assert_eq!(forced.status, 200);
     assert_eq!(forced.text().lines().count(), 100_001);
@@ -328,8 +328,16 @@ async fn auto_mode_streams_only_what_the_dry_run_calls_small() {
         )
         .await;
     assert_eq!(limited.status, 200);
-    let job = app.export("?mode=job", None, &big).await;
-    assert_eq!(job.status, 400);
+    let small_job = app
+        .export(
+            "?mode=job",
+            None,
+            &json!({"sql": "SELECT * FROM shop.orders LIMIT 50", "format": "csv"}),
+        )
+        .await;
+    assert_eq!(small_job.status, 202);
+    let bad = app.export("?mode=later", None, &big).await;
+    assert_eq!(bad.json()["error"]["code"], "INVALID_REQUEST");
 }
 
 /// The demo warehouse whose streams fail after their first batch (a warehouse that dies

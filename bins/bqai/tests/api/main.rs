@@ -9,6 +9,7 @@ mod auth;
 mod catalog;
 mod conversations;
 mod errors;
+mod export_jobs;
 mod exports;
 mod helpers;
 mod history;

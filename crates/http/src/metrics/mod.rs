@@ -144,7 +144,8 @@ struct ScopeLabels {
 struct ExportLabels {
     format: &'static str,
     mode: &'static str,
-    outcome: &'static str,
+    /// `ok`, or the error code (jobs read theirs back from the store, as text).
+    outcome: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
@@ -743,7 +744,7 @@ impl Metrics {
         &self,
         format: &'static str,
         mode: &'static str,
-        error: Option<&'static str>,
+        error: Option<&str>,
         rows: u64,
         bytes: u64,
     ) {
@@ -751,7 +752,7 @@ impl Metrics {
             .get_or_create(&ExportLabels {
                 format,
                 mode,
-                outcome: error.unwrap_or("ok"),
+                outcome: error.unwrap_or("ok").to_owned(),
             })
             .inc();
         let labels = FormatLabels { format };

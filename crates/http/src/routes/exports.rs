@@ -7,6 +7,9 @@
 //! holds a few batches whatever the size. The history entry (kind `export`) is written when
 //! the last byte has gone, with the rows that went out; a failure after the first byte
 //! aborts the transfer (no final chunk), so a client never takes a cut file for a whole one.
+//!
+//! A result the dry run does not call small (or `?mode=job`) becomes a background job
+//! instead (`202 Accepted`, see `export_jobs`).
 
 use std::io::Write;
 use std::time::Duration;
@@ -14,6 +17,7 @@ use std::time::Duration;
 use actix_web::http::header::{self, ContentDisposition, DispositionParam, DispositionType};
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use bqai_core::auth::Action;
+use bqai_core::export::ExportSpec;
 use bqai_core::history::QueryKind;
 use bqai_core::model::{QueryParameters, QueryRequest};
 use bqai_core::query::{PlannedQuery, RecordMeta, StreamedQuery};
@@ -46,7 +50,8 @@ const CHUNKS_IN_FLIGHT: usize = 4;
         ), headers(("X-Query-Id" = String, description = "The export's history entry"))),
         (status = 404, description = "NOT_FOUND: the history entry, a table or a dataset", body = crate::openapi::ErrorEnvelope),
         (status = 413, description = "PAYLOAD_TOO_LARGE", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "EXPORT_TOO_LARGE: the dry run does not call the result small (`mode=inline` streams it anyway)", body = crate::openapi::ErrorEnvelope),
+        (status = 202, description = "Queued as a background job (`mode=job`, or `auto` when the dry run does not call the result small): follow `status_url`", body = crate::routes::export_jobs::ExportAccepted, headers(("Location" = String, description = "The job's status URL"))),
+        (status = 429, description = "EXPORT_LIMIT_EXCEEDED: the key's concurrent jobs or daily bytes (export.max_jobs_per_key, export.max_bytes_per_day); RATE_LIMITED; QUOTA_EXCEEDED", body = crate::openapi::ErrorEnvelope, headers(("Retry-After" = String, description = "Seconds to wait before trying again"))),
         (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = crate::openapi::ErrorEnvelope),
         (status = 504, description = "TIMEOUT", body = crate::openapi::ErrorEnvelope),
     )
@@ -112,34 +117,40 @@ pub async fn create(
         rerun_of: body.query_id.clone().or_else(|| body.history_id.clone()),
         ..RecordMeta::default()
     };
+    let spec = ExportSpec {
+        sql: request.sql.clone(),
+        default_dataset: request.default_dataset.clone(),
+        parameters: body.parameters.clone(),
+        max_rows: body.max_rows,
+        timeout_ms: body.timeout_ms,
+        delimiter: body.delimiter.clone(),
+        rerun_of: meta.rerun_of.clone(),
+        request_id: meta.request_id.clone(),
+    };
+    // Every check runs now, so a job that cannot run is refused here rather than failing
+    // later; the worker checks again when it runs.
     let planned = state
         .queries
         .plan_export(request, caller.principal(), settings.max_rows, meta.clone())
         .await?;
-    crate::request_id::note_query_id(&req, planned.query_id());
-    if inline == Some(false) {
-        return Err(ApiError::invalid(
-            "export jobs (`mode=job`) are not available in this version: stream the file with \
-             `mode=inline`",
-        ));
-    }
-    if inline.is_none() && !is_small(&planned, settings) {
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-            "EXPORT_TOO_LARGE",
-            format!(
-                "the dry run says this export may exceed the inline limits ({} rows, {} bytes \
-                 processed): add ?mode=inline to stream it anyway (up to export.max_rows = {} rows)",
-                settings.inline_max_rows, settings.inline_max_bytes, settings.max_rows
-            ),
-        ));
-    }
     let file_name = bqai_export::file_name(
         body.filename
             .as_deref()
             .unwrap_or(&format!("bqai-export-{}", planned.query_id())),
         format,
     );
+    if inline == Some(false) || (inline.is_none() && !is_small(&planned, settings)) {
+        note(&req, |n| {
+            for t in planned.referenced_tables() {
+                add_target(n, t.to_string());
+            }
+            n.detail = Some(format!("export job as {format}"));
+        });
+        drop(planned);
+        return super::export_jobs::submit(&state, caller.principal(), format, &file_name, spec)
+            .await;
+    }
+    crate::request_id::note_query_id(&req, planned.query_id());
     let streamed = state
         .queries
         .stream_planned(planned, caller.principal(), meta)

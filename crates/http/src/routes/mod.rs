@@ -5,6 +5,7 @@ pub mod analytics;
 pub mod ask;
 pub mod catalog;
 pub mod conversations;
+pub mod export_jobs;
 pub mod exports;
 pub mod health;
 pub mod history;
