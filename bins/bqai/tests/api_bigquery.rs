@@ -1055,3 +1055,70 @@ async fn an_export_reads_the_jobs_result_page_by_page() {
     assert_eq!(entry.body["kind"], "export");
     assert_eq!(entry.body["row_count"], 1000);
 }
+
+/// An export job on BigQuery: the submission's dry run (every check before the 202), then
+/// the worker's dry run and query job, whose result it reads page by page into the file. The
+/// job knows the result's size from BigQuery (`total_rows`), so its progress is a fraction.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_export_job_reads_bigquery_page_by_page_into_its_file() {
+    let app = spawn_app_with(|s| {
+        if let WarehouseSettings::Bigquery(bq) = &mut s.warehouse {
+            bq.page_size = 100;
+        }
+    })
+    .await;
+    let shim = app
+        ._shim
+        .as_ref()
+        .expect("the emulator runs behind the shim");
+    let sql = "SELECT order_id, status FROM shop.orders ORDER BY order_id LIMIT 1000";
+    let before = shim.calls().len();
+    let accepted: Value = app
+        .client
+        .post(format!("{}/api/v1/exports?mode=job", app.address))
+        .json(&json!({"sql": sql, "format": "csv"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let status_url = accepted["status_url"].as_str().unwrap();
+    let mut job = Value::Null;
+    for _ in 0..600 {
+        job = app.get(status_url).await.body;
+        if !matches!(job["status"].as_str(), Some("queued" | "running")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["rows"], 1000);
+    assert_eq!(job["total_rows"], 1000);
+    let calls = shim.calls()[before..].to_vec();
+    let inserts = calls
+        .iter()
+        .filter(|c| c.starts_with("POST") && c.ends_with("/jobs"))
+        .count();
+    assert_eq!(
+        inserts, 3,
+        "the submission's dry run, the worker's dry run and its job: {calls:?}"
+    );
+    let pages = calls.iter().filter(|c| c.contains("/queries/")).count();
+    assert!((10..=11).contains(&pages), "ten pages of 100 rows: {calls:?}");
+    let file = app
+        .client
+        .get(job["download_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(file.lines().count(), 1001);
+    let entry = app
+        .get(&format!("/api/v1/history/{}", job["query_id"].as_str().unwrap()))
+        .await;
+    assert_eq!(entry.body["kind"], "export");
+    assert_eq!(entry.body["row_count"], 1000);
+}
