@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 
 scripts/services.sh
 export BQAI_BQ_EMULATOR="${BQAI_BQ_EMULATOR:-$(scripts/bqemulator.sh)}"
+# An S3-compatible server (moto) for export jobs with an s3:// destination.
+export BQAI_S3_EMULATOR="${BQAI_S3_EMULATOR:-$(scripts/s3emulator.sh)}"
 
 if [[ -z "${BQAI_CLAUDE_BIN:-}" ]]; then
   BQAI_CLAUDE_BIN="$(scripts/install-claude.sh)"

@@ -108,8 +108,14 @@ pub struct ExportConfig {
     pub inline_max_bytes: u64,
     /// Export jobs this server runs at once (0: none here; another replica runs them).
     pub workers: usize,
-    /// Where job files go: a directory. Unset: `<data_dir>/exports`.
+    /// Where job files go: a directory, `gs://BUCKET[/PREFIX]` or `s3://BUCKET[/PREFIX]`.
+    /// Unset: `<data_dir>/exports`.
     pub destination: Option<String>,
+    /// Settings of a bucket destination, by object_store's config key (`aws_endpoint`,
+    /// `aws_region`, `google_service_account`…); credentials best through the standard
+    /// environment variables. Values are never printed.
+    #[serde(skip_serializing)]
+    pub destination_options: std::collections::BTreeMap<String, SecretString>,
     /// Hours a job's file is kept after it succeeded.
     pub file_ttl_hours: f64,
     /// Seconds a signed download link stays valid (never past the file's own deletion).
@@ -148,6 +154,7 @@ impl Default for ExportConfig {
             inline_max_bytes: defaults.inline_max_bytes,
             workers: jobs.workers,
             destination: None,
+            destination_options: std::collections::BTreeMap::new(),
             file_ttl_hours: jobs.file_ttl.as_secs_f64() / 3600.0,
             link_ttl_secs: defaults.link_ttl.as_secs(),
             link_secret: None,
@@ -170,6 +177,12 @@ impl PartialEq for ExportConfig {
             (Some(a), Some(b)) => a.expose_secret() == b.expose_secret(),
             _ => false,
         };
+        let options = |c: &Self| {
+            c.destination_options
+                .iter()
+                .map(|(k, v)| (k.clone(), v.expose_secret().to_owned()))
+                .collect::<Vec<_>>()
+        };
         let without_secret = |c: &Self| {
             let Self {
                 max_rows,
@@ -177,6 +190,7 @@ impl PartialEq for ExportConfig {
                 inline_max_bytes,
                 workers,
                 destination,
+                destination_options: _,
                 file_ttl_hours,
                 link_ttl_secs,
                 link_secret: _,
@@ -211,15 +225,24 @@ impl PartialEq for ExportConfig {
                 poll_interval_ms,
             )
         };
-        same_secret && without_secret(self) == without_secret(other)
+        same_secret
+            && options(self) == options(other)
+            && without_secret(self) == without_secret(other)
     }
 }
 
 impl ExportConfig {
     /// Where job files go.
     pub fn destination(&self, data_dir: &Path) -> Result<bqai_export::Destination, String> {
+        let options = self
+            .destination_options
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expose_secret().to_owned()))
+            .collect();
         match &self.destination {
-            Some(d) => bqai_export::Destination::parse(d),
+            Some(d) => {
+                bqai_export::Destination::parse(d, &options, &data_dir.join("exports-spool"))
+            }
             None => Ok(bqai_export::Destination::Local(data_dir.join("exports"))),
         }
     }

@@ -1105,7 +1105,10 @@ async fn an_export_job_reads_bigquery_page_by_page_into_its_file() {
         "the submission's dry run, the worker's dry run and its job: {calls:?}"
     );
     let pages = calls.iter().filter(|c| c.contains("/queries/")).count();
-    assert!((10..=11).contains(&pages), "ten pages of 100 rows: {calls:?}");
+    assert!(
+        (10..=11).contains(&pages),
+        "ten pages of 100 rows: {calls:?}"
+    );
     let file = app
         .client
         .get(job["download_url"].as_str().unwrap())
@@ -1117,7 +1120,10 @@ async fn an_export_job_reads_bigquery_page_by_page_into_its_file() {
         .unwrap();
     assert_eq!(file.lines().count(), 1001);
     let entry = app
-        .get(&format!("/api/v1/history/{}", job["query_id"].as_str().unwrap()))
+        .get(&format!(
+            "/api/v1/history/{}",
+            job["query_id"].as_str().unwrap()
+        ))
         .await;
     assert_eq!(entry.body["kind"], "export");
     assert_eq!(entry.body["row_count"], 1000);

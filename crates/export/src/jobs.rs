@@ -357,7 +357,17 @@ impl JobRunner {
         };
         let progress = counters.progress(total_rows);
         match outcome {
-            Some(Ok(written)) => match pending.commit().await {
+            Some(Ok(written)) => match self
+                .destination
+                .commit(
+                    pending,
+                    crate::FileLabels {
+                        content_type: format.content_type(),
+                        file_name: &job.file_name,
+                    },
+                )
+                .await
+            {
                 Ok(location) => {
                     self.queries
                         .finish_stream(streamed.record, written.rows, None)

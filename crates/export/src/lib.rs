@@ -20,7 +20,7 @@ mod parquet;
 mod text;
 mod xlsx;
 
-pub use destination::{Destination, PendingFile};
+pub use destination::{Bucket, Destination, FileLabels, PendingFile, Stored};
 pub use drive::{ExportFailure, encode_stream};
 pub use xlsx::MAX_DATA_ROWS_PER_SHEET;
 

@@ -422,3 +422,178 @@ async fn a_queued_job_outlives_its_server() {
     let file = fetch(job["download_url"].as_str().unwrap(), None).await;
     assert_eq!(file.text().await.unwrap().lines().count(), 300);
 }
+
+/// The S3-compatible server the bucket tests write to (`scripts/s3emulator.sh` starts moto on
+/// `BQAI_S3_EMULATOR`, default `http://127.0.0.1:9070`); panics when nothing answers there.
+async fn s3_emulator() -> String {
+    let endpoint =
+        std::env::var("BQAI_S3_EMULATOR").unwrap_or_else(|_| "http://127.0.0.1:9070".to_owned());
+    match reqwest::get(format!("{endpoint}/moto-api/")).await {
+        Ok(r) if r.status().is_success() => endpoint,
+        other => panic!(
+            "no S3 emulator answers at {endpoint} ({other:?}): run scripts/s3emulator.sh, or \
+             point BQAI_S3_EMULATOR at a running one"
+        ),
+    }
+}
+
+/// The keys of the objects of `bucket` (S3's ListObjectsV2, read from its XML).
+async fn object_keys(endpoint: &str, bucket: &str) -> Vec<String> {
+    let xml = reqwest::get(format!("{endpoint}/{bucket}?list-type=2"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    xml.split("<Key>")
+        .skip(1)
+        .filter_map(|s| s.split_once("</Key>").map(|(k, _)| k.to_owned()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_with_an_s3_destination_uploads_its_file_and_links_to_a_presigned_url() {
+    use secrecy::SecretString;
+    let endpoint = s3_emulator().await;
+    let bucket = format!("bqai-{}", uuid::Uuid::new_v4().simple());
+    let created = reqwest::Client::new()
+        .put(format!("{endpoint}/{bucket}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success(), "{created:?}");
+    let app = spawn_app_with(|s| {
+        s.export.destination = Some(format!("s3://{bucket}/exports/daily"));
+        for (k, v) in [
+            ("aws_endpoint", endpoint.as_str()),
+            ("aws_allow_http", "true"),
+            ("aws_region", "us-east-1"),
+            ("aws_access_key_id", "test"),
+            ("aws_secret_access_key", "test"),
+        ] {
+            s.export
+                .destination_options
+                .insert(k.to_owned(), SecretString::from(v));
+        }
+    })
+    .await;
+
+    let id = submit(
+        &app,
+        None,
+        &json!({"sql": ORDERS, "format": "ndjson", "filename": "orders"}),
+    )
+    .await;
+    let job = wait_for_end(&app, None, &id).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["rows"], 100_000);
+    let bytes = job["bytes"].as_u64().unwrap();
+    assert!(
+        bytes > 8 * 1024 * 1024,
+        "more than one upload part: {bytes}"
+    );
+    let key = format!("exports/daily/{id}.ndjson");
+    assert_eq!(object_keys(&endpoint, &bucket).await, vec![key.clone()]);
+    assert_eq!(
+        std::fs::read_dir(app.dir.path().join("exports-spool"))
+            .unwrap()
+            .count(),
+        0,
+        "the spooled file is gone once uploaded"
+    );
+
+    // The signed link is checked here, then redirects to the bucket's presigned URL.
+    let url = job["download_url"].as_str().unwrap();
+    let no_follow = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let redirect = no_follow.get(url).send().await.unwrap();
+    assert_eq!(redirect.status(), 307);
+    let presigned = redirect.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        presigned.starts_with(&format!("{endpoint}/{bucket}/{key}?")),
+        "{presigned}"
+    );
+    assert!(presigned.contains("X-Amz-Signature="), "{presigned}");
+    assert!(presigned.contains("X-Amz-Expires=300"), "{presigned}");
+    let tampered = no_follow
+        .get(with_param(url, "sig", &"0".repeat(64)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tampered.status(), 403, "no redirect for a bad link");
+
+    // Followed, the bucket serves the file with the labels it was uploaded with, and ranges.
+    let file = fetch(url, None).await;
+    assert_eq!(file.status(), 200);
+    assert_eq!(
+        file.headers()["content-disposition"],
+        "attachment; filename=\"orders.ndjson\""
+    );
+    assert_eq!(file.headers()["content-type"], "application/x-ndjson");
+    let body = file.bytes().await.unwrap();
+    assert_eq!(body.len() as u64, bytes);
+    let text = std::str::from_utf8(&body).unwrap();
+    assert_eq!(text.lines().count(), 100_000);
+    assert!(text.starts_with("{\"order_id\":"), "{}", &text[..40]);
+    let part = fetch(url, Some("bytes=10-109")).await;
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.bytes().await.unwrap(), body.slice(10..110));
+
+    // Deleting the job deletes the object.
+    let deleted = app
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/exports/{id}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(deleted.body["status"], "expired", "{}", deleted.body);
+    assert!(object_keys(&endpoint, &bucket).await.is_empty());
+    assert_eq!(fetch(url, None).await.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_bucket_fails_the_job_with_a_clear_error() {
+    use secrecy::SecretString;
+    let endpoint = s3_emulator().await;
+    let app = spawn_app_with(|s| {
+        // A bucket that does not exist: the upload is refused.
+        s.export.destination = Some("s3://bqai-no-such-bucket".to_owned());
+        for (k, v) in [
+            ("aws_endpoint", endpoint.as_str()),
+            ("aws_allow_http", "true"),
+            ("aws_region", "us-east-1"),
+            ("aws_access_key_id", "test"),
+            ("aws_secret_access_key", "test"),
+        ] {
+            s.export
+                .destination_options
+                .insert(k.to_owned(), SecretString::from(v));
+        }
+    })
+    .await;
+    let id = submit(
+        &app,
+        None,
+        &json!({"sql": "SELECT * FROM shop.products", "format": "csv"}),
+    )
+    .await;
+    let job = wait_for_end(&app, None, &id).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert!(job["download_url"].is_null());
+    let error = job["error"].to_string();
+    assert!(
+        !error.contains("test"),
+        "no credentials in the error: {error}"
+    );
+    assert_eq!(
+        std::fs::read_dir(app.dir.path().join("exports-spool"))
+            .unwrap()
+            .count(),
+        0,
+        "the spooled file is gone"
+    );
+}

@@ -37,6 +37,10 @@ pub(crate) fn is_signed_download(method: &actix_web::http::Method, path: &str) -
         )
 }
 
+/// How long the presigned URL a download of a bucket file is redirected to stays valid: the
+/// client follows it at once.
+const BUCKET_LINK_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Most jobs on one page of `GET /api/v1/exports`.
 const MAX_JOBS_PAGE: u32 = 200;
 
@@ -390,6 +394,7 @@ pub async fn remove(
             (String = "application/vnd.apache.parquet"),
         )),
         (status = 206, description = "The requested range of the file"),
+        (status = 307, description = "With a gs:// or s3:// destination: the bucket's own presigned URL of the file (valid 5 minutes)", headers(("Location" = String, description = "The presigned URL"))),
         (status = 403, description = "FORBIDDEN: the link is tampered with, signed by another key, or expired", body = crate::openapi::ErrorEnvelope),
         (status = 404, description = "NOT_FOUND: no such export, or its file is gone", body = crate::openapi::ErrorEnvelope),
         (status = 416, description = "The range is outside the file"),
@@ -446,7 +451,26 @@ async fn serve(
         (ExportStatus::Succeeded, Some(location)) => location.clone(),
         _ => return Err(gone()),
     };
-    let path = state.exports.destination().local_path(&location).to_owned();
+    // A bucket's own presigned URL, short-lived: the link was checked here, the bytes come
+    // from the bucket (with its range support).
+    let path = match state
+        .exports
+        .destination()
+        .open(&location, BUCKET_LINK_TTL)
+        .await
+    {
+        Ok(bqai_export::Stored::Local(path)) => path,
+        Ok(bqai_export::Stored::Url(url)) => {
+            let response = HttpResponse::TemporaryRedirect()
+                .insert_header((actix_web::http::header::LOCATION, url))
+                .finish();
+            return Ok((job, response));
+        }
+        Err(e) => {
+            tracing::warn!(export_id = %id, error = %e, "could not open an export file");
+            return Err(gone());
+        }
+    };
     let file = actix_files::NamedFile::open_async(&path)
         .await
         .map_err(|_| gone())?;
