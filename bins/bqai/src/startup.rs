@@ -246,6 +246,12 @@ impl Services {
             ),
         );
         let exports = Arc::new(export_runner(settings, &store, &queries, &metrics)?);
+        let probed = Arc::downgrade(&exports);
+        metrics.on_scrape(move |m| {
+            if let Some(runner) = probed.upgrade() {
+                m.observe_export_queue(runner.queue_depth(), runner.busy_workers());
+            }
+        });
         Ok(Self {
             catalog,
             queries,

@@ -274,6 +274,15 @@ pub struct ExportUsage {
     pub bytes: u64,
 }
 
+/// The queue of every replica at one moment, for the operator's gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueDepth {
+    /// Jobs waiting for a worker.
+    pub queued: u64,
+    /// Jobs a worker holds.
+    pub running: u64,
+}
+
 /// Signs and checks download links: `sig` = hex HMAC-SHA-256 over the key version, the job id
 /// and the expiry (Unix seconds). Bumping the version (or changing the secret) invalidates
 /// every link handed out before.

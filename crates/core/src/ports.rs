@@ -13,7 +13,7 @@ use crate::auth::audit::{AuditEvent, AuditFilter};
 use crate::auth::keys::{KeyFilter, KeyRecord, KeyUpdate};
 use crate::conversation::{Conversation, Turn};
 use crate::error::Result;
-use crate::export::{ExportJob, ExportJobFilter, ExportUsage, JobEnd, JobProgress};
+use crate::export::{ExportJob, ExportJobFilter, ExportUsage, JobEnd, JobProgress, QueueDepth};
 use crate::history::{HistoryEntry, HistoryFilter};
 use crate::model::{
     ComponentHealth, Dataset, DryRunReport, Page, PageRequest, QueryJob, QueryResult, RowStream,
@@ -284,4 +284,7 @@ pub trait ExportJobStore: Send + Sync {
 
     /// `owner`'s active jobs, and the bytes its jobs created since `since` wrote.
     async fn usage(&self, owner: &str, since: DateTime<Utc>) -> Result<ExportUsage>;
+
+    /// Jobs queued and running, over every owner (a count each, on the status index).
+    async fn queue_depth(&self) -> Result<QueueDepth>;
 }

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bqai_core::Error;
-use bqai_core::export::{ExportJob, JobEnd, JobError, JobProgress, MAX_ATTEMPTS};
+use bqai_core::export::{ExportJob, JobEnd, JobError, JobProgress, MAX_ATTEMPTS, QueueDepth};
 use bqai_core::history::QueryKind;
 use bqai_core::model::{QueryParameters, QueryRequest};
 use bqai_core::ports::ExportJobStore;
@@ -84,6 +84,8 @@ pub struct JobRunner {
     running: Mutex<HashMap<String, CancellationToken>>,
     wake: Notify,
     observer: Option<JobObserver>,
+    /// The store's queue at the last count (every heartbeat interval), for `/metrics`.
+    depth: Mutex<Option<QueueDepth>>,
 }
 
 impl std::fmt::Debug for JobRunner {
@@ -122,6 +124,7 @@ impl JobRunner {
             running: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             observer: None,
+            depth: Mutex::new(None),
         }
     }
 
@@ -171,6 +174,7 @@ impl JobRunner {
         for n in 0..self.settings.workers {
             tasks.spawn(Arc::clone(&self).work(n, shutdown.clone()));
         }
+        tasks.spawn(Arc::clone(&self).count_loop(shutdown.clone()));
         tasks.spawn(Arc::clone(&self).expire_loop(shutdown));
         tokio::spawn(async move { while tasks.join_next().await.is_some() {} })
     }
@@ -454,6 +458,42 @@ impl JobRunner {
     }
 
     /// Deletes the files whose time is up, until none is left.
+    /// Jobs queued and running in the store (every replica's) at the last count; `None`
+    /// before the first count or while the store does not answer.
+    pub fn queue_depth(&self) -> Option<QueueDepth> {
+        *self
+            .depth
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Jobs running on this process's workers now.
+    pub fn busy_workers(&self) -> usize {
+        self.lock_running().len()
+    }
+
+    /// Counts the store's queue every heartbeat interval: two indexed counts, so a scrape of
+    /// `/metrics` never waits for the store.
+    async fn count_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            let depth = match self.store.queue_depth().await {
+                Ok(depth) => Some(depth),
+                Err(e) => {
+                    tracing::debug!(error = %e, "could not count the export queue");
+                    None
+                }
+            };
+            *self
+                .depth
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = depth;
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(self.settings.heartbeat_interval) => {}
+            }
+        }
+    }
+
     async fn expire_loop(self: Arc<Self>, shutdown: CancellationToken) {
         const BATCH: u32 = 100;
         loop {

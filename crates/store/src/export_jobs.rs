@@ -16,7 +16,7 @@
 use async_trait::async_trait;
 use bqai_core::export::{
     ExportJob, ExportJobFilter, ExportSpec, ExportStatus, ExportUsage, JobEnd, JobError,
-    JobProgress,
+    JobProgress, QueueDepth,
 };
 use bqai_core::model::{Page, PageRequest, Principal};
 use bqai_core::ports::ExportJobStore;
@@ -595,5 +595,22 @@ impl ExportJobStore for Store {
                 .map(from_sql_count)
                 .fold(0, u64::saturating_add),
         })
+    }
+
+    async fn queue_depth(&self) -> Result<QueueDepth> {
+        let mut counts = [0_u64; 2];
+        for (count, status) in counts.iter_mut().zip(["queued", "running"]) {
+            let n: i64 = on_backend!(self, |conn| {
+                use crate::schema::export_jobs::dsl as j;
+                j::export_jobs
+                    .filter(j::status.eq(status))
+                    .count()
+                    .get_result(conn)
+                    .await
+            })?;
+            *count = from_sql_count(n);
+        }
+        let [queued, running] = counts;
+        Ok(QueueDepth { queued, running })
     }
 }

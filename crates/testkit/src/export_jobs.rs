@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bqai_core::Error;
 use bqai_core::export::{
-    ExportJob, ExportJobFilter, ExportSpec, ExportStatus, JobEnd, JobError, JobProgress,
+    ExportJob, ExportJobFilter, ExportSpec, ExportStatus, JobEnd, JobError, JobProgress, QueueDepth,
 };
 use bqai_core::model::{DatasetScope, PageRequest, Principal, Role};
 use bqai_core::ports::ExportJobStore;
@@ -26,6 +26,7 @@ pub async fn export_job_contract(store: Arc<dyn ExportJobStore>) {
     stale_jobs_are_claimed_again_then_failed(store.as_ref()).await;
     cancel_and_expiry(store.as_ref()).await;
     usage_counts_active_jobs_and_todays_bytes(store.as_ref()).await;
+    queue_depth_counts_queued_and_running_jobs(store.as_ref()).await;
 }
 
 /// A principal named `id` with a narrowed scope, so a round trip shows it is kept whole.
@@ -477,4 +478,54 @@ async fn usage_counts_active_jobs_and_todays_bytes(store: &dyn ExportJobStore) {
     let nobody = store.usage("nobody", midnight).await.unwrap();
     assert_eq!((nobody.active, nobody.bytes), (0, 0));
     drain(store).await;
+}
+
+async fn queue_depth_counts_queued_and_running_jobs(store: &dyn ExportJobStore) {
+    let none = QueueDepth::default();
+    assert_eq!(
+        store.queue_depth().await.unwrap(),
+        none,
+        "the suite drained the queue"
+    );
+    let owner = format!("owner-{}", uuid::Uuid::now_v7());
+    let now = Utc::now();
+    let jobs = [job(&owner, now), job(&owner, now), job(&owner, now)];
+    for j in &jobs {
+        create(store, j).await;
+    }
+    assert_eq!(
+        store.queue_depth().await.unwrap(),
+        QueueDepth {
+            queued: 3,
+            running: 0
+        }
+    );
+    let held = claim(store, "w", now).await.unwrap();
+    assert_eq!(
+        store.queue_depth().await.unwrap(),
+        QueueDepth {
+            queued: 2,
+            running: 1
+        }
+    );
+    store.cancel_job(&jobs[2].id, now).await.unwrap();
+    let end = JobEnd::Failed {
+        error: JobError {
+            code: "UNAVAILABLE".into(),
+            message: "down".into(),
+        },
+        progress: JobProgress::default(),
+        query_id: None,
+    };
+    store.finish_job(&held.id, "w", &end, now).await.unwrap();
+    assert_eq!(
+        store.queue_depth().await.unwrap(),
+        QueueDepth {
+            queued: 1,
+            running: 0
+        },
+        "ended and cancelled jobs are not counted"
+    );
+    drain(store).await;
+    assert_eq!(store.queue_depth().await.unwrap(), none);
 }

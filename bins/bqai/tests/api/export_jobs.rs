@@ -278,6 +278,15 @@ async fn a_running_job_is_cancelled_and_its_rows_stop() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(running, "the job never ran");
+    let mut busy = 0.0;
+    for _ in 0..100 {
+        busy = bqai_testkit::metric_value(&app.text("/metrics").await, "bqai_export_workers_busy");
+        if busy == 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(busy, 1.0, "one worker runs it");
     let cancelled = app
         .send(
             reqwest::Method::DELETE,
@@ -595,5 +604,39 @@ async fn an_unreachable_bucket_fails_the_job_with_a_clear_error() {
             .count(),
         0,
         "the spooled file is gone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_show_the_queue_and_the_busy_workers() {
+    // No workers: what is submitted stays queued, and the gauges say so.
+    let app = spawn_app_with(|s| {
+        s.export.workers = 0;
+        s.export.heartbeat_secs = 0.1;
+    })
+    .await;
+    for _ in 0..2 {
+        submit(&app, None, &json!({"sql": ORDERS, "format": "csv"})).await;
+    }
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = app.text("/metrics").await;
+        if bqai_testkit::metric_value(&text, "bqai_export_jobs{status=\"queued\"}") == 2.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        bqai_testkit::metric_value(&text, "bqai_export_jobs{status=\"queued\"}"),
+        2.0,
+        "{text}"
+    );
+    assert_eq!(
+        bqai_testkit::metric_value(&text, "bqai_export_jobs{status=\"running\"}"),
+        0.0
+    );
+    assert_eq!(
+        bqai_testkit::metric_value(&text, "bqai_export_workers_busy"),
+        0.0
     );
 }

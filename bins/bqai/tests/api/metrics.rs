@@ -239,6 +239,8 @@ async fn the_dashboard_and_the_alert_rules_read_only_metrics_the_server_exposes(
         "bqai_exports",
         "bqai_export_rows",
         "bqai_export_bytes",
+        "bqai_export_jobs",
+        "bqai_export_workers_busy",
     ] {
         assert!(
             families.iter().any(|f| f == family),

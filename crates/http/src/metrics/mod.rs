@@ -24,6 +24,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{Error, web};
+use bqai_core::export::QueueDepth;
 use bqai_core::history::HistoryEntry;
 use bqai_core::llm::LlmLoad;
 use bqai_core::model::StoreStats;
@@ -154,6 +155,11 @@ struct FormatLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct StatusLabels {
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
 struct RequestLabels {
     method: &'static str,
     route: String,
@@ -206,6 +212,8 @@ pub struct Metrics {
     exports: Family<ExportLabels, Counter>,
     export_rows: Family<FormatLabels, Counter>,
     export_bytes: Family<FormatLabels, Counter>,
+    export_jobs: Family<StatusLabels, Gauge>,
+    export_workers_busy: Gauge,
     probes: Mutex<Vec<Probe>>,
 }
 
@@ -475,10 +483,24 @@ impl Metrics {
             "Bytes of export files written, by format",
             Family::<FormatLabels, Counter>::default(),
         );
+        let export_jobs = register(
+            &mut registry,
+            "export_jobs",
+            "Export jobs in the store's queue (every replica's), by status: queued or running; counted every export.heartbeat_secs",
+            Family::<StatusLabels, Gauge>::default(),
+        );
+        let export_workers_busy = register(
+            &mut registry,
+            "export_workers_busy",
+            "Export workers of this server running a job now (of export.workers)",
+            Gauge::default(),
+        );
         Self {
             exports,
             export_rows,
             export_bytes,
+            export_jobs,
+            export_workers_busy,
             guard_rejections,
             cache_lookups,
             cache_coalesced,
@@ -768,6 +790,18 @@ impl Metrics {
     /// Counts a turn added to a conversation.
     pub fn observe_conversation_turn(&self) {
         self.conversation_turns.inc();
+    }
+
+    /// Sets the export queue (when it was counted) and this server's busy workers.
+    pub fn observe_export_queue(&self, depth: Option<QueueDepth>, busy: usize) {
+        if let Some(depth) = depth {
+            for (status, n) in [("queued", depth.queued), ("running", depth.running)] {
+                self.export_jobs
+                    .get_or_create(&StatusLabels { status })
+                    .set(gauge_value(n));
+            }
+        }
+        self.export_workers_busy.set(gauge_value(busy));
     }
 
     /// Sets the audit writer's queue depth and refused events.
