@@ -177,12 +177,6 @@ impl PartialEq for ExportConfig {
             (Some(a), Some(b)) => a.expose_secret() == b.expose_secret(),
             _ => false,
         };
-        let options = |c: &Self| {
-            c.destination_options
-                .iter()
-                .map(|(k, v)| (k.clone(), v.expose_secret().to_owned()))
-                .collect::<Vec<_>>()
-        };
         let without_secret = |c: &Self| {
             let Self {
                 max_rows,
@@ -226,23 +220,28 @@ impl PartialEq for ExportConfig {
             )
         };
         same_secret
-            && options(self) == options(other)
+            && self.exposed_options() == other.exposed_options()
             && without_secret(self) == without_secret(other)
     }
 }
 
 impl ExportConfig {
-    /// Where job files go.
-    pub fn destination(&self, data_dir: &Path) -> Result<bqai_export::Destination, String> {
-        let options = self
-            .destination_options
+    /// `destination_options` with their values readable, for the object store's builder.
+    fn exposed_options(&self) -> std::collections::BTreeMap<String, String> {
+        self.destination_options
             .iter()
             .map(|(k, v)| (k.clone(), v.expose_secret().to_owned()))
-            .collect();
+            .collect()
+    }
+
+    /// Where job files go.
+    pub fn destination(&self, data_dir: &Path) -> Result<bqai_export::Destination, String> {
         match &self.destination {
-            Some(d) => {
-                bqai_export::Destination::parse(d, &options, &data_dir.join("exports-spool"))
-            }
+            Some(d) => bqai_export::Destination::parse(
+                d,
+                &self.exposed_options(),
+                &data_dir.join("exports-spool"),
+            ),
             None => Ok(bqai_export::Destination::Local(data_dir.join("exports"))),
         }
     }

@@ -89,7 +89,7 @@ pub enum Stored {
 pub struct FileLabels<'a> {
     /// Its media type.
     pub content_type: &'a str,
-    /// Its download name.
+    /// Its download name, as [`crate::file_name`] makes it (safe to quote as is).
     pub file_name: &'a str,
 }
 
@@ -121,22 +121,22 @@ impl Destination {
         let built = |e: object_store::Error| format!("export.destination {text:?}: {e}");
         let (store, signer): (Arc<dyn ObjectStore>, Arc<dyn Signer>) = match scheme {
             "s3" => {
-                use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
-                let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
-                for (k, v) in options {
-                    let key: AmazonS3ConfigKey = k.parse().map_err(|_| unknown_option(k))?;
-                    b = b.with_config(key, v);
-                }
+                use object_store::aws::AmazonS3Builder;
+                let b = configured(
+                    AmazonS3Builder::from_env().with_bucket_name(bucket),
+                    options,
+                    |b, key, value| b.with_config(key, value),
+                )?;
                 let s3 = Arc::new(b.build().map_err(built)?);
                 (s3.clone(), s3)
             }
             "gs" => {
-                use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
-                let mut b = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
-                for (k, v) in options {
-                    let key: GoogleConfigKey = k.parse().map_err(|_| unknown_option(k))?;
-                    b = b.with_config(key, v);
-                }
+                use object_store::gcp::GoogleCloudStorageBuilder;
+                let b = configured(
+                    GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket),
+                    options,
+                    |b, key, value| b.with_config(key, value),
+                )?;
                 let gcs = Arc::new(b.build().map_err(built)?);
                 (gcs.clone(), gcs)
             }
@@ -233,8 +233,19 @@ impl Destination {
     }
 }
 
-fn unknown_option(key: &str) -> String {
-    format!("export.destination_options: {key:?} is not a setting of this object store")
+/// `builder` with each of `options` set through `set`, its key parsed as the store's config
+/// key type `K`; an unknown key is an error naming it.
+fn configured<B, K: std::str::FromStr>(
+    builder: B,
+    options: &BTreeMap<String, String>,
+    set: impl Fn(B, K, &str) -> B,
+) -> Result<B, String> {
+    options.iter().try_fold(builder, |b, (k, v)| {
+        let key = k.parse().map_err(|_| {
+            format!("export.destination_options: {k:?} is not a setting of this object store")
+        })?;
+        Ok(set(b, key, v))
+    })
 }
 
 impl Bucket {
@@ -274,11 +285,7 @@ impl Bucket {
         );
         attributes.insert(
             Attribute::ContentDisposition,
-            format!(
-                "attachment; filename=\"{}\"",
-                labels.file_name.replace(['"', '\\'], "_")
-            )
-            .into(),
+            format!("attachment; filename=\"{}\"", labels.file_name).into(),
         );
         let options = PutMultipartOptions {
             attributes,

@@ -457,7 +457,6 @@ impl JobRunner {
         }
     }
 
-    /// Deletes the files whose time is up, until none is left.
     /// Jobs queued and running in the store (every replica's) at the last count; `None`
     /// before the first count or while the store does not answer.
     pub fn queue_depth(&self) -> Option<QueueDepth> {
@@ -494,6 +493,7 @@ impl JobRunner {
         }
     }
 
+    /// Deletes the files whose time is up, until none is left.
     async fn expire_loop(self: Arc<Self>, shutdown: CancellationToken) {
         const BATCH: u32 = 100;
         loop {

@@ -446,6 +446,23 @@ async fn s3_emulator() -> String {
     }
 }
 
+/// Points the export jobs of `settings` at `destination` on the S3 emulator at `endpoint`.
+fn s3_destination(settings: &mut bqai::config::Settings, endpoint: &str, destination: &str) {
+    settings.export.destination = Some(destination.to_owned());
+    for (k, v) in [
+        ("aws_endpoint", endpoint),
+        ("aws_allow_http", "true"),
+        ("aws_region", "us-east-1"),
+        ("aws_access_key_id", "test"),
+        ("aws_secret_access_key", "test"),
+    ] {
+        settings
+            .export
+            .destination_options
+            .insert(k.to_owned(), secrecy::SecretString::from(v));
+    }
+}
+
 /// The keys of the objects of `bucket` (S3's ListObjectsV2, read from its XML).
 async fn object_keys(endpoint: &str, bucket: &str) -> Vec<String> {
     let xml = reqwest::get(format!("{endpoint}/{bucket}?list-type=2"))
@@ -462,7 +479,6 @@ async fn object_keys(endpoint: &str, bucket: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_job_with_an_s3_destination_uploads_its_file_and_links_to_a_presigned_url() {
-    use secrecy::SecretString;
     let endpoint = s3_emulator().await;
     let bucket = format!("bqai-{}", uuid::Uuid::new_v4().simple());
     let created = reqwest::Client::new()
@@ -472,18 +488,7 @@ async fn a_job_with_an_s3_destination_uploads_its_file_and_links_to_a_presigned_
         .unwrap();
     assert!(created.status().is_success(), "{created:?}");
     let app = spawn_app_with(|s| {
-        s.export.destination = Some(format!("s3://{bucket}/exports/daily"));
-        for (k, v) in [
-            ("aws_endpoint", endpoint.as_str()),
-            ("aws_allow_http", "true"),
-            ("aws_region", "us-east-1"),
-            ("aws_access_key_id", "test"),
-            ("aws_secret_access_key", "test"),
-        ] {
-            s.export
-                .destination_options
-                .insert(k.to_owned(), SecretString::from(v));
-        }
+        s3_destination(s, &endpoint, &format!("s3://{bucket}/exports/daily"));
     })
     .await;
 
@@ -566,24 +571,9 @@ async fn a_job_with_an_s3_destination_uploads_its_file_and_links_to_a_presigned_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_bucket_fails_the_job_with_a_clear_error() {
-    use secrecy::SecretString;
     let endpoint = s3_emulator().await;
-    let app = spawn_app_with(|s| {
-        // A bucket that does not exist: the upload is refused.
-        s.export.destination = Some("s3://bqai-no-such-bucket".to_owned());
-        for (k, v) in [
-            ("aws_endpoint", endpoint.as_str()),
-            ("aws_allow_http", "true"),
-            ("aws_region", "us-east-1"),
-            ("aws_access_key_id", "test"),
-            ("aws_secret_access_key", "test"),
-        ] {
-            s.export
-                .destination_options
-                .insert(k.to_owned(), SecretString::from(v));
-        }
-    })
-    .await;
+    // A bucket that does not exist: the upload is refused.
+    let app = spawn_app_with(|s| s3_destination(s, &endpoint, "s3://bqai-no-such-bucket")).await;
     let id = submit(
         &app,
         None,
