@@ -12,6 +12,7 @@
 #                                                            emptied first)
 #   PROFILE=release        the cargo profile to build (dist for numbers comparable with
 #                          bench-http.sh; release builds faster)
+#   BIN=path/to/bqai       run this binary instead of building one
 #
 # Prints one line per sample (elapsed s, bytes of the SQLite files on disk, then the server's
 # own last measurement: store bytes, free bytes, history rows, audit rows) and wrk's latency
@@ -30,8 +31,12 @@ PROFILE=${PROFILE:-release}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/root/.cache/bqai/target}"
 
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
-cargo build --profile "$PROFILE" -p bqai
-bin="$CARGO_TARGET_DIR/$PROFILE/bqai"
+if [[ -n "${BIN:-}" ]]; then
+  bin=$BIN   # a binary built before (runs compared with each other use one binary)
+else
+  cargo build --profile "$PROFILE" -p bqai
+  bin="$CARGO_TARGET_DIR/$PROFILE/bqai"
+fi
 data=$(mktemp -d)
 if [[ -n "${STORE_URL:-}" ]]; then
   psql "$STORE_URL" -q -c 'DROP SCHEMA public CASCADE; CREATE SCHEMA public;' >/dev/null

@@ -17,9 +17,10 @@
 //! Space: SQLite databases are created with `auto_vacuum = INCREMENTAL` (older files are
 //! converted once by [`Store::migrate`]), so [`Store::reclaim_space`] can return free pages
 //! with `PRAGMA incremental_vacuum` in bounded steps and truncate the write-ahead log. On
-//! PostgreSQL it runs a paced `VACUUM` on the purged tables: the space of deleted rows is
-//! reused in place, so the tables stop growing rather than shrink — also where autovacuum is
-//! off or slow (measured: with it off, the purged tables kept growing at the insert rate).
+//! PostgreSQL it runs a paced `VACUUM` on a purged table once purges deleted a fifth of it
+//! (autovacuum's own rule): the space of deleted rows is reused in place, so the tables stop
+//! growing rather than shrink — also where autovacuum is off or slow (measured: with it off,
+//! the purged tables kept growing at the insert rate).
 
 use std::time::Duration;
 
@@ -33,8 +34,15 @@ use crate::{Backend, Store};
 /// Rows deleted per transaction.
 pub const PURGE_BATCH: i64 = 1000;
 
-/// The pause between two batches: room for the requests' own writes.
+/// The shortest pause between two batches: room for the requests' own writes.
 const PURGE_PAUSE: Duration = Duration::from_millis(10);
+
+/// After each batch the purge pauses this many times as long as the batch took (at least
+/// [`PURGE_PAUSE`]), so it has the store at most a quarter of the time however loaded the
+/// machine is: on a busy database a batch takes longer and the purge backs off with it, its
+/// work spread over the round instead of arriving as one burst (measured on PostgreSQL, where
+/// a burst of batches raised the requests' p99; see docs/benchmarks.md).
+const PURGE_YIELD: u32 = 3;
 
 /// Free pages SQLite returns per `incremental_vacuum` step (4096 pages = 16 MiB at 4 KiB).
 pub(crate) const VACUUM_STEP_PAGES: i64 = 4096;
@@ -70,13 +78,14 @@ impl Purgeable {
 
 impl Store {
     /// Deletes every `what` row recorded before `cutoff`, oldest first, [`PURGE_BATCH`] per
-    /// transaction with a short pause between transactions; returns how many went. A failure
+    /// transaction with a pause between transactions ([`PURGE_YIELD`]); returns how many went. A failure
     /// stops the purge with the rows of earlier batches gone (each batch is atomic), so the
     /// next purge carries on where this one stopped.
     pub async fn purge_before(&self, what: Purgeable, cutoff: DateTime<Utc>) -> Result<u64> {
         let cutoff = to_sql_time(cutoff);
         let mut total = 0_u64;
         loop {
+            let started = std::time::Instant::now();
             let deleted = match (self.backend.as_ref(), what) {
                 (Backend::Sqlite(s), Purgeable::History) => {
                     s.purge_history(cutoff, PURGE_BATCH).await?
@@ -95,14 +104,15 @@ impl Store {
             if deleted < PURGE_BATCH.unsigned_abs() {
                 return Ok(total);
             }
-            tokio::time::sleep(PURGE_PAUSE).await;
+            tokio::time::sleep(batch_pause(started.elapsed())).await;
         }
     }
 
     /// Gives free space back after a purge: on SQLite, returns free pages to the file system
     /// in steps of [`VACUUM_STEP_PAGES`] (pausing between steps) and truncates the write-ahead
-    /// log; returns the bytes returned. On PostgreSQL, vacuums the purged tables so the space
-    /// of their deleted rows is reused (the files do not shrink): 0.
+    /// log; returns the bytes returned. On PostgreSQL, vacuums the tables purges deleted a
+    /// sizeable share of, so the space of their deleted rows is reused (the files do not
+    /// shrink): 0.
     pub async fn reclaim_space(&self) -> Result<u64> {
         match self.backend.as_ref() {
             Backend::Sqlite(s) => {
@@ -119,10 +129,15 @@ impl Store {
                 Ok(returned)
             }
             Backend::Postgres(s) => {
-                // The permit table too: each audit batch leaves one dead row there, which the
-                // trigger would otherwise scan for every event it deletes.
-                s.vacuum(&["query_history", "audit_log", "audit_purge_permit"])
-                    .await?;
+                let started = std::time::Instant::now();
+                let tables = s.vacuum_purged().await?;
+                if !tables.is_empty() {
+                    tracing::info!(
+                        ?tables,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "vacuumed after a purge"
+                    );
+                }
                 Ok(0)
             }
         }
@@ -149,6 +164,11 @@ impl Store {
     }
 }
 
+/// The pause after a batch that took `took`.
+fn batch_pause(took: Duration) -> Duration {
+    took.saturating_mul(PURGE_YIELD).max(PURGE_PAUSE)
+}
+
 /// One `incremental_vacuum` step's outcome.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct VacuumStep {
@@ -156,4 +176,19 @@ pub(crate) struct VacuumStep {
     pub returned_bytes: u64,
     /// Free pages remain.
     pub more: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_purge_pauses_longer_after_a_slower_batch() {
+        assert_eq!(batch_pause(Duration::ZERO), PURGE_PAUSE);
+        assert_eq!(batch_pause(Duration::from_millis(2)), PURGE_PAUSE);
+        assert_eq!(
+            batch_pause(Duration::from_millis(40)),
+            Duration::from_millis(120)
+        );
+    }
 }

@@ -847,24 +847,100 @@ async fn concurrent_purges_delete_each_row_once() {
     assert_eq!(stats.rows["query_history"], 0);
     assert!(stats.size_bytes > 0);
 
-    // Giving space back vacuums the purged tables (whatever autovacuum does).
+    // Giving space back vacuums the tables purged whole (whatever autovacuum does); each
+    // replica vacuums after its own purges.
     assert_eq!(store.reclaim_space().await.unwrap(), 0);
+    assert_eq!(other.reclaim_space().await.unwrap(), 0);
     let mut conn = AsyncPgConnection::establish(&db.url).await.unwrap();
+    assert_eq!(
+        manually_vacuumed(&mut conn, &["audit_log", "query_history"], 2).await,
+        2
+    );
+}
+
+/// How many of `tables` have been vacuumed by hand, waiting up to 5 s for `expected` (the
+/// statistics arrive asynchronously).
+async fn manually_vacuumed(conn: &mut AsyncPgConnection, tables: &[&str], expected: i64) -> i64 {
+    let names = tables
+        .iter()
+        .map(|t| format!("'{t}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut vacuumed = 0;
     for _ in 0..50 {
-        vacuumed = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        vacuumed = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
             "(SELECT COUNT(*) FROM pg_stat_user_tables WHERE last_vacuum IS NOT NULL \
-             AND relname IN ('audit_log', 'query_history'))",
-        ))
-        .get_result::<i64>(&mut conn)
+             AND relname IN ({names}))"
+        )))
+        .get_result::<i64>(conn)
         .await
         .unwrap();
-        if vacuumed == 2 {
+        if vacuumed == expected {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(vacuumed, 2);
+    vacuumed
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_purge_of_a_sliver_of_a_table_leaves_the_vacuum_for_later() {
+    let db = TestDb::create("pg-sliver-purge").await;
+    let store = migrated(&db).await;
+    let recent = Utc::now() - chrono::TimeDelta::minutes(1);
+    let old = Utc::now() - chrono::TimeDelta::days(10);
+    let mut conn = AsyncPgConnection::establish(&db.url).await.unwrap();
+    for i in 0..400 {
+        let at = if i < 20 { old } else { recent };
+        store
+            .record(&entry(&format!("h{i:05}"), "p", at))
+            .await
+            .unwrap();
+    }
+    // Wait for PostgreSQL's statistics to see the rows (they are flushed within a second or so).
+    for _ in 0..100 {
+        let live: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT COALESCE(MAX(n_live_tup), 0) FROM pg_stat_user_tables \
+             WHERE relname = 'query_history')",
+        ))
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+        if live >= 400 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cutoff = Utc::now() - chrono::TimeDelta::days(1);
+    assert_eq!(
+        store
+            .purge_before(bqai_store::Purgeable::History, cutoff)
+            .await
+            .unwrap(),
+        20
+    );
+    // 20 of 400 rows: under autovacuum's rule (50 + a fifth of the rows left), no vacuum yet.
+    store.reclaim_space().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(manually_vacuumed(&mut conn, &["query_history"], 0).await, 0);
+
+    // The deletes add up: once the purges together pass the threshold, the table is vacuumed.
+    let older = Utc::now() - chrono::TimeDelta::days(20);
+    for i in 0..200 {
+        store
+            .record(&entry(&format!("o{i:05}"), "p", older))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store
+            .purge_before(bqai_store::Purgeable::History, cutoff)
+            .await
+            .unwrap(),
+        200
+    );
+    store.reclaim_space().await.unwrap();
+    assert_eq!(manually_vacuumed(&mut conn, &["query_history"], 1).await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
