@@ -9,6 +9,12 @@
 #   ONLY=query                          only the /health and /api/v1/query rows
 #   AUTH=1                              API keys on: every call authenticated (an admin key
 #                                       made with `bqai keys create`) and audited
+#   BIGQUERY=1                          BigQuery on the emulator (scripts/bqemulator.sh; the
+#                                       `shop` dataset seeded by the api_bigquery tests)
+#                                       instead of the embedded engine
+#   PROFILE=dist                        the cargo profile to build (release builds faster)
+#   BIN=path/to/bqai                    run this binary instead of building one (before/after
+#                                       comparisons of two builds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -18,13 +24,25 @@ PORT=${PORT:-18080}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/root/.cache/bqai/target}"
 
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
-# The profile images are built with (Cargo.toml: dist = opt-level 3 + thin LTO).
-cargo build --profile dist -p bqai
+# By default the profile images are built with (Cargo.toml: dist = opt-level 3 + thin LTO).
+PROFILE=${PROFILE:-dist}
+if [[ -n "${BIN:-}" ]]; then
+  bin=$BIN
+else
+  cargo build --profile "$PROFILE" -p bqai
+  bin="$CARGO_TARGET_DIR/$PROFILE/bqai"
+fi
+if [[ -n "${BIGQUERY:-}" ]]; then
+  endpoint=$(scripts/bqemulator.sh)
+  export BQAI__WAREHOUSE__KIND=bigquery BQAI__WAREHOUSE__PROJECT=test-project \
+    BQAI__WAREHOUSE__ENDPOINT="$endpoint" BQAI__WAREHOUSE__CREDENTIALS='{type="none"}' \
+    BQAI__ASK__DEFAULT_DATASET=shop
+fi
 data=$(mktemp -d)
 auth_args=()
 if [[ -n "${AUTH:-}" ]]; then
   export BQAI__AUTH__MODE=api_key
-  KEY=$("$CARGO_TARGET_DIR/dist/bqai" keys create --data-dir "$data" --name bench --role admin --json 2>/dev/null |
+  KEY=$("$bin" keys create --data-dir "$data" --name bench --role admin --json 2>/dev/null |
     sed -n 's/.*"key": "\(bqai_[^"]*\)".*/\1/p')
   export KEY
   auth_args=(-H "Authorization: Bearer $KEY")
@@ -32,7 +50,7 @@ fi
 BQAI__SERVER__REQUESTS_PER_MINUTE=0 BQAI__LOG__LEVEL=warn \
   BQAI__CACHE__URL="${CACHE_URL:-}" BQAI__CACHE__REDIS_NAMESPACE="bench-$$:" \
   BQAI__STORE__URL="${STORE_URL:-}" \
-  "$CARGO_TARGET_DIR/dist/bqai" serve --port "$PORT" --data-dir "$data" &
+  "$bin" serve --port "$PORT" --data-dir "$data" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.2; done
@@ -52,14 +70,14 @@ run() { # name, then wrk arguments
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" | sed -n '/Latency/,/Transfer/p'
 }
 
-echo "cache: ${CACHE_URL:-in-process}; history: ${STORE_URL:-sqlite}; auth: ${AUTH:+api keys + audit}"
+echo "warehouse: ${BIGQUERY:+BigQuery emulator}${BIGQUERY:-embedded}; cache: ${CACHE_URL:-in-process}; history: ${STORE_URL:-sqlite}; auth: ${AUTH:+api keys + audit}"
 run "GET /health" "$B/health"
 if [[ "${ONLY:-}" != query ]]; then
   run "GET /api/v1/datasets/shop/tables/orders (cached schema)" "${auth_args[@]}" "$B/api/v1/datasets/shop/tables/orders"
 fi
 BODY='{"sql":"SELECT country, COUNT(*) AS n FROM shop.customers GROUP BY country"}'
 curl -s -X POST "$B/api/v1/query" "${auth_args[@]}" -H 'Content-Type: application/json' -d "$BODY" >/dev/null
-BODY=$BODY run "POST /api/v1/query (result cache hit: guard + dry run + cache)" -s "$lua" "$B/api/v1/query"
+BODY=$BODY run "POST /api/v1/query (result cache hit: plan cache + result cache)" -s "$lua" "$B/api/v1/query"
 BODY='{"sql":"SELECT status, COUNT(*) AS n FROM shop.orders GROUP BY status","use_cache":false}' \
   run "POST /api/v1/query (uncached GROUP BY over 100k orders)" -s "$lua" "$B/api/v1/query"
 if [[ "${ONLY:-}" == query ]]; then rm -f "$lua"; exit 0; fi

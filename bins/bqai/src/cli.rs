@@ -521,11 +521,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 use_cache: true,
                 parameters: bqai_core::model::QueryParameters::None,
             };
-            let outcome = services
-                .queries
-                .run(request, &services.anonymous)
-                .await
-                .map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
+            let outcome = services.queries.run(request, &services.anonymous).await;
+            // The history record goes out before the process does.
+            services.flush_history(Duration::from_secs(5)).await;
+            let outcome = outcome.map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
             let mut out = std::io::stdout().lock();
             print_outcome(&mut out, &outcome, format).context("could not write the result")?;
             Ok(())
@@ -623,11 +622,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 max_rows,
                 ..AskRequest::new(question)
             };
-            let answer = services
-                .ask
-                .ask(request, &services.anonymous)
-                .await
-                .map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
+            let answer = services.ask.ask(request, &services.anonymous).await;
+            services.flush_history(Duration::from_secs(5)).await;
+            let answer = answer.map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
             let mut out = std::io::stdout().lock();
             let mut err = std::io::stderr().lock();
             print_answer(&mut out, &mut err, &answer, format)
@@ -788,7 +785,21 @@ async fn keys(settings: &Settings, action: KeysAction) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?;
             match revoked {
-                Some(k) => writeln!(out, "revoked key {} ({:?})", k.id, k.name)?,
+                Some(k) => {
+                    writeln!(out, "revoked key {} ({:?})", k.id, k.name)?;
+                    // Running servers cache verified keys: with Redis they hear of it now,
+                    // without it within auth.key_cache_ttl_secs.
+                    if let Some(client) = crate::startup::redis_client(settings)? {
+                        use bqai_core::ports::KeyChangeNotifier;
+                        let changes = bqai_redis::RedisKeyChanges::from_client(client);
+                        if let Err(e) = changes.key_changed(&k.id).await {
+                            eprintln!(
+                                "warning: could not tell the running servers through Redis \
+                                 ({e}); they refuse the key within auth.key_cache_ttl_secs"
+                            );
+                        }
+                    }
+                }
                 None => anyhow::bail!("no key with id {id:?}"),
             }
         }

@@ -459,6 +459,11 @@ pub struct AuthSettings {
     pub pepper_file: Option<PathBuf>,
     /// How long a WebSocket ticket is valid.
     pub ticket_ttl_secs: u64,
+    /// How long a verified API key's record is kept in process before it is read from the
+    /// store again; 0 reads it on every request. Changes made through bqai (revoking,
+    /// updating) apply at once on the replica that made them and, with Redis, on every
+    /// replica; without Redis, other replicas see them within this many seconds.
+    pub key_cache_ttl_secs: u64,
     /// Keep an audit log of `/api/v1` calls.
     pub audit: bool,
     /// Also audit allowed reads (catalog, history and conversation reads). Unset: on when
@@ -479,6 +484,7 @@ impl Default for AuthSettings {
             pepper: None,
             pepper_file: None,
             ticket_ttl_secs: 60,
+            key_cache_ttl_secs: 5,
             audit: true,
             audit_reads: None,
             audit_retention_days: 90.0,
@@ -498,6 +504,7 @@ impl PartialEq for AuthSettings {
         same && self.mode == other.mode
             && self.pepper_file == other.pepper_file
             && self.ticket_ttl_secs == other.ticket_ttl_secs
+            && self.key_cache_ttl_secs == other.key_cache_ttl_secs
             && self.audit == other.audit
             && self.audit_reads == other.audit_reads
             && self.audit_retention_days == other.audit_retention_days
@@ -1144,6 +1151,9 @@ impl Settings {
         }
         if self.auth.ticket_ttl_secs == 0 || self.auth.ticket_ttl_secs > 3600 {
             problems.push("auth.ticket_ttl_secs must be between 1 and 3600".to_string());
+        }
+        if self.auth.key_cache_ttl_secs > 3600 {
+            problems.push("auth.key_cache_ttl_secs must be between 0 and 3600".to_string());
         }
         if self
             .auth

@@ -79,7 +79,7 @@ pub async fn export(settings: &Settings, args: ExportArgs) -> anyhow::Result<()>
     };
     let outcome = run(&services, settings, request, meta, &args, options).await;
     // The history entry is queued in front of the store: write it before exiting.
-    services.history_buffer.flush(Duration::from_secs(5)).await;
+    services.flush_history(Duration::from_secs(5)).await;
     outcome
 }
 

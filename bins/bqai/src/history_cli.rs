@@ -332,7 +332,7 @@ pub async fn rerun(
         .run_recorded(request, &services.anonymous, meta)
         .await;
     // The new entry is queued in front of the store: write it before exiting.
-    services.history_buffer.flush(Duration::from_secs(5)).await;
+    services.flush_history(Duration::from_secs(5)).await;
     let outcome = outcome.map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
     let mut out = std::io::stdout().lock();
     print_outcome(&mut out, &outcome, format).context("could not write the result")?;

@@ -16,8 +16,9 @@ use bqai_core::auth::Authenticator;
 use bqai_core::catalog::CatalogService;
 use bqai_core::llm::Llm;
 use bqai_core::model::Principal;
+use bqai_core::plan_cache::PlanCache;
 use bqai_core::ports::{
-    AuditLog, Cache, ConversationStore, HistoryStore, NonceStore, RateLimiter, Warehouse,
+    AuditLog, Cache, ConversationStore, HistoryStore, KeyStore, NonceStore, RateLimiter, Warehouse,
 };
 use bqai_core::query::QueryService;
 use bqai_core::resilience::{FallbackNonceStore, FallbackRateLimiter};
@@ -30,10 +31,14 @@ use bqai_http::metrics::{
     MeteredRateLimiter, MeteredWarehouse,
 };
 use bqai_local::LocalWarehouse;
-use bqai_memory::{BufferedHistory, MemoryCache, MemoryRateLimiter};
+use bqai_memory::{
+    BufferedHistory, CachedKeyStore, CaughtUpAnalytics, MemoryCache, MemoryRateLimiter,
+    QueuedHistory,
+};
 use bqai_planner::Planner;
 use bqai_redis::{
-    RedisCache, RedisClient, RedisConversationStore, RedisNonceStore, RedisRateLimiter,
+    KeyChange, RedisCache, RedisClient, RedisConversationStore, RedisKeyChanges, RedisNonceStore,
+    RedisRateLimiter,
 };
 use bqai_store::{Store, StoreOptions};
 
@@ -55,8 +60,8 @@ pub struct Services {
     pub cache: Arc<dyn Cache>,
     /// History.
     pub history: Arc<dyn HistoryStore>,
-    /// Analytics over the history (the store itself: the buffer in front only holds records
-    /// the store could not take yet).
+    /// Analytics over the history: the store itself, read once the writer queue caught up
+    /// (the outage buffer in front only holds records the store could not take yet).
     pub analytics: Arc<dyn bqai_core::analytics::HistoryAnalytics>,
     /// Rate limiter.
     pub rate_limiter: Arc<dyn RateLimiter>,
@@ -66,7 +71,9 @@ pub struct Services {
     pub ask: Arc<AskService>,
     /// The language model behind the generator, when one is configured.
     pub llm: Option<Arc<dyn Llm>>,
-    /// The history queue in front of the store (flushed at shutdown).
+    /// The writer queue history records go through (flushed at shutdown, first).
+    pub history_queue: Arc<QueuedHistory>,
+    /// The outage buffer in front of the store (flushed at shutdown).
     pub history_buffer: Arc<BufferedHistory>,
     /// The server's Prometheus metrics (queries are counted as history records them).
     pub metrics: Arc<bqai_http::Metrics>,
@@ -83,6 +90,13 @@ pub struct Services {
 }
 
 impl Services {
+    /// Writes every history record made so far — the writer's queue, then what the outage
+    /// buffer holds — waiting up to `deadline` for each; for commands that exit right after.
+    pub async fn flush_history(&self, deadline: Duration) {
+        self.history_queue.flush(deadline).await;
+        self.history_buffer.flush(deadline).await;
+    }
+
     /// Builds every adapter named by `settings` and the use cases over them.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         check_data_dir(&settings.data_dir)?;
@@ -168,16 +182,22 @@ impl Services {
         // While the store is down, records wait in memory and are written when it returns.
         let history_buffer = BufferedHistory::new(store.history(), settings.store.buffer_capacity);
         history_buffer.spawn_flusher(Duration::from_secs(1));
-        // Every recorded query is also counted for /metrics on its way to the buffer.
+        // Off the request path: a query hands its record to one writer, which stores what
+        // queued up meanwhile as one insert (group commit); flushed at shutdown.
+        let history_queue =
+            QueuedHistory::spawn(history_buffer.clone(), HISTORY_QUEUE, HISTORY_BATCH);
+        // Every recorded query is also counted for /metrics on its way to the queue.
         let history: Arc<dyn HistoryStore> = Arc::new(MeteredHistory::new(
-            history_buffer.clone(),
+            history_queue.clone(),
             Arc::clone(&metrics),
             settings.query.usd_per_tib,
         ));
         let buffer = history_buffer.clone();
+        let queue = Arc::downgrade(&history_queue);
         metrics.on_scrape(move |m| {
+            let waiting = queue.upgrade().map_or(0, |q| q.pending());
             m.observe_history_queue(HistoryQueueStats {
-                queued: u64::try_from(buffer.queued()).unwrap_or(u64::MAX),
+                queued: u64::try_from(buffer.queued() + waiting).unwrap_or(u64::MAX),
                 dropped: buffer.dropped(),
                 refused: buffer.refused(),
             });
@@ -190,12 +210,22 @@ impl Services {
             limits.allowed.clone(),
             settings.query.max_preview_rows,
         );
+        // Verdicts (guard + dry run) share the cache, its invalidation and the metadata TTL.
+        let plans = Arc::new(PlanCache::new(
+            cache.clone(),
+            settings.cache_policy().metadata_ttl,
+        ));
         let queries = QueryService::new(warehouse.clone(), history.clone(), limits)
+            .with_plan_cache(plans)
             .with_usage_ledger(store.usage())
             .with_sql_in_traces(settings.telemetry.record_sql);
         let rejections = queries.rejections();
         metrics.on_scrape(move |m| m.observe_guard(&rejections));
-        let auth = crate::auth::authenticator(settings, store.keys(), nonce_store(redis.as_ref()))?;
+        let auth = crate::auth::authenticator(
+            settings,
+            key_store(settings, store.keys(), redis.as_ref()),
+            nonce_store(redis.as_ref()),
+        )?;
         // Group commit: every /api/v1 call waits for its audit event to be stored, and
         // concurrent calls share one transaction (docs/benchmarks.md has the numbers).
         let audit = settings.auth.audit.then(|| {
@@ -258,11 +288,15 @@ impl Services {
             warehouse,
             cache,
             history,
-            analytics: store.analytics(),
+            analytics: Arc::new(CaughtUpAnalytics::new(
+                Arc::clone(&history_queue),
+                store.analytics(),
+            )),
             rate_limiter,
             anonymous,
             ask,
             llm,
+            history_queue,
             history_buffer,
             metrics,
             auth,
@@ -361,6 +395,38 @@ pub fn build_cache(
 
 /// Where used WebSocket tickets are remembered: Redis when there is one (falling back to the
 /// process while it is down), else the process.
+/// The key store the authenticator reads: `keys`, with verified keys' records kept for
+/// `auth.key_cache_ttl_secs` (0: read every time). With Redis, every change made through it is
+/// announced to the other replicas, and theirs are heard here (a listener task on its own
+/// connection), so a revocation applies everywhere at once.
+fn key_store(
+    settings: &Settings,
+    keys: Arc<dyn KeyStore>,
+    redis: Option<&RedisClient>,
+) -> Arc<dyn KeyStore> {
+    let ttl = settings.auth.key_cache_ttl_secs;
+    if ttl == 0 || settings.auth.mode == crate::config::AuthMode::Off {
+        return keys;
+    }
+    let cached = CachedKeyStore::new(keys, Duration::from_secs(ttl));
+    let Some(client) = redis else {
+        return Arc::new(cached);
+    };
+    let changes = RedisKeyChanges::from_client(client.clone());
+    let cached = Arc::new(cached.with_notifier(Arc::new(changes.clone())));
+    // Weak: the listener must not keep the store alive; it idles once the server is gone.
+    let heard = Arc::downgrade(&cached);
+    changes.listen(move |change| {
+        if let Some(keys) = heard.upgrade() {
+            match change {
+                KeyChange::Key(id) => keys.invalidate(&id),
+                KeyChange::All => keys.invalidate_all(),
+            }
+        }
+    });
+    cached
+}
+
 fn nonce_store(redis: Option<&RedisClient>) -> Arc<dyn NonceStore> {
     let local: Arc<dyn NonceStore> = Arc::new(bqai_memory::MemoryNonceStore::default());
     match redis {
@@ -402,6 +468,11 @@ fn build_conversations(
 const AUDIT_BATCH: usize = 256;
 /// Audit events waiting for the writer before callers wait for room.
 const AUDIT_QUEUE: usize = 4096;
+
+/// History records waiting for the writer before callers wait for room (the most a crash can
+/// lose), and most records per insert (far below SQLite's and PostgreSQL's parameter limits).
+const HISTORY_QUEUE: usize = 4096;
+const HISTORY_BATCH: usize = 256;
 
 /// How often expired conversations are deleted from the SQL store (creates purge a few too).
 const PURGE_INTERVAL: Duration = Duration::from_secs(600);
@@ -493,6 +564,7 @@ pub fn redact(url: &str) -> String {
 /// A built, bound, not yet running server.
 pub struct Application {
     port: u16,
+    history_queue: Arc<QueuedHistory>,
     history_buffer: Arc<BufferedHistory>,
     shutdown_timeout: Duration,
     generator: bqai_core::ask::GeneratorInfo,
@@ -534,6 +606,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let generator = services.ask.generator();
         let auth_on = services.auth.is_some();
+        let history_queue = services.history_queue.clone();
         let history_buffer = services.history_buffer.clone();
         let auth_failures = bqai_http::auth_failures::AuthFailures::default();
         let audit = services.audit.clone();
@@ -591,6 +664,7 @@ impl Application {
         )?;
         Ok(Self {
             port,
+            history_queue,
             history_buffer,
             shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
             generator,
@@ -669,7 +743,9 @@ impl Application {
                 tracing::error!(error = %e, events = ?events, "failed to append to the audit log");
             }
         }
-        // In-flight requests are done; write what the store could not take while it was down.
+        // In-flight requests are done: the writer hands on what they recorded, then what the
+        // store could not take while it was down is written.
+        self.history_queue.flush(self.shutdown_timeout).await;
         let queued = self.history_buffer.queued();
         if queued > 0 {
             tracing::info!(queued, "writing queued history records before exiting");

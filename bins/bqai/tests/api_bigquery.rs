@@ -402,10 +402,52 @@ async fn runs_a_query_and_answers_the_second_time_from_cache() {
     assert_eq!(r.body["referenced_tables"], json!(["shop.customers"]));
     assert_eq!(r.body["stats"]["cache_hit"], false);
 
+    // The repeat is answered without BigQuery: the plan cache holds the guard's verdict and
+    // the dry run's report, the result cache the rows.
+    let shim = app
+        ._shim
+        .as_ref()
+        .expect("the emulator runs behind the shim");
+    let before = shim.calls();
     let again = app.query(BY_COUNTRY).await;
     assert_eq!(again.status, 200);
     assert_eq!(again.body["stats"]["cache_hit"], true);
     assert_eq!(again.body["rows"], r.body["rows"]);
+    assert_eq!(
+        shim.calls()[before.len()..],
+        [] as [String; 0],
+        "a repeated query made BigQuery calls"
+    );
+    // So is its dry run (from the cached report) ...
+    let dry = app
+        .post_json(
+            "/api/v1/query",
+            &json!({"sql": BY_COUNTRY, "dry_run": true}),
+        )
+        .await;
+    assert_eq!(dry.status, 200, "{}", dry.body);
+    assert_eq!(dry.body["dry_run"], true);
+    assert_eq!(shim.calls().len(), before.len());
+    // ... until the dataset's cache entries are dropped: then it is planned (and run) afresh.
+    let cleared = app
+        .send(app.client.delete(format!(
+            "{}/api/v1/admin/cache?dataset_id=shop",
+            app.address
+        )))
+        .await;
+    assert_eq!(cleared.status, 200, "{}", cleared.body);
+    let after = app.query(BY_COUNTRY).await;
+    assert_eq!(after.status, 200, "{}", after.body);
+    assert_eq!(after.body["stats"]["cache_hit"], false);
+    let fresh: Vec<String> = shim.calls()[before.len()..].to_vec();
+    assert!(
+        fresh
+            .iter()
+            .filter(|c| c.starts_with("POST ") && c.ends_with("/jobs"))
+            .count()
+            >= 2,
+        "a dry run and a job after the cache was cleared: {fresh:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -951,8 +993,8 @@ async fn analytics_read_only_the_store_and_a_rerun_costs_what_the_query_did() {
 }
 
 /// On BigQuery, the warehouse families count the port calls that reached BigQuery, read
-/// beside the BigQuery API calls the shim saw: a query, then its repeat answered by the result
-/// cache (which still dry-runs first: the plan cache of the hot-path issue removes that).
+/// beside the BigQuery API calls the shim saw: a query, then its repeat answered by the plan
+/// cache (no second dry run) and the result cache (no second job).
 #[tokio::test(flavor = "multi_thread")]
 async fn warehouse_metrics_count_the_calls_that_reach_bigquery() {
     let app = spawn_app().await;
@@ -980,7 +1022,12 @@ async fn warehouse_metrics_count_the_calls_that_reach_bigquery() {
     let value = |series: &str| bqai_testkit::metric_value(&text, series);
     assert_eq!(
         value(r#"bqai_warehouse_calls_total{operation="dry_run",outcome="ok"}"#),
-        2.0,
+        1.0,
+        "the repeat was not dry-run again: {text}"
+    );
+    assert_eq!(
+        value(r#"bqai_cache_lookups_total{layer="plan",outcome="hit"}"#),
+        1.0,
         "{text}"
     );
     assert_eq!(
@@ -992,12 +1039,12 @@ async fn warehouse_metrics_count_the_calls_that_reach_bigquery() {
         value(r#"bqai_cache_lookups_total{layer="result",outcome="hit"}"#),
         1.0
     );
-    // Three jobs were inserted (two dry runs, one query); the results were read once.
+    // Two jobs were inserted (one dry run, one query); the results were read once.
     let inserts = calls
         .iter()
         .filter(|c| c.starts_with("POST ") && c.ends_with("/jobs"))
         .count();
-    assert_eq!(inserts, 3, "{calls:?}");
+    assert_eq!(inserts, 2, "{calls:?}");
 }
 
 // ---- exports ---------------------------------------------------------------------------------
@@ -1100,9 +1147,11 @@ async fn an_export_job_reads_bigquery_page_by_page_into_its_file() {
         .iter()
         .filter(|c| c.starts_with("POST") && c.ends_with("/jobs"))
         .count();
+    // The worker plans the export again, and finds the submission's verdict in the plan
+    // cache (its scope, byte cap and quota are checked again on it): no second dry run.
     assert_eq!(
-        inserts, 3,
-        "the submission's dry run, the worker's dry run and its job: {calls:?}"
+        inserts, 2,
+        "the submission's dry run and the worker's job: {calls:?}"
     );
     let pages = calls.iter().filter(|c| c.contains("/queries/")).count();
     assert!(

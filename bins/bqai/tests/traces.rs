@@ -399,17 +399,19 @@ async fn unsampled_requests_leave_no_span_and_a_callers_sampled_trace_is_followe
     )
     .await;
     let client = reqwest::Client::new();
-    let query = |traceparent: Option<String>| {
+    // `fresh`: `use_cache: false`, so the statement is planned (guard, dry run) and run again
+    // rather than answered from the plan and result caches.
+    let query = |traceparent: Option<String>, fresh: bool| {
         let mut request = client
             .post(format!("{base}/api/v1/query"))
-            .json(&json!({"sql": "SELECT COUNT(*) AS n FROM shop.orders"}));
+            .json(&json!({"sql": "SELECT COUNT(*) AS n FROM shop.orders", "use_cache": !fresh}));
         if let Some(tp) = traceparent {
             request = request.header("traceparent", tp);
         }
         request.send()
     };
     for _ in 0..5 {
-        assert_eq!(query(None).await.unwrap().status(), 200);
+        assert_eq!(query(None, false).await.unwrap().status(), 200);
     }
     assert_eq!(
         client
@@ -422,9 +424,9 @@ async fn unsampled_requests_leave_no_span_and_a_callers_sampled_trace_is_followe
     );
     // A caller that sampled its trace out is followed too.
     let unsampled = format!("00-{TRACE_ID}-{CALLER_SPAN}-00");
-    assert_eq!(query(Some(unsampled)).await.unwrap().status(), 200);
+    assert_eq!(query(Some(unsampled), false).await.unwrap().status(), 200);
     let sampled = format!("00-{HTTP_TRACE_ID}-{HTTP_CALLER_SPAN}-01");
-    assert_eq!(query(Some(sampled)).await.unwrap().status(), 200);
+    assert_eq!(query(Some(sampled), true).await.unwrap().status(), 200);
 
     collector
         .wait_for(

@@ -18,6 +18,7 @@ pub mod history;
 pub mod llm;
 pub mod model;
 pub mod params;
+pub mod plan_cache;
 pub mod ports;
 pub mod query;
 pub mod resilience;

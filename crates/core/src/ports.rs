@@ -125,6 +125,15 @@ pub trait HistoryStore: Send + Sync {
     /// error the caller may ignore).
     async fn record(&self, entry: &HistoryEntry) -> Result<()>;
 
+    /// Records `entries` in order; stores override it with one multi-row write (one commit).
+    /// The default records them one by one, stopping at the first error.
+    async fn record_batch(&self, entries: &[HistoryEntry]) -> Result<()> {
+        for entry in entries {
+            self.record(entry).await?;
+        }
+        Ok(())
+    }
+
     /// One entry by id.
     async fn get(&self, id: &str) -> Result<Option<HistoryEntry>>;
 
@@ -156,6 +165,14 @@ pub trait KeyStore: Send + Sync {
 
     /// Records a successful use at `at`.
     async fn touch_key(&self, id: &str, at: DateTime<Utc>) -> Result<()>;
+}
+
+/// Announces that an API key changed (created, updated, revoked) to every replica, so that
+/// their caches of verified keys drop it at once instead of when it expires.
+#[async_trait]
+pub trait KeyChangeNotifier: Send + Sync {
+    /// Tells every replica that `key_id` changed.
+    async fn key_changed(&self, key_id: &str) -> Result<()>;
 }
 
 /// The append-only audit log.

@@ -19,6 +19,7 @@ use crate::model::{
     CostEstimate, DatasetScope, DryRunReport, Principal, QueryJob, QueryOutcome, QueryRequest,
     QueryResult, QueryStats, Role, make_names_unique,
 };
+use crate::plan_cache::{PlanCache, Verdict};
 use crate::ports::{HistoryStore, UsageLedger, Warehouse};
 
 /// Bounds the query service applies to every request.
@@ -98,6 +99,8 @@ pub struct QueryService {
     sql_in_traces: bool,
     /// The guard's refusals, per reason (shared by the clones of this service).
     rejections: Arc<RejectionCounts>,
+    /// Verdicts of statements already planned ([`QueryService::with_plan_cache`]).
+    plans: Option<Arc<PlanCache>>,
 }
 
 /// What the pipeline knew when it stopped, for the history record of a failure.
@@ -278,7 +281,16 @@ impl QueryService {
             usage: None,
             sql_in_traces: false,
             rejections: Arc::default(),
+            plans: None,
         }
+    }
+
+    /// Keeps each statement's verdict (guard and dry run) in `plans`, so that a repeat skips
+    /// parsing and the dry run; see [`crate::plan_cache`] for what is still checked.
+    #[must_use]
+    pub fn with_plan_cache(mut self, plans: Arc<PlanCache>) -> Self {
+        self.plans = Some(plans);
+        self
     }
 
     /// The guard's refusals so far, per reason.
@@ -806,6 +818,123 @@ impl QueryService {
             )));
         }
         let (timeout, policy) = self.validate(request, principal, bounds.max_rows_limit)?;
+        let plan_key = self
+            .plans
+            .as_ref()
+            .map(|_| PlanCache::key(&policy, &request.sql, &request.parameters.cache_key_text()));
+        let cached = match (&self.plans, &plan_key) {
+            // `use_cache: false` asks for fresh answers: a fresh plan too.
+            (Some(plans), Some(key)) if request.use_cache => plans.get(key).await,
+            _ => None,
+        };
+        let verdict = match cached {
+            Some(verdict) => {
+                progress.sql_executed = Some(verdict.sql.clone());
+                progress.tables = table_names(&verdict.tables);
+                // The scope is part of the key; checked again anyway, as it needs no parsing.
+                guard::check_tables(&verdict.tables, &policy)
+                    .and_then(|()| guard::check_tables(&verdict.report.referenced_tables, &policy))
+                    .map_err(|r| self.refused(r))?;
+                verdict
+            }
+            None => {
+                let verdict = self
+                    .verdict(
+                        query_id, request, principal, &policy, timeout, bounds, progress,
+                    )
+                    .await?;
+                if let (Some(plans), Some(key)) = (&self.plans, &plan_key) {
+                    plans
+                        .put(key, &verdict, request.default_dataset.as_deref())
+                        .await;
+                }
+                verdict
+            }
+        };
+        let Verdict {
+            sql,
+            tables,
+            limit,
+            user_limit,
+            report,
+        } = verdict;
+        progress.bytes_processed = report.bytes_processed;
+        if let Some(cap) = limits
+            .max_bytes_billed
+            .filter(|cap| report.bytes_processed > *cap)
+        {
+            return Err(Error::CostLimitExceeded {
+                estimated_bytes: report.bytes_processed,
+                limit_bytes: cap,
+            });
+        }
+        if !request.dry_run {
+            self.check_quota(principal, report.bytes_processed).await?;
+        }
+        let job = self.job(
+            query_id, request, principal, &sql, limit, &tables, timeout, bounds,
+        );
+        let mut referenced_tables = tables;
+        for t in &report.referenced_tables {
+            if !referenced_tables.contains(t) {
+                referenced_tables.push(t.clone());
+            }
+        }
+        referenced_tables.sort();
+        progress.tables = table_names(&referenced_tables);
+        Ok(Checked {
+            query_id: query_id.to_string(),
+            sql,
+            limit,
+            user_limit,
+            dry_run: request.dry_run,
+            job,
+            report,
+            referenced_tables,
+        })
+    }
+
+    /// The job that runs (or dry-runs) `sql` for `request`.
+    #[allow(clippy::too_many_arguments)]
+    fn job(
+        &self,
+        query_id: &str,
+        request: &QueryRequest,
+        principal: &Principal,
+        sql: &str,
+        limit: u64,
+        tables: &[crate::model::TableRef],
+        timeout: Duration,
+        bounds: Bounds,
+    ) -> QueryJob {
+        QueryJob {
+            query_id: query_id.to_string(),
+            sql: sql.to_owned(),
+            default_dataset: request.default_dataset.clone(),
+            max_rows: limit,
+            timeout,
+            max_bytes_billed: self.limits.max_bytes_billed,
+            use_cache: request.use_cache,
+            referenced_tables: tables.to_vec(),
+            labels: job_labels(query_id, principal),
+            parameters: request.parameters.clone(),
+            max_result_bytes: bounds.max_result_bytes,
+        }
+    }
+
+    /// A statement's verdict, worked out: the guard, the placeholders against the request's
+    /// parameters, the dry run, the warehouse's tables against the scope, the statement type.
+    #[allow(clippy::too_many_arguments)]
+    async fn verdict(
+        &self,
+        query_id: &str,
+        request: &QueryRequest,
+        principal: &Principal,
+        policy: &GuardPolicy,
+        timeout: Duration,
+        bounds: Bounds,
+        progress: &mut Progress,
+    ) -> Result<Verdict> {
         let guarded = {
             let span = tracing::info_span!(
                 "guard",
@@ -816,7 +945,7 @@ impl QueryService {
             if self.sql_in_traces {
                 span.record("db.query.text", request.sql.as_str());
             }
-            guard::check(&request.sql, &policy).map_err(|r| {
+            guard::check(&request.sql, policy).map_err(|r| {
                 span.record("bqai.reject_reason", r.reason.as_str());
                 self.refused(r)
             })?
@@ -830,20 +959,16 @@ impl QueryService {
         )
         .map_err(Error::InvalidRequest)?;
 
-        let job = QueryJob {
-            query_id: query_id.to_string(),
-            sql: guarded.sql.clone(),
-            default_dataset: request.default_dataset.clone(),
-            max_rows: guarded.limit,
+        let job = self.job(
+            query_id,
+            request,
+            principal,
+            &guarded.sql,
+            guarded.limit,
+            &guarded.referenced_tables,
             timeout,
-            max_bytes_billed: limits.max_bytes_billed,
-            use_cache: request.use_cache,
-            referenced_tables: guarded.referenced_tables.clone(),
-            labels: job_labels(query_id, principal),
-            parameters: request.parameters.clone(),
-            max_result_bytes: bounds.max_result_bytes,
-        };
-
+            bounds,
+        );
         let span = self.warehouse_span("warehouse.dry_run", "dry_run", &job.sql);
         let report = self
             .warehouse
@@ -854,7 +979,7 @@ impl QueryService {
         span.record("bqai.bytes_processed", report.bytes_processed);
         progress.bytes_processed = report.bytes_processed;
         // The warehouse's own view (views expanded, wildcards resolved) must pass too.
-        guard::check_tables(&report.referenced_tables, &policy).map_err(|r| self.refused(r))?;
+        guard::check_tables(&report.referenced_tables, policy).map_err(|r| self.refused(r))?;
         if let Some(kind) = report
             .statement_type
             .as_deref()
@@ -865,35 +990,12 @@ impl QueryService {
                 format!("the warehouse classified this statement as {kind}, not SELECT"),
             )));
         }
-        if let Some(cap) = limits
-            .max_bytes_billed
-            .filter(|cap| report.bytes_processed > *cap)
-        {
-            return Err(Error::CostLimitExceeded {
-                estimated_bytes: report.bytes_processed,
-                limit_bytes: cap,
-            });
-        }
-        if !request.dry_run {
-            self.check_quota(principal, report.bytes_processed).await?;
-        }
-        let mut referenced_tables = guarded.referenced_tables.clone();
-        for t in &report.referenced_tables {
-            if !referenced_tables.contains(t) {
-                referenced_tables.push(t.clone());
-            }
-        }
-        referenced_tables.sort();
-        progress.tables = table_names(&referenced_tables);
-        Ok(Checked {
-            query_id: query_id.to_string(),
+        Ok(Verdict {
             sql: guarded.sql,
+            tables: guarded.referenced_tables,
             limit: guarded.limit,
             user_limit: guarded.user_limit,
-            dry_run: request.dry_run,
-            job,
             report,
-            referenced_tables,
         })
     }
 

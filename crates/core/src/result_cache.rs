@@ -85,7 +85,7 @@ pub fn dataset_tag(dataset: &str) -> String {
 /// Tag carried by every catalog listing (dataset lists change when any dataset does).
 const CATALOG_TAG: &str = "catalog";
 
-/// Which cache layer a key belongs to (`result`, `metadata`, `question`), for spans: bounded, and
+/// Which cache layer a key belongs to (`result`, `metadata`, `question`, `plan`), for spans: bounded, and
 /// never the key itself (a key is a hash of SQL and scope).
 pub fn layer_of(key: &str) -> &'static str {
     let rest = key.strip_prefix(KEY_PREFIX).unwrap_or(key);
@@ -93,6 +93,7 @@ pub fn layer_of(key: &str) -> &'static str {
         Some("result") => "result",
         Some("catalog") => "metadata",
         Some("ask") => "question",
+        Some("plan") => "plan",
         _ => "other",
     }
 }

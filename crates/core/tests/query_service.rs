@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use bqai_core::catalog::CatalogService;
 use bqai_core::history::{HistoryEntry, HistoryFilter, QueryStatus};
 use bqai_core::model::*;
+use bqai_core::plan_cache::PlanCache;
 use bqai_core::ports::{Cache, HistoryStore, Warehouse};
 use bqai_core::query::{QueryLimits, QueryService};
 use bqai_core::result_cache::{CachePolicy, CachedWarehouse};
@@ -814,4 +815,256 @@ async fn an_export_is_capped_by_its_own_limit_and_recorded_when_read() {
     assert_eq!(entries.len(), 2);
     assert_eq!(entries[1].status, QueryStatus::Rejected);
     assert_eq!(entries[1].kind, bqai_core::history::QueryKind::Export);
+}
+
+// ---- the plan cache ----------------------------------------------------------------------------
+
+fn planned_service(
+    wh: Arc<ScriptedWarehouse>,
+    cache: Arc<MapCache>,
+    limits: QueryLimits,
+) -> QueryService {
+    let cached = Arc::new(CachedWarehouse::new(
+        wh,
+        cache.clone(),
+        CachePolicy::default(),
+    ));
+    QueryService::new(cached, Arc::new(VecHistory::default()), limits)
+        .with_plan_cache(Arc::new(PlanCache::new(cache, Duration::from_secs(3600))))
+}
+
+fn scoped(id: &str, datasets: &[&str]) -> Principal {
+    Principal {
+        id: Some(id.into()),
+        role: Role::Analyst,
+        datasets: DatasetScope::from_list(datasets.iter().copied()),
+        rate_limit_per_minute: None,
+        daily_byte_quota: None,
+    }
+}
+
+fn two_datasets() -> QueryLimits {
+    QueryLimits {
+        allowed: DatasetScope::from_list(["shop", "hr"]),
+        ..limits()
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_statement_skips_the_guard_and_the_dry_run() {
+    let wh = Arc::new(ScriptedWarehouse {
+        rows: 2,
+        bytes: 10,
+        ..Default::default()
+    });
+    let cache = Arc::new(MapCache::default());
+    let svc = planned_service(wh.clone(), cache.clone(), limits());
+    let first = svc
+        .run(QueryRequest::new("SELECT n FROM shop.t"), &anyone())
+        .await
+        .unwrap();
+    let second = svc
+        .run(QueryRequest::new("SELECT n FROM shop.t"), &anyone())
+        .await
+        .unwrap();
+    assert_eq!(
+        wh.dry_runs.lock().unwrap().len(),
+        1,
+        "one dry run for two queries"
+    );
+    assert_eq!(
+        wh.executed.lock().unwrap().len(),
+        1,
+        "the second is a result-cache hit"
+    );
+    assert!(second.result.stats.cache_hit);
+    // The verdict answers as the dry run did: same SQL, tables and estimate.
+    assert_eq!(second.sql, first.sql);
+    assert_eq!(second.referenced_tables, first.referenced_tables);
+    assert_eq!(second.result.rows, first.result.rows);
+    let dry = svc
+        .run(
+            QueryRequest {
+                dry_run: true,
+                ..QueryRequest::new("SELECT n FROM shop.t")
+            },
+            &anyone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(dry.result.stats.bytes_processed, 10);
+    assert_eq!(dry.result.columns[0].name, "n");
+    assert_eq!(wh.dry_runs.lock().unwrap().len(), 1);
+
+    // Another row cap, another verdict (the guard's LIMIT differs).
+    svc.run(
+        QueryRequest {
+            max_rows: Some(5),
+            ..QueryRequest::new("SELECT n FROM shop.t")
+        },
+        &anyone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(wh.dry_runs.lock().unwrap().len(), 2);
+    assert!(wh.dry_runs.lock().unwrap()[1].sql.contains("LIMIT 5"));
+
+    // `use_cache: false` plans afresh.
+    svc.run(
+        QueryRequest {
+            use_cache: false,
+            ..QueryRequest::new("SELECT n FROM shop.t")
+        },
+        &anyone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(wh.dry_runs.lock().unwrap().len(), 3);
+
+    // Invalidating the dataset drops its verdicts with its results.
+    assert!(
+        bqai_core::result_cache::invalidate_dataset(cache.as_ref(), "shop")
+            .await
+            .unwrap()
+            >= 2
+    );
+    svc.run(QueryRequest::new("SELECT n FROM shop.t"), &anyone())
+        .await
+        .unwrap();
+    assert_eq!(wh.dry_runs.lock().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn principals_with_different_scopes_never_share_a_verdict() {
+    let wh = Arc::new(ScriptedWarehouse {
+        rows: 1,
+        ..Default::default()
+    });
+    let cache = Arc::new(MapCache::default());
+    let svc = planned_service(wh.clone(), cache, two_datasets());
+    let both = scoped("alice", &["shop", "hr"]);
+    svc.run(QueryRequest::new("SELECT n FROM hr.salaries"), &both)
+        .await
+        .unwrap();
+    // Bob may read only shop: the statement alice planned is refused to him by the guard,
+    // without a dry run.
+    let err = svc
+        .run(
+            QueryRequest::new("SELECT n FROM hr.salaries"),
+            &scoped("bob", &["shop"]),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "FORBIDDEN", "{err:?}");
+    // Alice's grants narrowed (same id): planned afresh and refused.
+    let err = svc
+        .run(
+            QueryRequest::new("SELECT n FROM hr.salaries"),
+            &scoped("alice", &["shop"]),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "FORBIDDEN", "{err:?}");
+    assert_eq!(wh.dry_runs.lock().unwrap().len(), 1);
+    // A statement both may run is planned once per scope.
+    svc.run(QueryRequest::new("SELECT n FROM shop.t"), &both)
+        .await
+        .unwrap();
+    svc.run(
+        QueryRequest::new("SELECT n FROM shop.t"),
+        &scoped("bob", &["shop"]),
+    )
+    .await
+    .unwrap();
+    svc.run(
+        QueryRequest::new("SELECT n FROM shop.t"),
+        &scoped("carol", &["shop"]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        wh.dry_runs.lock().unwrap().len(),
+        3,
+        "alice's scope and bob's differ; carol's is bob's"
+    );
+}
+
+#[tokio::test]
+async fn a_dataset_removed_from_the_allow_list_is_refused_despite_a_cached_verdict() {
+    let wh = Arc::new(ScriptedWarehouse {
+        rows: 1,
+        ..Default::default()
+    });
+    let cache = Arc::new(MapCache::default());
+    planned_service(wh.clone(), cache.clone(), two_datasets())
+        .run(QueryRequest::new("SELECT n FROM hr.salaries"), &anyone())
+        .await
+        .unwrap();
+    // The operator takes hr off the allow-list and restarts; the cache (Redis) outlives it.
+    let err = planned_service(wh.clone(), cache, limits())
+        .run(QueryRequest::new("SELECT n FROM hr.salaries"), &anyone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "FORBIDDEN", "{err:?}");
+    assert_eq!(wh.dry_runs.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_byte_cap_and_the_quota_are_checked_on_a_cached_estimate() {
+    let wh = Arc::new(ScriptedWarehouse {
+        rows: 1,
+        bytes: 400,
+        ..Default::default()
+    });
+    let cache = Arc::new(MapCache::default());
+    let ledger = Arc::new(MapLedger::default());
+    let svc = planned_service(wh.clone(), cache.clone(), limits()).with_usage_ledger(ledger);
+    let alice = with_quota("alice", 1000);
+    let sql = || QueryRequest {
+        use_cache: true,
+        ..QueryRequest::new("SELECT n FROM shop.orders")
+    };
+    svc.run(sql(), &alice).await.unwrap();
+    // Two runs that reach the warehouse (the second with use_cache false): 800 bytes charged.
+    let fresh = || QueryRequest {
+        use_cache: false,
+        ..QueryRequest::new("SELECT n FROM shop.orders")
+    };
+    svc.run(fresh(), &alice).await.unwrap();
+    // 800 used + the cached estimate of 400 > 1000: refused on the verdict, no dry run.
+    let before = wh.dry_runs.lock().unwrap().len();
+    let err = svc.run(sql(), &alice).await.unwrap_err();
+    assert_eq!(err.code(), "QUOTA_EXCEEDED", "{err:?}");
+    assert_eq!(wh.dry_runs.lock().unwrap().len(), before);
+
+    // A lower byte cap (a restart with a new config, the cache kept) applies to the verdict.
+    let capped = planned_service(
+        wh.clone(),
+        cache,
+        QueryLimits {
+            max_bytes_billed: Some(100),
+            ..limits()
+        },
+    );
+    let err = capped.run(sql(), &anyone()).await.unwrap_err();
+    assert_eq!(err.code(), "COST_LIMIT_EXCEEDED", "{err:?}");
+    assert_eq!(wh.dry_runs.lock().unwrap().len(), before);
+}
+
+#[tokio::test]
+async fn other_parameter_values_are_planned_afresh() {
+    let wh = Arc::new(ScriptedWarehouse {
+        rows: 1,
+        ..Default::default()
+    });
+    let svc = planned_service(wh.clone(), Arc::new(MapCache::default()), limits());
+    let with = |v: i64| {
+        let mut req = QueryRequest::new("SELECT n FROM shop.t WHERE n > @min");
+        req.parameters = QueryParameters::from_json(&serde_json::json!({"min": v})).unwrap();
+        req
+    };
+    svc.run(with(1), &anyone()).await.unwrap();
+    svc.run(with(1), &anyone()).await.unwrap();
+    svc.run(with(2), &anyone()).await.unwrap();
+    assert_eq!(wh.dry_runs.lock().unwrap().len(), 2);
 }

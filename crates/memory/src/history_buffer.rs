@@ -190,6 +190,24 @@ impl HistoryStore for BufferedHistory {
         }
     }
 
+    /// One write of the whole batch while the store is healthy and nothing is queued; else,
+    /// or when the batch write fails, each entry goes through [`Self::record`], which queues
+    /// it (outage), sets it aside (refused) or finds it already written (conflict).
+    async fn record_batch(&self, entries: &[HistoryEntry]) -> Result<()> {
+        if self.queued() == 0 && self.inner.record_batch(entries).await.is_ok() {
+            return Ok(());
+        }
+        let mut outcome = Ok(());
+        for entry in entries {
+            match self.record(entry).await {
+                // Conflict: an earlier attempt of the batch landed after all.
+                Ok(()) | Err(Error::Conflict(_)) => {}
+                Err(e) => outcome = Err(e),
+            }
+        }
+        outcome
+    }
+
     async fn get(&self, id: &str) -> Result<Option<HistoryEntry>> {
         if let Some(e) = self.lock().iter().find(|e| e.id == id) {
             return Ok(Some(e.clone()));

@@ -10,6 +10,9 @@
 //!   by every write);
 //! - [`RedisNonceStore`] implements [`bqai_core::ports::NonceStore`] (single-use WebSocket
 //!   tickets across replicas, `SET NX PX`);
+//! - [`RedisKeyChanges`] implements [`bqai_core::ports::KeyChangeNotifier`] (API key changes
+//!   announced over pub/sub, so every replica's cache of verified keys drops a revoked key at
+//!   once);
 //! - [`RedisClient`] is what they all stand on: a deadpool connection pool with a deadline on
 //!   every call and a circuit breaker, so a Redis outage costs callers an immediate
 //!   [`bqai_core::Error::Unavailable`] rather than a timeout per request. Build one client and
@@ -28,6 +31,7 @@ mod breaker;
 mod cache;
 mod client;
 mod conversations;
+mod key_changes;
 mod nonces;
 mod options;
 mod rate_limiter;
@@ -35,6 +39,7 @@ mod rate_limiter;
 pub use cache::RedisCache;
 pub use client::RedisClient;
 pub use conversations::RedisConversationStore;
+pub use key_changes::{KeyChange, RedisKeyChanges};
 pub use nonces::RedisNonceStore;
 pub use options::RedisOptions;
 pub use rate_limiter::RedisRateLimiter;

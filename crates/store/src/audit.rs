@@ -20,9 +20,10 @@ use crate::page::Cursor;
 use crate::schema::audit_log;
 use crate::{Backend, Store};
 
-/// One `audit_log` row.
+/// One `audit_log` row. `None` is written as `NULL` (not `DEFAULT`), which lets SQLite insert
+/// a batch as one multi-row `INSERT` (it has no `DEFAULT` in a `VALUES` list).
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = audit_log)]
+#[diesel(table_name = audit_log, treat_none_as_default_value = false)]
 pub(crate) struct AuditRow {
     pub id: String,
     pub at: NaiveDateTime,

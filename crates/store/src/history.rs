@@ -11,9 +11,10 @@ use crate::convert::{from_sql_count, to_sql_count, to_sql_text, to_sql_text_opt,
 use crate::page::Cursor;
 use crate::schema::query_history;
 
-/// One `query_history` row.
+/// One `query_history` row. `None` is written as `NULL` (not `DEFAULT`), so SQLite can insert a
+/// batch as one multi-row `INSERT`.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = query_history)]
+#[diesel(table_name = query_history, treat_none_as_default_value = false)]
 pub(crate) struct HistoryRow {
     pub id: String,
     pub kind: String,

@@ -249,6 +249,21 @@ impl HistoryStore for Store {
         }
     }
 
+    #[tracing::instrument(name = "history INSERT", skip_all, fields(db.system = self.db_system(), db.operation = "INSERT", otel.kind = "client", bqai.rows = entries.len()))]
+    async fn record_batch(&self, entries: &[HistoryEntry]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<history::HistoryRow> = entries
+            .iter()
+            .map(history::HistoryRow::from_entry)
+            .collect();
+        match self.backend.as_ref() {
+            Backend::Sqlite(s) => s.record_batch(rows).await,
+            Backend::Postgres(s) => s.record_batch(rows).await,
+        }
+    }
+
     #[tracing::instrument(name = "history SELECT", skip_all, fields(db.system = self.db_system(), db.operation = "SELECT", otel.kind = "client"))]
     async fn get(&self, id: &str) -> Result<Option<HistoryEntry>> {
         match self.backend.as_ref() {

@@ -15,6 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bqai_core::analytics::{AnalyticsFilter, Ranking};
@@ -68,6 +69,17 @@ pub(crate) struct PgStore {
     config: Arc<tokio_postgres::Config>,
     pool: Pool<Conn>,
     options: StoreOptions,
+    /// Rows this store's purges deleted since it last vacuumed each table, for
+    /// [`PgStore::vacuum_purged`].
+    purged: PurgedSinceVacuum,
+}
+
+/// Rows deleted by this process's purges since their table's last vacuum here. A replica
+/// counts its own purges; a restart starts from zero (a vacuum comes later, not never).
+#[derive(Debug, Default)]
+struct PurgedSinceVacuum {
+    history: AtomicU64,
+    audit: AtomicU64,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -206,6 +218,7 @@ impl PgStore {
             config,
             pool,
             options,
+            purged: PurgedSinceVacuum::default(),
         })
     }
 
@@ -325,6 +338,22 @@ impl PgStore {
             Box::pin(async move {
                 diesel::insert_into(query_history::table)
                     .values(&row)
+                    .execute(conn)
+                    .await
+            })
+        })
+        .await
+    }
+
+    /// Inserts `rows` in one statement (one commit for all of them).
+    pub(crate) async fn record_batch(&self, rows: Vec<HistoryRow>) -> Result<()> {
+        let first = <[HistoryRow]>::first(&rows)
+            .map(|r| r.id.clone())
+            .unwrap_or_default();
+        self.insert(Port::History, &first, move |conn| {
+            Box::pin(async move {
+                diesel::insert_into(query_history::table)
+                    .values(&rows)
                     .execute(conn)
                     .await
             })
@@ -774,6 +803,27 @@ impl PgStore {
     }
 }
 
+/// Rows a purge must delete, beyond [`VACUUM_SCALE_FACTOR`] of those left, before the table
+/// is vacuumed: autovacuum's default `autovacuum_vacuum_threshold`.
+const VACUUM_THRESHOLD: u64 = 50;
+
+/// The share of a table's rows a purge must delete before it is vacuumed: autovacuum's
+/// default `autovacuum_vacuum_scale_factor`.
+const VACUUM_SCALE_FACTOR: f64 = 0.2;
+
+/// The purge's vacuum sleeps this long per 200 cost units: a fifth of today's autovacuum
+/// pace (2 ms), half of autovacuum's before PostgreSQL 12 (20 ms), because it runs while the
+/// server answers requests on the same cores (measured: at 2 ms a round's vacuum raised p99,
+/// see docs/benchmarks.md). That still reads ~20,000 pages a second from shared buffers, or
+/// dirties ~1,000.
+const VACUUM_COST_DELAY_MS: u32 = 10;
+
+/// How long the purge's vacuum may run: paced, a vacuum of a large table (every index is
+/// scanned whole) takes minutes, and one cancelled by a deadline reclaims nothing — so far
+/// longer than a statement's timeout. It blocks no reads or writes meanwhile; it holds one
+/// pooled connection.
+const VACUUM_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
 /// The advisory lock serialising audit purges of one database across replicas ("bqaiprg" in
 /// ASCII).
 const AUDIT_PURGE_LOCK_KEY: i64 = 0x0062_7161_6970_7267;
@@ -797,6 +847,9 @@ impl PgStore {
                 })
             })
             .await?;
+        self.purged
+            .history
+            .fetch_add(deleted as u64, Ordering::Relaxed);
         Ok(deleted as u64)
     }
 
@@ -833,26 +886,101 @@ impl PgStore {
                 })
             })
             .await?;
+        self.purged
+            .audit
+            .fetch_add(deleted as u64, Ordering::Relaxed);
         Ok(deleted as u64)
     }
 
-    /// `VACUUM` of the purged tables, so their dead rows' space is reused now rather than
-    /// whenever autovacuum gets there (or never, where it is off). A plain `VACUUM` takes no
-    /// lock that blocks reads or writes, and the visibility map lets it skip the pages
-    /// untouched since the last one. A manual `VACUUM` is unthrottled by default; this one is
-    /// paced like autovacuum (`vacuum_cost_delay` 2 ms per `vacuum_cost_limit` 200), so it
-    /// does not starve the requests' own statements. It runs under the migration timeout (its
-    /// session's `statement_timeout` raised to match): a paced vacuum of a large table can take
-    /// longer than a statement may.
-    pub(crate) async fn vacuum(&self, tables: &'static [&'static str]) -> Result<()> {
-        let timeout = self.options.migration_timeout;
+    /// `VACUUM` of the tables this store's purges deleted a sizeable share of since their last
+    /// vacuum here — more than [`VACUUM_THRESHOLD`] rows plus [`VACUUM_SCALE_FACTOR`] of the
+    /// rows left, autovacuum's own default rule — and of `audit_purge_permit` with
+    /// `audit_log` (each audit batch leaves one dead row there, which the trigger scans for
+    /// every event it deletes). Returns the tables vacuumed.
+    ///
+    /// Why the threshold: a vacuum scans every index of its table whole, whatever it deletes;
+    /// with the default retention (90 days, a round every 5 minutes) a round deletes a few
+    /// thousandths of a percent of the table, and vacuuming after each would rescan gigabytes
+    /// of index to reclaim kilobytes. Below the threshold the deleted rows wait for a later
+    /// round (or for autovacuum, where it runs).
+    pub(crate) async fn vacuum_purged(&self) -> Result<Vec<&'static str>> {
+        // Spelled out: diesel's `RunQueryDsl::load` would shadow the atomic's `load` here.
+        let history = AtomicU64::load(&self.purged.history, Ordering::Relaxed);
+        let audit = AtomicU64::load(&self.purged.audit, Ordering::Relaxed);
+        if history == 0 && audit == 0 {
+            return Ok(Vec::new());
+        }
+        let live = self.live_rows().await?;
+        let due = |deleted: u64, table: &str| {
+            let left = live.get(table).copied().unwrap_or(0);
+            deleted > VACUUM_THRESHOLD + (left as f64 * VACUUM_SCALE_FACTOR) as u64
+        };
+        let mut tables = Vec::new();
+        if due(history, "query_history") {
+            tables.push("query_history");
+        }
+        if due(audit, "audit_log") {
+            tables.extend(["audit_log", "audit_purge_permit"]);
+        }
+        if tables.is_empty() {
+            return Ok(tables);
+        }
+        self.vacuum(tables.clone()).await?;
+        // What was deleted before the vacuum began is reclaimed; deletes since count on.
+        if tables.contains(&"query_history") {
+            self.purged.history.fetch_sub(history, Ordering::Relaxed);
+        }
+        if tables.contains(&"audit_log") {
+            self.purged.audit.fetch_sub(audit, Ordering::Relaxed);
+        }
+        Ok(tables)
+    }
+
+    /// PostgreSQL's estimate of the live rows of the purged tables (`n_live_tup`; its
+    /// statistics lag by up to seconds, which a threshold does not mind).
+    async fn live_rows(&self) -> Result<std::collections::HashMap<String, u64>> {
+        #[derive(QueryableByName)]
+        struct Live {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            relname: String,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n_live_tup: i64,
+        }
+        let rows: Vec<Live> = self
+            .query(Port::History, |conn| {
+                Box::pin(async move {
+                    diesel::sql_query(
+                        "SELECT relname::TEXT AS relname, n_live_tup FROM pg_stat_user_tables \
+                         WHERE schemaname = current_schema() \
+                         AND relname IN ('query_history', 'audit_log')",
+                    )
+                    .load(conn)
+                    .await
+                })
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.relname, u64::try_from(r.n_live_tup).unwrap_or(0)))
+            .collect())
+    }
+
+    /// `VACUUM` of `tables`, so their dead rows' space is reused now rather than whenever
+    /// autovacuum gets there (or never, where it is off). A plain `VACUUM` takes no lock that
+    /// blocks reads or writes, and the visibility map lets it skip the pages untouched since
+    /// the last one. A manual `VACUUM` is unthrottled by default; this one is paced
+    /// (`vacuum_cost_delay` [`VACUUM_COST_DELAY_MS`] per `vacuum_cost_limit` 200), so it does
+    /// not starve the requests' own statements. It runs under [`VACUUM_TIMEOUT`] (its session's
+    /// `statement_timeout` raised to match).
+    async fn vacuum(&self, tables: Vec<&'static str>) -> Result<()> {
+        let timeout = VACUUM_TIMEOUT;
         let millis = timeout.as_millis().min(i32::MAX as u128);
         self.run_within(Port::History, timeout, move |conn| {
             Box::pin(async move {
                 // One statement per call: VACUUM cannot run inside a multi-statement string.
                 conn.batch_execute(&format!(
-                    "SET statement_timeout = {millis}; SET vacuum_cost_delay = 2; \
-                     SET vacuum_cost_limit = 200"
+                    "SET statement_timeout = {millis}; \
+                     SET vacuum_cost_delay = {VACUUM_COST_DELAY_MS}; SET vacuum_cost_limit = 200"
                 ))
                 .await?;
                 for table in tables {

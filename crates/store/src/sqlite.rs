@@ -229,6 +229,24 @@ impl SqliteStore {
         .await
     }
 
+    /// Inserts `rows` in one statement (one commit for all of them).
+    pub(crate) async fn record_batch(&self, rows: Vec<HistoryRow>) -> Result<()> {
+        let first = <[HistoryRow]>::first(&rows)
+            .map(|r| r.id.clone())
+            .unwrap_or_default();
+        // diesel's SQLite batch insert lives on the synchronous connection.
+        self.insert(Port::History, &first, |mut conn| async move {
+            conn.spawn_blocking(move |conn| {
+                diesel::RunQueryDsl::execute(
+                    diesel::insert_into(query_history::table).values(&rows),
+                    conn,
+                )
+            })
+            .await
+        })
+        .await
+    }
+
     pub(crate) async fn get(&self, id: &str) -> Result<Option<HistoryEntry>> {
         let id = id.to_owned();
         let row = self
@@ -411,20 +429,22 @@ impl SqliteStore {
         .await
     }
 
-    /// Inserts `rows` in one transaction (one commit, one sync to disk for all of them).
+    /// Inserts `rows` in one statement (one commit, one sync to disk for all of them).
     pub(crate) async fn append_events(&self, rows: Vec<AuditRow>) -> Result<()> {
         let first = <[AuditRow]>::first(&rows)
             .map(|r| r.id.clone())
             .unwrap_or_default();
+        // One multi-row INSERT per batch (the audit writer's batches are at most 256 rows of
+        // 14 values, far below SQLite's 32,766 bound variables): one statement to prepare and
+        // step instead of one per event.
+        // diesel's SQLite batch insert lives on the synchronous connection, hence
+        // `spawn_blocking` (the wrapper runs every statement on a blocking thread anyway).
         self.insert(Port::Audit, &first, |mut conn| async move {
-            conn.transaction(async |conn| {
-                for row in &rows {
-                    diesel::insert_into(audit_log::table)
-                        .values(row)
-                        .execute(conn)
-                        .await?;
-                }
-                Ok(rows.len())
+            conn.spawn_blocking(move |conn| {
+                diesel::RunQueryDsl::execute(
+                    diesel::insert_into(audit_log::table).values(&rows),
+                    conn,
+                )
             })
             .await
         })

@@ -311,3 +311,90 @@ async fn queries_keep_succeeding_while_postgres_is_down_and_no_record_is_lost() 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+// ---- verified-key cache across replicas -----------------------------------------------------
+
+/// Replica A (with one key per role, made in the shared PostgreSQL store) and replica B over the
+/// same store, with API keys on and key records cached for `ttl_secs`; sharing a Redis
+/// namespace when `redis` is set.
+async fn key_replicas(
+    db: &TestDb,
+    redis: bool,
+    ttl_secs: u64,
+) -> (TestApp, TestApp, crate::helpers::Keys) {
+    let namespace = format!("{}:", unique_prefix("keys"));
+    let url = db.url.clone();
+    let tweak = move |s: &mut bqai::config::Settings| {
+        s.store.url = url.clone();
+        s.auth.key_cache_ttl_secs = ttl_secs;
+        if redis {
+            s.cache.url = format!("redis://{REDIS}");
+            s.cache.redis_namespace = namespace.clone();
+        }
+    };
+    let (a, keys) = crate::helpers::spawn_auth_app(tweak.clone()).await;
+    let b = spawn_app_with(move |s| {
+        s.auth.mode = bqai::config::AuthMode::ApiKey;
+        s.auth.pepper = Some("test pepper of enough length".to_string().into());
+        tweak(s);
+    })
+    .await;
+    (a, b, keys)
+}
+
+/// Revokes `id` on `a`, then polls `b` with `key` until it answers 401; how long that took.
+async fn revocation_lag(a: &TestApp, b: &TestApp, keys: &crate::helpers::Keys) -> Duration {
+    let revoked = a
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/admin/keys/{}", keys.analyst_id),
+            Some(&keys.admin),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    let started = Instant::now();
+    // The replica that revoked refuses the key at once.
+    a.get_as(&keys.analyst, "/api/v1/datasets")
+        .await
+        .assert_error(401, "UNAUTHENTICATED");
+    loop {
+        let r = b.get_as(&keys.analyst, "/api/v1/datasets").await;
+        if r.status == 401 {
+            return started.elapsed();
+        }
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the other replica still accepts a revoked key"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_revoked_on_one_replica_stops_working_on_the_other_at_once_with_redis() {
+    let db = TestDb::create("api-key-cache-redis").await;
+    // A TTL far longer than the test: only the Redis notice can end the cached record.
+    let (a, b, keys) = key_replicas(&db, true, 600).await;
+    // The listener subscribes in the background; the key's record gets cached on both.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for app in [&a, &b] {
+        let r = app.get_as(&keys.analyst, "/api/v1/datasets").await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let lag = revocation_lag(&a, &b, &keys).await;
+    eprintln!("revocation lag across replicas with Redis: {lag:?}");
+    assert!(lag < Duration::from_secs(2), "{lag:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_redis_a_revocation_reaches_the_other_replica_within_the_ttl() {
+    let db = TestDb::create("api-key-cache-ttl").await;
+    let (a, b, keys) = key_replicas(&db, false, 1).await;
+    let r = b.get_as(&keys.analyst, "/api/v1/datasets").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let lag = revocation_lag(&a, &b, &keys).await;
+    eprintln!("revocation lag across replicas without Redis (TTL 1 s): {lag:?}");
+    assert!(lag <= Duration::from_millis(2500), "{lag:?}");
+}
