@@ -70,7 +70,9 @@ run() { # name, then wrk arguments
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" | sed -n '/Latency/,/Transfer/p'
 }
 
-echo "warehouse: ${BIGQUERY:+BigQuery emulator}${BIGQUERY:-embedded}; cache: ${CACHE_URL:-in-process}; history: ${STORE_URL:-sqlite}; auth: ${AUTH:+api keys + audit}"
+warehouse=embedded
+[[ -n "${BIGQUERY:-}" ]] && warehouse="BigQuery emulator"
+echo "warehouse: $warehouse; cache: ${CACHE_URL:-in-process}; history: ${STORE_URL:-sqlite}; auth: ${AUTH:+api keys + audit}"
 run "GET /health" "$B/health"
 if [[ "${ONLY:-}" != query ]]; then
   run "GET /api/v1/datasets/shop/tables/orders (cached schema)" "${auth_args[@]}" "$B/api/v1/datasets/shop/tables/orders"
