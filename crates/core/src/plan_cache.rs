@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 use crate::guard::GuardPolicy;
 use crate::model::{DatasetScope, DryRunReport, TableRef};
 use crate::ports::Cache;
-use crate::result_cache::{KEY_PREFIX, dataset_tag};
+use crate::result_cache::{KEY_PREFIX, dataset_tag, read_entry, write_entry};
 
 /// A statement's cached verdict: it passed the guard and the dry run for the key's caller.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,20 +86,7 @@ impl PlanCache {
 
     /// The verdict under `key`; a cache failure or an undecodable entry is a miss.
     pub(crate) async fn get(&self, key: &str) -> Option<Verdict> {
-        match self.cache.get(key).await {
-            Ok(Some(bytes)) => match rmp_serde::from_slice(&bytes) {
-                Ok(verdict) => Some(verdict),
-                Err(e) => {
-                    tracing::warn!(key, error = %e, "undecodable plan ignored");
-                    None
-                }
-            },
-            Ok(None) => None,
-            Err(e) => {
-                tracing::warn!(key, error = %e, "plan cache read failed; planning afresh");
-                None
-            }
-        }
+        read_entry(self.cache.as_ref(), key).await
     }
 
     /// Keeps `verdict` under `key`, tagged with every dataset it reads (and the default
@@ -114,16 +101,15 @@ impl PlanCache {
             .collect();
         tags.sort();
         tags.dedup();
-        let bytes = match rmp_serde::to_vec_named(verdict) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                tracing::warn!(key, error = %e, "plan not cacheable");
-                return;
-            }
-        };
-        if let Err(e) = self.cache.set(key, bytes, self.ttl, &tags).await {
-            tracing::warn!(key, error = %e, "plan cache write failed");
-        }
+        write_entry(
+            self.cache.as_ref(),
+            key,
+            verdict,
+            self.ttl,
+            &tags,
+            usize::MAX,
+        )
+        .await;
     }
 }
 

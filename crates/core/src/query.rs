@@ -818,13 +818,13 @@ impl QueryService {
             )));
         }
         let (timeout, policy) = self.validate(request, principal, bounds.max_rows_limit)?;
-        let plan_key = self
-            .plans
-            .as_ref()
-            .map(|_| PlanCache::key(&policy, &request.sql, &request.parameters.cache_key_text()));
-        let cached = match (&self.plans, &plan_key) {
+        let plans = self.plans.as_ref().map(|plans| {
+            let key = PlanCache::key(&policy, &request.sql, &request.parameters.cache_key_text());
+            (plans, key)
+        });
+        let cached = match &plans {
             // `use_cache: false` asks for fresh answers: a fresh plan too.
-            (Some(plans), Some(key)) if request.use_cache => plans.get(key).await,
+            Some((plans, key)) if request.use_cache => plans.get(key).await,
             _ => None,
         };
         let verdict = match cached {
@@ -843,7 +843,7 @@ impl QueryService {
                         query_id, request, principal, &policy, timeout, bounds, progress,
                     )
                     .await?;
-                if let (Some(plans), Some(key)) = (&self.plans, &plan_key) {
+                if let Some((plans, key)) = &plans {
                     plans
                         .put(key, &verdict, request.default_dataset.as_deref())
                         .await;

@@ -107,6 +107,57 @@ pub async fn invalidate_dataset(cache: &dyn Cache, dataset: &str) -> Result<u64>
     Ok(n + m)
 }
 
+/// The MessagePack value under `key` in `cache`; a cache failure or an undecodable entry is a
+/// miss (logged): a cache is an optimisation, never a failure. Shared by every layer that
+/// keeps values in the [`Cache`] port (results, metadata, plans).
+#[tracing::instrument(name = "cache.get", skip_all, fields(bqai.cache.layer = layer_of(key), bqai.cache.hit = false))]
+pub(crate) async fn read_entry<T: DeserializeOwned>(cache: &dyn Cache, key: &str) -> Option<T> {
+    match cache.get(key).await {
+        Ok(Some(bytes)) => match rmp_serde::from_slice(&bytes) {
+            Ok(v) => {
+                tracing::Span::current().record("bqai.cache.hit", true);
+                Some(v)
+            }
+            Err(e) => {
+                tracing::warn!(key, error = %e, "undecodable cache entry ignored");
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(key, error = %e, "cache read failed; treating as a miss");
+            None
+        }
+    }
+}
+
+/// Stores `value` (MessagePack) under `key` in `cache` for `ttl` with `tags`, unless its
+/// encoding is larger than `max_bytes`; a failure is logged, never returned.
+#[tracing::instrument(name = "cache.set", skip_all, fields(bqai.cache.layer = layer_of(key)))]
+pub(crate) async fn write_entry<T: Serialize>(
+    cache: &dyn Cache,
+    key: &str,
+    value: &T,
+    ttl: Duration,
+    tags: &[String],
+    max_bytes: usize,
+) {
+    let bytes = match rmp_serde::to_vec_named(value) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(key, error = %e, "value not cacheable");
+            return;
+        }
+    };
+    if bytes.len() > max_bytes {
+        tracing::debug!(key, size = bytes.len(), "value too large to cache");
+        return;
+    }
+    if let Err(e) = cache.set(key, bytes, ttl, tags).await {
+        tracing::warn!(key, error = %e, "cache write failed");
+    }
+}
+
 type SharedRun = Shared<BoxFuture<'static, std::result::Result<Arc<QueryResult>, Arc<Error>>>>;
 
 /// A [`Warehouse`] that answers from a [`Cache`] when it can.
@@ -195,28 +246,10 @@ impl CachedWarehouse {
         invalidate_dataset(self.cache.as_ref(), dataset).await
     }
 
-    #[tracing::instrument(name = "cache.get", skip_all, fields(bqai.cache.layer = layer_of(key), bqai.cache.hit = false))]
     async fn lookup<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        match self.cache.get(key).await {
-            Ok(Some(bytes)) => match rmp_serde::from_slice(&bytes) {
-                Ok(v) => {
-                    tracing::Span::current().record("bqai.cache.hit", true);
-                    Some(v)
-                }
-                Err(e) => {
-                    tracing::warn!(key, error = %e, "undecodable cache entry ignored");
-                    None
-                }
-            },
-            Ok(None) => None,
-            Err(e) => {
-                tracing::warn!(key, error = %e, "cache read failed; treating as a miss");
-                None
-            }
-        }
+        read_entry(self.cache.as_ref(), key).await
     }
 
-    #[tracing::instrument(name = "cache.set", skip_all, fields(bqai.cache.layer = layer_of(key)))]
     async fn store<T: Serialize>(
         &self,
         key: &str,
@@ -225,20 +258,7 @@ impl CachedWarehouse {
         tags: &[String],
         max_bytes: usize,
     ) {
-        let bytes = match rmp_serde::to_vec_named(value) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(key, error = %e, "value not cacheable");
-                return;
-            }
-        };
-        if bytes.len() > max_bytes {
-            tracing::debug!(key, size = bytes.len(), "value too large to cache");
-            return;
-        }
-        if let Err(e) = self.cache.set(key, bytes, ttl, tags).await {
-            tracing::warn!(key, error = %e, "cache write failed");
-        }
+        write_entry(self.cache.as_ref(), key, value, ttl, tags, max_bytes).await;
     }
 
     async fn metadata<T, F>(&self, key: String, tags: Vec<String>, load: F) -> Result<T>

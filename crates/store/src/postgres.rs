@@ -915,22 +915,23 @@ impl PgStore {
             let left = live.get(table).copied().unwrap_or(0);
             deleted > VACUUM_THRESHOLD + (left as f64 * VACUUM_SCALE_FACTOR) as u64
         };
+        let (history_due, audit_due) = (due(history, "query_history"), due(audit, "audit_log"));
         let mut tables = Vec::new();
-        if due(history, "query_history") {
+        if history_due {
             tables.push("query_history");
         }
-        if due(audit, "audit_log") {
+        if audit_due {
             tables.extend(["audit_log", "audit_purge_permit"]);
         }
         if tables.is_empty() {
             return Ok(tables);
         }
-        self.vacuum(tables.clone()).await?;
+        self.vacuum(&tables).await?;
         // What was deleted before the vacuum began is reclaimed; deletes since count on.
-        if tables.contains(&"query_history") {
+        if history_due {
             self.purged.history.fetch_sub(history, Ordering::Relaxed);
         }
-        if tables.contains(&"audit_log") {
+        if audit_due {
             self.purged.audit.fetch_sub(audit, Ordering::Relaxed);
         }
         Ok(tables)
@@ -972,7 +973,8 @@ impl PgStore {
     /// (`vacuum_cost_delay` [`VACUUM_COST_DELAY_MS`] per `vacuum_cost_limit` 200), so it does
     /// not starve the requests' own statements. It runs under [`VACUUM_TIMEOUT`] (its session's
     /// `statement_timeout` raised to match).
-    async fn vacuum(&self, tables: Vec<&'static str>) -> Result<()> {
+    async fn vacuum(&self, tables: &[&'static str]) -> Result<()> {
+        let tables = tables.to_vec();
         let timeout = VACUUM_TIMEOUT;
         let millis = timeout.as_millis().min(i32::MAX as u128);
         self.run_within(Port::History, timeout, move |conn| {
