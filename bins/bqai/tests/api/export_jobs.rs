@@ -168,7 +168,9 @@ async fn a_large_export_becomes_a_job_whose_signed_link_serves_the_file() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_expired_link_is_refused_and_a_fresh_one_works() {
-    let app = spawn_app_with(|s| s.export.link_ttl_secs = 1).await;
+    // Links expire on whole Unix seconds: with a 1 s TTL a fresh link could have only
+    // milliseconds left (seen under CI load), so 2 s, and a wait past it.
+    let app = spawn_app_with(|s| s.export.link_ttl_secs = 2).await;
     let id = submit(
         &app,
         None,
@@ -178,7 +180,7 @@ async fn an_expired_link_is_refused_and_a_fresh_one_works() {
     let job = wait_for_end(&app, None, &id).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     let url = job["download_url"].as_str().unwrap().to_owned();
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let r = fetch(&url, None).await;
     assert_eq!(r.status(), 403);
     let body: Value = r.json().await.unwrap();
