@@ -18,6 +18,7 @@ use bqai_core::result_cache::CachePolicy;
 use bqai_http::HttpSettings;
 use bqai_llm::LlmConfig;
 use bqai_local::LocalConfig;
+use bqai_memory::QueueLimits;
 use bqai_oidc::OidcConfig;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::{Figment, Provider};
@@ -597,6 +598,16 @@ pub struct QuerySettings {
     /// Largest JSON size of a result's rows in one response (REST, WebSocket, CLI); beyond it
     /// the rows are cut and `truncated` is set (0 = no cap).
     pub max_response_bytes: u64,
+    /// Statements running on the warehouse at once (the query queue); unset: 50 on BigQuery,
+    /// twice the cores (at least 4) on the embedded engine.
+    pub max_concurrent: Option<usize>,
+    /// Statements one principal (API key, token subject) may run at once; unset: half of
+    /// `max_concurrent`, rounded up. Unauthenticated callers share `max_concurrent` only.
+    pub max_concurrent_per_key: Option<usize>,
+    /// Statements that may wait for a slot; beyond, 503 `QUEUE_FULL` (0: none wait).
+    pub max_queued: usize,
+    /// Longest wait for a slot, in ms; then 503 `QUEUE_FULL`.
+    pub queue_timeout_ms: u64,
 }
 
 impl Default for QuerySettings {
@@ -612,6 +623,10 @@ impl Default for QuerySettings {
             usd_per_tib: limits.usd_per_tib,
             max_preview_rows: 1000,
             max_response_bytes: limits.max_response_bytes.unwrap_or(0),
+            max_concurrent: None,
+            max_concurrent_per_key: None,
+            max_queued: 1000,
+            queue_timeout_ms: 30_000,
         }
     }
 }
@@ -986,6 +1001,16 @@ impl Settings {
                 "ws.idle_timeout_secs and ws.send_timeout_secs must be at least 1".to_string(),
             );
         }
+        let q = &self.query;
+        if q.max_concurrent == Some(0) || q.max_concurrent_per_key == Some(0) {
+            problems.push(
+                "query.max_concurrent and query.max_concurrent_per_key must be at least 1"
+                    .to_string(),
+            );
+        }
+        if q.queue_timeout_ms == 0 {
+            problems.push("query.queue_timeout_ms must be at least 1".to_string());
+        }
         if ws.max_connections == 0 {
             problems.push("ws.max_connections must be at least 1".to_string());
         }
@@ -1303,6 +1328,24 @@ impl Settings {
             usd_per_tib: q.usd_per_tib,
             max_sql_bytes: QueryLimits::default().max_sql_bytes,
             max_response_bytes: (q.max_response_bytes > 0).then_some(q.max_response_bytes),
+        }
+    }
+
+    /// The query queue's bounds: `query.max_concurrent` and its neighbours, with the
+    /// defaults of the configured warehouse.
+    pub fn queue_limits(&self) -> QueueLimits {
+        let q = &self.query;
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        let bigquery = matches!(self.warehouse, WarehouseSettings::Bigquery(_));
+        let auto = QueueLimits::for_warehouse(bigquery, cores);
+        let max_concurrent = q.max_concurrent.unwrap_or(auto.max_concurrent);
+        QueueLimits {
+            max_concurrent,
+            max_concurrent_per_key: q
+                .max_concurrent_per_key
+                .unwrap_or(max_concurrent.div_ceil(2)),
+            max_queued: q.max_queued,
+            max_wait: Duration::from_millis(q.queue_timeout_ms),
         }
     }
 

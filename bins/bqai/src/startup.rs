@@ -28,12 +28,12 @@ use bqai_core::system::GuardedSystemQueries;
 use bqai_http::AppState;
 use bqai_http::metrics::{
     HistoryQueueStats, MeteredCache, MeteredConversations, MeteredHistory, MeteredLlm,
-    MeteredRateLimiter, MeteredWarehouse,
+    MeteredRateLimiter, MeteredWarehouse, QueryQueueStats,
 };
 use bqai_local::LocalWarehouse;
 use bqai_memory::{
-    BufferedHistory, CachedKeyStore, CaughtUpAnalytics, MemoryCache, MemoryRateLimiter,
-    QueuedHistory,
+    BufferedHistory, CachedKeyStore, CaughtUpAnalytics, MemoryCache, MemoryRateLimiter, QueryQueue,
+    QueuedHistory, QueuedWarehouse,
 };
 use bqai_planner::Planner;
 use bqai_redis::{
@@ -56,6 +56,8 @@ pub struct Services {
     pub queries: QueryService,
     /// The warehouse with the cache in front.
     pub warehouse: Arc<CachedWarehouse>,
+    /// The query queue between the cache and the warehouse (`query.max_concurrent`).
+    pub query_queue: Arc<QueryQueue>,
     /// The cache.
     pub cache: Arc<dyn Cache>,
     /// History.
@@ -153,12 +155,33 @@ impl Services {
         let cache: Arc<dyn Cache> = Arc::new(MeteredCache::new(cache, Arc::clone(&metrics)));
         let rate_limiter: Arc<dyn RateLimiter> =
             Arc::new(MeteredRateLimiter::new(rate_limiter, Arc::clone(&metrics)));
-        // Under the cache, so only calls that reach the warehouse are counted.
+        // Metered under the queue and the cache, so only calls that reach the warehouse are
+        // counted, and timed without their wait for a slot; the queue under the cache, so a
+        // cache hit (or a query joining an identical one in progress) never waits.
+        let query_queue = QueryQueue::new(settings.queue_limits());
         let warehouse = Arc::new(CachedWarehouse::new(
-            Arc::new(MeteredWarehouse::new(warehouse, Arc::clone(&metrics))),
+            Arc::new(QueuedWarehouse::new(
+                Arc::new(MeteredWarehouse::new(warehouse, Arc::clone(&metrics))),
+                Arc::clone(&query_queue),
+            )),
             cache.clone(),
             settings.cache_policy(),
         ));
+        let probed = Arc::downgrade(&query_queue);
+        metrics.on_scrape(move |m| {
+            if let Some(q) = probed.upgrade() {
+                let s = q.stats();
+                m.observe_query_queue(QueryQueueStats {
+                    running: s.running,
+                    waiting: s.waiting,
+                    admitted: s.admitted,
+                    waited: s.waited,
+                    wait_seconds: s.wait_micros as f64 / 1e6,
+                    refused_full: s.refused_full,
+                    timed_out: s.timed_out,
+                });
+            }
+        });
         // Probes hold weak references: the probed objects hold the metrics themselves.
         let coalescing = Arc::downgrade(&warehouse);
         metrics.on_scrape(move |m| {
@@ -286,6 +309,7 @@ impl Services {
             catalog,
             queries,
             warehouse,
+            query_queue,
             cache,
             history,
             analytics: Arc::new(CaughtUpAnalytics::new(

@@ -767,6 +767,8 @@ mod tests {
             ],
             parameters: bqai_core::model::QueryParameters::None,
             max_result_bytes: None,
+            principal: None,
+            queue_watch: None,
         }
     }
 

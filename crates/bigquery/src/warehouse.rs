@@ -422,6 +422,8 @@ impl Warehouse for Calls {
             labels: Vec::new(),
             parameters: bqai_core::model::QueryParameters::None,
             max_result_bytes: None,
+            principal: None,
+            queue_watch: None,
         };
         self.jobs.execute(&job).await
     }

@@ -50,6 +50,8 @@ fn job(sql: &str) -> QueryJob {
         ],
         parameters: bqai_core::model::QueryParameters::None,
         max_result_bytes: None,
+        principal: None,
+        queue_watch: None,
     }
 }
 

@@ -81,6 +81,16 @@ pub enum Error {
         resets_at: chrono::DateTime<chrono::Utc>,
     },
 
+    /// The query queue had no room for the query, or the query waited in it past its
+    /// deadline (`query.queue_timeout_ms`); nothing ran. The message says which.
+    #[error("{message}")]
+    QueueFull {
+        /// What happened, in words safe for clients.
+        message: String,
+        /// When a retry may find room (the queue's estimate).
+        retry_after: Duration,
+    },
+
     /// The operation did not finish in time and was cancelled.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
@@ -188,6 +198,13 @@ impl Error {
                 retry_after: *retry_after,
             },
             Error::Timeout(d) => Error::Timeout(*d),
+            Error::QueueFull {
+                message,
+                retry_after,
+            } => Error::QueueFull {
+                message: message.clone(),
+                retry_after: *retry_after,
+            },
             Error::Unavailable { what, source } => Error::Unavailable {
                 what: what.clone(),
                 source: cause(source),
@@ -229,6 +246,7 @@ impl Error {
             Error::CostLimitExceeded { .. } => "COST_LIMIT_EXCEEDED",
             Error::RateLimited { .. } => "RATE_LIMITED",
             Error::Timeout(_) => "TIMEOUT",
+            Error::QueueFull { .. } => "QUEUE_FULL",
             Error::Unavailable { .. } => "UNAVAILABLE",
             Error::Llm(e) => e.kind.code(),
             Error::GenerationFailed { .. } => "GENERATION_FAILED",

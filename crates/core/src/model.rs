@@ -555,6 +555,42 @@ pub struct QueryJob {
     /// so a result's memory is bounded by the cap, not by what the query produces; the query
     /// service cuts the rows exactly.
     pub max_result_bytes: Option<u64>,
+    /// Whom the job runs for (the principal's id; `None` when unauthenticated): the query
+    /// queue shares the warehouse fairly among these.
+    pub principal: Option<String>,
+    /// Told the job's place in the query queue while it waits there (the WebSocket reports
+    /// it); not part of the job's identity.
+    pub queue_watch: Option<QueueWatch>,
+}
+
+/// A callback told a waiting job's position in the query queue (1 = next to run) each time
+/// it changes, then 0 when the job leaves the queue to run. Equal to every other watch, so it
+/// never makes two jobs differ.
+#[derive(Clone)]
+pub struct QueueWatch(std::sync::Arc<dyn Fn(u64) + Send + Sync>);
+
+impl QueueWatch {
+    /// A watch calling `f` with each new position.
+    pub fn new(f: impl Fn(u64) + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(f))
+    }
+
+    /// Reports `position`.
+    pub fn notify(&self, position: u64) {
+        (self.0)(position);
+    }
+}
+
+impl std::fmt::Debug for QueueWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QueueWatch")
+    }
+}
+
+impl PartialEq for QueueWatch {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// What a dry run learned about a statement.

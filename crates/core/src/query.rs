@@ -17,7 +17,7 @@ use crate::guard::{self, GuardPolicy, RejectReason, Rejection};
 use crate::history::{AskRecord, HistoryEntry, QueryKind, QueryStatus};
 use crate::model::{
     CostEstimate, DatasetScope, DryRunReport, Principal, QueryJob, QueryOutcome, QueryRequest,
-    QueryResult, QueryStats, Role, make_names_unique,
+    QueryResult, QueryStats, QueueWatch, Role, make_names_unique,
 };
 use crate::plan_cache::{PlanCache, Verdict};
 use crate::ports::{HistoryStore, UsageLedger, Warehouse};
@@ -186,6 +186,11 @@ impl PlannedQuery {
     /// The LIMIT the caller wrote, if any.
     pub fn user_limit(&self) -> Option<u64> {
         self.checked.user_limit
+    }
+
+    /// Reports the query's position to `watch` while it waits in the query queue.
+    pub fn watch_queue(&mut self, watch: QueueWatch) {
+        self.checked.job.queue_watch = Some(watch);
     }
 
     /// What history records of this query if running it fails (`executing`: the warehouse
@@ -919,6 +924,8 @@ impl QueryService {
             labels: job_labels(query_id, principal),
             parameters: request.parameters.clone(),
             max_result_bytes: bounds.max_result_bytes,
+            principal: principal.id.clone(),
+            queue_watch: None,
         }
     }
 

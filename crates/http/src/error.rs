@@ -145,6 +145,18 @@ impl From<CoreError> for ApiError {
                     d.as_millis()
                 ),
             ),
+            CoreError::QueueFull {
+                message,
+                retry_after,
+            } => {
+                return Self {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    code,
+                    message: message.clone(),
+                    retry_after: Some(*retry_after),
+                    cause: None,
+                };
+            }
             CoreError::Unavailable { what, .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("{what} is unavailable; try again later"),

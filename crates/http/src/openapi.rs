@@ -79,6 +79,7 @@ pub enum ErrorCode {
     LlmBusy,
     LlmTimeout,
     Unavailable,
+    QueueFull,
     NotReady,
     TooManyConnections,
     ExportLimitExceeded,
@@ -224,7 +225,9 @@ impl Common {
             add(
                 "503",
                 error_response(
-                    "UNAVAILABLE: a dependency (warehouse, key store, language model) is down",
+                    "UNAVAILABLE: a dependency (warehouse, key store, language model) is down; \
+                     QUEUE_FULL: the query queue has no room, or the query waited in it past \
+                     `query.queue_timeout_ms` (nothing ran)",
                     &[REQUEST_ID, RETRY_AFTER],
                 ),
             );

@@ -1033,6 +1033,8 @@ async fn every_sql_it_writes_plans_on_the_engine() {
             labels: Vec::new(),
             parameters: bqai_core::model::QueryParameters::None,
             max_result_bytes: None,
+            principal: None,
+            queue_watch: None,
         };
         wh.dry_run(&job)
             .await

@@ -48,6 +48,8 @@ pub fn job(sql: impl Into<String>) -> QueryJob {
         labels: Vec::new(),
         parameters: bqai_core::model::QueryParameters::None,
         max_result_bytes: None,
+        principal: None,
+        queue_watch: None,
     }
 }
 

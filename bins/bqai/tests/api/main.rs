@@ -16,6 +16,7 @@ mod history;
 mod metrics;
 mod openapi;
 mod query;
+mod queue;
 mod retention;
 mod security;
 mod shared_state;

@@ -39,7 +39,7 @@ async fn connect_to(app: &TestApp, query: &str) -> Ws {
     ws
 }
 
-async fn send(ws: &mut Ws, msg: Value) {
+pub(crate) async fn send(ws: &mut Ws, msg: Value) {
     ws.send(Message::Text(msg.to_string().into()))
         .await
         .unwrap();
@@ -61,7 +61,7 @@ async fn next_event_within(ws: &mut Ws, wait: Duration) -> Value {
     }
 }
 
-async fn next_event(ws: &mut Ws) -> Value {
+pub(crate) async fn next_event(ws: &mut Ws) -> Value {
     next_event_within(ws, Duration::from_secs(60)).await
 }
 

@@ -150,6 +150,9 @@ pub enum AskStage {
     Validating,
     /// Cost estimate known.
     Estimating,
+    /// Waiting in the query queue for a free slot (after `running`, when the warehouse is
+    /// busy; `running` follows once the query leaves the queue).
+    Queued,
     /// Running the query.
     Running,
     /// Feeding an error back to the generator.
@@ -173,6 +176,13 @@ pub trait AskObserver: Send + Sync {
 
     /// The dry run's estimate for the planned SQL.
     fn estimated(&self, _bytes_processed: u64, _cost_usd: f64) {}
+
+    /// Where to report the query's place in the query queue while it waits there: a watch
+    /// told each new position (1 = next), then 0 when the query leaves the queue to run.
+    /// `None` (the default): nobody listens.
+    fn queue_watch(&self) -> Option<crate::model::QueueWatch> {
+        None
+    }
 }
 
 struct NoObserver;
@@ -910,7 +920,7 @@ impl AskService {
         request_id: Option<String>,
     ) -> Result<(AskAnswer, Memo)> {
         let Generated {
-            planned,
+            mut planned,
             explanation,
             attempts,
             mut memo,
@@ -932,6 +942,9 @@ impl AskService {
         let hints = hints(planned.sql(), &read, planned.bytes_processed());
         if !planned.is_dry_run() {
             observer.stage(AskStage::Running, None);
+            if let Some(watch) = observer.queue_watch() {
+                planned.watch_queue(watch);
+            }
         }
         let meta = RecordMeta {
             kind: QueryKind::Ask,

@@ -56,6 +56,25 @@ pub struct HistoryQueueStats {
     pub refused: u64,
 }
 
+/// The query queue in front of the warehouse, as `/metrics` reads it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct QueryQueueStats {
+    /// Statements running now.
+    pub running: u64,
+    /// Statements waiting for a slot now.
+    pub waiting: u64,
+    /// Statements admitted since start (at once or after waiting).
+    pub admitted: u64,
+    /// Statements admitted after waiting, since start.
+    pub waited: u64,
+    /// What those waited, in total.
+    pub wait_seconds: f64,
+    /// Refused because the queue was full, since start.
+    pub refused_full: u64,
+    /// Refused because they waited past the deadline, since start.
+    pub timed_out: u64,
+}
+
 /// `method`, `route` (and `status`) of a request: a struct rather than a list of pairs, so
 /// counting a request allocates only the route template.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
@@ -177,6 +196,12 @@ pub struct Metrics {
     history_queued: Gauge,
     history_dropped: Gauge,
     history_refused: Gauge,
+    queue_running: Gauge,
+    queue_waiting: Gauge,
+    queue_admitted: Counter,
+    queue_waited: Counter,
+    queue_wait_seconds: Counter<f64, AtomicU64>,
+    queue_refused: Family<ReasonLabels, Counter>,
     queries: Family<QueryLabels, Counter>,
     query_errors: Family<ErrorLabels, Counter>,
     query_duration: Family<KindLabels, Histogram, fn() -> Histogram>,
@@ -268,6 +293,42 @@ impl Metrics {
             "history_records_refused",
             "History records the store refused for good since start",
             Gauge::default(),
+        );
+        let queue_running = register(
+            &mut registry,
+            "query_queue_running",
+            "Statements running on the warehouse (slots of the query queue taken)",
+            Gauge::default(),
+        );
+        let queue_waiting = register(
+            &mut registry,
+            "query_queue_waiting",
+            "Statements waiting in the query queue for a slot",
+            Gauge::default(),
+        );
+        let queue_admitted = register(
+            &mut registry,
+            "query_queue_admitted",
+            "Statements the query queue let run, at once or after waiting",
+            Counter::default(),
+        );
+        let queue_waited = register(
+            &mut registry,
+            "query_queue_waited",
+            "Statements that ran after waiting in the query queue",
+            Counter::default(),
+        );
+        let queue_wait_seconds = register(
+            &mut registry,
+            "query_queue_wait_seconds",
+            "Time statements waited in the query queue before running (divide by query_queue_waited for the mean)",
+            Counter::<f64, AtomicU64>::default(),
+        );
+        let queue_refused = register(
+            &mut registry,
+            "query_queue_refused",
+            "Statements refused 503 QUEUE_FULL, by reason: full (no room to wait) or timeout (waited past query.queue_timeout_ms)",
+            Family::<ReasonLabels, Counter>::default(),
         );
         let queries = register(
             &mut registry,
@@ -523,6 +584,12 @@ impl Metrics {
             history_queued,
             history_dropped,
             history_refused,
+            queue_running,
+            queue_waiting,
+            queue_admitted,
+            queue_waited,
+            queue_wait_seconds,
+            queue_refused,
             queries,
             query_errors,
             query_duration,
@@ -648,6 +715,24 @@ impl Metrics {
         self.history_queued.set(gauge_value(history.queued));
         self.history_dropped.set(gauge_value(history.dropped));
         self.history_refused.set(gauge_value(history.refused));
+    }
+
+    /// Sets the query queue's gauges and counters.
+    pub fn observe_query_queue(&self, queue: QueryQueueStats) {
+        self.queue_running.set(gauge_value(queue.running));
+        self.queue_waiting.set(gauge_value(queue.waiting));
+        set_counter(&self.queue_admitted, queue.admitted);
+        set_counter(&self.queue_waited, queue.waited);
+        // An f64 counter keeps its value's bits.
+        self.queue_wait_seconds
+            .inner()
+            .store(queue.wait_seconds.to_bits(), Ordering::Relaxed);
+        for (reason, n) in [("full", queue.refused_full), ("timeout", queue.timed_out)] {
+            set_counter(
+                &self.queue_refused.get_or_create(&ReasonLabels { reason }),
+                n,
+            );
+        }
     }
 
     /// Sets the store's gauges from a measurement.

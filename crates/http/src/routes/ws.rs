@@ -43,7 +43,7 @@ use bqai_core::ask::{AskAnswer, AskObserver, AskRequest, AskStage, CatalogAnswer
 use bqai_core::auth::Action;
 use bqai_core::auth::audit::{AuditAction, AuditEvent, AuditOutcome, sql_fingerprint};
 use bqai_core::conversation::Suggestion;
-use bqai_core::model::Principal;
+use bqai_core::model::{Principal, QueueWatch};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -185,6 +185,8 @@ pub enum WsServerEvent {
         stage: AskStage,
         /// The attempt (generating, validating, correcting).
         attempt: Option<u32>,
+        /// With `queued`: the query's place in the query queue (1 = next to run).
+        position: Option<u64>,
     },
     /// The SQL that will run, before it runs.
     Sql {
@@ -303,6 +305,8 @@ enum Event<'a> {
         stage: AskStage,
         #[serde(skip_serializing_if = "Option::is_none")]
         attempt: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        position: Option<u64>,
     },
     Sql {
         request_id: &'a str,
@@ -1083,7 +1087,27 @@ impl AskObserver for StageObserver<'_> {
             request_id: self.request_id,
             stage,
             attempt,
+            position: None,
         });
+    }
+
+    /// `queued` with the position while the query waits for a slot, `running` again when it
+    /// gets one.
+    fn queue_watch(&self) -> Option<QueueWatch> {
+        let out = self.out.clone();
+        let request_id = self.request_id.to_owned();
+        Some(QueueWatch::new(move |position| {
+            let (stage, position) = match position {
+                0 => (AskStage::Running, None),
+                n => (AskStage::Queued, Some(n)),
+            };
+            out.send(&Event::Status {
+                request_id: &request_id,
+                stage,
+                attempt: None,
+                position,
+            });
+        }))
     }
 
     fn planned(&self, sql: &str, explanation: &str) {
@@ -1272,7 +1296,8 @@ mod tests {
             json(&Event::Status {
                 request_id: "r1",
                 stage: AskStage::Generating,
-                attempt: Some(1)
+                attempt: Some(1),
+                position: None,
             }),
             serde_json::json!({"type": "status", "request_id": "r1", "stage": "generating", "attempt": 1})
         );
@@ -1280,9 +1305,19 @@ mod tests {
             json(&Event::Status {
                 request_id: "r1",
                 stage: AskStage::Running,
-                attempt: None
+                attempt: None,
+                position: None,
             }),
             serde_json::json!({"type": "status", "request_id": "r1", "stage": "running"})
+        );
+        assert_eq!(
+            json(&Event::Status {
+                request_id: "r1",
+                stage: AskStage::Queued,
+                attempt: None,
+                position: Some(3),
+            }),
+            serde_json::json!({"type": "status", "request_id": "r1", "stage": "queued", "position": 3})
         );
         assert_eq!(
             json(&Event::Error {

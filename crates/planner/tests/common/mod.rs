@@ -139,6 +139,8 @@ pub async fn run_guarded(wh: &LocalWarehouse, sql: &str) -> Result<QueryResult, 
         labels: Vec::new(),
         parameters: bqai_core::model::QueryParameters::None,
         max_result_bytes: None,
+        principal: None,
+        queue_watch: None,
     };
     wh.dry_run(&job)
         .await
