@@ -66,9 +66,9 @@ sleep 1
 perf record -F 999 -g --call-graph dwarf,16384 -p "$pid" -o "$out/perf.data" -- sleep "$DURATION" 2>/dev/null
 wait $wrk_pid
 sed -n '/Latency/,/Transfer/p' "$out/wrk.txt"
-perf report -i "$out/perf.data" --no-children --sort symbol --percent-limit 0.7 --stdio 2>/dev/null |
+perf report -i "$out/perf.data" --no-children --no-inline -g none --sort symbol --percent-limit 0.7 --stdio 2>/dev/null | sed -E "s/ +- +- *$//; s/ +$//" |
   grep -E '^ +[0-9]' > "$out/self.txt" || true
-perf report -i "$out/perf.data" --children --sort symbol --percent-limit 3 --stdio -g none 2>/dev/null |
+perf report -i "$out/perf.data" --children --no-inline -g none --sort symbol --percent-limit 2 --stdio 2>/dev/null | sed -E "s/ +- +- *$//; s/ +$//" |
   grep -E '^ +[0-9]' > "$out/children.txt" || true
 echo "### hottest by self time ($out/self.txt)"; head -40 "$out/self.txt"
 echo "### heaviest including callees ($out/children.txt)"; head -60 "$out/children.txt"

@@ -1,5 +1,6 @@
 //! [`ClaudeCli`]: the `Llm` port on the Claude Code CLI, one `claude -p` process per
-//! completion.
+//! completion — started ahead of the call when it can ([`crate::warm`]: a process started
+//! with the same system prompt after the previous call, waiting in stream-json mode).
 //!
 //! The CLI is treated as untrusted: it is spawned directly (never through a shell) with an
 //! empty environment plus an allow-list, a private home, config and working directory, no
@@ -33,6 +34,7 @@ use tokio::process::{Child, Command};
 use crate::config::{LlmConfig, LlmKind};
 use crate::http::{max_tokens, timeout_error, truncate};
 use crate::limiter::Limiter;
+use crate::warm::{Warm, WarmKey, WarmPool};
 
 /// The CLI's only dependencies are in these; nothing from the service's own PATH is needed.
 const CHILD_PATH: &str = "/usr/bin:/bin";
@@ -59,6 +61,8 @@ pub struct ClaudeCli {
     max_retries: u32,
     default_max_tokens: u32,
     limiter: Limiter,
+    /// Processes started ahead of the calls that will use them (`llm.warm_processes`).
+    pool: WarmPool,
 }
 
 #[derive(Debug)]
@@ -155,6 +159,7 @@ impl ClaudeCli {
             max_retries: config.max_retries,
             default_max_tokens: config.max_tokens,
             limiter: Limiter::new(config.max_concurrency, config.max_queue),
+            pool: WarmPool::new(config.warm_processes),
         })
     }
 
@@ -163,16 +168,68 @@ impl ClaudeCli {
         &self.command
     }
 
-    fn command_for(&self, request: &LlmRequest, system: &SystemPrompt) -> Command {
+    /// Calls that found a warm process, calls that did not, and processes waiting now.
+    pub fn warm_counts(&self) -> (u64, u64, usize) {
+        let (hits, misses) = self.pool.counts();
+        (hits, misses, self.pool.idle())
+    }
+
+    /// Starts a CLI that reads one user message as stream-json on stdin and answers on stdout.
+    /// `traceparent`: the trace the call belongs to (none for a process started ahead).
+    fn spawn(
+        &self,
+        max_tokens: u32,
+        system: &SystemPrompt,
+        traceparent: Option<String>,
+    ) -> Result<Child, LlmError> {
+        self.command_for(max_tokens, system, traceparent)
+            .spawn()
+            .map_err(|e| {
+                tracing::warn!(command = %self.command.display(), error = %e, "cannot start the Claude Code CLI");
+                LlmError::new(
+                    LlmErrorKind::Unavailable,
+                    "the Claude Code CLI could not be started",
+                )
+            })
+    }
+
+    /// Starts the process the next call with this system prompt and cap will use.
+    async fn refill(&self, key: WarmKey, system_text: String, max_tokens: u32) {
+        let Ok(system) = SystemPrompt::new(system_text, &self.dirs.prompts).await else {
+            return; // logged; the next call starts its own
+        };
+        if let Ok(child) = self.spawn(max_tokens, &system, None) {
+            let group = ProcessGroup::new(child.id());
+            self.pool.put(Warm {
+                key,
+                child,
+                group,
+                system,
+                born: Instant::now(),
+            });
+        }
+    }
+
+    fn command_for(
+        &self,
+        max_tokens: u32,
+        system: &SystemPrompt,
+        traceparent: Option<String>,
+    ) -> Command {
         // The one subprocess bqai spawns: the configured executable by absolute path, with
         // arguments (no shell) and a scrubbed environment (below).
         #[allow(clippy::disallowed_methods)]
         let mut cmd = Command::new(&self.command);
+        // stream-json in and out, so a process can be started before its message is known
+        // (crate::warm); `--verbose` is required with stream-json output.
         cmd.args([
             "-p",
             "--bare",
+            "--input-format",
+            "stream-json",
             "--output-format",
-            "json",
+            "stream-json",
+            "--verbose",
             "--tools",
             "",
             "--no-session-persistence",
@@ -192,7 +249,6 @@ impl ClaudeCli {
             }
         };
 
-        let max_tokens = max_tokens(request.max_tokens, self.default_max_tokens);
         cmd.env_clear()
             .env("PATH", CHILD_PATH)
             .env("HOME", &self.dirs.home)
@@ -226,7 +282,7 @@ impl ClaudeCli {
         }
         // The W3C trace context, as OpenTelemetry's environment carrier spells it, so the CLI
         // (or a wrapper around it) can join the ask's trace.
-        if let Some(tp) = bqai_trace::traceparent() {
+        if let Some(tp) = traceparent {
             cmd.env("TRACEPARENT", tp);
         }
         cmd.current_dir(&self.dirs.work)
@@ -249,21 +305,26 @@ impl ClaudeCli {
             Ok(slot) => slot?,
             Err(_) => return Err(timeout_error(self.timeout)),
         };
-        let system = SystemPrompt::new(request.system_text(), &self.dirs.prompts).await?;
-        let prompt = render_prompt(&request.messages);
-        let mut child = self.command_for(request, &system).spawn().map_err(|e| {
-            tracing::warn!(command = %self.command.display(), error = %e, "cannot start the Claude Code CLI");
-            LlmError::new(
-                LlmErrorKind::Unavailable,
-                "the Claude Code CLI could not be started",
-            )
-        })?;
-        // Armed before anything can fail or be cancelled: from here on, leaving this function
-        // by any path kills whatever the CLI started.
-        let group = ProcessGroup::new(child.id());
+        let system_text = request.system_text();
+        let max_tokens = max_tokens(request.max_tokens, self.default_max_tokens);
+        let key = WarmKey::new(&system_text, max_tokens);
+        let message = user_message(&render_prompt(&request.messages));
+        // `group` is armed before anything can fail or be cancelled: from here on, leaving
+        // this function by any path kills whatever the CLI started. `_system` keeps a prompt
+        // file until the CLI is done with it.
+        let (mut child, group, _system, warm) = match self.pool.take(key) {
+            Some(w) => (w.child, w.group, w.system, true),
+            None => {
+                let system = SystemPrompt::new(system_text.clone(), &self.dirs.prompts).await?;
+                let child = self.spawn(max_tokens, &system, bqai_trace::traceparent())?;
+                let group = ProcessGroup::new(child.id());
+                (child, group, system, false)
+            }
+        };
+        tracing::debug!(warm, "Claude Code CLI call");
 
         let exchanged =
-            tokio::time::timeout_at(deadline, exchange(&mut child, prompt.as_bytes())).await;
+            tokio::time::timeout_at(deadline, exchange(&mut child, message.as_bytes())).await;
         let (status, stdout, stderr) = match exchanged {
             Ok(Ok(output)) => output,
             Ok(Err(e)) => {
@@ -283,7 +344,13 @@ impl ClaudeCli {
             }
         };
         drop(group);
-        self.interpret(status, &stdout, &stderr, started.elapsed())
+        let answer = self.interpret(status, &stdout, &stderr, started.elapsed());
+        if answer.is_ok() && self.pool.capacity() > 0 {
+            // After the answer, so starting it does not slow this call down; not after a
+            // failure, so a CLI that cannot work is not started again and again.
+            self.refill(key, system_text, max_tokens).await;
+        }
+        answer
     }
 
     fn interpret(
@@ -455,8 +522,20 @@ fn render_prompt(messages: &[LlmMessage]) -> String {
     prompt
 }
 
+/// The one line of stream-json input: the user turn (JSON, so its text is data, never flags
+/// or shell syntax).
+fn user_message(prompt: &str) -> String {
+    let mut line = serde_json::json!({
+        "type": "user",
+        "message": {"role": "user", "content": prompt},
+    })
+    .to_string();
+    line.push('\n');
+    line
+}
+
 /// The system prompt as an argument, or as a private file when it is too long for one.
-enum SystemPrompt {
+pub(crate) enum SystemPrompt {
     Arg(String),
     File(PromptFile),
 }
@@ -495,7 +574,7 @@ impl SystemPrompt {
 }
 
 /// Removes its file when the call ends, however it ends.
-struct PromptFile(PathBuf);
+pub(crate) struct PromptFile(PathBuf);
 
 impl Drop for PromptFile {
     fn drop(&mut self) {
@@ -513,7 +592,7 @@ impl Drop for PromptFile {
 /// The group id is the CLI's pid (`process_group(0)`). Linux does not hand out a pid that is
 /// still some group's id, so while any member lives the id cannot name a stranger; once all
 /// are gone the kill fails harmlessly with ESRCH.
-struct ProcessGroup(Option<rustix::process::Pid>);
+pub(crate) struct ProcessGroup(Option<rustix::process::Pid>);
 
 impl ProcessGroup {
     fn new(pid: Option<u32>) -> Self {
@@ -553,7 +632,7 @@ struct Captured {
     bytes: Vec<u8>,
 }
 
-/// Writes the prompt and closes stdin (an open, idle stdin makes the CLI wait), while draining
+/// Writes the message and closes stdin (the CLI answers it, then exits), while draining
 /// stdout and stderr so neither pipe can fill up and block the CLI; then waits for the exit.
 async fn exchange(
     child: &mut Child,
@@ -600,7 +679,8 @@ async fn read_capped(
     }
 }
 
-/// The `--output-format json` result: one JSON line on stdout.
+/// The result line of `--output-format stream-json` (after the `system` and `assistant`
+/// lines): the same object `--output-format json` prints.
 #[derive(Debug, Deserialize)]
 struct CliResult {
     #[serde(rename = "type")]

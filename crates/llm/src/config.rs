@@ -83,6 +83,10 @@ pub struct LlmConfig {
     /// Root of the CLI's private home, config and working directory; default
     /// `<data dir>/claude-cli`.
     pub work_dir: Option<PathBuf>,
+    /// claude-cli: processes started ahead of the calls that will use them, each with the
+    /// system prompt of a recent call (~150 MB of memory each while waiting); 0 = none, every
+    /// call starts its own.
+    pub warm_processes: usize,
     /// USD per million tokens per model (`[llm.prices."claude-sonnet-4-5"] input = 3.0,
     /// output = 15.0, cache_read = 0.3`), for the HTTP adapters, whose providers report no
     /// cost; history and analytics then show what each ask cost. The CLI's own reported cost
@@ -105,6 +109,7 @@ impl Default for LlmConfig {
             max_tokens: 1024,
             max_retries: 2,
             work_dir: None,
+            warm_processes: 2,
             prices: std::collections::BTreeMap::new(),
         }
     }
@@ -133,6 +138,7 @@ impl PartialEq for LlmConfig {
             && self.max_tokens == other.max_tokens
             && self.max_retries == other.max_retries
             && self.work_dir == other.work_dir
+            && self.warm_processes == other.warm_processes
             && self.prices == other.prices
     }
 }

@@ -50,6 +50,8 @@ impl Cli {
             timeout_ms: 20_000,
             max_retries: 0,
             work_dir: Some(work.path().join("cli")),
+            // Cold calls unless a test asks for warm processes: most tests count processes.
+            warm_processes: 0,
             ..LlmConfig::default()
         };
         Self {
@@ -218,31 +220,7 @@ async fn dropping_the_call_kills_the_cli_which_saw_only_allowed_environment() {
     let pids = cli.processes();
     assert!(!pids.is_empty(), "the CLI process should be running");
     let env = environ(pids[0]);
-    let allowed = [
-        "PATH",
-        "HOME",
-        "CLAUDE_CONFIG_DIR",
-        "TMPDIR",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
-        "DISABLE_AUTOUPDATER",
-        "DISABLE_TELEMETRY",
-        "DISABLE_ERROR_REPORTING",
-        "DISABLE_NON_ESSENTIAL_MODEL_CALLS",
-        "CLAUDE_CODE_MAX_RETRIES",
-        "API_TIMEOUT_MS",
-        "CLAUDE_CODE_MAX_OUTPUT_TOKENS",
-        "MAX_THINKING_TOKENS",
-        "ANTHROPIC_API_KEY",
-        "ANTHROPIC_BASE_URL",
-        "ANTHROPIC_MODEL",
-    ];
-    for name in env.keys() {
-        assert!(
-            allowed.contains(&name.as_str()),
-            "unexpected variable {name} in the CLI's environment: {:?}",
-            env.keys().collect::<Vec<_>>()
-        );
-    }
+    assert_only_allowed_variables(&env);
     assert!(
         !env.keys()
             .any(|k| k.starts_with("CARGO") || k.starts_with("RUST"))
@@ -260,6 +238,36 @@ async fn dropping_the_call_kills_the_cli_which_saw_only_allowed_environment() {
     call.abort();
     assert!(call.await.unwrap_err().is_cancelled());
     cli.assert_no_process_left().await;
+}
+
+/// The CLI's environment is the allow-list, nothing of ours.
+const ALLOWED_VARIABLES: [&str; 16] = [
+    "PATH",
+    "HOME",
+    "CLAUDE_CONFIG_DIR",
+    "TMPDIR",
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
+    "DISABLE_AUTOUPDATER",
+    "DISABLE_TELEMETRY",
+    "DISABLE_ERROR_REPORTING",
+    "DISABLE_NON_ESSENTIAL_MODEL_CALLS",
+    "CLAUDE_CODE_MAX_RETRIES",
+    "API_TIMEOUT_MS",
+    "CLAUDE_CODE_MAX_OUTPUT_TOKENS",
+    "MAX_THINKING_TOKENS",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_MODEL",
+];
+
+fn assert_only_allowed_variables(env: &BTreeMap<String, String>) {
+    for name in env.keys() {
+        assert!(
+            ALLOWED_VARIABLES.contains(&name.as_str()),
+            "unexpected variable {name} in the CLI's environment: {:?}",
+            env.keys().collect::<Vec<_>>()
+        );
+    }
 }
 
 /// `/proc/<pid>/environ` as a map.
@@ -396,4 +404,120 @@ async fn build_checks_the_command_and_health_checks_the_binary() {
             .unwrap()
             .is_none()
     );
+}
+
+/// A second question with the same system prompt is answered by the process started after the
+/// first: one generation each, so nothing of the first question reaches the second request;
+/// the waiting process is as sandboxed as a cold one, and dropping the adapter kills it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_warm_process_answers_the_next_call_and_carries_nothing_over() {
+    let mut cli = Cli::new().await;
+    cli.config.warm_processes = 1;
+    cli.server.push_reply(Reply::Text("SELECT 1".into()));
+    cli.server.push_reply(Reply::Text("SELECT 2".into()));
+    let llm = cli.llm();
+    let started = Instant::now();
+    let first = llm.complete(&request("the first question")).await.unwrap();
+    let cold = started.elapsed();
+    assert_eq!(first.text, "SELECT 1");
+    assert_eq!(
+        llm.warm_counts(),
+        (0, 1, 1),
+        "a process waits for the next call"
+    );
+    let waiting = cli.processes();
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_only_allowed_variables(&environ(waiting[0]));
+    // Let it finish starting, as it would between two questions of a user.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let started = Instant::now();
+    let second = llm.complete(&request("the second question")).await.unwrap();
+    let warm = started.elapsed();
+    eprintln!("cold call {cold:?}, warm call {warm:?}");
+    assert_eq!(second.text, "SELECT 2");
+    assert_eq!(second.model, cli.marker);
+    assert_eq!(second.usage, stand_in_usage());
+    let (hits, misses, idle) = llm.warm_counts();
+    assert_eq!((hits, misses, idle), (1, 1, 1));
+    let sent = cli.server.last_request().unwrap();
+    assert_eq!(
+        sent.last_user_text().as_deref(),
+        Some("the second question")
+    );
+    assert!(
+        !sent.body.to_string().contains("the first question"),
+        "{}",
+        sent.body
+    );
+    assert!(
+        sent.system_text()
+            .contains(&format!("{INSTRUCTIONS}\n\n{SCHEMA}\n\n{TODAY}"))
+    );
+    assert_eq!(cli.server.request_count(), 2);
+    // The process that answered is gone; its replacement waits.
+    assert!(!cli.processes().contains(&waiting[0]));
+    assert_eq!(cli.processes().len(), 1);
+
+    drop(llm);
+    cli.assert_no_process_left().await;
+}
+
+/// A call with another system prompt (another dataset) starts cold, and its replacement takes
+/// the place of the process waiting for the old prompt, which is killed.
+#[tokio::test(flavor = "multi_thread")]
+async fn another_prompt_starts_cold_and_replaces_the_waiting_process() {
+    let mut cli = Cli::new().await;
+    cli.config.warm_processes = 1;
+    let llm = cli.llm();
+    llm.complete(&request("q1")).await.unwrap();
+    let old = cli.processes();
+    assert_eq!(old.len(), 1);
+
+    let mut other = request("q2");
+    other.system[1].text = "CREATE TABLE other.t (x INT64)".into();
+    llm.complete(&other).await.unwrap();
+    assert_eq!(llm.warm_counts(), (0, 2, 1));
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while cli.processes().contains(&old[0]) {
+        assert!(Instant::now() < deadline, "the evicted process lives on");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(cli.processes().len(), 1);
+
+    // Same prompt again: warm.
+    llm.complete(&other).await.unwrap();
+    assert_eq!(llm.warm_counts().0, 1);
+    assert!(
+        cli.server
+            .last_request()
+            .unwrap()
+            .system_text()
+            .contains("CREATE TABLE other.t")
+    );
+}
+
+/// A failed call starts no replacement (a CLI that cannot work is not started again and again),
+/// and a warm process that hangs is killed at the deadline like a cold one.
+#[tokio::test(flavor = "multi_thread")]
+async fn failures_start_no_replacement_and_a_hanging_warm_call_is_killed() {
+    let mut cli = Cli::new().await;
+    cli.config.warm_processes = 1;
+    cli.config.timeout_ms = 3000;
+    let llm = cli.llm();
+    cli.server.push_reply(Reply::Status(500));
+    let err = llm.complete(&request("q")).await.unwrap_err();
+    assert_eq!(err.kind, LlmErrorKind::Unavailable);
+    assert_eq!(llm.warm_counts(), (0, 1, 0));
+    assert!(cli.processes().is_empty());
+
+    llm.complete(&request("q")).await.unwrap();
+    assert_eq!(llm.warm_counts().2, 1);
+    cli.server.set_default_reply(Reply::Hang);
+    let started = Instant::now();
+    let err = llm.complete(&request("q")).await.unwrap_err();
+    assert_eq!(err.kind, LlmErrorKind::Timeout, "{err:?}");
+    assert_prompt(started.elapsed(), Duration::from_millis(3000));
+    assert_eq!(llm.warm_counts(), (1, 2, 0));
+    assert_eq!(cli.processes(), Vec::<u32>::new());
 }
