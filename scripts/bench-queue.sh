@@ -47,7 +47,7 @@ start = time.monotonic()
 
 def one(name, key, n):
     sql = ("SELECT SUM(a.quantity * b.quantity) AS s FROM shop.order_items a "
-           f"CROSS JOIN shop.order_items b WHERE a.order_id % 400 = {n} AND b.order_id % 40 = 0")
+           f"CROSS JOIN shop.order_items b WHERE a.order_id % 400 = {n} AND b.order_id % 4 = 0")
     body = json.dumps({"sql": sql, "use_cache": False, "timeout_ms": 300000}).encode()
     req = urllib.request.Request(base + "/api/v1/query", data=body, headers={
         "Content-Type": "application/json", "Authorization": "Bearer " + key})

@@ -137,10 +137,11 @@ pub struct HistoryEntry {
 }
 
 impl HistoryEntry {
-    /// Fills the shape fingerprints from the SQL (parsed in `dialect`) and the question.
+    /// Fills the shape fingerprints from the SQL (parsed in `dialect`, unless the SQL's shape
+    /// is already known) and the question.
     #[must_use]
     pub fn shaped(mut self, dialect: crate::model::SqlDialect) -> Self {
-        if !self.sql_submitted.is_empty() {
+        if self.sql_shape.is_none() && !self.sql_submitted.is_empty() {
             self.sql_shape = Some(crate::analytics::sql_shape(&self.sql_submitted, dialect));
         }
         self.question_shape = self

@@ -44,6 +44,11 @@ pub(crate) struct Verdict {
     pub user_limit: Option<u64>,
     /// What the dry run reported.
     pub report: DryRunReport,
+    /// The submitted SQL's shape (`analytics::sql_shape`), which history records with every
+    /// run: parsed once per statement instead of once per request (absent in entries written
+    /// before it was kept: then history computes it).
+    #[serde(default)]
+    pub shape: Option<String>,
 }
 
 /// Verdicts in a [`Cache`], for [`crate::query::QueryService::with_plan_cache`].

@@ -114,6 +114,8 @@ struct Progress {
     executing: bool,
     /// Rows handed out by a streamed query (its result holds none).
     rows_streamed: Option<u64>,
+    /// The submitted SQL's shape, once a verdict knows it (history's fingerprint).
+    sql_shape: Option<String>,
 }
 
 /// The bounds a request is checked against: a query's response, or an export's file.
@@ -135,6 +137,8 @@ struct Checked {
     job: QueryJob,
     report: DryRunReport,
     referenced_tables: Vec<crate::model::TableRef>,
+    /// The submitted SQL's shape, for history.
+    sql_shape: Option<String>,
 }
 
 /// A query that passed the guard, the dry run, the scope check and the byte cap
@@ -202,6 +206,7 @@ impl PlannedQuery {
             tables: table_names(&self.checked.referenced_tables),
             executing,
             rows_streamed: None,
+            sql_shape: self.checked.sql_shape.clone(),
         }
     }
 }
@@ -660,7 +665,7 @@ impl QueryService {
             created_at,
             ask: meta.ask,
             request_id: meta.request_id,
-            sql_shape: None,
+            sql_shape: progress.sql_shape.clone(),
             question_shape: None,
             tables: progress.tables.clone(),
             rerun_of: meta.rerun_of,
@@ -862,7 +867,9 @@ impl QueryService {
             limit,
             user_limit,
             report,
+            shape,
         } = verdict;
+        progress.sql_shape.clone_from(&shape);
         progress.bytes_processed = report.bytes_processed;
         if let Some(cap) = limits
             .max_bytes_billed
@@ -896,6 +903,7 @@ impl QueryService {
             job,
             report,
             referenced_tables,
+            sql_shape: shape,
         })
     }
 
@@ -1003,6 +1011,7 @@ impl QueryService {
             limit: guarded.limit,
             user_limit: guarded.user_limit,
             report,
+            shape: Some(crate::analytics::sql_shape(&request.sql, self.dialect())),
         })
     }
 
@@ -1062,6 +1071,7 @@ impl QueryService {
             job,
             report,
             referenced_tables,
+            sql_shape: _,
         } = checked;
         if dry_run {
             let cost = CostEstimate::from_bytes(report.bytes_processed, limits.usd_per_tib);
