@@ -26,12 +26,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/root/.cache/bqai/target}"
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 # By default the profile images are built with (Cargo.toml: dist = opt-level 3 + thin LTO).
 PROFILE=${PROFILE:-dist}
-if [[ -n "${BIN:-}" ]]; then
-  bin=$BIN
-else
-  cargo build --profile "$PROFILE" -p bqai
-  bin="$CARGO_TARGET_DIR/$PROFILE/bqai"
-fi
+. scripts/bench-lib.sh
+bench_binary "$PROFILE"
 if [[ -n "${BIGQUERY:-}" ]]; then
   endpoint=$(scripts/bqemulator.sh)
   export BQAI__WAREHOUSE__KIND=bigquery BQAI__WAREHOUSE__PROJECT=test-project \
@@ -42,8 +38,7 @@ data=$(mktemp -d)
 auth_args=()
 if [[ -n "${AUTH:-}" ]]; then
   export BQAI__AUTH__MODE=api_key
-  KEY=$("$bin" keys create --data-dir "$data" --name bench --role admin --json 2>/dev/null |
-    sed -n 's/.*"key": "\(bqai_[^"]*\)".*/\1/p')
+  KEY=$(bench_key "$data" bench admin)
   export KEY
   auth_args=(-H "Authorization: Bearer $KEY")
 fi

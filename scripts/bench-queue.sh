@@ -13,19 +13,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${PORT:-18090}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/root/.cache/bqai/target}"
-PROFILE=${PROFILE:-dist}
-if [[ -n "${BIN:-}" ]]; then
-  bin=$BIN
-else
-  cargo build --profile "$PROFILE" -p bqai
-  bin="$CARGO_TARGET_DIR/$PROFILE/bqai"
-fi
+. scripts/bench-lib.sh
+bench_binary "${PROFILE:-dist}"
 data=$(mktemp -d)
 export BQAI__AUTH__MODE=api_key
 keys=()
 for k in k1 k2 k3 k4; do
-  keys+=("$("$bin" keys create --data-dir "$data" --name "$k" --role analyst --json 2>/dev/null |
-    sed -n 's/.*"key": "\(bqai_[^"]*\)".*/\1/p')")
+  keys+=("$(bench_key "$data" "$k" analyst)")
 done
 BQAI__SERVER__REQUESTS_PER_MINUTE=0 BQAI__LOG__LEVEL=warn \
   BQAI__QUERY__MAX_CONCURRENT="${MAX_CONCURRENT:-4}" \

@@ -31,19 +31,14 @@ PROFILE=${PROFILE:-release}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/root/.cache/bqai/target}"
 
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
-if [[ -n "${BIN:-}" ]]; then
-  bin=$BIN   # a binary built before (runs compared with each other use one binary)
-else
-  cargo build --profile "$PROFILE" -p bqai
-  bin="$CARGO_TARGET_DIR/$PROFILE/bqai"
-fi
+. scripts/bench-lib.sh
+bench_binary "$PROFILE"
 data=$(mktemp -d)
 if [[ -n "${STORE_URL:-}" ]]; then
   psql "$STORE_URL" -q -c 'DROP SCHEMA public CASCADE; CREATE SCHEMA public;' >/dev/null
 fi
 export BQAI__AUTH__MODE=api_key BQAI__STORE__URL="${STORE_URL:-}"
-KEY=$("$bin" keys create --data-dir "$data" --name bench --role admin --json 2>/dev/null |
-  sed -n 's/.*"key": "\(bqai_[^"]*\)".*/\1/p')
+KEY=$(bench_key "$data" bench admin)
 export KEY
 BQAI__SERVER__REQUESTS_PER_MINUTE=0 BQAI__LOG__LEVEL=warn \
   BQAI__STORE__HISTORY_RETENTION_DAYS="$RETENTION_DAYS" \

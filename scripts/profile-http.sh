@@ -18,20 +18,15 @@ WHAT=${WHAT:-query}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/root/.cache/bqai/target}"
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 command -v perf >/dev/null || { echo "perf is not installed (apt-get install linux-perf)" >&2; exit 1; }
-if [[ -n "${BIN:-}" ]]; then
-  bin=$BIN
-else
-  cargo build --profile profiling -p bqai
-  bin="$CARGO_TARGET_DIR/profiling/bqai"
-fi
+. scripts/bench-lib.sh
+bench_binary profiling
 out=${OUT:-$(mktemp -d)}
 mkdir -p "$out"
 data=$(mktemp -d)
 auth=()
 if [[ -n "${AUTH:-}" ]]; then
   export BQAI__AUTH__MODE=api_key
-  KEY=$("$bin" keys create --data-dir "$data" --name profile --role admin --json 2>/dev/null |
-    sed -n 's/.*"key": "\(bqai_[^"]*\)".*/\1/p')
+  KEY=$(bench_key "$data" profile admin)
   export KEY
   auth=(-H "Authorization: Bearer $KEY")
 fi

@@ -158,6 +158,7 @@ impl Services {
         // Metered under the queue and the cache, so only calls that reach the warehouse are
         // counted, and timed without their wait for a slot; the queue under the cache, so a
         // cache hit (or a query joining an identical one in progress) never waits.
+        let cache_policy = settings.cache_policy();
         let query_queue = QueryQueue::new(settings.queue_limits());
         let warehouse = Arc::new(CachedWarehouse::new(
             Arc::new(QueuedWarehouse::new(
@@ -165,7 +166,7 @@ impl Services {
                 Arc::clone(&query_queue),
             )),
             cache.clone(),
-            settings.cache_policy(),
+            cache_policy.clone(),
         ));
         let probed = Arc::downgrade(&query_queue);
         metrics.on_scrape(move |m| {
@@ -234,10 +235,7 @@ impl Services {
             settings.query.max_preview_rows,
         );
         // Verdicts (guard + dry run) share the cache, its invalidation and the metadata TTL.
-        let plans = Arc::new(PlanCache::new(
-            cache.clone(),
-            settings.cache_policy().metadata_ttl,
-        ));
+        let plans = Arc::new(PlanCache::new(cache.clone(), cache_policy.metadata_ttl));
         let queries = QueryService::new(warehouse.clone(), history.clone(), limits)
             .with_plan_cache(plans)
             .with_usage_ledger(store.usage())
@@ -417,8 +415,6 @@ pub fn build_cache(
     )
 }
 
-/// Where used WebSocket tickets are remembered: Redis when there is one (falling back to the
-/// process while it is down), else the process.
 /// The key store the authenticator reads: `keys`, with verified keys' records kept for
 /// `auth.key_cache_ttl_secs` (0: read every time). With Redis, every change made through it is
 /// announced to the other replicas, and theirs are heard here (a listener task on its own
@@ -451,6 +447,8 @@ fn key_store(
     cached
 }
 
+/// Where used WebSocket tickets are remembered: Redis when there is one (falling back to the
+/// process while it is down), else the process.
 fn nonce_store(redis: Option<&RedisClient>) -> Arc<dyn NonceStore> {
     let local: Arc<dyn NonceStore> = Arc::new(bqai_memory::MemoryNonceStore::default());
     match redis {

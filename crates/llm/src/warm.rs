@@ -36,7 +36,7 @@ use crate::claude_cli::{ProcessGroup, SystemPrompt};
 
 /// Longest a warm process waits for a call before it is killed (its credentials or the
 /// configuration it read may have changed since).
-pub(crate) const MAX_IDLE: Duration = Duration::from_secs(300);
+const MAX_IDLE: Duration = Duration::from_secs(300);
 
 /// What a process was started with that a call must match: the system prompt and the
 /// output-token cap (both fixed at spawn). A hash, so the pool holds no prompt text.

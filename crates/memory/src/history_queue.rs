@@ -102,11 +102,15 @@ impl QueuedHistory {
         lock(&self.pending).len()
     }
 
+    /// The ids of the entries not yet handed to the inner store.
+    fn pending_ids(&self) -> Vec<String> {
+        lock(&self.pending).keys().cloned().collect()
+    }
+
     /// Waits until every entry recorded so far was handed to the inner store, or `deadline`
     /// passed; returns how many are still pending.
     pub async fn flush(&self, deadline: Duration) -> usize {
-        let ids: Vec<String> = lock(&self.pending).keys().cloned().collect();
-        self.wait_for(&ids, deadline).await;
+        self.wait_for(&self.pending_ids(), deadline).await;
         let left = self.pending();
         if left > 0 {
             tracing::error!(
@@ -116,14 +120,12 @@ impl QueuedHistory {
         }
         left
     }
-}
 
-impl QueuedHistory {
     /// Waits (up to [`LIST_WAIT`]) until every entry recorded before this call was handed to
     /// the inner store: what reads of the store itself (analytics) call first, so that they
     /// see this replica's own queries.
     pub async fn caught_up(&self) {
-        let before: Vec<String> = lock(&self.pending).keys().cloned().collect();
+        let before = self.pending_ids();
         if !before.is_empty() && !self.wait_for(&before, LIST_WAIT).await {
             tracing::debug!("reading history before the writer caught up");
         }
