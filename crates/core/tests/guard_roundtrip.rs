@@ -289,6 +289,8 @@ fn bigquery_text_read_differently_is_refused() {
         "SELECT 'a\nb' AS s FROM shop.orders",
         "SELECT 1 AS `a\nb` FROM shop.orders",
         "SELECT '*/\\'', R'\n/*' AS s FROM shop.orders",
+        // An escape BigQuery does not know, in a byte literal (found the same way).
+        "SELECT '', b'\\ ' AS s FROM shop.orders",
     ] {
         let reason = check(sql, &p).err().map(|r| r.reason);
         assert_eq!(reason, Some(RejectReason::Ambiguous), "{sql}");
@@ -298,6 +300,7 @@ fn bigquery_text_read_differently_is_refused() {
         "SELECT REGEXP_CONTAINS(name, r'\\d+\\.\\w') AS m FROM shop.orders",
         "SELECT 'it\\'s' AS s, 'a\\nb' AS t, 'C:\\\\temp' AS u FROM shop.orders",
         "SELECT b'abc' AS b FROM shop.orders",
+        "SELECT b'a\\nb' AS b FROM shop.orders",
         "SELECT\n  '''line one\nline two''' AS s\nFROM shop.orders",
     ] {
         let guarded = check(sql, &p).unwrap_or_else(|e| panic!("{sql}: {e:?}"));

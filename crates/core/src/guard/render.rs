@@ -199,13 +199,21 @@ pub(super) fn check_bigquery_lexing(
             | Token::TripleSingleQuotedString(s)
             | Token::TripleDoubleQuotedString(s) => check_escapes(s)?,
             Token::SingleQuotedRawStringLiteral(s)
-            | Token::SingleQuotedByteStringLiteral(s)
-            | Token::TripleSingleQuotedRawStringLiteral(s)
-            | Token::TripleSingleQuotedByteStringLiteral(s) => check_verbatim(s, '\'')?,
+            | Token::TripleSingleQuotedRawStringLiteral(s) => check_verbatim(s, '\'')?,
             Token::DoubleQuotedRawStringLiteral(s)
-            | Token::DoubleQuotedByteStringLiteral(s)
-            | Token::TripleDoubleQuotedRawStringLiteral(s)
-            | Token::TripleDoubleQuotedByteStringLiteral(s) => check_verbatim(s, '"')?,
+            | Token::TripleDoubleQuotedRawStringLiteral(s) => check_verbatim(s, '"')?,
+            // A byte literal that is not raw decodes escapes in BigQuery (an unknown one is an
+            // error there) while sqlparser keeps its body as written: both rules apply.
+            Token::SingleQuotedByteStringLiteral(s)
+            | Token::TripleSingleQuotedByteStringLiteral(s) => {
+                check_escapes(s)?;
+                check_verbatim(s, '\'')?;
+            }
+            Token::DoubleQuotedByteStringLiteral(s)
+            | Token::TripleDoubleQuotedByteStringLiteral(s) => {
+                check_escapes(s)?;
+                check_verbatim(s, '"')?;
+            }
             _ => {}
         }
     }
