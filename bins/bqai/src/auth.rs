@@ -51,6 +51,23 @@ pub fn link_signer(settings: &Settings) -> anyhow::Result<bqai_core::export::Lin
     ))
 }
 
+/// The page token signer: `query.page_token_secret`, else `query.page_token_secret_file`,
+/// else `<data_dir>/page-tokens.key` (created at random when missing).
+pub fn page_signer(settings: &Settings) -> anyhow::Result<bqai_core::paging::PageSigner> {
+    let query = &settings.query;
+    let key = secret(
+        query.page_token_secret.as_ref(),
+        query.page_token_secret_file.as_deref(),
+        &settings.data_dir.join("page-tokens.key"),
+        "page token secret",
+        "query.page_token_secret or query.page_token_secret_file",
+    )?;
+    if key.len() < 16 {
+        anyhow::bail!("the page token secret must be at least 16 bytes");
+    }
+    Ok(bqai_core::paging::PageSigner::new(key))
+}
+
 /// A server secret: `configured`, else the contents of `file`, else those of `default_file`,
 /// created with 32 random bytes (hex, mode 0600) when missing.
 fn secret(

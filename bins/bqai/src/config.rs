@@ -13,6 +13,7 @@ use std::time::Duration;
 use bqai_bigquery::BigQueryConfig;
 use bqai_core::ask::AskSettings;
 use bqai_core::model::DatasetScope;
+use bqai_core::paging::PagingPolicy;
 use bqai_core::query::QueryLimits;
 use bqai_core::result_cache::CachePolicy;
 use bqai_http::HttpSettings;
@@ -167,6 +168,20 @@ impl Default for ExportConfig {
             stale_after_secs: jobs.stale_after.as_secs_f64(),
             poll_interval_ms: u64::try_from(jobs.poll_interval.as_millis()).unwrap_or(u64::MAX),
         }
+    }
+}
+
+// SecretString has no PartialEq on purpose; the config loader's tests compare settings:
+// everything else through its serialized form, which leaves the secret out.
+impl PartialEq for QuerySettings {
+    fn eq(&self, other: &Self) -> bool {
+        let secret = |q: &Self| {
+            q.page_token_secret
+                .as_ref()
+                .map(|s| s.expose_secret().to_owned())
+        };
+        secret(self) == secret(other)
+            && serde_json::to_value(self).ok() == serde_json::to_value(other).ok()
     }
 }
 
@@ -576,7 +591,7 @@ impl Default for WarehouseSettings {
 }
 
 /// `[query]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QuerySettings {
     /// Datasets queries may read (`["*"]` for all of the warehouse's own).
@@ -608,11 +623,26 @@ pub struct QuerySettings {
     pub max_queued: usize,
     /// Longest wait for a slot, in ms; then 503 `QUEUE_FULL`.
     pub queue_timeout_ms: u64,
+    /// Row cap of a paged query's whole result (`page_size` in the request), in place of
+    /// `max_rows_limit`.
+    pub max_paged_rows: u64,
+    /// How long a paged result's next pages stay readable, in seconds.
+    pub page_ttl_secs: u64,
+    /// Largest encoded size of one paged result kept in the cache (the embedded engine keeps
+    /// no results of its own); rows past it are not handed out.
+    pub spool_max_bytes: u64,
+    /// The key page tokens are signed with (or `page_token_secret_file`); unset: a key
+    /// generated once into `data_dir/page-tokens.key`. Replicas must share it.
+    #[serde(skip_serializing)]
+    pub page_token_secret: Option<SecretString>,
+    /// A file holding the page token key.
+    pub page_token_secret_file: Option<PathBuf>,
 }
 
 impl Default for QuerySettings {
     fn default() -> Self {
         let limits = QueryLimits::default();
+        let paging = PagingPolicy::default();
         Self {
             allowed_datasets: vec!["*".into()],
             default_max_rows: limits.default_max_rows,
@@ -627,6 +657,11 @@ impl Default for QuerySettings {
             max_concurrent_per_key: None,
             max_queued: 1000,
             queue_timeout_ms: 30_000,
+            max_paged_rows: paging.max_rows,
+            page_ttl_secs: paging.ttl.as_secs(),
+            spool_max_bytes: paging.spool_max_bytes,
+            page_token_secret: None,
+            page_token_secret_file: None,
         }
     }
 }
@@ -1035,6 +1070,11 @@ impl Settings {
                 q.max_timeout_ms
             ));
         }
+        if q.max_paged_rows == 0 || q.page_ttl_secs == 0 {
+            problems.push(
+                "query.max_paged_rows and query.page_ttl_secs must be at least 1".to_string(),
+            );
+        }
         if !(q.usd_per_tib >= 0.0 && q.usd_per_tib.is_finite()) {
             problems.push("query.usd_per_tib must be a non-negative number".to_string());
         }
@@ -1328,6 +1368,16 @@ impl Settings {
             usd_per_tib: q.usd_per_tib,
             max_sql_bytes: QueryLimits::default().max_sql_bytes,
             max_response_bytes: (q.max_response_bytes > 0).then_some(q.max_response_bytes),
+        }
+    }
+
+    /// How paged results are kept: `query.page_ttl_secs` and its neighbours.
+    pub fn paging_policy(&self) -> PagingPolicy {
+        let q = &self.query;
+        PagingPolicy {
+            ttl: Duration::from_secs(q.page_ttl_secs),
+            max_rows: q.max_paged_rows,
+            spool_max_bytes: q.spool_max_bytes,
         }
     }
 

@@ -239,7 +239,14 @@ impl Services {
         let queries = QueryService::new(warehouse.clone(), history.clone(), limits)
             .with_plan_cache(plans)
             .with_usage_ledger(store.usage())
-            .with_sql_in_traces(settings.telemetry.record_sql);
+            .with_sql_in_traces(settings.telemetry.record_sql)
+            .with_paging(bqai_core::paging::Paging {
+                // Spooled pages share the cache (Redis when configured, so any replica
+                // reads them) under their own key namespace.
+                spool: cache.clone(),
+                signer: crate::auth::page_signer(settings)?,
+                policy: settings.paging_policy(),
+            });
         let rejections = queries.rejections();
         metrics.on_scrape(move |m| m.observe_guard(&rejections));
         let auth = crate::auth::authenticator(

@@ -498,6 +498,74 @@ async fn row_cap_truncates_and_rewrites_limit() {
     assert_eq!(r.body["rows"][0]["order_id"], 1);
 }
 
+/// Paged results on BigQuery: the first page runs the job and reads one page of the size
+/// asked for; each next page is one `getQueryResults` call from its row, no new job. The
+/// pages add up to the result.
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_are_read_from_the_jobs_result_one_call_each() {
+    let app = spawn_app().await;
+    let shim = app._shim.as_ref().unwrap();
+    let sql = "SELECT order_id, status FROM shop.orders ORDER BY order_id";
+    let whole = app
+        .post_json(
+            "/api/v1/query",
+            &json!({"sql": sql, "max_rows": 250, "use_cache": false}),
+        )
+        .await;
+    assert_eq!(whole.status, 200, "{}", whole.body);
+
+    let before = shim.calls().len();
+    let first = app
+        .post_json(
+            "/api/v1/query",
+            &json!({"sql": sql, "max_rows": 250, "page_size": 100}),
+        )
+        .await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.body["row_count"], 100);
+    assert_eq!(first.body["total_rows"], 250);
+    let first_calls: Vec<String> = shim.calls()[before..].to_vec();
+    let mut pages = vec![first.body];
+    let mut per_page_calls = Vec::new();
+    while let Some(token) = pages.last().unwrap()["next_page_token"].as_str() {
+        let path = format!(
+            "/api/v1/query/{}/results?page_token={token}",
+            pages[0]["query_id"].as_str().unwrap()
+        );
+        let before = shim.calls().len();
+        let page = app.get(&path).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        per_page_calls.push(shim.calls()[before..].to_vec());
+        pages.push(page.body);
+        assert!(pages.len() < 10);
+    }
+    let rows: Vec<Value> = pages
+        .iter()
+        .flat_map(|p| p["rows"].as_array().unwrap().clone())
+        .collect();
+    assert_eq!(&rows, whole.body["rows"].as_array().unwrap());
+    assert_eq!(pages.len(), 3);
+    assert_eq!(pages[2]["truncated"], true);
+    assert_eq!(pages[2]["truncated_reason"], "max_rows");
+    for calls in &per_page_calls {
+        assert_eq!(calls.len(), 1, "one call per page: {calls:?}");
+        assert!(
+            calls[0].starts_with("GET ") && calls[0].contains("/queries/"),
+            "{calls:?}"
+        );
+    }
+    println!(
+        "BigQuery calls: first page {} ({first_calls:?}); each next page 1",
+        first_calls.len()
+    );
+    let inserts = first_calls
+        .iter()
+        .filter(|c| c.starts_with("POST ") && c.ends_with("/jobs"))
+        .count();
+    // The job, and the dry run unless the plan cache had the verdict from the query above.
+    assert!((1..=2).contains(&inserts), "{first_calls:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn unqualified_tables_use_the_dataset_id() {
     let app = spawn_app().await;

@@ -22,8 +22,8 @@ use google_cloud_bigquery_v2::model::{
 
 use bqai_core::Error;
 use bqai_core::model::{
-    DryRunReport, Field, QueryJob, QueryParam, QueryParameters, QueryResult, QueryStats, Value,
-    row_json_len,
+    DryRunReport, Field, QueryJob, QueryParam, QueryParameters, QueryResult, QueryStats,
+    ResultPage, Value, row_json_len,
 };
 use futures::SinkExt as _;
 use futures::channel::{mpsc, oneshot};
@@ -226,9 +226,9 @@ pub(crate) struct JobRunner {
     pub config: std::sync::Arc<BigQueryConfig>,
 }
 
-/// What a stream tells before its rows: the columns, the job's statistics and its row count
-/// within the cap.
-pub type StreamHeader = (Vec<Field>, QueryStats, Option<u64>);
+/// What a stream tells before its rows: the columns, the job's statistics, its row count
+/// within the cap and the job whose result holds the rows.
+pub type StreamHeader = (Vec<Field>, QueryStats, Option<u64>, String);
 
 impl JobRunner {
     fn query_op(job: &QueryJob, config: &BigQueryConfig) -> Op {
@@ -274,7 +274,7 @@ impl JobRunner {
         &self,
         job_id: &str,
         max_results: u32,
-        page_token: Option<&str>,
+        from: ReadFrom<'_>,
         wait: Duration,
     ) -> Result<GetQueryResultsResponse, Failure> {
         let jobs = &self.clients.jobs;
@@ -289,8 +289,10 @@ impl JobRunner {
                 .set_max_results(max_results)
                 .set_timeout_ms(wait_ms)
                 .set_format_options(DataFormatOptions::new().set_use_int64_timestamp(true));
-            if let Some(token) = page_token {
-                request = request.set_page_token(token);
+            match from {
+                ReadFrom::Start => {}
+                ReadFrom::Token(token) => request = request.set_page_token(token),
+                ReadFrom::Row(index) => request = request.set_start_index(index),
             }
             if let Some(location) = &self.config.location {
                 request = request.set_location(location.clone());
@@ -381,7 +383,7 @@ impl JobRunner {
         stats.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let total_rows = first.total_rows.map(|t| t.min(job.max_rows));
         if header
-            .send(Ok((fields.clone(), stats, total_rows)))
+            .send(Ok((fields.clone(), stats, total_rows, job_id.clone())))
             .is_err()
         {
             return;
@@ -410,16 +412,21 @@ impl JobRunner {
             }
             sent += count;
             let token = std::mem::take(&mut page.page_token);
-            if token.is_empty() || sent >= job.max_rows {
+            // A paged reader reads the rest through the job's id: no page ahead for nobody.
+            let first_only = job.first_batch_rows.is_some_and(|n| sent >= n);
+            if token.is_empty() || sent >= job.max_rows || first_only {
                 return;
             }
-            let want = (job.max_rows - sent).min(u64::from(self.config.page_size));
+            let wanted = job
+                .first_batch_rows
+                .map_or(job.max_rows, |n| n.min(job.max_rows));
+            let want = (wanted - sent).min(u64::from(self.config.page_size));
             let next = tokio::time::timeout(
                 job.timeout,
                 self.results_page(
                     &job_id,
                     u32::try_from(want).unwrap_or(u32::MAX),
-                    Some(&token),
+                    ReadFrom::Token(&token),
                     Duration::ZERO,
                 ),
             )
@@ -436,6 +443,38 @@ impl JobRunner {
                 }
             };
         }
+    }
+
+    /// Rows `offset..` of job `job_id`'s result, read again (`getQueryResults` from row
+    /// `offset`, then by page token): at most `max_rows`, and no further page once their JSON
+    /// passes `max_bytes`. Nothing runs and nothing is billed; BigQuery keeps a query's
+    /// result for about a day, and answers `notFound` after.
+    pub async fn read_result(
+        &self,
+        job_id: &str,
+        offset: u64,
+        max_rows: u64,
+        max_bytes: Option<u64>,
+    ) -> Result<ResultPage, Error> {
+        let op = Op::Catalog {
+            what: format!("the result of job {job_id}"),
+        };
+        let size =
+            u32::try_from(max_rows.clamp(1, u64::from(self.config.page_size))).unwrap_or(u32::MAX);
+        let first = self
+            .results_page(job_id, size, ReadFrom::Row(offset), Duration::ZERO)
+            .await
+            .map_err(|f| f.into_core(&op))?;
+        let total_rows = first.total_rows;
+        let read = self
+            .collect_pages(job_id, first, max_rows, max_bytes)
+            .await
+            .map_err(|f| f.into_core(&op))?;
+        Ok(ResultPage {
+            columns: read.fields,
+            rows: read.rows,
+            total_rows,
+        })
     }
 
     /// Runs `attempt` with a fresh job id until it succeeds, within `job.timeout`: a job
@@ -513,11 +552,16 @@ impl JobRunner {
             // No answer, or a 5xx: the job may exist; the guard cancels it.
             Err(failure) => return Err(RunError::Call(failure)),
         }
-        let first_page = u32::try_from(job.max_rows.clamp(1, u64::from(self.config.page_size)))
+        // A paged query needs its first page only: the rest is read later, by offset.
+        let first_rows = job.max_rows.min(job.first_batch_rows.unwrap_or(u64::MAX));
+        let first_page = u32::try_from(first_rows.clamp(1, u64::from(self.config.page_size)))
             .unwrap_or(u32::MAX);
         let poll_wait = Duration::from_millis(u64::from(self.config.poll_wait_ms));
         loop {
-            let page = match self.results_page(job_id, first_page, None, poll_wait).await {
+            let page = match self
+                .results_page(job_id, first_page, ReadFrom::Start, poll_wait)
+                .await
+            {
                 Ok(page) => page,
                 Err(failure) => return Err(self.explain(job_id, failure).await),
             };
@@ -566,62 +610,78 @@ impl JobRunner {
         started: Instant,
     ) -> Result<QueryResult, RunError> {
         let max_rows = job.max_rows;
-        let page_size = |have: usize| -> u32 {
-            let remaining = max_rows.saturating_sub(have as u64).max(1);
-            u32::try_from(remaining.min(u64::from(self.config.page_size))).unwrap_or(u32::MAX)
-        };
-        let fields = first
+        let total_rows = first.total_rows;
+        let (first_cache_hit, first_bytes) = first_view(&first);
+        // Pages stop being read once the rows' JSON passes the response cap: memory follows
+        // the cap, and no page is fetched (or paid for in time) that could not be sent.
+        let read = self
+            .collect_pages(job_id, first, max_rows, job.max_result_bytes)
+            .await
+            .map_err(RunError::Call)?;
+        let Collected {
+            fields,
+            rows,
+            more_pages,
+            mut last,
+        } = read;
+        let truncated = total_rows.map_or(more_pages, |t| t > rows.len() as u64)
+            && rows.len() as u64 >= max_rows;
+        last.cache_hit = Some(first_cache_hit);
+        last.total_bytes_processed = i64::try_from(first_bytes).ok();
+        let mut stats = self.final_stats(job_id, &last).await;
+        stats.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Ok(QueryResult {
+            columns: fields,
+            rows,
+            truncated,
+            truncated_at_bytes: None,
+            stats,
+        })
+    }
+
+    /// Decodes the rows of `page` and of the pages after it until there are `max_rows` of
+    /// them, their JSON passes `max_bytes`, or the result ends.
+    async fn collect_pages(
+        &self,
+        job_id: &str,
+        mut page: GetQueryResultsResponse,
+        max_rows: u64,
+        max_bytes: Option<u64>,
+    ) -> Result<Collected, Failure> {
+        let fields = page
             .schema
             .as_ref()
             .map(|s| fields_from_bq(&s.fields))
             .unwrap_or_default();
-        let total_rows = first.total_rows;
-        let (first_cache_hit, first_bytes) = first_view(&first);
-
+        let byte_cap = max_bytes.map_or(usize::MAX, |b| usize::try_from(b).unwrap_or(usize::MAX));
         let mut rows: Vec<Vec<Value>> = Vec::new();
-        // Pages stop being read once the rows' JSON passes the response cap: memory follows
-        // the cap, and no page is fetched (or paid for in time) that could not be sent.
-        let byte_cap = job
-            .max_result_bytes
-            .map_or(usize::MAX, |b| usize::try_from(b).unwrap_or(usize::MAX));
         let mut json_bytes = 0usize;
-        let mut page = first;
         loop {
             for raw in &page.rows {
                 if rows.len() as u64 >= max_rows || json_bytes > byte_cap {
                     break;
                 }
                 let row = decode_row(&fields, raw).map_err(|e| {
-                    RunError::Call(Failure::transport(
-                        crate::error::Transport::Protocol,
-                        e.to_string(),
-                    ))
+                    Failure::transport(crate::error::Transport::Protocol, e.to_string())
                 })?;
                 json_bytes = json_bytes.saturating_add(row_json_len(&fields, &row));
                 rows.push(row);
             }
             let token = std::mem::take(&mut page.page_token);
             if token.is_empty() || rows.len() as u64 >= max_rows || json_bytes > byte_cap {
-                let more_pages = !token.is_empty();
-                let truncated = total_rows.map_or(more_pages, |t| t > rows.len() as u64)
-                    && rows.len() as u64 >= max_rows;
-                page.cache_hit = Some(first_cache_hit);
-                page.total_bytes_processed = i64::try_from(first_bytes).ok();
-                let mut stats = self.final_stats(job_id, &page).await;
-                stats.duration_ms =
-                    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                return Ok(QueryResult {
-                    columns: fields,
+                return Ok(Collected {
+                    fields,
                     rows,
-                    truncated,
-                    truncated_at_bytes: None,
-                    stats,
+                    more_pages: !token.is_empty(),
+                    last: page,
                 });
             }
+            let remaining = max_rows.saturating_sub(rows.len() as u64).max(1);
+            let size =
+                u32::try_from(remaining.min(u64::from(self.config.page_size))).unwrap_or(u32::MAX);
             page = self
-                .results_page(job_id, page_size(rows.len()), Some(&token), Duration::ZERO)
-                .await
-                .map_err(RunError::Call)?;
+                .results_page(job_id, size, ReadFrom::Token(&token), Duration::ZERO)
+                .await?;
         }
     }
 
@@ -639,6 +699,27 @@ impl JobRunner {
             Err(_) => RunError::Call(failure),
         }
     }
+}
+
+/// Rows read from a job's result pages ([`JobRunner::collect_pages`]).
+struct Collected {
+    fields: Vec<Field>,
+    rows: Vec<Vec<Value>>,
+    /// A page was left unread.
+    more_pages: bool,
+    /// The last page read (its rows taken).
+    last: GetQueryResultsResponse,
+}
+
+/// Where a `getQueryResults` call starts reading.
+#[derive(Debug, Clone, Copy)]
+enum ReadFrom<'a> {
+    /// The first row.
+    Start,
+    /// The page a previous answer's token names.
+    Token(&'a str),
+    /// This row (zero-based).
+    Row(u64),
 }
 
 /// Whether BigQuery's cache answered and the bytes processed, as a job's first results page
@@ -769,6 +850,7 @@ mod tests {
             max_result_bytes: None,
             principal: None,
             queue_watch: None,
+            first_batch_rows: None,
         }
     }
 

@@ -13,7 +13,7 @@ use google_cloud_bigquery_v2::model::Dataset as BqDataset;
 use bqai_core::Error;
 use bqai_core::model::{
     ComponentHealth, Dataset, DryRunReport, Page, PageRequest, QueryJob, QueryResult, QueryStats,
-    RowStream, SqlDialect, Table, TableKind, TableRef, TableSummary,
+    ResultPage, RowStream, SqlDialect, Table, TableKind, TableRef, TableSummary,
 };
 use bqai_core::ports::Warehouse;
 use futures::channel::{mpsc, oneshot};
@@ -143,10 +143,38 @@ impl Warehouse for BigQueryWarehouse {
         let task = self
             .runtime
             .spawn(async move { calls.jobs.stream(&job, header_tx, batch_tx).await })?;
-        let (columns, stats, total_rows) = header_rx
+        let (columns, stats, total_rows, job_id) = header_rx
             .await
             .map_err(|_| Error::internal_msg("the BigQuery job task ended before its result"))??;
-        Ok(RowStream::from_channel(columns, stats, batch_rx, task).with_total_rows(total_rows))
+        Ok(RowStream::from_channel(columns, stats, batch_rx, task)
+            .with_total_rows(total_rows)
+            .with_result_handle(Some(job_id)))
+    }
+
+    /// `handle` is the job id a stream named; the job ran in the configured project and
+    /// location.
+    async fn read_result(
+        &self,
+        handle: &str,
+        offset: u64,
+        max_rows: u64,
+        max_bytes: Option<u64>,
+    ) -> bqai_core::Result<ResultPage> {
+        if handle.is_empty()
+            || handle.len() > 1024
+            || !handle
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(Error::NotFound(format!("the result {handle}")));
+        }
+        let handle = handle.to_owned();
+        self.on_runtime(|c| async move {
+            c.jobs
+                .read_result(&handle, offset, max_rows, max_bytes)
+                .await
+        })
+        .await
     }
 
     async fn health(&self) -> ComponentHealth {
@@ -424,6 +452,7 @@ impl Warehouse for Calls {
             max_result_bytes: None,
             principal: None,
             queue_watch: None,
+            first_batch_rows: None,
         };
         self.jobs.execute(&job).await
     }

@@ -52,6 +52,7 @@ fn job(sql: &str) -> QueryJob {
         max_result_bytes: None,
         principal: None,
         queue_watch: None,
+        first_batch_rows: None,
     }
 }
 
@@ -536,6 +537,112 @@ async fn results_are_read_page_by_page_up_to_the_row_cap() {
         "{}",
         pages[1].query
     );
+}
+
+/// A paged query: the stream reads only the first page it was asked for and names the job;
+/// a later page is read from its row (`startIndex`), then by page token, and a result
+/// BigQuery no longer keeps is `NotFound`.
+#[tokio::test]
+async fn a_paged_stream_reads_one_page_and_the_rest_is_read_by_offset() {
+    let fake = FakeBigQuery::start(|req| {
+        if req.is_insert_job() {
+            return job_answer(req, json!({"state": "DONE"}));
+        }
+        if !req.is_get_query_results() {
+            return FakeReply::json(200, json!({"status": {"state": "DONE"}}));
+        }
+        if req.path.contains("gone") {
+            return FakeReply::json(
+                404,
+                json!({"error": {"code": 404, "message": "Not found: Job proj:gone",
+                       "errors": [{"reason": "notFound", "message": "Not found: Job proj:gone"}]}}),
+            );
+        }
+        let schema = json!({"fields": [{"name": "n", "type": "INTEGER"}]});
+        let row = |n: u32| json!({"f": [{"v": n.to_string()}]});
+        if req.query.contains("startIndex=4") {
+            FakeReply::json(
+                200,
+                json!({"jobComplete": true, "schema": schema, "totalRows": "10",
+                       "rows": [row(5), row(6)], "pageToken": "p7"}),
+            )
+        } else if req.query.contains("pageToken=p7") {
+            FakeReply::json(
+                200,
+                json!({"jobComplete": true, "schema": schema, "totalRows": "10",
+                       "rows": [row(7), row(8)], "pageToken": "p9"}),
+            )
+        } else if req.query.contains("pageToken=p") || req.query.contains("startIndex=") {
+            panic!("an unexpected page: {req:?}");
+        } else {
+            FakeReply::json(
+                200,
+                json!({"jobComplete": true, "schema": schema, "totalRows": "10",
+                       "rows": [row(1), row(2)], "pageToken": "p3"}),
+            )
+        }
+    })
+    .await;
+    let wh = warehouse(&fake).await;
+    let mut paged = job("SELECT n FROM t");
+    paged.max_rows = 1000;
+    paged.first_batch_rows = Some(2);
+    let mut stream = wh.execute_stream(&paged).await.unwrap();
+    assert_eq!(stream.total_rows, Some(10));
+    let handle = stream
+        .result_handle
+        .clone()
+        .expect("BigQuery names the job");
+    let mut read = Vec::new();
+    while let Some(batch) = futures::StreamExt::next(&mut stream.batches).await {
+        read.extend(batch.unwrap());
+    }
+    assert_eq!(read, vec![vec![Value::Int64(1)], vec![Value::Int64(2)]]);
+    let first_calls: Vec<FakeRequest> = fake
+        .requests()
+        .into_iter()
+        .filter(FakeRequest::is_get_query_results)
+        .collect();
+    assert_eq!(first_calls.len(), 1, "no page read ahead");
+    assert!(
+        first_calls[0].query.contains("maxResults=2"),
+        "{}",
+        first_calls[0].query
+    );
+
+    let page = wh.read_result(&handle, 4, 3, None).await.unwrap();
+    let values: Vec<Value> = page.rows.iter().map(|r| r[0].clone()).collect();
+    assert_eq!(values, [Value::Int64(5), Value::Int64(6), Value::Int64(7)]);
+    assert_eq!(page.total_rows, Some(10));
+    assert_eq!(page.columns[0].name, "n");
+    let reads: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .filter(FakeRequest::is_get_query_results)
+        .skip(1)
+        .map(|r| r.query)
+        .collect();
+    assert_eq!(reads.len(), 2, "{reads:?}");
+    assert!(
+        reads[0].contains("startIndex=4") && reads[0].contains("maxResults=3"),
+        "{reads:?}"
+    );
+    assert!(
+        reads[1].contains("pageToken=p7") && reads[1].contains("maxResults=1"),
+        "{reads:?}"
+    );
+
+    assert!(matches!(
+        wh.read_result("gone", 0, 10, None).await,
+        Err(Error::NotFound(_))
+    ));
+    // A handle that is no job id never reaches BigQuery.
+    let before = fake.requests().len();
+    assert!(matches!(
+        wh.read_result("../jobs", 0, 10, None).await,
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(fake.requests().len(), before);
 }
 
 #[tokio::test]

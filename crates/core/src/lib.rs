@@ -17,6 +17,7 @@ pub mod guard;
 pub mod history;
 pub mod llm;
 pub mod model;
+pub mod paging;
 pub mod params;
 pub mod plan_cache;
 pub mod ports;

@@ -561,6 +561,11 @@ pub struct QueryJob {
     /// Told the job's place in the query queue while it waits there (the WebSocket reports
     /// it); not part of the job's identity.
     pub queue_watch: Option<QueueWatch>,
+    /// A paged query's first page: the reader takes this many rows from the stream and
+    /// reads the rest, if any, through [`RowStream::result_handle`]. A warehouse that hands out
+    /// a handle then fetches just these rows and ends the stream after them (no page is read
+    /// ahead for nobody); one that does not ignores it. `None`: the whole result streams.
+    pub first_batch_rows: Option<u64>,
 }
 
 /// A callback told a waiting job's position in the query queue (1 = next to run) each time
@@ -782,6 +787,22 @@ pub struct RowStream {
     /// How many rows the result holds, when the warehouse says so before they are read
     /// (BigQuery does, once the job is done); export jobs show progress against it.
     pub total_rows: Option<u64>,
+    /// Where the finished result can be read again, by offset, without running anything
+    /// ([`crate::ports::Warehouse::read_result`]): BigQuery keeps a job's result for a day.
+    /// `None` when the warehouse keeps no result (the embedded engine computes rows as they
+    /// are read).
+    pub result_handle: Option<String>,
+}
+
+/// Rows of a finished result read again by offset ([`crate::ports::Warehouse::read_result`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultPage {
+    /// Result columns.
+    pub columns: Vec<Field>,
+    /// The rows from the offset asked for on.
+    pub rows: Vec<Vec<Value>>,
+    /// How many rows the whole result holds, when the warehouse says.
+    pub total_rows: Option<u64>,
 }
 
 impl RowStream {
@@ -806,6 +827,7 @@ impl RowStream {
             stats,
             batches: Box::pin(futures::stream::iter(batches)),
             total_rows,
+            result_handle: None,
         }
     }
 
@@ -828,12 +850,19 @@ impl RowStream {
             stats,
             batches: Box::pin(batches),
             total_rows: None,
+            result_handle: None,
         }
     }
 
     /// The stream, saying how many rows it holds.
     pub fn with_total_rows(mut self, total_rows: Option<u64>) -> Self {
         self.total_rows = total_rows;
+        self
+    }
+
+    /// The stream, saying where its result can be read again.
+    pub fn with_result_handle(mut self, handle: Option<String>) -> Self {
+        self.result_handle = handle;
         self
     }
 }

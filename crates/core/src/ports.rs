@@ -16,8 +16,8 @@ use crate::error::Result;
 use crate::export::{ExportJob, ExportJobFilter, ExportUsage, JobEnd, JobProgress, QueueDepth};
 use crate::history::{HistoryEntry, HistoryFilter};
 use crate::model::{
-    ComponentHealth, Dataset, DryRunReport, Page, PageRequest, QueryJob, QueryResult, RowStream,
-    SqlDialect, Table, TableRef, TableSummary,
+    ComponentHealth, Dataset, DryRunReport, Page, PageRequest, QueryJob, QueryResult, ResultPage,
+    RowStream, SqlDialect, Table, TableRef, TableSummary,
 };
 
 /// A data warehouse: catalog reads, dry runs and guarded query execution.
@@ -63,6 +63,22 @@ pub trait Warehouse: Send + Sync {
     /// a result piecewise override it.
     async fn execute_stream(&self, job: &QueryJob) -> Result<RowStream> {
         self.execute(job).await.map(RowStream::from_result)
+    }
+
+    /// Rows `offset..` of a finished result that [`Warehouse::execute_stream`] named with
+    /// [`RowStream::result_handle`], read again without running anything: at most `max_rows`,
+    /// and no further once their JSON passes `max_bytes`. [`crate::Error::NotFound`] when the
+    /// warehouse no longer keeps the result; the default (a warehouse that never hands out a
+    /// handle) always answers that.
+    async fn read_result(
+        &self,
+        handle: &str,
+        offset: u64,
+        max_rows: u64,
+        max_bytes: Option<u64>,
+    ) -> Result<ResultPage> {
+        let _ = (offset, max_rows, max_bytes);
+        Err(crate::Error::NotFound(format!("the result {handle}")))
     }
 
     /// Whether the warehouse answers.

@@ -101,6 +101,8 @@ pub struct QueryService {
     rejections: Arc<RejectionCounts>,
     /// Verdicts of statements already planned ([`QueryService::with_plan_cache`]).
     plans: Option<Arc<PlanCache>>,
+    /// Where paged results are kept ([`QueryService::with_paging`]).
+    paging: Option<Arc<crate::paging::Paging>>,
 }
 
 /// What the pipeline knew when it stopped, for the history record of a failure.
@@ -195,6 +197,11 @@ impl PlannedQuery {
     /// Reports the query's position to `watch` while it waits in the query queue.
     pub fn watch_queue(&mut self, watch: QueueWatch) {
         self.checked.job.queue_watch = Some(watch);
+    }
+
+    /// Tells the warehouse the reader needs `rows` rows first (a paged query's first page).
+    pub fn first_batch_rows(&mut self, rows: u64) {
+        self.checked.job.first_batch_rows = Some(rows);
     }
 
     /// What history records of this query if running it fails (`executing`: the warehouse
@@ -292,7 +299,26 @@ impl QueryService {
             sql_in_traces: false,
             rejections: Arc::default(),
             plans: None,
+            paging: None,
         }
+    }
+
+    /// Lets queries be paged ([`QueryService::run_paged`]), their spooled rows kept in
+    /// `paging.spool`.
+    #[must_use]
+    pub fn with_paging(mut self, paging: crate::paging::Paging) -> Self {
+        self.paging = Some(Arc::new(paging));
+        self
+    }
+
+    pub(crate) fn paging(&self) -> Result<&crate::paging::Paging> {
+        self.paging.as_deref().ok_or_else(|| {
+            Error::InvalidRequest("this server does not page results: leave out `page_size`".into())
+        })
+    }
+
+    pub(crate) fn warehouse(&self) -> &Arc<dyn Warehouse> {
+        &self.warehouse
     }
 
     /// Keeps each statement's verdict (guard and dry run) in `plans`, so that a repeat skips
@@ -445,12 +471,25 @@ impl QueryService {
     ) -> Result<PlannedQuery> {
         // The whole result unless the request asks for fewer rows.
         request.max_rows = Some(request.max_rows.unwrap_or(max_rows));
+        self.plan_bounded(request, principal, max_rows, meta).await
+    }
+
+    /// Every check of [`QueryService::plan`], with `max_rows_limit` in place of the response
+    /// row cap and no response byte cap (the rows are read as a stream). A refusal is
+    /// recorded in history with `meta`.
+    pub(crate) async fn plan_bounded(
+        &self,
+        request: QueryRequest,
+        principal: &Principal,
+        max_rows_limit: u64,
+        meta: RecordMeta,
+    ) -> Result<PlannedQuery> {
         let started = Instant::now();
         let created_at = Utc::now();
         let query_id = uuid::Uuid::now_v7().to_string();
         let mut progress = Progress::default();
         let bounds = Bounds {
-            max_rows_limit: max_rows,
+            max_rows_limit,
             max_result_bytes: None,
         };
         match self
@@ -934,6 +973,7 @@ impl QueryService {
             max_result_bytes: bounds.max_result_bytes,
             principal: principal.id.clone(),
             queue_watch: None,
+            first_batch_rows: None,
         }
     }
 

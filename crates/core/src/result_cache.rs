@@ -27,8 +27,8 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::model::{
-    ComponentHealth, Dataset, DryRunReport, Page, PageRequest, QueryJob, QueryResult, RowStream,
-    SqlDialect, Table, TableRef, TableSummary,
+    ComponentHealth, Dataset, DryRunReport, Page, PageRequest, QueryJob, QueryResult, ResultPage,
+    RowStream, SqlDialect, Table, TableRef, TableSummary,
 };
 use crate::ports::{Cache, Warehouse};
 
@@ -94,6 +94,7 @@ pub fn layer_of(key: &str) -> &'static str {
         Some("catalog") => "metadata",
         Some("ask") => "question",
         Some("plan") => "plan",
+        Some("pages") => "pages",
         _ => "other",
     }
 }
@@ -398,6 +399,19 @@ impl Warehouse for CachedWarehouse {
     /// Streamed results (exports) are never cached: they are as large as the result.
     async fn execute_stream(&self, job: &QueryJob) -> Result<RowStream> {
         self.inner.execute_stream(job).await
+    }
+
+    /// Pages are read from where the warehouse keeps the result; nothing to cache.
+    async fn read_result(
+        &self,
+        handle: &str,
+        offset: u64,
+        max_rows: u64,
+        max_bytes: Option<u64>,
+    ) -> Result<ResultPage> {
+        self.inner
+            .read_result(handle, offset, max_rows, max_bytes)
+            .await
     }
 
     async fn health(&self) -> ComponentHealth {

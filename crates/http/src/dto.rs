@@ -7,6 +7,7 @@ use bqai_core::history::HistoryEntry;
 use bqai_core::model::{
     Dataset, Field, Page, QueryOutcome, QueryResult, QueryStats, Table, TableRef, TableSummary,
 };
+use bqai_core::paging::{PageCut, PagedOutcome};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 use utoipa::{IntoParams, ToSchema};
@@ -37,6 +38,24 @@ pub struct QueryBody {
     /// array, or `{"type": "DATE", "value": "2024-01-31"}` where JSON is ambiguous.
     #[serde(default)]
     pub parameters: Option<Json>,
+    /// Page the result: answer with its first `page_size` rows and a `next_page_token` for
+    /// `GET /api/v1/query/{query_id}/results` when more remain. `max_rows` then caps the
+    /// whole result (default and most: `query.max_paged_rows`) and the result cache is not
+    /// used.
+    #[schema(minimum = 1)]
+    pub page_size: Option<u64>,
+}
+
+/// `GET /api/v1/query/{query_id}/results` query string.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ResultsQuery {
+    /// The `next_page_token` of the previous page.
+    pub page_token: String,
+    /// Rows in this page (default: the first page's `page_size`; at most
+    /// `query.max_rows_limit`).
+    pub page_size: Option<u64>,
 }
 
 /// `POST /api/v1/exports` body: exactly one of `sql`, `query_id` and `history_id`.
@@ -283,8 +302,8 @@ pub struct RowsDto {
     rows: Vec<Map<String, Json>>,
     row_count: usize,
     truncated: bool,
-    /// Why the rows are truncated: `max_rows` (the row cap) or `max_response_bytes` (the
-    /// response size cap).
+    /// Why the rows are truncated: `max_rows` (the row cap), `max_response_bytes` (the
+    /// response size cap) or, on the last page of a paged result, `spool_max_bytes`.
     #[serde(skip_serializing_if = "Option::is_none")]
     truncated_reason: Option<&'static str>,
     /// What to do about a truncated result, when the size cap cut it.
@@ -293,6 +312,20 @@ pub struct RowsDto {
 }
 
 impl RowsDto {
+    /// A paged result's rows, with why the result stops early on its last page.
+    fn cut_by(mut self, cut: Option<PageCut>) -> Self {
+        if let Some(cut) = cut {
+            self.truncated = true;
+            self.truncated_reason = Some(cut.as_str());
+            self.hint = (cut == PageCut::SpoolMaxBytes).then(|| {
+                "the rest of the result was too large to keep for paging \
+                 (query.spool_max_bytes): export the whole result instead"
+                    .to_owned()
+            });
+        }
+        self
+    }
+
     /// Converts a core result; values use [`bqai_core::model::Value::to_json`].
     pub fn from_result(result: &QueryResult) -> Self {
         let rows = result.json_rows();
@@ -335,12 +368,58 @@ pub struct QueryResponse {
     #[serde(flatten)]
     rows: RowsDto,
     stats: StatsDto,
+    /// With `page_size`, while more rows remain: the token of the next page, for
+    /// `GET /api/v1/query/{query_id}/results?page_token=`. Otherwise null.
+    next_page_token: Option<String>,
+    /// With `page_size`: the rows of the whole result (within the row cap), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_rows: Option<u64>,
+}
+
+impl QueryResponse {
+    /// The first page of a paged query.
+    pub fn paged(paged: PagedOutcome) -> Self {
+        let mut response = Self::from(paged.outcome);
+        response.rows = response.rows.cut_by(paged.cut);
+        response.next_page_token = paged.next_page_token;
+        response.total_rows = paged.total_rows;
+        response
+    }
+}
+
+/// `GET /api/v1/query/{query_id}/results` response: one more page of a paged query.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResultPageResponse {
+    query_id: String,
+    /// The page's first row's position in the result (0-based).
+    offset: u64,
+    #[serde(flatten)]
+    rows: RowsDto,
+    /// The next page's token; null on the last page.
+    next_page_token: Option<String>,
+    /// The rows of the whole result (within the row cap), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_rows: Option<u64>,
+}
+
+impl From<PagedOutcome> for ResultPageResponse {
+    fn from(p: PagedOutcome) -> Self {
+        Self {
+            query_id: p.outcome.query_id.clone(),
+            offset: p.offset,
+            rows: RowsDto::from_result(&p.outcome.result).cut_by(p.cut),
+            next_page_token: p.next_page_token,
+            total_rows: p.total_rows,
+        }
+    }
 }
 
 impl From<QueryOutcome> for QueryResponse {
     fn from(o: QueryOutcome) -> Self {
         let rows = RowsDto::from_result(&o.result);
         Self {
+            next_page_token: None,
+            total_rows: None,
             query_id: o.query_id,
             sql: o.sql,
             dry_run: o.dry_run,

@@ -78,6 +78,7 @@ pub fn routes_documented(cfg: &mut utoipa_actix_web::service_config::ServiceConf
                 .service(routes::catalog::get_table)
                 .service(routes::catalog::preview)
                 .service(routes::query::query)
+                .service(routes::query::results)
                 .service(routes::exports::create)
                 .service(routes::export_jobs::list)
                 .service(routes::export_jobs::get)

@@ -37,7 +37,7 @@ use async_trait::async_trait;
 use bqai_core::error::{Error, Result};
 use bqai_core::model::{
     ComponentHealth, Dataset, DryRunReport, Page, PageRequest, QueryJob, QueryResult, QueueWatch,
-    RowStream, SqlDialect, Table, TableRef, TableSummary,
+    ResultPage, RowStream, SqlDialect, Table, TableRef, TableSummary,
 };
 use bqai_core::ports::Warehouse;
 use futures::StreamExt;
@@ -522,6 +522,19 @@ impl Warehouse for QueuedWarehouse {
             batch
         }));
         Ok(stream)
+    }
+
+    /// Reading a kept result runs nothing: it takes no slot.
+    async fn read_result(
+        &self,
+        handle: &str,
+        offset: u64,
+        max_rows: u64,
+        max_bytes: Option<u64>,
+    ) -> Result<ResultPage> {
+        self.inner
+            .read_result(handle, offset, max_rows, max_bytes)
+            .await
     }
 
     async fn health(&self) -> ComponentHealth {

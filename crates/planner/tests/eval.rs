@@ -1035,6 +1035,7 @@ async fn every_sql_it_writes_plans_on_the_engine() {
             max_result_bytes: None,
             principal: None,
             queue_watch: None,
+            first_batch_rows: None,
         };
         wh.dry_run(&job)
             .await

@@ -50,6 +50,7 @@ pub fn job(sql: impl Into<String>) -> QueryJob {
         max_result_bytes: None,
         principal: None,
         queue_watch: None,
+        first_batch_rows: None,
     }
 }
 

@@ -15,6 +15,7 @@ mod helpers;
 mod history;
 mod metrics;
 mod openapi;
+mod paging;
 mod query;
 mod queue;
 mod retention;

@@ -10,8 +10,8 @@ use bqai_core::conversation::{Conversation, Turn};
 use bqai_core::history::{HistoryEntry, HistoryFilter};
 use bqai_core::llm::{Llm, LlmError, LlmInfo, LlmLoad, LlmRequest, LlmResponse};
 use bqai_core::model::{
-    ComponentHealth, Dataset, DryRunReport, Page, PageRequest, QueryJob, QueryResult, RowStream,
-    SqlDialect, Table, TableRef, TableSummary,
+    ComponentHealth, Dataset, DryRunReport, Page, PageRequest, QueryJob, QueryResult, ResultPage,
+    RowStream, SqlDialect, Table, TableRef, TableSummary,
 };
 use bqai_core::ports::{
     Cache, ConversationStore, HistoryStore, RateDecision, RateLimiter, Warehouse,
@@ -146,6 +146,21 @@ impl Warehouse for MeteredWarehouse {
     async fn execute_stream(&self, job: &QueryJob) -> bqai_core::Result<RowStream> {
         self.counted("execute_stream", self.inner.execute_stream(job))
             .await
+    }
+
+    /// Counts a page of a kept result (on BigQuery: `getQueryResults` calls, nothing billed).
+    async fn read_result(
+        &self,
+        handle: &str,
+        offset: u64,
+        max_rows: u64,
+        max_bytes: Option<u64>,
+    ) -> bqai_core::Result<ResultPage> {
+        self.counted(
+            "read_result",
+            self.inner.read_result(handle, offset, max_rows, max_bytes),
+        )
+        .await
     }
 
     async fn health(&self) -> ComponentHealth {

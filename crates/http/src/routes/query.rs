@@ -1,14 +1,15 @@
-//! `POST /api/v1/query`: run (or dry-run) guarded SQL.
+//! `POST /api/v1/query`: run (or dry-run) guarded SQL; `GET /api/v1/query/{query_id}/results`:
+//! the next pages of a paged one.
 
 use std::time::Duration;
 
-use actix_web::{HttpRequest, HttpResponse, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use bqai_core::auth::Action;
 use bqai_core::model::{QueryOutcome, QueryParameters, QueryRequest};
 use bqai_core::query::RecordMeta;
 
 use crate::auth::{AuditNote, Caller, add_dataset_target, add_target, note};
-use crate::dto::{QueryBody, QueryResponse};
+use crate::dto::{QueryBody, QueryResponse, ResultPageResponse, ResultsQuery};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -45,7 +46,55 @@ pub async fn query(
         request_id: crate::request_id::current(),
         ..RecordMeta::sql()
     };
-    run(&state, &caller, &req, request, meta).await
+    match body.page_size {
+        Some(page_size) => run_paged(&state, &caller, &req, request, meta, page_size).await,
+        None => run(&state, &caller, &req, request, meta).await,
+    }
+}
+
+/// The first page of a paged query (`page_size` in the body).
+async fn run_paged(
+    state: &AppState,
+    caller: &Caller,
+    req: &HttpRequest,
+    request: QueryRequest,
+    meta: RecordMeta,
+    page_size: u64,
+) -> Result<HttpResponse, ApiError> {
+    note_request(req, &request);
+    let paged = state
+        .queries
+        .run_paged(request, caller.principal(), meta, page_size)
+        .await?;
+    note(req, |n| note_outcome(n, &paged.outcome));
+    crate::request_id::note_query_id(req, &paged.outcome.query_id);
+    Ok(HttpResponse::Ok().json(QueryResponse::paged(paged)))
+}
+
+/// The next page of a paged query: read from where the warehouse keeps the result (BigQuery)
+/// or from the spool (the embedded engine); nothing runs again and nothing is billed. The
+/// token is bound to the caller who ran the query.
+#[utoipa::path(tag = "query", params(("query_id" = String, Path, description = "The `query_id` of the paged query"), crate::dto::ResultsQuery), responses((status = 200, description = "The page's rows, and the next page's token", body = crate::dto::ResultPageResponse), (status = 400, description = "INVALID_REQUEST: a page_token this server did not issue, or page_size out of range", body = crate::openapi::ErrorEnvelope), (status = 403, description = "FORBIDDEN: the query read a dataset the caller may no longer read", body = crate::openapi::ErrorEnvelope), (status = 404, description = "NOT_FOUND: the pages expired (query.page_ttl_secs), or the token is another caller's or another query's", body = crate::openapi::ErrorEnvelope)))]
+#[get("/query/{query_id}/results")]
+pub async fn results(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    path: web::Path<String>,
+    q: web::Query<ResultsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Action::Query)?;
+    let query_id = path.into_inner();
+    let q = q.into_inner();
+    if query_id.len() > 128 || q.page_token.len() > 4096 {
+        return Err(ApiError::invalid("query_id or page_token is too long"));
+    }
+    note(&req, |n| add_target(n, format!("query:{query_id}")));
+    let page = state
+        .queries
+        .read_page(&query_id, &q.page_token, q.page_size, caller.principal())
+        .await?;
+    Ok(HttpResponse::Ok().json(ResultPageResponse::from(page)))
 }
 
 /// Runs `request` for the caller through the query pipeline and answers with its rows,
@@ -57,12 +106,7 @@ pub(crate) async fn run(
     request: QueryRequest,
     meta: RecordMeta,
 ) -> Result<HttpResponse, ApiError> {
-    note(req, |n| {
-        n.sql = Some(request.sql.clone());
-        if let Some(ds) = &request.default_dataset {
-            add_dataset_target(n, ds);
-        }
-    });
+    note_request(req, &request);
     let outcome = state
         .queries
         .run_recorded(request, caller.principal(), meta)
@@ -70,6 +114,16 @@ pub(crate) async fn run(
     note(req, |n| note_outcome(n, &outcome));
     crate::request_id::note_query_id(req, &outcome.query_id);
     Ok(HttpResponse::Ok().json(QueryResponse::from(outcome)))
+}
+
+/// Records the SQL and the default dataset of a query in the audit note.
+fn note_request(req: &HttpRequest, request: &QueryRequest) {
+    note(req, |n| {
+        n.sql = Some(request.sql.clone());
+        if let Some(ds) = &request.default_dataset {
+            add_dataset_target(n, ds);
+        }
+    });
 }
 
 /// Records the tables a query read and what it cost in the audit note.

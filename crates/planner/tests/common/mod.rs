@@ -141,6 +141,7 @@ pub async fn run_guarded(wh: &LocalWarehouse, sql: &str) -> Result<QueryResult, 
         max_result_bytes: None,
         principal: None,
         queue_watch: None,
+        first_batch_rows: None,
     };
     wh.dry_run(&job)
         .await
