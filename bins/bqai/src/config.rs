@@ -666,6 +666,11 @@ impl Default for QuerySettings {
     }
 }
 
+/// A `YYYY-MM-DD` day (`ask.today`).
+fn parse_day(day: &str) -> Option<chrono::NaiveDate> {
+    chrono::NaiveDate::parse_from_str(day.trim(), "%Y-%m-%d").ok()
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -769,6 +774,10 @@ pub struct AskConfig {
     /// Bytes per UTC day all sampling queries may bill together (default 10 GiB; 0 for no
     /// budget). Enforced through the same daily-quota ledger as API keys' quotas.
     pub sampling_daily_bytes: u64,
+    /// The day questions are asked on, `YYYY-MM-DD` ("last month", "this year" are read
+    /// against it); unset: today in UTC. For tests and demos: the demo data ends on
+    /// 2025-12-31.
+    pub today: Option<String>,
 }
 
 impl Default for AskConfig {
@@ -785,6 +794,7 @@ impl Default for AskConfig {
             sample_values: true,
             sampling_max_bytes: 100 * 1024 * 1024,
             sampling_daily_bytes: 10 * 1024 * 1024 * 1024,
+            today: None,
         }
     }
 }
@@ -1070,6 +1080,11 @@ impl Settings {
                 q.max_timeout_ms
             ));
         }
+        if let Some(day) = self.ask.today.as_deref()
+            && parse_day(day).is_none()
+        {
+            problems.push(format!("ask.today {day:?} is not a date (YYYY-MM-DD)"));
+        }
         if q.max_paged_rows == 0 || q.page_ttl_secs == 0 {
             problems.push(
                 "query.max_paged_rows and query.page_ttl_secs must be at least 1".to_string(),
@@ -1331,6 +1346,8 @@ impl Settings {
             question_cache_ttl: Duration::from_secs(a.question_cache_ttl_secs),
             default_dataset: a.default_dataset.clone().filter(|d| !d.is_empty()),
             max_conversation_turns: self.conversations.context_turns,
+            // Checked by `validate`: an unreadable date never gets here.
+            today: a.today.as_deref().and_then(parse_day),
             ..AskSettings::default()
         }
     }
@@ -1547,6 +1564,37 @@ mod tests {
             );
         }
         assert!(Settings::default().http().metrics_on_api);
+    }
+
+    #[test]
+    fn ask_today_is_a_day_and_paging_needs_its_bounds() {
+        let mut s = Settings::default();
+        s.ask.today = Some("2025-11-20".into());
+        assert!(s.problems().is_empty(), "{:?}", s.problems());
+        assert_eq!(
+            s.ask_settings().today,
+            chrono::NaiveDate::from_ymd_opt(2025, 11, 20)
+        );
+        assert_eq!(Settings::default().ask_settings().today, None);
+        for bad in ["2025-13-01", "yesterday", "20/11/2025"] {
+            s.ask.today = Some(bad.into());
+            let problems = s.problems();
+            assert!(
+                problems.iter().any(|p| p.contains("ask.today")),
+                "{bad}: {problems:?}"
+            );
+        }
+        let mut s = Settings::default();
+        s.query.page_ttl_secs = 0;
+        assert!(
+            s.problems()
+                .iter()
+                .any(|p| p.contains("query.page_ttl_secs"))
+        );
+        assert_eq!(
+            Settings::default().paging_policy(),
+            bqai_core::paging::PagingPolicy::default()
+        );
     }
 
     #[test]

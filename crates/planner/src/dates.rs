@@ -3,8 +3,15 @@
 //!
 //! Everything becomes one half-open range `[start, end)` (plus, for a month named without a
 //! year, a month-of-year filter), so "between A and B" includes all of day B and "until 2024"
-//! all of 2024. Dates relative to today are refused earlier (see
-//! [`crate::lexicon::refusal`]): the planner must give the same SQL for the same question.
+//! all of 2024.
+//!
+//! Dates relative to today ("last month", "this year", "the past 30 days", "yesterday", "Q3
+//! last year") are read against the day the question is asked
+//! ([`bqai_core::ask::GenerationContext::today`], `ask.today` in config for tests and demos):
+//! the same question on the same day gives the same SQL, with the dates written out. Periods
+//! "this …" run to today, never past it; "last month" is the previous calendar month, "the
+//! past month" the month up to today. Relative words it cannot place ("recently", "next
+//! month") are refused by [`crate::lexicon::relative_refusal`].
 
 use chrono::{Datelike, Months, NaiveDate};
 
@@ -288,10 +295,222 @@ fn quantity_context(prev: Option<&Token>, next: Option<&Token>) -> bool {
     before || after
 }
 
-/// Finds the date expressions of a question, marks their tokens in `used` and returns the
-/// range they describe together (intersected), or why they don't make sense.
-pub(crate) fn extract(tokens: &[Token], used: &mut [bool]) -> Result<Option<DateRange>, String> {
+/// A calendar unit of a relative date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    Day,
+    Week,
+    Month,
+    Quarter,
+    Year,
+}
+
+fn unit_of(stem: &str) -> Option<Unit> {
+    match stem {
+        "day" => Some(Unit::Day),
+        "week" => Some(Unit::Week),
+        "month" => Some(Unit::Month),
+        "quarter" => Some(Unit::Quarter),
+        "year" => Some(Unit::Year),
+        _ => None,
+    }
+}
+
+/// The calendar period of `unit` that holds `day`: `[start, end)`.
+fn period_of(unit: Unit, day: NaiveDate) -> Option<(NaiveDate, NaiveDate)> {
+    let start = match unit {
+        Unit::Day => day,
+        Unit::Week => day - chrono::Days::new(u64::from(day.weekday().num_days_from_monday())),
+        Unit::Month => ymd(day.year(), day.month(), 1)?,
+        Unit::Quarter => ymd(day.year(), (day.month() - 1) / 3 * 3 + 1, 1)?,
+        Unit::Year => ymd(day.year(), 1, 1)?,
+    };
+    Some((start, shift(unit, start, 1)?))
+}
+
+/// `day` moved by `n` units (back when negative).
+fn shift(unit: Unit, day: NaiveDate, n: i64) -> Option<NaiveDate> {
+    let months = |m: i64| {
+        let k = Months::new(u32::try_from(m.unsigned_abs()).ok()?);
+        if m >= 0 {
+            day.checked_add_months(k)
+        } else {
+            day.checked_sub_months(k)
+        }
+    };
+    match unit {
+        Unit::Day => day.checked_add_signed(chrono::TimeDelta::try_days(n)?),
+        Unit::Week => day.checked_add_signed(chrono::TimeDelta::try_days(n.checked_mul(7)?)?),
+        Unit::Month => months(n),
+        Unit::Quarter => months(n.checked_mul(3)?),
+        Unit::Year => months(n.checked_mul(12)?),
+    }
+}
+
+/// "last year", "this year", "previous year" at `i`: the year, and the index after it.
+fn relative_year(tokens: &[Token], i: usize, today: NaiveDate) -> Option<(i32, usize)> {
+    let anchor = tokens.get(i)?.text.as_str();
+    if tokens.get(i + 1)?.stem != "year" {
+        return None;
+    }
+    match anchor {
+        "this" | "current" => Some((today.year(), i + 2)),
+        "last" | "previous" | "prior" => Some((today.year() - 1, i + 2)),
+        _ => None,
+    }
+}
+
+/// The relative date expression at `i` against `today`: its range and the index after it.
+fn relative_at(tokens: &[Token], i: usize, today: NaiveDate) -> Option<(DateRange, usize)> {
+    let t = tokens.get(i)?;
+    let next = |k: usize| tokens.get(i + k).map(|n| n.text.as_str());
+    let tomorrow = today.succ_opt()?;
+    let to_date = |unit: Unit, end: usize| {
+        let (start, _) = period_of(unit, today)?;
+        Some((span(start, tomorrow), end))
+    };
+    // "q3 last year", "the first quarter of this year", "march last year".
+    let quarter = quarter_of(&t.text).and_then(|q| {
+        if t.text.starts_with('q') {
+            Some((q, i + 1))
+        } else {
+            (tokens.get(i + 1)?.stem == "quarter").then_some((q, i + 2))
+        }
+    });
+    if let Some((q, j)) = quarter
+        && let Some((year, end)) = relative_year(tokens, skip_the(tokens, j), today)
+        && let Some(Period::Span(s, e)) = months_from(year, (q - 1) * 3 + 1, 3)
+    {
+        return Some((span(s, e), end));
+    }
+    if let Some(m) = month_of(&t.text)
+        && t.text != "may"
+        && let Some((year, end)) = relative_year(tokens, skip_the(tokens, i + 1), today)
+        && let Some(Period::Span(s, e)) = months_from(year, m, 1)
+    {
+        return Some((span(s, e), end));
+    }
+    match t.text.as_str() {
+        "today" => return Some((span(today, tomorrow), i + 1)),
+        "yesterday" => return Some((span(today.pred_opt()?, today), i + 1)),
+        "ytd" => return to_date(Unit::Year, i + 1),
+        "qtd" => return to_date(Unit::Quarter, i + 1),
+        "mtd" => return to_date(Unit::Month, i + 1),
+        "so" if next(1) == Some("far") => {
+            // "so far this year"
+            let (range, end) = relative_at(tokens, i + 2, today)?;
+            return Some((range, end));
+        }
+        _ => {}
+    }
+    // "year to date", "month to date".
+    if let Some(unit) = unit_of(&t.stem)
+        && next(1) == Some("to")
+        && next(2) == Some("date")
+    {
+        return to_date(unit, i + 3);
+    }
+    // "3 days ago", "2 months ago": that day, that calendar month.
+    if let Some(n) = t.number()
+        && n.fract() == 0.0
+        && (0.0..=1000.0).contains(&n)
+        && let Some(unit) = tokens.get(i + 1).and_then(|u| unit_of(&u.stem))
+        && next(2) == Some("ago")
+    {
+        // A whole number within 0..=1000, just checked.
+        #[allow(clippy::cast_possible_truncation)]
+        let back = shift(unit, today, -(n as i64))?;
+        let (s, e) = period_of(unit, back)?;
+        return Some((span(s, e), i + 3));
+    }
+    let anchor = t.text.as_str();
+    if !matches!(
+        anchor,
+        "this" | "current" | "last" | "past" | "previous" | "prior"
+    ) {
+        return None;
+    }
+    // "the last 30 days", "past 3 months": the N units up to and including today.
+    if let Some(n) = tokens.get(i + 1).and_then(Token::number)
+        && n.fract() == 0.0
+        && (1.0..=1000.0).contains(&n)
+        && anchor != "this"
+        && anchor != "current"
+        && let Some(unit) = tokens.get(i + 2).and_then(|u| unit_of(&u.stem))
+    {
+        // A whole number within 1..=1000, just checked.
+        #[allow(clippy::cast_possible_truncation)]
+        let start = shift(unit, tomorrow, -(n as i64))?;
+        return Some((span(start, tomorrow), i + 3));
+    }
+    let unit = tokens.get(i + 1).and_then(|u| unit_of(&u.stem))?;
+    match anchor {
+        // "this month": from its first day to today.
+        "this" | "current" => to_date(unit, i + 2),
+        // "the past month": the month up to today.
+        "past" => Some((span(shift(unit, tomorrow, -1)?, tomorrow), i + 2)),
+        // "last month": the previous calendar month.
+        _ => {
+            let (this_start, _) = period_of(unit, today)?;
+            let (s, e) = period_of(unit, shift(unit, this_start, -1)?)?;
+            Some((span(s, e), i + 2))
+        }
+    }
+}
+
+/// Words that may open a relative date expression and belong to it ("in the last month").
+fn relative_lead(text: &str) -> bool {
+    matches!(
+        text,
+        "in" | "during" | "for" | "over" | "within" | "from" | "of" | "the"
+    )
+}
+
+/// Finds the dates relative to `today`, marks their tokens in `used` and returns the range
+/// they describe together.
+fn extract_relative(
+    tokens: &[Token],
+    used: &mut [bool],
+    today: NaiveDate,
+) -> Result<Option<DateRange>, String> {
     let mut found: Option<DateRange> = None;
+    let mut i = 0;
+    while i < tokens.len() {
+        if used[i] {
+            i += 1;
+            continue;
+        }
+        let mut k = i;
+        while tokens.get(k).is_some_and(|t| relative_lead(&t.text)) && !used[k] {
+            k += 1;
+        }
+        match relative_at(tokens, k, today) {
+            Some((range, end)) if (k..end).all(|x| !used[x]) => {
+                mark(used, i, end);
+                match &mut found {
+                    Some(r) => r.intersect(&range)?,
+                    None => found = Some(range),
+                }
+                i = end;
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(found)
+}
+
+/// Finds the date expressions of a question, marks their tokens in `used` and returns the
+/// range they describe together (intersected), or why they don't make sense. With `today`,
+/// dates relative to it are read too.
+pub(crate) fn extract(
+    tokens: &[Token],
+    used: &mut [bool],
+    today: Option<NaiveDate>,
+) -> Result<Option<DateRange>, String> {
+    let mut found: Option<DateRange> = match today {
+        Some(today) => extract_relative(tokens, used, today)?,
+        None => None,
+    };
     let add = |range: DateRange, found: &mut Option<DateRange>| -> Result<(), String> {
         match found {
             Some(r) => r.intersect(&range),
@@ -459,7 +678,7 @@ mod tests {
     fn range(q: &str) -> (Option<DateRange>, Vec<String>) {
         let tokens = tokenize(q);
         let mut used = vec![false; tokens.len()];
-        let r = extract(&tokens, &mut used).unwrap();
+        let r = extract(&tokens, &mut used, None).unwrap();
         let left = tokens
             .iter()
             .zip(&used)
@@ -545,10 +764,87 @@ mod tests {
     fn contradictions_are_errors() {
         let tokens = tokenize("in 2023 since 2024-06-01");
         let mut used = vec![false; tokens.len()];
-        assert!(extract(&tokens, &mut used).is_err());
+        assert!(extract(&tokens, &mut used, None).is_err());
         let tokens = tokenize("in 2023 and 2025");
         let mut used = vec![false; tokens.len()];
-        assert!(extract(&tokens, &mut used).is_err());
+        assert!(extract(&tokens, &mut used, None).is_err());
+    }
+
+    /// `q` read on Thursday 2025-11-20: the range as `[first, last]` days and the words left.
+    fn relative(q: &str) -> (Option<(NaiveDate, NaiveDate)>, Vec<String>) {
+        let tokens = tokenize(q);
+        let mut used = vec![false; tokens.len()];
+        let r = extract(&tokens, &mut used, Some(d("2025-11-20"))).unwrap();
+        let left = tokens
+            .iter()
+            .zip(&used)
+            .filter(|(_, u)| !**u)
+            .map(|(t, _)| t.text.clone())
+            .collect();
+        let days = r.map(|r| (r.start.unwrap(), r.end.unwrap().pred_opt().unwrap()));
+        (days, left)
+    }
+
+    #[test]
+    fn dates_relative_to_today() {
+        let cases = [
+            ("revenue today", "2025-11-20", "2025-11-20"),
+            ("orders yesterday", "2025-11-19", "2025-11-19"),
+            ("revenue this year", "2025-01-01", "2025-11-20"),
+            ("revenue so far this year", "2025-01-01", "2025-11-20"),
+            ("revenue year to date", "2025-01-01", "2025-11-20"),
+            ("revenue ytd", "2025-01-01", "2025-11-20"),
+            ("units sold this month", "2025-11-01", "2025-11-20"),
+            ("orders this quarter", "2025-10-01", "2025-11-20"),
+            ("orders this week", "2025-11-17", "2025-11-20"),
+            ("revenue last month", "2025-10-01", "2025-10-31"),
+            ("revenue in the previous month", "2025-10-01", "2025-10-31"),
+            ("orders last week", "2025-11-10", "2025-11-16"),
+            ("revenue last quarter", "2025-07-01", "2025-09-30"),
+            ("revenue last year", "2024-01-01", "2024-12-31"),
+            (
+                "new customers in the past 30 days",
+                "2025-10-22",
+                "2025-11-20",
+            ),
+            ("orders over the last 7 days", "2025-11-14", "2025-11-20"),
+            ("revenue in the past 3 months", "2025-08-21", "2025-11-20"),
+            ("revenue in the past month", "2025-10-21", "2025-11-20"),
+            ("revenue in the last 2 years", "2023-11-21", "2025-11-20"),
+            ("revenue in Q3 last year", "2024-07-01", "2024-09-30"),
+            (
+                "revenue in the first quarter of this year",
+                "2025-01-01",
+                "2025-03-31",
+            ),
+            ("revenue in march last year", "2024-03-01", "2024-03-31"),
+            ("orders 3 days ago", "2025-11-17", "2025-11-17"),
+            ("orders 2 months ago", "2025-09-01", "2025-09-30"),
+        ];
+        for (q, first, last) in cases {
+            let (days, left) = relative(q);
+            assert_eq!(days, Some((d(first), d(last))), "{q}");
+            assert!(
+                left.iter().all(|w| !matches!(
+                    w.as_str(),
+                    "last" | "past" | "this" | "in" | "the" | "over"
+                )),
+                "{q}: left {left:?}"
+            );
+        }
+        // Absolute and relative dates together narrow each other.
+        assert_eq!(
+            relative("revenue this year since 2025-06-01").0,
+            Some((d("2025-06-01"), d("2025-11-20")))
+        );
+        // Not dates: "the last order", "past customers", "top 5 in the last category".
+        for q in ["the last order", "past customers", "last 5 orders"] {
+            assert_eq!(relative(q).0, None, "{q}");
+        }
+        // Without a day to read them against, relative dates are left for the refusal.
+        let (r, left) = range("revenue last month");
+        assert_eq!(r, None);
+        assert!(left.contains(&"last".to_owned()));
     }
 
     #[test]

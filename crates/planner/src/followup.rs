@@ -19,7 +19,7 @@
 //! — is not a follow-up: the question is read fresh.
 
 use crate::dates;
-use crate::lexicon::{Builtin, Dir, Token, refusal, tokenize};
+use crate::lexicon::{Builtin, Dir, Token, refusal, relative_refusal, tokenize};
 use crate::schema::{Catalog, Target};
 use crate::understand::{Dim, Filter, Intent, MKind, Metric, Ranking, mentions};
 
@@ -67,10 +67,14 @@ pub(crate) fn edit(question: &str, prev: &Intent, cat: &Catalog) -> Option<Inten
         .filter(|(_, u)| !**u)
         .map(|(t, _)| t.clone())
         .collect();
-    if refusal(&rest, &|s| cat.knows_word(s)).is_some() {
+    // A follow-up's dates are absolute or relative to the previous question's ("last
+    // year" above); one relative to today is asked afresh.
+    if refusal(&rest, &|s| cat.knows_word(s)).is_some()
+        || relative_refusal(&rest, &vec![false; rest.len()]).is_some()
+    {
         return None;
     }
-    if let Some(range) = dates::extract(&tokens, &mut used).ok()? {
+    if let Some(range) = dates::extract(&tokens, &mut used, None).ok()? {
         out.range = Some(range);
         edited = true;
     }

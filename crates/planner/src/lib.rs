@@ -7,7 +7,8 @@
 //! data and cached), using the dataset's semantic model when there is one and column names
 //! and types when there is not. It handles counts, sums, averages, minimums and maximums,
 //! distinct counts, grouping by one or more dimensions, time buckets (day to year), date
-//! ranges, equality filters on values, numeric comparisons (also on totals: "customers with
+//! ranges (also relative to the day asked: "last month", "the past 30 days", "Q3 last
+//! year"), equality filters on values, numeric comparisons (also on totals: "customers with
 //! more than 20 orders"), top/bottom N, listings, and joins along foreign keys.
 //!
 //! The stages, one module each: `lexicon` (tokens and function words) → `dates` (date
@@ -108,6 +109,7 @@ impl SqlGenerator for Planner {
             &samples,
             ctx.dialect,
             previous.as_ref(),
+            Some(ctx.today),
         );
         let mut outcome = match verified {
             Some(example) => GenerationOutcome::Sql {
@@ -171,7 +173,7 @@ pub(crate) fn generate_sql(
     samples: &Samples,
     dialect: SqlDialect,
 ) -> GenerationOutcome {
-    generate(question, tables, semantic, samples, dialect, None).outcome
+    generate(question, tables, semantic, samples, dialect, None, None).outcome
 }
 
 /// An outcome with what it was about and the plan to remember.
@@ -182,7 +184,7 @@ struct Answer {
 }
 
 /// The whole planner without IO: question (a follow-up of `previous` when it reads as one),
-/// tables, model and sampled values → outcome, entities and plan.
+/// tables, model, sampled values and the day it is asked → outcome, entities and plan.
 fn generate(
     question: &str,
     tables: &[Table],
@@ -190,6 +192,7 @@ fn generate(
     samples: &Samples,
     dialect: SqlDialect,
     previous: Option<&PlanState>,
+    today: Option<chrono::NaiveDate>,
 ) -> Answer {
     if tables.is_empty() {
         return Answer {
@@ -202,7 +205,7 @@ fn generate(
     }
     let catalog = Catalog::new(tables, semantic, samples);
     let fresh = || {
-        understand::understand(question, &catalog)
+        understand::understand(question, &catalog, today)
             .and_then(|intent| plan::plan(&intent, &catalog, dialect).map(|p| (p, intent)))
     };
     let edited = || -> Option<Result<(plan::Planned, understand::Intent), String>> {

@@ -182,7 +182,11 @@ impl Mention {
 }
 
 /// Reads a question against a catalog. `Err` is the reason to give the person who asked.
-pub(crate) fn understand(question: &str, catalog: &Catalog) -> Result<Intent, String> {
+pub(crate) fn understand(
+    question: &str,
+    catalog: &Catalog,
+    today: Option<chrono::NaiveDate>,
+) -> Result<Intent, String> {
     let tokens = tokenize(question);
     if !tokens.iter().any(Token::is_word) {
         return Err("The question has no words I could read.".to_owned());
@@ -198,16 +202,14 @@ pub(crate) fn understand(question: &str, catalog: &Catalog) -> Result<Intent, St
                 "I only read data: \"{word}\" asks to change it, and no question can do that \
                  here."
             ),
-            Refusal::RelativeDate => format!(
-                "\"{word}\" is relative to today, which the built-in planner does not use; \
-                 give explicit dates instead (\"in 2025\", \"since 2025-06-01\", \"between \
-                 2025-01-01 and 2025-03-31\")."
-            ),
         });
     }
     let mut used = vec![false; tokens.len()];
-    let range = dates::extract(&tokens, &mut used)
+    let range = dates::extract(&tokens, &mut used, today)
         .map_err(|e| format!("I could not use the dates: {e}."))?;
+    if let Some(word) = crate::lexicon::relative_refusal(&tokens, &used) {
+        return Err(relative_date_refusal(&word));
+    }
     let (ms, unknown) = mentions(&tokens, &used, catalog);
     let mut reader = Reader {
         ms,
@@ -224,6 +226,16 @@ pub(crate) fn understand(question: &str, catalog: &Catalog) -> Result<Intent, St
     }
     reader.read()?;
     Ok(reader.intent)
+}
+
+/// Why a relative date the planner could not place is refused, and what it reads instead.
+fn relative_date_refusal(word: &str) -> String {
+    format!(
+        "I could not place \"{word}\" in time. Dates relative to today that I read: today, \
+         yesterday, this or last week, month, quarter or year, the past 30 days (or weeks, \
+         months, years), 3 days ago, Q3 last year, year to date; or give explicit dates (\"in \
+         2025\", \"since 2025-06-01\", \"between 2025-01-01 and 2025-03-31\")."
+    )
 }
 
 /// Matches phrases longest first; returns the mentions and the words nothing explains.

@@ -5,7 +5,9 @@ use bqai_core::Error;
 use bqai_core::llm::{LlmError, LlmErrorKind};
 use serde_json::json;
 
-use crate::helpers::{ScriptedGenerator, Step, spawn_app, spawn_app_with_generator};
+use crate::helpers::{
+    ScriptedGenerator, Step, spawn_app, spawn_app_with, spawn_app_with_generator,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_builtin_planner_answers_revenue_by_country() {
@@ -403,4 +405,68 @@ async fn health_names_the_generator() {
     let r = app.get("/health").await;
     assert_eq!(r.body["components"]["generator"]["kind"], "builtin");
     assert_eq!(r.body["components"]["generator"]["status"], "ok");
+}
+
+/// `ask.today` sets the day "last month" is read against: the planner writes the dates out,
+/// says them in its explanation, and a question cached on one day is not the answer of
+/// another.
+#[tokio::test(flavor = "multi_thread")]
+async fn relative_dates_are_read_against_ask_today() {
+    async fn ask(app: &crate::helpers::TestApp) -> crate::helpers::Reply {
+        app.post_json(
+            "/api/v1/ask",
+            &json!({"question": "how many orders were placed last month"}),
+        )
+        .await
+    }
+    let november = spawn_app_with(|s| s.ask.today = Some("2025-11-20".into())).await;
+    let r = ask(&november).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sql = r.body["sql"].as_str().unwrap();
+    assert!(
+        sql.contains("DATE '2025-10-01'") && sql.contains("DATE '2025-11-01'"),
+        "{sql}"
+    );
+    assert!(
+        r.body["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("October 2025"),
+        "{}",
+        r.body["explanation"]
+    );
+    let gold = november
+        .query("SELECT COUNT(*) AS n FROM shop.orders WHERE order_date BETWEEN DATE '2025-10-01' AND DATE '2025-10-31'")
+        .await;
+    assert_eq!(
+        r.body["result"]["rows"][0]
+            .as_object()
+            .unwrap()
+            .values()
+            .next(),
+        gold.body["rows"][0].get("n")
+    );
+    // Another day, another month (each app has its own question cache; the key holds the
+    // day too, so a long-lived cache never answers October for December).
+    let december = spawn_app_with(|s| s.ask.today = Some("2025-12-02".into())).await;
+    let r = ask(&december).await;
+    let sql = r.body["sql"].as_str().unwrap();
+    assert!(sql.contains("DATE '2025-11-01'"), "{sql}");
+
+    // Words it cannot place in time are still refused, with what it can read.
+    let r = november
+        .post_json(
+            "/api/v1/ask",
+            &json!({"question": "revenue recently", "execute": false}),
+        )
+        .await;
+    r.assert_error(422, "CANNOT_ANSWER");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the past 30 days"),
+        "{}",
+        r.body
+    );
 }

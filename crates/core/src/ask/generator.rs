@@ -55,6 +55,9 @@ pub struct GenerationContext {
     /// follow-up ("now by month") is read against them; the planner edits the plan in the
     /// last turn's `generator_state`.
     pub conversation: Vec<Turn>,
+    /// The day the question is asked (UTC, or `ask.today`): "last month" and "this year" are
+    /// read against it.
+    pub today: chrono::NaiveDate,
 }
 
 /// What a generator made of a question.

@@ -348,6 +348,7 @@ sql = "COUNT(DISTINCT orders.order_id)"
             }],
             max_rows: 500,
             conversation: Vec::new(),
+            today: chrono::NaiveDate::from_ymd_opt(2025, 11, 20).unwrap(),
         }
     }
 

@@ -60,6 +60,9 @@ pub struct AskSettings {
     pub max_tables: u32,
     /// Most earlier turns of a conversation handed to the generator (the newest ones).
     pub max_conversation_turns: usize,
+    /// The day questions are asked on ("last month", "this year" are read against it);
+    /// `None`: today in UTC. Set for tests and demos (the demo data ends on 2025-12-31).
+    pub today: Option<chrono::NaiveDate>,
 }
 
 /// How conversations are kept (see [`AskService::with_conversations`]).
@@ -93,6 +96,7 @@ impl Default for AskSettings {
             default_dataset: None,
             max_tables: 200,
             max_conversation_turns: 10,
+            today: None,
         }
     }
 }
@@ -587,6 +591,7 @@ impl AskService {
                 failed_attempts: Vec::new(),
                 max_rows,
                 conversation: turns,
+                today: self.today(),
             };
             self.generate_and_plan(ctx, &mut usage, query_request, principal, observer)
                 .await
@@ -1132,6 +1137,13 @@ impl AskService {
         similar_examples(question, &candidates, self.settings.max_examples)
     }
 
+    /// The day questions are asked on: `ask.today`, else today in UTC.
+    pub fn today(&self) -> chrono::NaiveDate {
+        self.settings
+            .today
+            .unwrap_or_else(|| Utc::now().date_naive())
+    }
+
     /// The question cache key. Besides the question, schema and generator it holds the
     /// caller's effective scope (an answer written for wider grants is never served to
     /// narrower ones, nor the other way round) and whether the ask executes: an answer only
@@ -1160,6 +1172,8 @@ impl AskService {
             "follows": previous_sql,
             "scope": caller.datasets,
             "execute": caller.execute,
+            // "last month" is another month tomorrow: an answer is kept for its day.
+            "today": self.today(),
         });
         h.update(material.to_string().as_bytes());
         format!("{KEY_PREFIX}ask:{}", hex::encode(h.finalize()))

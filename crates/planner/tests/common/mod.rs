@@ -92,6 +92,12 @@ pub fn model() -> Arc<SemanticModel> {
     Arc::new(SemanticModel::from_toml(DEMO_SEMANTIC_MODEL).unwrap())
 }
 
+/// The day the tests ask their questions: relative dates ("last month") are read against it.
+/// The demo data runs to 2025-12-31; this is the blind batch's `TODAY`.
+pub fn today() -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(2025, 11, 20).unwrap()
+}
+
 /// A first-attempt context for `question`.
 pub fn context(
     question: &str,
@@ -109,6 +115,7 @@ pub fn context(
         failed_attempts: Vec::new(),
         max_rows: 1000,
         conversation: Vec::new(),
+        today: today(),
     }
 }
 
