@@ -173,6 +173,34 @@ fn top_n_orders_and_limits() {
     // Singular "which country" is the one top country, plural the top ten.
     assert!(sql("which country has the most customers").ends_with("LIMIT 1"));
     assert!(sql("top customers by revenue").ends_with("LIMIT 10"));
+    // So is a singular ranked subject: "the most expensive product" is one product.
+    assert!(sql("what is the most expensive product").ends_with("LIMIT 1"));
+    assert!(sql("the most expensive products").ends_with("LIMIT 10"));
+}
+
+#[test]
+fn a_superlative_per_group_is_its_maximum_not_a_ranking() {
+    let s = sql("highest unit price by category");
+    assert!(s.contains("MAX(products.unit_price)"), "{s}");
+    assert!(!s.contains("LIMIT"), "{s}");
+    let s = sql("lowest unit price by brand");
+    assert!(s.contains("MIN(products.unit_price)"), "{s}");
+    // A ranking of the groups stays one ("top", "which", a named measure).
+    assert!(sql("top 3 categories by unit price").ends_with("LIMIT 3"));
+    assert!(sql("which brand has the highest unit price").ends_with("LIMIT 1"));
+    assert!(sql("highest revenue by country").contains("ORDER BY revenue DESC"));
+    // One row per group ("the cheapest product in each category") is refused, never
+    // answered with the categories ranked.
+    let why = refused("cheapest product in each category");
+    assert!(why.contains("one row per group"), "{why}");
+}
+
+#[test]
+fn a_percentage_is_never_dropped() {
+    let why = refused("% of orders cancelled by month");
+    assert!(why.contains("percentage"), "{why}");
+    // A percentage that is a comparison's unit is used there.
+    assert!(sql("order lines with a discount above 20%").contains("> 0.2"));
 }
 
 #[test]

@@ -220,6 +220,7 @@ pub(crate) fn understand(
         },
         rank: None,
         which: Vec::new(),
+        subject_plural: true,
     };
     if !unknown.is_empty() {
         return Err(reader.not_understood(&unknown));
@@ -386,6 +387,8 @@ struct Reader<'a> {
     rank: Option<RankWord>,
     /// Dimensions introduced by "which"/"what" (and whether written in the plural).
     which: Vec<(Dim, bool)>,
+    /// Whether the subject was written in the plural ("the most expensive product": one).
+    subject_plural: bool,
 }
 
 fn is_top_word(text: &str) -> bool {
@@ -1205,6 +1208,7 @@ impl Reader<'_> {
                 // superlative is what is ranked.
                 if self.intent.subject.is_none() {
                     self.intent.subject = Some(t);
+                    self.subject_plural = m.plural;
                 } else if self.intent.subject != Some(t) && !self.intent.tables.contains(&t) {
                     self.intent.tables.push(t);
                 }
@@ -1323,12 +1327,23 @@ impl Reader<'_> {
                         m.text
                     ));
                 }
+                // "% of orders cancelled": a share, which the planner does not compute; never
+                // drop it and answer a count.
+                MKind::Percent => {
+                    return Err(
+                        "I could not tell what the percentage applies to: shares and \
+                                percentages of a total are beyond the built-in planner; ask \
+                                for the counts or totals per group instead."
+                            .to_owned(),
+                    );
+                }
                 _ => {}
             }
         }
 
         // "which country …" is a dimension when something is computed, else what is listed.
         let which = std::mem::take(&mut self.which);
+        self.superlative_per_group(which.is_empty())?;
         let computing = self.computes();
         for (d, plural) in which {
             if computing || self.rank.is_some() {
@@ -1452,8 +1467,9 @@ impl Reader<'_> {
             match self.intent.subject.take() {
                 Some(t) => {
                     self.add_dim(Dim::Entity(t));
-                    let plural = true;
-                    self.rank_plural(plural);
+                    // "the most expensive product" is one; "products with the most orders"
+                    // ten.
+                    self.rank_plural(self.subject_plural);
                 }
                 None if has_having => {
                     return Err("I could not tell what to compare per group; name it, e.g. \
@@ -1535,6 +1551,65 @@ impl Reader<'_> {
         } else {
             self.intent.ranking = None;
         }
+        Ok(())
+    }
+
+    /// "highest unit price by category": the maximum of a plain column per group, not a
+    /// ranking of the groups by its average. Only for a superlative ("highest", "cheapest",
+    /// not "top") with no count, no "which" (then the groups are ranked: "which brand has
+    /// the highest price") and no named measure ("highest revenue by country" ranks).
+    /// "the cheapest product in each category" asks for a row per group, which the planner
+    /// does not write: refused rather than answered with a ranking of the categories.
+    fn superlative_per_group(&mut self, no_which: bool) -> Result<(), String> {
+        let Some(r) = self.rank else {
+            return Ok(());
+        };
+        if r.top || r.n.is_some() || !no_which || self.intent.dims.is_empty() {
+            return Ok(());
+        }
+        let [
+            Metric::Agg {
+                agg, explicit, col, ..
+            },
+        ] = self.intent.metrics.as_mut_slice()
+        else {
+            return Ok(());
+        };
+        if *explicit {
+            return Ok(());
+        }
+        if let Some(t) = self.intent.subject
+            && !col.iter().any(|c| c.0 != t)
+        {
+            return Err(format!(
+                "I understood you want the {} {} in each group; one row per group is beyond \
+                 the built-in planner. Ask for the {} {} per group (\"highest {} by …\") or a \
+                 ranking (\"top 10 {} by {}\").",
+                if r.dir == Dir::Desc {
+                    "highest"
+                } else {
+                    "lowest"
+                },
+                self.cat.tables[t].words(),
+                if r.dir == Dir::Desc {
+                    "highest"
+                } else {
+                    "lowest"
+                },
+                self.cat.column(col[0]).words(),
+                self.cat.column(col[0]).words(),
+                self.cat.tables[t].words(),
+                self.cat.column(col[0]).words(),
+            ));
+        }
+        *agg = if r.dir == Dir::Desc {
+            Agg::Max
+        } else {
+            Agg::Min
+        };
+        *explicit = true;
+        self.rank = None;
+        self.intent.ranking = None;
         Ok(())
     }
 

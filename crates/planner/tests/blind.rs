@@ -35,11 +35,11 @@ use common::{model, run_guarded, shop_tables};
 /// "Today" of the relative-date questions ([`common::today`]).
 pub const TODAY: &str = "2025-11-20";
 
-/// The batch's score before the planner work of issue 19 (2026-12-07, docs/benchmarks.md:
-/// 22 of 73 right, 8 wrong, 43 refused): the floor the batch must keep (rounded down), and the
-/// most wrong answers it may give. Raise both as the planner improves; never lower them.
-const FLOOR: f64 = 0.30;
-const MAX_WRONG: usize = 8;
+/// The batch's score as last measured (docs/benchmarks.md; before the planner work of issue
+/// 19: 22 of 73 right, 8 wrong): the floor the batch must keep (rounded down), and the most
+/// wrong answers it may give. Raise both as the planner improves; never lower them.
+const FLOOR: f64 = 0.40;
+const MAX_WRONG: usize = 2;
 
 /// What the question exercises (reported per form).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
