@@ -196,6 +196,23 @@ fn a_superlative_per_group_is_its_maximum_not_a_ranking() {
 }
 
 #[test]
+fn a_function_word_does_not_lend_a_noun_to_a_measure() {
+    // "number of order lines": a count of the order lines, not the measure "number of orders".
+    let s = sql("number of order lines with a discount above 20%");
+    assert!(s.contains("COUNT(*)") && !s.contains("DISTINCT"), "{s}");
+    assert!(s.contains("FROM shop.order_items"), "{s}");
+    assert!(sql("number of orders by channel").contains("COUNT"));
+}
+
+#[test]
+fn counts_per_entity_within_groups_are_refused() {
+    let why = refused("orders per customer by country");
+    assert!(why.contains("average of counts"), "{why}");
+    // A count per entity alone is a grouping.
+    assert!(sql("orders per customer").contains("GROUP BY customers.customer_id"));
+}
+
+#[test]
 fn a_percentage_is_never_dropped() {
     let why = refused("% of orders cancelled by month");
     assert!(why.contains("percentage"), "{why}");

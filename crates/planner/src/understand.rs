@@ -221,6 +221,7 @@ pub(crate) fn understand(
         rank: None,
         which: Vec::new(),
         subject_plural: true,
+        per_entities: Vec::new(),
     };
     if !unknown.is_empty() {
         return Err(reader.not_understood(&unknown));
@@ -289,7 +290,24 @@ pub(crate) fn mentions(
             let last = &tokens[i + n - 1];
             last.is_word() && last.text != last.stem
         };
-        if term_len > 0 && term_len > builtin.map_or(0, |b| b.0) {
+        // "number of order lines": the measure "number of orders" would take "order" from
+        // the table "order lines"; the function word ("number of") and the longer noun win.
+        let split_by_builtin = builtin.is_some_and(|(n, _)| {
+            let p = i + n;
+            n < term_len
+                && cat.terms.iter().any(|t| {
+                    let len = t.words.len();
+                    p + len > i + term_len
+                        && p + len <= tokens.len()
+                        && t.words.iter().enumerate().all(|(k, w)| {
+                            let tok = &tokens[p + k];
+                            !used[p + k]
+                                && matches!(tok.kind, TokKind::Word | TokKind::Symbol)
+                                && &tok.stem == w
+                        })
+                })
+        });
+        if term_len > 0 && term_len > builtin.map_or(0, |b| b.0) && !split_by_builtin {
             let mut targets: Vec<Target> = cat
                 .terms
                 .iter()
@@ -389,6 +407,8 @@ struct Reader<'a> {
     which: Vec<(Dim, bool)>,
     /// Whether the subject was written in the plural ("the most expensive product": one).
     subject_plural: bool,
+    /// Tables grouped by with "per" ("orders per customer").
+    per_entities: Vec<usize>,
 }
 
 fn is_top_word(text: &str) -> bool {
@@ -969,9 +989,13 @@ impl Reader<'_> {
                 continue;
             }
             self.ms[i].used = true;
+            let per = self.ms[i].text == "per";
             let mut j = i + 1;
             let mut any = false;
             loop {
+                if per && let Some(t) = self.unused(j).and_then(Mention::table) {
+                    self.per_entities.push(t);
+                }
                 let consumed = self.group_item(j)?;
                 if consumed == 0 {
                     break;
@@ -1499,6 +1523,23 @@ impl Reader<'_> {
                     }
                 }
             }
+        }
+        // "orders per customer by country" asks for an average of counts per customer in
+        // each country, not a row per customer and country.
+        if let Some(&per) = self.per_entities.first()
+            && self.intent.dims.len() > 1
+            && self
+                .intent
+                .metrics
+                .iter()
+                .all(|m| matches!(m, Metric::Count { table, .. } if *table != per))
+        {
+            let entity = self.cat.tables[per].words();
+            return Err(format!(
+                "I understood a count per {entity} within other groups, which is an average of \
+                 counts per {entity}; that is beyond the built-in planner. Ask for the counts by \
+                 {entity} or by the other groups instead."
+            ));
         }
         let buckets = self
             .intent
