@@ -146,6 +146,9 @@ impl Target {
 pub(crate) struct Term {
     pub(crate) words: Vec<String>,
     pub(crate) target: Target,
+    /// An abbreviation learned from the data ("US" for "United States"): it only matches a
+    /// word written in capitals, so "show us" stays filler.
+    pub(crate) abbreviation: bool,
 }
 
 /// Everything the planner knows about the dataset of a question.
@@ -430,10 +433,15 @@ impl Catalog {
     fn build_terms(&self) -> Vec<Term> {
         let builtin_words: Vec<Vec<String>> = builtins().into_iter().map(|(w, _)| w).collect();
         let mut terms = Vec::new();
+        let mut abbreviations: Vec<Term> = Vec::new();
         let push = |phrase: &str, target: Target, terms: &mut Vec<Term>| {
             let words = phrase_stems(phrase);
             if !words.is_empty() {
-                terms.push(Term { words, target });
+                terms.push(Term {
+                    words,
+                    target,
+                    abbreviation: false,
+                });
             }
         };
         for (mi, m) in self.measures.iter().enumerate() {
@@ -460,6 +468,7 @@ impl Catalog {
                     terms.push(Term {
                         words: noun.iter().cloned().chain(words).collect(),
                         target,
+                        abbreviation: false,
                     });
                 }
                 for (vi, v) in c.values.iter().enumerate() {
@@ -478,11 +487,44 @@ impl Catalog {
                         terms.push(Term {
                             words,
                             target: Target::Value((ti, ci), vi),
+                            abbreviation: false,
+                        });
+                    }
+                }
+                // "US", "UK": the initials of a value of two to four words, when no other
+                // value of the column has the same ones and they are no word of the dataset.
+                let mut initials: std::collections::BTreeMap<String, Vec<usize>> =
+                    std::collections::BTreeMap::new();
+                for (vi, v) in c.values.iter().enumerate() {
+                    let words: Vec<&str> = v.split_whitespace().collect();
+                    if (2..=4).contains(&words.len())
+                        && words
+                            .iter()
+                            .all(|w| w.chars().next().is_some_and(char::is_alphabetic))
+                    {
+                        let abbreviation: String = words
+                            .iter()
+                            .filter_map(|w| w.chars().next())
+                            .flat_map(char::to_lowercase)
+                            .collect();
+                        initials.entry(abbreviation).or_default().push(vi);
+                    }
+                }
+                for (abbreviation, values) in initials {
+                    let words = phrase_stems(&abbreviation);
+                    if let ([vi], [_]) = (values.as_slice(), words.as_slice()) {
+                        abbreviations.push(Term {
+                            words,
+                            target: Target::Value((ti, ci), *vi),
+                            abbreviation: true,
                         });
                     }
                 }
             }
         }
+        // An abbreviation that is also a word of the dataset (a column "us") means that word.
+        abbreviations.retain(|a| !terms.iter().any(|t| t.words == a.words));
+        terms.extend(abbreviations);
         terms
     }
 

@@ -213,6 +213,17 @@ fn counts_per_entity_within_groups_are_refused() {
 }
 
 #[test]
+fn abbreviations_of_values_are_learned_from_the_data() {
+    // "United States" in the sampled countries: "the US" is that value, in capitals only.
+    let s = sql("revenue from the US in 2024");
+    assert!(s.contains("customers.country = 'United States'"), "{s}");
+    assert!(sql("customers in the UK by city").contains("'United Kingdom'"));
+    assert!(sql("revenue from the us in 2024").contains("'United States'"));
+    // Not the pronoun.
+    assert!(!sql("show us revenue in 2024").contains("United States"));
+}
+
+#[test]
 fn a_percentage_is_never_dropped() {
     let why = refused("% of orders cancelled by month");
     assert!(why.contains("percentage"), "{why}");

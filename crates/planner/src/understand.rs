@@ -258,6 +258,13 @@ pub(crate) fn mentions(
             i += 1;
             continue;
         }
+        // An abbreviation matches a word in capitals or after "the" ("the US", "the uk"), not
+        // a pronoun ("show us").
+        let written = |t: &crate::schema::Term| {
+            !t.abbreviation
+                || (tokens[i].upper && !shouting)
+                || i.checked_sub(1).is_some_and(|p| tokens[p].text == "the")
+        };
         let fits = |words: &[String]| {
             !words.is_empty()
                 && i + words.len() <= tokens.len()
@@ -275,7 +282,7 @@ pub(crate) fn mentions(
         let term_len = cat
             .terms
             .iter()
-            .filter(|t| fits(&t.words))
+            .filter(|t| written(t) && fits(&t.words))
             .map(|t| t.words.len())
             .max()
             .unwrap_or(0);
@@ -311,7 +318,7 @@ pub(crate) fn mentions(
             let mut targets: Vec<Target> = cat
                 .terms
                 .iter()
-                .filter(|t| t.words.len() == term_len && fits(&t.words))
+                .filter(|t| t.words.len() == term_len && written(t) && fits(&t.words))
                 .map(|t| t.target)
                 .collect();
             let best = targets.iter().map(|t| t.rank()).min().unwrap_or(0);
