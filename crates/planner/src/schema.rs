@@ -525,7 +525,72 @@ impl Catalog {
         // An abbreviation that is also a word of the dataset (a column "us") means that word.
         abbreviations.retain(|a| !terms.iter().any(|t| t.words == a.words));
         terms.extend(abbreviations);
+        let heads = self.column_heads(&terms);
+        terms.extend(heads);
         terms
+    }
+
+    /// "opened" for `opened_on`, "replies" for `reply_count`, "hired" for `hired_on`: a
+    /// column named by a word and a suffix that only says what kind of value it is (`on`,
+    /// `at`, `date`, `count`, …) is also called by that word alone — when the word names no
+    /// other column, table or term of the dataset (`customer_email` and `customer_country`
+    /// share "customer": neither gets it). What users' own files are called by, with no
+    /// semantic model to say so.
+    fn column_heads(&self, terms: &[Term]) -> Vec<Term> {
+        const SUFFIXES: &[&str] = &[
+            "on",
+            "at",
+            "date",
+            "time",
+            "timestamp",
+            "ts",
+            "count",
+            "total",
+            "amount",
+            "num",
+            "number",
+            "qty",
+            "value",
+        ];
+        let mut heads: std::collections::BTreeMap<String, Vec<Target>> =
+            std::collections::BTreeMap::new();
+        for (ti, t) in self.tables.iter().enumerate() {
+            for (ci, c) in t.columns.iter().enumerate() {
+                let name = c.name.to_lowercase();
+                let parts: Vec<&str> = name.split('_').filter(|p| !p.is_empty()).collect();
+                if let [head, suffix] = parts.as_slice()
+                    && SUFFIXES.contains(suffix)
+                    && head.chars().count() > 2
+                {
+                    heads
+                        .entry((*head).to_owned())
+                        .or_default()
+                        .push(Target::Column((ti, ci)));
+                }
+            }
+        }
+        heads
+            .into_iter()
+            .filter_map(|(head, targets)| {
+                let words = phrase_stems(&head);
+                let [target] = targets.as_slice() else {
+                    return None;
+                };
+                let [w] = words.as_slice() else {
+                    return None;
+                };
+                // A word another column, table, measure or value uses, alone or in a phrase,
+                // stays theirs.
+                let taken = terms
+                    .iter()
+                    .any(|t| t.target != *target && t.words.iter().any(|x| x == w));
+                (!taken).then(|| Term {
+                    words: words.clone(),
+                    target: *target,
+                    abbreviation: false,
+                })
+            })
+            .collect()
     }
 
     /// Whether a stem belongs to the dataset's vocabulary (any term's word).

@@ -224,6 +224,43 @@ fn abbreviations_of_values_are_learned_from_the_data() {
 }
 
 #[test]
+fn a_column_is_called_by_its_head_word_without_a_model() {
+    use FieldType::{Date, Int64, String};
+    let mut tickets = table(
+        "tickets",
+        &[
+            ("ticket_id", Int64),
+            ("customer_email", String),
+            ("customer_country", String),
+            ("opened_on", Date),
+            ("reply_count", Int64),
+        ],
+    );
+    tickets.table_ref = TableRef::new("support", "tickets");
+    let tables = [tickets];
+    let ask =
+        |q: &str| match generate_sql(q, &tables, None, &Samples::new(), SqlDialect::DataFusion) {
+            GenerationOutcome::Sql { sql, .. } => Ok(sql),
+            GenerationOutcome::CannotAnswer { reason } => Err(reason),
+        };
+    // "opened" is `opened_on`, "replies" `reply_count`.
+    let s = ask("number of tickets opened in 2025").unwrap();
+    assert!(s.contains("tickets.opened_on >= DATE '2025-01-01'"), "{s}");
+    let s = ask("how many tickets had more than 8 replies").unwrap();
+    assert!(s.contains("tickets.reply_count > 8"), "{s}");
+    // "customer" heads two columns: it names neither.
+    assert!(ask("tickets by customer").is_err());
+}
+
+#[test]
+fn an_average_per_row_is_over_the_rows() {
+    // "per order line" names the rows the average is over, not a group per line.
+    let s = sql("average quantity per order line by category");
+    assert!(s.contains("AVG(order_items.quantity)"), "{s}");
+    assert!(s.contains("GROUP BY products.category"), "{s}");
+}
+
+#[test]
 fn a_percentage_is_never_dropped() {
     let why = refused("% of orders cancelled by month");
     assert!(why.contains("percentage"), "{why}");

@@ -1531,6 +1531,20 @@ impl Reader<'_> {
                 }
             }
         }
+        // "average replies per ticket by team", "average quantity per order line": an
+        // average of a column of the rows named is over those rows, not one group per row.
+        for &per in &self.per_entities {
+            let row_average = !self.intent.metrics.is_empty()
+                && self.intent.metrics.iter().all(|m| {
+                    matches!(m, Metric::Agg { agg: Agg::Avg, col, .. } if col.iter().all(|c| c.0 == per))
+                });
+            if row_average {
+                self.intent.dims.retain(|d| *d != Dim::Entity(per));
+                if !self.intent.tables.contains(&per) {
+                    self.intent.tables.push(per);
+                }
+            }
+        }
         // "orders per customer by country" asks for an average of counts per customer in
         // each country, not a row per customer and country.
         if let Some(&per) = self.per_entities.first()

@@ -38,7 +38,7 @@ pub const TODAY: &str = "2025-11-20";
 /// The batch's score as last measured (docs/benchmarks.md; before the planner work of issue
 /// 19: 22 of 73 right, 8 wrong): the floor the batch must keep (rounded down), and the most
 /// wrong answers it may give. Raise both as the planner improves; never lower them.
-const FLOOR: f64 = 0.50;
+const FLOOR: f64 = 0.55;
 const MAX_WRONG: usize = 0;
 
 /// What the question exercises (reported per form).
@@ -588,12 +588,20 @@ const CASES: &[Case] = &[
         "SELECT priority, COUNT(*) FROM support.tickets \
          WHERE customer_country = 'United Kingdom' GROUP BY priority",
     ),
-    support(
-        Relative,
-        "tickets opened last month",
-        "SELECT COUNT(*) FROM support.tickets \
-         WHERE opened_on BETWEEN DATE '2025-10-01' AND DATE '2025-10-31'",
-    ),
+    // A bare noun phrase, like "tickets from the US": the listing is right too (added when it
+    // first appeared; the question was refused before).
+    Case {
+        alt: Some(
+            "SELECT ticket_id FROM support.tickets \
+             WHERE opened_on BETWEEN DATE '2025-10-01' AND DATE '2025-10-31'",
+        ),
+        ..support(
+            Relative,
+            "tickets opened last month",
+            "SELECT COUNT(*) FROM support.tickets \
+             WHERE opened_on BETWEEN DATE '2025-10-01' AND DATE '2025-10-31'",
+        )
+    },
     support(
         Growth,
         "2025 vs 2024 tickets by team",
