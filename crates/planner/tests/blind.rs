@@ -989,9 +989,8 @@ async fn planner_on_the_blind_batch() {
     );
     assert!(all.total >= 60, "the batch has {} questions", all.total);
     assert!(accuracy >= FLOOR, "accuracy {accuracy:.3} below {FLOOR}");
-    assert!(
-        all.wrong <= MAX_WRONG,
-        "{} wrong answers, at most {MAX_WRONG}",
-        all.wrong
-    );
+    // MAX_WRONG is 0 now; the bound stays written as a bound.
+    #[allow(clippy::absurd_extreme_comparisons)]
+    let within = all.wrong <= MAX_WRONG;
+    assert!(within, "{} wrong answers, at most {MAX_WRONG}", all.wrong);
 }
