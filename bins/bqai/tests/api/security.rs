@@ -477,10 +477,12 @@ async fn unauthenticated_floods_are_throttled_and_audited_in_aggregate() {
         .await;
     assert_eq!(audit.status, 200, "{}", audit.body);
     let denied = audit.body["data"].as_array().unwrap().len();
-    // One event for the client's first failure in a minute (two if the run crossed one),
-    // with the rest counted in a summary written when the minute ends.
+    // The first failure of each kind in a minute (with a key, without one), the rest counted
+    // in a summary written when the minute ends: 2 events. A run that crosses a minute adds
+    // the summary of the first minute and the first failure of the second: 4 (seen in CI,
+    // 500 calls from hh:mm:59.7 to hh:mm+1:00.0).
     assert!(
-        (1..=3).contains(&denied),
+        (1..=4).contains(&denied),
         "{denied} denied events: {}",
         audit.body
     );
