@@ -410,10 +410,16 @@ pub(crate) enum Builtin {
     Which,
     /// "with", "that have", "whose": links a noun to what follows.
     With,
+    /// "cost", "costs": a comparison on the price of what is named ("products that cost
+    /// more than 100").
+    Costs,
 }
 
 /// The planner's vocabulary: phrase → meaning. Longer phrases win over shorter ones.
 const BUILTINS: &[(&str, Builtin)] = &[
+    ("cost", Builtin::Costs),
+    ("costs", Builtin::Costs),
+    ("costing", Builtin::Costs),
     ("how many", Builtin::Count),
     ("number of", Builtin::Count),
     ("total number of", Builtin::Count),

@@ -261,6 +261,25 @@ fn an_average_per_row_is_over_the_rows() {
 }
 
 #[test]
+fn a_comparison_on_what_things_cost_is_on_their_price() {
+    let s = sql("products that cost more than 100");
+    assert!(s.contains("products.unit_price > 100"), "{s}");
+    let s = sql("products under $10");
+    assert!(s.contains("products.unit_price < 10"), "{s}");
+    // Orders have no price column: refused, not guessed.
+    assert!(sql_with("orders over $500", Some(&model()), SqlDialect::DataFusion).is_err());
+    // "cost" that names no comparison is refused too.
+    assert!(
+        sql_with(
+            "total cost by category",
+            Some(&model()),
+            SqlDialect::DataFusion
+        )
+        .is_err()
+    );
+}
+
+#[test]
 fn a_percentage_is_never_dropped() {
     let why = refused("% of orders cancelled by month");
     assert!(why.contains("percentage"), "{why}");

@@ -623,6 +623,27 @@ impl Reader<'_> {
                 .unused(after)
                 .filter(|m| m.table().is_some() || m.measure().is_some() || m.columns().is_some())
                 .map(|_| after);
+            // "products that cost more than 100", "products under $10": the price of the
+            // things named, when they have exactly one price column.
+            if before.or(after_target).is_none()
+                && let Some(col) = self.implied_price(i)
+            {
+                for k in i..after {
+                    self.ms[k].used = true;
+                }
+                if let Some(p) = i.checked_sub(1)
+                    && self.ms[p].word() == Some(Builtin::Costs)
+                {
+                    self.ms[p].used = true;
+                }
+                self.intent.filters.push(Filter::Compare {
+                    target: CmpTarget::Column(vec![col]),
+                    op,
+                    value,
+                    high,
+                });
+                continue;
+            }
             let Some(t) = before.or(after_target) else {
                 return Err(format!(
                     "I could not tell what \"{} {}\" applies to; name the column, e.g. \
@@ -1358,6 +1379,14 @@ impl Reader<'_> {
                         m.text
                     ));
                 }
+                // "total cost": a cost the dataset has no column for.
+                MKind::Word(Builtin::Costs) => {
+                    return Err(format!(
+                        "I could not tell which column \"{}\" refers to; name it, e.g. \"unit \
+                         price over 100\".",
+                        m.text
+                    ));
+                }
                 // "% of orders cancelled": a share, which the planner does not compute; never
                 // drop it and answer a count.
                 MKind::Percent => {
@@ -1614,6 +1643,34 @@ impl Reader<'_> {
             self.intent.ranking = None;
         }
         Ok(())
+    }
+
+    /// The price column a comparison at `i` means when it names none: said with "cost(s)"
+    /// before it or "$" after it, of the nearest table named before it, which must have
+    /// exactly one numeric column called a price or a cost.
+    fn implied_price(&self, i: usize) -> Option<ColId> {
+        let costs = i
+            .checked_sub(1)
+            .is_some_and(|p| self.ms[p].word() == Some(Builtin::Costs));
+        let dollars = matches!(self.ms.get(i + 1).map(|m| &m.kind), Some(MKind::Currency));
+        if !costs && !dollars {
+            return None;
+        }
+        let table = self.ms[..i].iter().rev().find_map(Mention::table)?;
+        let priced: Vec<ColId> = self.cat.tables[table]
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| {
+                let name = c.name.to_lowercase();
+                name.contains("price") || name.contains("cost")
+            })
+            .map(|(ci, _)| (table, ci))
+            .collect();
+        match self.numeric(&priced).as_slice() {
+            [col] => Some(*col),
+            _ => None,
+        }
     }
 
     /// "highest unit price by category": the maximum of a plain column per group, not a
