@@ -230,7 +230,20 @@ pub(crate) struct JobRunner {
 /// within the cap and the job whose result holds the rows.
 pub type StreamHeader = (Vec<Field>, QueryStats, Option<u64>, String);
 
+/// How many rows a stream of `job` reads: its row cap, or only the first page of a paged
+/// query (the rest is read later through the job's id).
+fn rows_to_stream(job: &QueryJob) -> u64 {
+    job.first_batch_rows
+        .map_or(job.max_rows, |n| n.min(job.max_rows))
+}
+
 impl JobRunner {
+    /// `maxResults` of a `getQueryResults` call that wants `rows` more rows: at least one,
+    /// at most `warehouse.page_size`.
+    fn page_of(&self, rows: u64) -> u32 {
+        u32::try_from(rows.clamp(1, u64::from(self.config.page_size))).unwrap_or(u32::MAX)
+    }
+
     fn query_op(job: &QueryJob, config: &BigQueryConfig) -> Op {
         Op::Query {
             max_bytes_billed: job.max_bytes_billed.or(config.max_bytes_billed),
@@ -391,7 +404,7 @@ impl JobRunner {
         let mut sent = 0u64;
         let mut page = first;
         loop {
-            let room = job.max_rows.saturating_sub(sent);
+            let room = rows_to_stream(job).saturating_sub(sent);
             let rows: Result<Vec<_>, Error> = page
                 .rows
                 .iter()
@@ -413,19 +426,14 @@ impl JobRunner {
             sent += count;
             let token = std::mem::take(&mut page.page_token);
             // A paged reader reads the rest through the job's id: no page ahead for nobody.
-            let first_only = job.first_batch_rows.is_some_and(|n| sent >= n);
-            if token.is_empty() || sent >= job.max_rows || first_only {
+            if token.is_empty() || sent >= rows_to_stream(job) {
                 return;
             }
-            let wanted = job
-                .first_batch_rows
-                .map_or(job.max_rows, |n| n.min(job.max_rows));
-            let want = (wanted - sent).min(u64::from(self.config.page_size));
             let next = tokio::time::timeout(
                 job.timeout,
                 self.results_page(
                     &job_id,
-                    u32::try_from(want).unwrap_or(u32::MAX),
+                    self.page_of(rows_to_stream(job) - sent),
                     ReadFrom::Token(&token),
                     Duration::ZERO,
                 ),
@@ -459,8 +467,7 @@ impl JobRunner {
         let op = Op::Catalog {
             what: format!("the result of job {job_id}"),
         };
-        let size =
-            u32::try_from(max_rows.clamp(1, u64::from(self.config.page_size))).unwrap_or(u32::MAX);
+        let size = self.page_of(max_rows);
         let first = self
             .results_page(job_id, size, ReadFrom::Row(offset), Duration::ZERO)
             .await
@@ -553,9 +560,7 @@ impl JobRunner {
             Err(failure) => return Err(RunError::Call(failure)),
         }
         // A paged query needs its first page only: the rest is read later, by offset.
-        let first_rows = job.max_rows.min(job.first_batch_rows.unwrap_or(u64::MAX));
-        let first_page = u32::try_from(first_rows.clamp(1, u64::from(self.config.page_size)))
-            .unwrap_or(u32::MAX);
+        let first_page = self.page_of(rows_to_stream(job));
         let poll_wait = Duration::from_millis(u64::from(self.config.poll_wait_ms));
         loop {
             let page = match self
@@ -676,9 +681,7 @@ impl JobRunner {
                     last: page,
                 });
             }
-            let remaining = max_rows.saturating_sub(rows.len() as u64).max(1);
-            let size =
-                u32::try_from(remaining.min(u64::from(self.config.page_size))).unwrap_or(u32::MAX);
+            let size = self.page_of(max_rows.saturating_sub(rows.len() as u64));
             page = self
                 .results_page(job_id, size, ReadFrom::Token(&token), Duration::ZERO)
                 .await?;

@@ -94,8 +94,7 @@ impl PageSigner {
     }
 
     fn seal(&self, token: &PageToken) -> Result<String> {
-        let body =
-            rmp_serde::to_vec(token).map_err(|e| Error::internal("encoding a page token", e))?;
+        let body = encode(token, "a page token")?;
         let tag = self.mac(&body).finalize().into_bytes();
         Ok(format!(
             "{}.{}",
@@ -122,14 +121,18 @@ impl PageSigner {
 enum Source {
     /// Kept by the warehouse, under this handle.
     Warehouse(String),
-    /// Spooled in the cache under this id: `rows` rows in chunks of `chunk` rows; `cut` when
-    /// the spool's byte cap stopped it before the result's end.
-    Spool {
-        id: String,
-        rows: u64,
-        chunk: u64,
-        cut: bool,
-    },
+    /// Spooled in the cache.
+    Spool(Spooled),
+}
+
+/// A result written into the spool: `rows` rows under `id`, in chunks of `chunk` rows; `cut`
+/// when the spool's byte cap stopped it before the result's end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Spooled {
+    id: String,
+    rows: u64,
+    chunk: u64,
+    cut: bool,
 }
 
 /// The signed content of a `next_page_token` (short field names: it travels in URLs).
@@ -217,14 +220,6 @@ fn expired(query_id: &str) -> Error {
     ))
 }
 
-/// A result written into the spool.
-struct Spooled {
-    id: String,
-    rows: u64,
-    chunk: u64,
-    cut: bool,
-}
-
 /// The spool's header entry: the result's columns.
 #[derive(Serialize, Deserialize)]
 struct SpoolHeader {
@@ -244,7 +239,7 @@ impl QueryService {
         meta: RecordMeta,
         page_size: u64,
     ) -> Result<PagedOutcome> {
-        let paging = self.paging()?.clone();
+        let paging = self.paging()?;
         self.check_page_size(page_size)?;
         if request.dry_run {
             let outcome = self.run_recorded(request, principal, meta).await?;
@@ -308,7 +303,7 @@ impl QueryService {
                 source = Some(Source::Warehouse(handle));
             } else {
                 let spooled = spool(
-                    &paging,
+                    paging,
                     &rows.columns,
                     &page,
                     leftover,
@@ -324,12 +319,7 @@ impl QueryService {
                             // Too little room to keep anything past the first page.
                             cut = Some(PageCut::SpoolMaxBytes);
                         } else {
-                            source = Some(Source::Spool {
-                                id: spooled.id,
-                                rows: spooled.rows,
-                                chunk: spooled.chunk,
-                                cut: spooled.cut,
-                            });
+                            source = Some(Source::Spool(spooled));
                         }
                     }
                     Err(e) => {
@@ -399,7 +389,7 @@ impl QueryService {
         page_size: Option<u64>,
         principal: &Principal,
     ) -> Result<PagedOutcome> {
-        let paging = self.paging()?.clone();
+        let paging = self.paging()?;
         let token = paging.signer.open(token)?;
         if token.q != query_id || token.p != principal.id {
             // Someone else's result is as good as absent.
@@ -439,15 +429,9 @@ impl QueryService {
                 let total = page.total_rows.or(token.r).map(|t| t.min(token.l));
                 (page.columns, page.rows, total)
             }
-            Source::Spool {
-                id,
-                rows: total,
-                chunk,
-                ..
-            } => {
-                let (columns, rows) =
-                    read_spool(&paging, query_id, id, token.o, want, *total, *chunk).await?;
-                (columns, rows, Some(*total))
+            Source::Spool(spooled) => {
+                let (columns, rows) = read_spool(paging, query_id, spooled, token.o, want).await?;
+                (columns, rows, Some(spooled.rows))
             }
         };
         let mut result = QueryResult {
@@ -472,7 +456,7 @@ impl QueryService {
         let more = next < end && !result.rows.is_empty();
         let cut = if more {
             None
-        } else if matches!(token.s, Source::Spool { cut: true, .. }) {
+        } else if matches!(&token.s, Source::Spool(Spooled { cut: true, .. })) {
             Some(PageCut::SpoolMaxBytes)
         } else if next >= token.l && token.t {
             Some(PageCut::MaxRows)
@@ -608,10 +592,12 @@ async fn spool(
         }
     }
     writer.flush().await?;
-    let header = rmp_serde::to_vec(&SpoolHeader {
-        columns: columns.to_vec(),
-    })
-    .map_err(|e| Error::internal("encoding a spool header", e))?;
+    let header = encode(
+        &SpoolHeader {
+            columns: columns.to_vec(),
+        },
+        "a spool header",
+    )?;
     paging
         .spool
         .set(&spool_key(&id, "h"), header, ttl, &[])
@@ -647,7 +633,7 @@ impl SpoolWriter<'_> {
             self.rows += 1;
             if self.chunk.len() >= self.chunk_len {
                 self.flush().await?;
-                if self.bytes > self.paging.policy.spool_max_bytes {
+                if self.cut {
                     return Ok(false);
                 }
             }
@@ -659,15 +645,13 @@ impl SpoolWriter<'_> {
         if self.chunk.is_empty() {
             return Ok(());
         }
-        let encoded = rmp_serde::to_vec(&self.chunk)
-            .map_err(|e| Error::internal("encoding spooled rows", e))?;
+        let encoded = encode(&self.chunk, "spooled rows")?;
         let len = encoded.len() as u64;
         if self.bytes + len > self.paging.policy.spool_max_bytes {
             // The chunk does not fit: the spool ends before it.
             self.rows -= self.chunk.len() as u64;
             self.chunk.clear();
             self.cut = true;
-            self.bytes = self.paging.policy.spool_max_bytes + 1;
             return Ok(());
         }
         self.bytes += len;
@@ -682,23 +666,37 @@ impl SpoolWriter<'_> {
     }
 }
 
-/// Rows `offset..offset + want` of spool `id` (`total` rows in chunks of `chunk`).
+/// MessagePack of `value` (spool entries and tokens).
+fn encode<T: Serialize + ?Sized>(value: &T, what: &str) -> Result<Vec<u8>> {
+    rmp_serde::to_vec(value).map_err(|e| Error::internal(format!("encoding {what}"), e))
+}
+
+/// A spool entry read back; one that does not decode is a bug, not the caller's mistake.
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
+    rmp_serde::from_slice(bytes).map_err(|e| Error::internal(format!("decoding {what}"), e))
+}
+
+/// Rows `offset..offset + want` of `spool`.
 async fn read_spool(
     paging: &Paging,
     query_id: &str,
-    id: &str,
+    spool: &Spooled,
     offset: u64,
     want: u64,
-    total: u64,
-    chunk: u64,
 ) -> Result<(Vec<Field>, RowBatch)> {
+    let Spooled {
+        id,
+        rows: total,
+        chunk,
+        ..
+    } = spool;
+    let (total, chunk) = (*total, *chunk);
     let header = paging
         .spool
         .get(&spool_key(id, "h"))
         .await?
         .ok_or_else(|| expired(query_id))?;
-    let header: SpoolHeader = rmp_serde::from_slice(&header)
-        .map_err(|e| Error::internal("decoding a spool header", e))?;
+    let header: SpoolHeader = decode(&header, "a spool header")?;
     let end = offset.saturating_add(want).min(total);
     let mut rows = Vec::new();
     if offset >= end || chunk == 0 {
@@ -710,8 +708,7 @@ async fn read_spool(
             .get(&spool_key(id, &index.to_string()))
             .await?
             .ok_or_else(|| expired(query_id))?;
-        let part: RowBatch = rmp_serde::from_slice(&bytes)
-            .map_err(|e| Error::internal("decoding spooled rows", e))?;
+        let part: RowBatch = decode(&bytes, "spooled rows")?;
         let start = index * chunk;
         let from = usize::try_from(offset.saturating_sub(start)).unwrap_or(usize::MAX);
         let to = usize::try_from(end - start)
@@ -732,12 +729,12 @@ mod tests {
         PageToken {
             q: "q1".into(),
             p: Some("key-a".into()),
-            s: Source::Spool {
+            s: Source::Spool(Spooled {
                 id: "q1-x".into(),
                 rows: 250,
                 chunk: 100,
                 cut: false,
-            },
+            }),
             o: 100,
             n: 100,
             e: 4_000_000_000,

@@ -675,10 +675,11 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn range(q: &str) -> (Option<DateRange>, Vec<String>) {
+    /// `q`'s date range (read on `today`, when given) and the words no date took.
+    fn read(q: &str, today: Option<NaiveDate>) -> (Option<DateRange>, Vec<String>) {
         let tokens = tokenize(q);
         let mut used = vec![false; tokens.len()];
-        let r = extract(&tokens, &mut used, None).unwrap();
+        let r = extract(&tokens, &mut used, today).unwrap();
         let left = tokens
             .iter()
             .zip(&used)
@@ -686,6 +687,10 @@ mod tests {
             .map(|(t, _)| t.text.clone())
             .collect();
         (r, left)
+    }
+
+    fn range(q: &str) -> (Option<DateRange>, Vec<String>) {
+        read(q, None)
     }
 
     fn closed(q: &str) -> (NaiveDate, NaiveDate) {
@@ -772,15 +777,7 @@ mod tests {
 
     /// `q` read on Thursday 2025-11-20: the range as `[first, last]` days and the words left.
     fn relative(q: &str) -> (Option<(NaiveDate, NaiveDate)>, Vec<String>) {
-        let tokens = tokenize(q);
-        let mut used = vec![false; tokens.len()];
-        let r = extract(&tokens, &mut used, Some(d("2025-11-20"))).unwrap();
-        let left = tokens
-            .iter()
-            .zip(&used)
-            .filter(|(_, u)| !**u)
-            .map(|(t, _)| t.text.clone())
-            .collect();
+        let (r, left) = read(q, Some(d("2025-11-20")));
         let days = r.map(|r| (r.start.unwrap(), r.end.unwrap().pred_opt().unwrap()));
         (days, left)
     }

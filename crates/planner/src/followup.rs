@@ -69,9 +69,7 @@ pub(crate) fn edit(question: &str, prev: &Intent, cat: &Catalog) -> Option<Inten
         .collect();
     // A follow-up's dates are absolute or relative to the previous question's ("last
     // year" above); one relative to today is asked afresh.
-    if refusal(&rest, &|s| cat.knows_word(s)).is_some()
-        || relative_refusal(&rest, &vec![false; rest.len()]).is_some()
-    {
+    if refusal(&rest, &|s| cat.knows_word(s)).is_some() || relative_refusal(&rest, &[]).is_some() {
         return None;
     }
     if let Some(range) = dates::extract(&tokens, &mut used, None).ok()? {

@@ -898,6 +898,7 @@ pub(crate) fn refusal(
 
 /// A date word relative to today among the tokens not `used` by a date expression
 /// ("recently", "next month", or any relative date when no day is known), if there is one.
+/// `used` may be shorter than `tokens` (empty: none used).
 pub(crate) fn relative_refusal(tokens: &[Token], used: &[bool]) -> Option<String> {
     for (i, t) in tokens.iter().enumerate() {
         if used.get(i).copied().unwrap_or(false) {
@@ -1025,10 +1026,7 @@ mod tests {
             Some(Refusal::Write)
         );
         assert_eq!(r("revenue last month"), None);
-        let rel = |q: &str| {
-            let tokens = tokenize(q);
-            relative_refusal(&tokens, &vec![false; tokens.len()])
-        };
+        let rel = |q: &str| relative_refusal(&tokenize(q), &[]);
         assert_eq!(rel("revenue last month").as_deref(), Some("last month"));
         assert_eq!(
             rel("orders in the past 30 days").as_deref(),

@@ -265,16 +265,18 @@ pub(crate) fn mentions(
                 || (tokens[i].upper && !shouting)
                 || i.checked_sub(1).is_some_and(|p| tokens[p].text == "the")
         };
-        let fits = |words: &[String]| {
+        // Whether `words` are the unused words at `at`.
+        let fits_at = |at: usize, words: &[String]| {
             !words.is_empty()
-                && i + words.len() <= tokens.len()
+                && at + words.len() <= tokens.len()
                 && words.iter().enumerate().all(|(k, w)| {
-                    let t = &tokens[i + k];
-                    !used[i + k]
+                    let t = &tokens[at + k];
+                    !used[at + k]
                         && matches!(t.kind, TokKind::Word | TokKind::Symbol)
                         && &t.stem == w
                 })
         };
+        let fits = |words: &[String]| fits_at(i, words);
         let builtin = builtins
             .iter()
             .find(|(w, _)| fits(w))
@@ -300,19 +302,11 @@ pub(crate) fn mentions(
         // "number of order lines": the measure "number of orders" would take "order" from
         // the table "order lines"; the function word ("number of") and the longer noun win.
         let split_by_builtin = builtin.is_some_and(|(n, _)| {
-            let p = i + n;
             n < term_len
-                && cat.terms.iter().any(|t| {
-                    let len = t.words.len();
-                    p + len > i + term_len
-                        && p + len <= tokens.len()
-                        && t.words.iter().enumerate().all(|(k, w)| {
-                            let tok = &tokens[p + k];
-                            !used[p + k]
-                                && matches!(tok.kind, TokKind::Word | TokKind::Symbol)
-                                && &tok.stem == w
-                        })
-                })
+                && cat
+                    .terms
+                    .iter()
+                    .any(|t| n + t.words.len() > term_len && fits_at(i + n, &t.words))
         });
         if term_len > 0 && term_len > builtin.map_or(0, |b| b.0) && !split_by_builtin {
             let mut targets: Vec<Target> = cat

@@ -112,6 +112,14 @@ const fn support(form: Form, question: &'static str, gold: &'static str) -> Case
     }
 }
 
+/// `case`, a bare noun phrase whose listing (`alt`) is right too.
+const fn or_listing(case: Case, alt: &'static str) -> Case {
+    Case {
+        alt: Some(alt),
+        ..case
+    }
+}
+
 const fn refuse(dataset: &'static str, question: &'static str) -> Case {
     Case {
         form: Form::Refuse,
@@ -383,18 +391,16 @@ const CASES: &[Case] = &[
     // Ambiguous: how many, or which. The listing (the convention of `eval.rs` for "orders
     // from Germany since …") is right too; added when the listing first appeared, before
     // which the question was refused.
-    Case {
-        alt: Some(
-            "SELECT customer_id FROM shop.customers \
-             WHERE signup_date BETWEEN DATE '2025-10-22' AND DATE '2025-11-20'",
-        ),
-        ..shop(
+    or_listing(
+        shop(
             Relative,
             "new customers in the past 30 days",
             "SELECT COUNT(*) FROM shop.customers \
              WHERE signup_date BETWEEN DATE '2025-10-22' AND DATE '2025-11-20'",
-        )
-    },
+        ),
+        "SELECT customer_id FROM shop.customers \
+         WHERE signup_date BETWEEN DATE '2025-10-22' AND DATE '2025-11-20'",
+    ),
     shop(
         Relative,
         "how many orders were placed yesterday",
@@ -574,14 +580,14 @@ const CASES: &[Case] = &[
     ),
     // Ambiguous like "new customers in the past 30 days": the listing is right too (added
     // when it first appeared; the question was refused before).
-    Case {
-        alt: Some("SELECT ticket_id FROM support.tickets WHERE customer_country = 'United States'"),
-        ..support(
+    or_listing(
+        support(
             Synonym,
             "tickets from the US",
             "SELECT COUNT(*) FROM support.tickets WHERE customer_country = 'United States'",
-        )
-    },
+        ),
+        "SELECT ticket_id FROM support.tickets WHERE customer_country = 'United States'",
+    ),
     support(
         Synonym,
         "UK tickets by priority",
@@ -590,18 +596,16 @@ const CASES: &[Case] = &[
     ),
     // A bare noun phrase, like "tickets from the US": the listing is right too (added when it
     // first appeared; the question was refused before).
-    Case {
-        alt: Some(
-            "SELECT ticket_id FROM support.tickets \
-             WHERE opened_on BETWEEN DATE '2025-10-01' AND DATE '2025-10-31'",
-        ),
-        ..support(
+    or_listing(
+        support(
             Relative,
             "tickets opened last month",
             "SELECT COUNT(*) FROM support.tickets \
              WHERE opened_on BETWEEN DATE '2025-10-01' AND DATE '2025-10-31'",
-        )
-    },
+        ),
+        "SELECT ticket_id FROM support.tickets \
+         WHERE opened_on BETWEEN DATE '2025-10-01' AND DATE '2025-10-31'",
+    ),
     support(
         Growth,
         "2025 vs 2024 tickets by team",
