@@ -3,7 +3,8 @@
 # installs what cargo cannot fetch (the pinned Claude Code CLI, from npm), then runs every test
 # of the workspace and, without arguments, the browser tests of the chat page (scripts/e2e.sh:
 # Debian's chromium and playwright-core) and the schemathesis run against the OpenAPI spec
-# (scripts/schemathesis.sh). Extra arguments go to
+# (scripts/schemathesis.sh), and the MCP server through the official Python SDK
+# (scripts/mcp-clients.sh). Extra arguments go to
 # `cargo test` (e.g. `scripts/test.sh -p bqai-core`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,5 +31,6 @@ cargo test --locked "$@"
 # against its own OpenAPI spec (schemathesis), on the whole run only.
 if [[ ${e2e} -eq 1 ]]; then
   scripts/e2e.sh
+  scripts/mcp-clients.sh
   scripts/schemathesis.sh
 fi

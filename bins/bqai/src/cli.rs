@@ -157,6 +157,15 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Serve MCP (the Model Context Protocol) on stdin/stdout, for AI agents that start a
+    /// process (Claude Code, Claude Desktop, IDE assistants): the same tools, checks, store
+    /// and configuration as `/mcp` on `bqai serve`.
+    Mcp {
+        /// The API key the agent acts as (required when authentication is on); the
+        /// environment variable keeps it out of process listings.
+        #[arg(long, env = "BQAI_API_KEY", hide_env_values = true)]
+        key: Option<String>,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage the shared (Redis) cache.
@@ -491,6 +500,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { .. } => {
             let app = Application::build(&settings).await?;
             app.run_until_stopped().await?;
+            Ok(())
+        }
+        Command::Mcp { key } => {
+            let services = Services::build(&settings).await?;
+            let runtime = crate::startup::Runtime::start(&settings, services)?;
+            let state = runtime.state.clone();
+            let principal = match (&state.auth, key) {
+                (None, _) => state.anonymous.clone(),
+                (Some(auth), Some(key)) => auth
+                    .authenticate(bqai_core::auth::Credential::ApiKey(key.trim()))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("the API key was refused: {e} ({})", e.code()))?,
+                (Some(_), None) => anyhow::bail!(
+                    "authentication is on: pass --key or set BQAI_API_KEY to the key the agent acts as"
+                ),
+            };
+            let caller = bqai_http::mcp::McpCaller {
+                principal,
+                client: None,
+                request_id: None,
+                base_url: state.settings.mcp.public_url.clone(),
+            };
+            let served =
+                bqai_http::mcp::serve_stdio(state, caller, crate::startup::shutdown_signal()).await;
+            runtime.stop().await;
+            served.context("the MCP session failed")?;
             Ok(())
         }
         Command::Migrate => {

@@ -27,7 +27,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 /// The top-level keys of the configuration.
-const SECTIONS: [&str; 13] = [
+const SECTIONS: [&str; 15] = [
     "data_dir",
     "server",
     "warehouse",
@@ -41,6 +41,8 @@ const SECTIONS: [&str; 13] = [
     "ws",
     "conversations",
     "telemetry",
+    "export",
+    "mcp",
 ];
 
 /// `scheme://user:password@host/…` → `scheme://user:<redacted>@host/…`.
@@ -96,6 +98,37 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     /// `[export]`
     pub export: ExportConfig,
+    /// `[mcp]`: the MCP server (`/mcp` and `bqai mcp`).
+    pub mcp: McpConfig,
+}
+
+/// `[mcp]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct McpConfig {
+    /// Serve MCP's streamable HTTP transport at `/mcp` (`bqai mcp` works either way).
+    pub enabled: bool,
+    /// Sessions on `/mcp` (`Mcp-Session-Id`, event streams). Sessions live in one replica's
+    /// memory: behind a load balancer without sticky sessions, set false (every request then
+    /// stands alone and is answered with plain JSON).
+    pub sessions: bool,
+    /// Seconds the `export` tool waits for its job before answering with its status.
+    pub export_wait_secs: u64,
+    /// The server download links of exports made through `bqai mcp` point at (`bqai serve`
+    /// on the same store); default `http://<server.host>:<server.port>`.
+    pub public_url: Option<String>,
+}
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        let d = bqai_http::mcp::McpSettings::default();
+        Self {
+            enabled: d.enabled,
+            sessions: d.sessions,
+            export_wait_secs: d.export_wait.as_secs(),
+            public_url: None,
+        }
+    }
 }
 
 /// `[export]`
@@ -385,6 +418,7 @@ impl Default for Settings {
             conversations: ConversationsConfig::default(),
             telemetry: TelemetrySettings::default(),
             export: ExportConfig::default(),
+            mcp: McpConfig::default(),
         }
     }
 }
@@ -1468,6 +1502,19 @@ impl Settings {
                 max_jobs_per_key: self.export.max_jobs_per_key,
                 max_bytes_per_day: (self.export.max_bytes_per_day > 0)
                     .then_some(self.export.max_bytes_per_day),
+            },
+            mcp: bqai_http::mcp::McpSettings {
+                enabled: self.mcp.enabled,
+                sessions: self.mcp.sessions,
+                export_wait: Duration::from_secs(self.mcp.export_wait_secs),
+                public_url: self.mcp.public_url.clone().unwrap_or_else(|| {
+                    let host = match self.server.host.as_str() {
+                        "0.0.0.0" | "::" => "127.0.0.1".to_string(),
+                        h if h.contains(':') => format!("[{h}]"),
+                        h => h.to_string(),
+                    };
+                    format!("http://{host}:{}", self.server.port)
+                }),
             },
             ..HttpSettings::default()
         }

@@ -590,19 +590,15 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// A built, bound, not yet running server.
-pub struct Application {
-    port: u16,
+/// The handlers' state over built services, with the background work it started (the store's
+/// upkeep, the export workers) and what must be written before the process exits. `bqai
+/// serve` runs an HTTP server over it, `bqai mcp` the MCP server on stdio.
+pub struct Runtime {
+    /// What every handler reads.
+    pub state: actix_web::web::Data<AppState>,
     history_queue: Arc<QueuedHistory>,
     history_buffer: Arc<BufferedHistory>,
     shutdown_timeout: Duration,
-    generator: bqai_core::ask::GeneratorInfo,
-    auth_on: bool,
-    host: String,
-    server: actix_web::dev::Server,
-    /// `GET /metrics` alone, on `telemetry.metrics_addr` (stopped with the API server).
-    metrics_server: Option<actix_web::dev::Server>,
-    metrics_port: Option<u16>,
     /// Failed-authentication counts not yet written, and where to write them at shutdown.
     auth_failures: (
         bqai_http::auth_failures::AuthFailures,
@@ -613,6 +609,106 @@ pub struct Application {
         tokio_util::sync::CancellationToken,
         tokio::task::JoinHandle<()>,
     ),
+}
+
+impl Runtime {
+    /// Builds the state over `services` and starts their background work.
+    pub fn start(settings: &Settings, services: Services) -> anyhow::Result<Self> {
+        let history_queue = services.history_queue.clone();
+        let history_buffer = services.history_buffer.clone();
+        let auth_failures = bqai_http::auth_failures::AuthFailures::default();
+        let audit = services.audit.clone();
+        let store_stats = services.maintenance.stats();
+        services.maintenance.clone().spawn(Duration::from_secs(
+            settings.store.maintenance_interval_secs,
+        ));
+        let stop_exports = tokio_util::sync::CancellationToken::new();
+        let export_workers = Arc::clone(&services.exports).spawn(stop_exports.clone());
+        let links = crate::auth::link_signer(settings)?;
+        let http_settings = settings.http();
+        let state = AppState {
+            mcp: bqai_http::mcp::McpTransport::new(&http_settings),
+            exports: services.exports,
+            links,
+            catalog: services.catalog,
+            queries: services.queries,
+            history: services.history,
+            analytics: services.analytics,
+            warehouse: services.warehouse,
+            cache: services.cache,
+            rate_limiter: services.rate_limiter,
+            anonymous: services.anonymous,
+            auth: services.auth,
+            audit: services.audit,
+            ask: services.ask,
+            llm: services.llm,
+            ws_connections: bqai_http::WsConnections::new(settings.ws.max_connections),
+            auth_failures: auth_failures.clone(),
+            settings: http_settings,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            store_stats,
+            metrics: services.metrics,
+            health: Arc::new(bqai_http::health::HealthChecks::new(
+                bqai_http::health::CHECK_TTL,
+                bqai_http::health::CHECK_DEADLINE,
+            )),
+        };
+        Ok(Self {
+            state: actix_web::web::Data::new(state),
+            history_queue,
+            history_buffer,
+            shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
+            auth_failures: (auth_failures, audit),
+            export_workers: (stop_exports, export_workers),
+        })
+    }
+
+    /// Stops the background work and writes what is pending: running export jobs go back
+    /// to the queue, the failed-authentication counts and the history records are written.
+    pub async fn stop(self) {
+        // Running export jobs go back to the queue (another replica, or this server's next
+        // start, runs them again); their history records join the queue flushed below.
+        let (stop_exports, export_workers) = self.export_workers;
+        stop_exports.cancel();
+        if tokio::time::timeout(self.shutdown_timeout, export_workers)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "export workers did not stop in time; their jobs run again once their heartbeat is stale"
+            );
+        }
+        // The counts of failed authentications not yet summarised in the audit log.
+        if let (failures, Some(log)) = &self.auth_failures {
+            let events = failures.drain();
+            if !events.is_empty()
+                && let Err(e) = log.append_batch(&events).await
+            {
+                tracing::error!(error = %e, events = ?events, "failed to append to the audit log");
+            }
+        }
+        // In-flight requests are done: the writer hands on what they recorded, then what the
+        // store could not take while it was down is written.
+        self.history_queue.flush(self.shutdown_timeout).await;
+        let queued = self.history_buffer.queued();
+        if queued > 0 {
+            tracing::info!(queued, "writing queued history records before exiting");
+            self.history_buffer.flush(self.shutdown_timeout).await;
+        }
+    }
+}
+
+/// A built, bound, not yet running server.
+pub struct Application {
+    port: u16,
+    generator: bqai_core::ask::GeneratorInfo,
+    auth_on: bool,
+    host: String,
+    server: actix_web::dev::Server,
+    /// `GET /metrics` alone, on `telemetry.metrics_addr` (stopped with the API server).
+    metrics_server: Option<actix_web::dev::Server>,
+    metrics_port: Option<u16>,
+    runtime: Runtime,
 }
 
 impl Application {
@@ -635,44 +731,8 @@ impl Application {
         let port = listener.local_addr()?.port();
         let generator = services.ask.generator();
         let auth_on = services.auth.is_some();
-        let history_queue = services.history_queue.clone();
-        let history_buffer = services.history_buffer.clone();
-        let auth_failures = bqai_http::auth_failures::AuthFailures::default();
-        let audit = services.audit.clone();
-        let store_stats = services.maintenance.stats();
-        services.maintenance.clone().spawn(Duration::from_secs(
-            settings.store.maintenance_interval_secs,
-        ));
-        let stop_exports = tokio_util::sync::CancellationToken::new();
-        let export_workers = Arc::clone(&services.exports).spawn(stop_exports.clone());
-        let links = crate::auth::link_signer(settings)?;
-        let state = AppState {
-            exports: services.exports,
-            links,
-            catalog: services.catalog,
-            queries: services.queries,
-            history: services.history,
-            analytics: services.analytics,
-            warehouse: services.warehouse,
-            cache: services.cache,
-            rate_limiter: services.rate_limiter,
-            anonymous: services.anonymous,
-            auth: services.auth,
-            audit: services.audit,
-            ask: services.ask,
-            llm: services.llm,
-            ws_connections: bqai_http::WsConnections::new(settings.ws.max_connections),
-            auth_failures: auth_failures.clone(),
-            settings: settings.http(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            store_stats,
-            metrics: services.metrics,
-            health: Arc::new(bqai_http::health::HealthChecks::new(
-                bqai_http::health::CHECK_TTL,
-                bqai_http::health::CHECK_DEADLINE,
-            )),
-        };
-        let state = actix_web::web::Data::new(state);
+        let runtime = Runtime::start(settings, services)?;
+        let state = runtime.state.clone();
         let (metrics_server, metrics_port) = match &settings.telemetry.metrics_addr {
             Some(addr) => {
                 let listener = TcpListener::bind(addr.as_str())
@@ -693,17 +753,13 @@ impl Application {
         )?;
         Ok(Self {
             port,
-            history_queue,
-            history_buffer,
-            shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
             generator,
             auth_on,
             host: settings.server.host.clone(),
             server,
             metrics_server,
             metrics_port,
-            auth_failures: (auth_failures, audit),
-            export_workers: (stop_exports, export_workers),
+            runtime,
         })
     }
 
@@ -747,39 +803,35 @@ impl Application {
             tokio::spawn(server);
             handle
         });
+        // The server's own signal handling stops it; MCP event streams would hold that stop
+        // until its timeout, so they end on the same signal.
+        let mcp = self.runtime.state.mcp.clone();
+        let mcp_stop = tokio::spawn(async move {
+            shutdown_signal().await;
+            mcp.shutdown();
+        });
         let served = self.server.await;
+        mcp_stop.abort();
         if let Some(handle) = metrics_server {
             handle.stop(true).await;
         }
-        // Running export jobs go back to the queue (another replica, or this server's next
-        // start, runs them again); their history records join the queue flushed below.
-        let (stop_exports, export_workers) = self.export_workers;
-        stop_exports.cancel();
-        if tokio::time::timeout(self.shutdown_timeout, export_workers)
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                "export workers did not stop in time; their jobs run again once their heartbeat is stale"
-            );
-        }
-        // The counts of failed authentications not yet summarised in the audit log.
-        if let (failures, Some(log)) = &self.auth_failures {
-            let events = failures.drain();
-            if !events.is_empty()
-                && let Err(e) = log.append_batch(&events).await
-            {
-                tracing::error!(error = %e, events = ?events, "failed to append to the audit log");
-            }
-        }
-        // In-flight requests are done: the writer hands on what they recorded, then what the
-        // store could not take while it was down is written.
-        self.history_queue.flush(self.shutdown_timeout).await;
-        let queued = self.history_buffer.queued();
-        if queued > 0 {
-            tracing::info!(queued, "writing queued history records before exiting");
-            self.history_buffer.flush(self.shutdown_timeout).await;
-        }
+        self.runtime.stop().await;
         served
+    }
+}
+
+/// SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
     }
 }

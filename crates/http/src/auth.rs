@@ -178,6 +178,9 @@ pub(crate) fn routed_path(req: &ServiceRequest) -> &str {
     req.match_info().as_str()
 }
 
+/// The MCP transport's route.
+const MCP_ROUTE: &str = "/mcp";
+
 /// The one route that takes a `?ticket=`.
 const WS_ROUTE: &str = "/api/v1/ws/agent";
 
@@ -340,6 +343,11 @@ pub async fn middleware(
         if !state.settings.audit_reads && is_allowed_read(&event, &method) {
             return Ok(res);
         }
+        // An MCP request that got through is audited by the MCP server, per tool call with
+        // what it touched (`crate::mcp`); refusals here (no or a bad credential) are not.
+        if path == MCP_ROUTE && event.outcome == AuditOutcome::Allowed {
+            return Ok(res);
+        }
         if let Some(code) = refused_code {
             event.error_code = Some(code.to_string());
         }
@@ -363,6 +371,29 @@ pub async fn middleware(
         }
     }
     Ok(res)
+}
+
+/// How a call that was not served counts in the audit log: refused (an authentication, a
+/// permission, a limit, or the guard said no) or failed.
+pub(crate) fn refusal_outcome(status: u16, code: &str) -> AuditOutcome {
+    if matches!(status, 401 | 403 | 429) || code == "SQL_REJECTED" {
+        AuditOutcome::Denied
+    } else {
+        AuditOutcome::Failed
+    }
+}
+
+/// Appends an audit event in the background, for calls that are not one HTTP request each (a
+/// WebSocket ask, an MCP call): the answer never waits for the log.
+pub(crate) fn spawn_audit(state: &AppState, event: AuditEvent) {
+    let Some(log) = state.audit.clone() else {
+        return;
+    };
+    tokio::spawn(async move {
+        if let Err(e) = log.append(&event).await {
+            tracing::error!(error = %e, event = ?event, "failed to append to the audit log");
+        }
+    });
 }
 
 /// An allowed call that only read: a catalog, history or conversation read. Not audited when
@@ -398,12 +429,8 @@ fn audit_event<B>(
         .or_else(|| (!accepted).then(|| status.as_str().to_string()));
     let outcome = if accepted {
         AuditOutcome::Allowed
-    } else if matches!(status.as_u16(), 401 | 403 | 429)
-        || api_error.is_some_and(|e| e.code() == "SQL_REJECTED")
-    {
-        AuditOutcome::Denied
     } else {
-        AuditOutcome::Failed
+        refusal_outcome(status.as_u16(), api_error.map_or("", ApiError::code))
     };
     let note = res
         .request()

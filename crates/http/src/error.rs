@@ -78,6 +78,11 @@ impl ApiError {
         &self.message
     }
 
+    /// When the client may try again, if the error says (`Retry-After`).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
     /// The HTTP status this error answers with (the WebSocket API reports it in audit events).
     pub fn status(&self) -> StatusCode {
         self.status

@@ -14,6 +14,7 @@ pub mod auth_failures;
 pub mod dto;
 pub mod error;
 pub mod health;
+pub mod mcp;
 pub mod metrics;
 pub mod openapi;
 pub mod origin;
@@ -68,6 +69,13 @@ pub fn routes_documented(cfg: &mut utoipa_actix_web::service_config::ServiceConf
         .service(routes::health::ready)
         .service(routes::metrics::prometheus)
         .service(openapi::openapi_json)
+        .service(
+            utoipa_actix_web::scope("/mcp")
+                .wrap(from_fn(auth::middleware))
+                .service(mcp::transport::message)
+                .service(mcp::transport::stream)
+                .service(mcp::transport::end),
+        )
         .service(
             utoipa_actix_web::scope("/api/v1")
                 .wrap(from_fn(rate_limit::middleware))

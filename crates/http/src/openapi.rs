@@ -125,7 +125,8 @@ generated from the code and checked against the routes and real responses by the
         (name = "history", description = "Every query and ask, with its outcome"),
         (name = "analytics", description = "What people ask, what it costs, what is slow, what fails: computed from the history"),
         (name = "admin", description = "Keys, audit log and cache (admin role)"),
-        (name = "websocket", description = "The streaming conversational API")
+        (name = "websocket", description = "The streaming conversational API"),
+        (name = "mcp", description = "The Model Context Protocol server (streamable HTTP): bqai's tools, resources and prompts for AI agents")
     )
 )]
 struct ApiDoc;
@@ -174,7 +175,10 @@ const RATE_LIMIT: [(&str, &str); 2] = [
 
 impl Common {
     fn decorate(path: &str, op: &mut Operation) {
-        let api = path.starts_with("/api/v1/");
+        // `/mcp` is authenticated like `/api/v1` (its rate limit is charged per tool call, so
+        // its answers carry no rate-limit headers).
+        let mcp = path == "/mcp";
+        let api = path.starts_with("/api/v1/") || mcp;
         // A signed export link is its own credential: no key, so no 401.
         let signed_link = api && path.ends_with("/download");
         let responses = &mut op.responses.responses;
@@ -239,7 +243,7 @@ impl Common {
                     .headers
                     .entry(REQUEST_ID.0.to_owned())
                     .or_insert_with(|| RefOr::T(header(REQUEST_ID.1)));
-                if api && status.starts_with('2') {
+                if api && !mcp && status.starts_with('2') {
                     for (name, description) in RATE_LIMIT {
                         response
                             .headers

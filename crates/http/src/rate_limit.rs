@@ -92,6 +92,31 @@ pub(crate) fn budget(
     }
 }
 
+/// Charges `weight` units of one call made outside an HTTP request of its own (a WebSocket
+/// ask, an MCP call) against the caller's budget: `RATE_LIMITED` when it is spent. Fails open
+/// like the middleware when the limiter itself fails.
+pub(crate) async fn charge(
+    state: &AppState,
+    principal: &Principal,
+    client: Option<IpAddr>,
+    weight: u32,
+) -> Result<(), ApiError> {
+    let (key, limit) = budget(Some(principal), client, &state.settings);
+    if limit == 0 {
+        return Ok(());
+    }
+    match state.rate_limiter.check(&key, weight.max(1), limit).await {
+        Ok(d) if !d.allowed => Err(ApiError::rate_limited(
+            d.retry_after.unwrap_or(Duration::from_secs(1)),
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::warn!(error = %e, "rate limiter failed; call allowed");
+            Ok(())
+        }
+    }
+}
+
 /// The middleware.
 pub async fn middleware(
     req: ServiceRequest,

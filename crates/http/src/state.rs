@@ -54,6 +54,8 @@ pub struct HttpSettings {
     pub metrics_on_api: bool,
     /// Exports (`[export]`).
     pub export: ExportSettings,
+    /// The MCP server (`[mcp]`).
+    pub mcp: crate::mcp::McpSettings,
 }
 
 /// Bounds of exports (`POST /api/v1/exports`).
@@ -149,6 +151,7 @@ impl Default for HttpSettings {
             ws: WsSettings::default(),
             metrics_on_api: true,
             export: ExportSettings::default(),
+            mcp: crate::mcp::McpSettings::default(),
         }
     }
 }
@@ -200,6 +203,8 @@ pub struct AppState {
     pub exports: Arc<bqai_export::jobs::JobRunner>,
     /// Signs and checks export download links.
     pub links: bqai_core::export::LinkSigner,
+    /// The MCP server's streamable HTTP transport (`/mcp`), shared by every worker.
+    pub mcp: crate::mcp::McpTransport,
 }
 
 /// The open WebSocket connections, at most [`WsSettings::max_connections`]; clones share the

@@ -58,6 +58,14 @@ pub enum Reply {
     Hang,
     /// Wait, then answer as the inner reply.
     Delay(Duration, Box<Reply>),
+    /// The model calls a tool (Anthropic route only: `tool_use` content, `stop_reason:
+    /// "tool_use"`); the client is expected to run it and send a `tool_result` back.
+    ToolUse {
+        /// The tool's name as the client listed it (`mcp__bqai__run_query`).
+        name: String,
+        /// Its input.
+        input: Value,
+    },
 }
 
 impl Reply {
@@ -366,6 +374,21 @@ async fn respond(
             }
             Reply::Hang => std::future::pending::<()>().await,
             Reply::Status(code) => return error_response(code, flavor),
+            Reply::ToolUse { name, input } => {
+                let id = format!(
+                    "toolu_standin_{}",
+                    TOOL_USE_IDS.fetch_add(1, Ordering::Relaxed)
+                );
+                return match (flavor, stream) {
+                    (Flavor::Anthropic, false) => {
+                        json_response(anthropic_tool_use(&id, &name, &input, model))
+                    }
+                    (Flavor::Anthropic, true) => {
+                        sse(anthropic_tool_use_events(&id, &name, &input, model))
+                    }
+                    (Flavor::OpenAi, _) => error_response(400, flavor),
+                };
+            }
             Reply::Text(text) => {
                 return match (flavor, stream) {
                     (Flavor::Anthropic, false) => json_response(anthropic_message(&text, model)),
@@ -447,16 +470,49 @@ fn anthropic_usage() -> Value {
 }
 
 fn anthropic_message(text: &str, model: &str) -> Value {
+    anthropic_body(json!([{"type": "text", "text": text}]), "end_turn", model)
+}
+
+/// A whole (not streamed) message with this content.
+fn anthropic_body(content: Value, stop_reason: &str, model: &str) -> Value {
     json!({
         "id": "msg_standin",
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": [{"type": "text", "text": text}],
-        "stop_reason": "end_turn",
+        "content": content,
+        "stop_reason": stop_reason,
         "stop_sequence": null,
         "usage": anthropic_usage(),
     })
+}
+
+/// Ids of scripted tool calls, unique within the process.
+static TOOL_USE_IDS: AtomicUsize = AtomicUsize::new(1);
+
+fn anthropic_tool_use(id: &str, name: &str, input: &Value, model: &str) -> Value {
+    anthropic_body(
+        json!([{"type": "tool_use", "id": id, "name": name, "input": input}]),
+        "tool_use",
+        model,
+    )
+}
+
+fn anthropic_tool_use_events(
+    id: &str,
+    name: &str,
+    input: &Value,
+    model: &str,
+) -> Vec<(Option<&'static str>, String)> {
+    anthropic_stream(
+        json!({"type": "tool_use", "id": id, "name": name, "input": {}}),
+        chunks(&input.to_string())
+            .into_iter()
+            .map(|piece| json!({"type": "input_json_delta", "partial_json": piece}))
+            .collect(),
+        "tool_use",
+        model,
+    )
 }
 
 /// Splits text into a few deltas (on character boundaries) so clients must concatenate.
@@ -467,6 +523,24 @@ fn chunks(text: &str) -> Vec<String> {
 }
 
 fn anthropic_events(text: &str, model: &str) -> Vec<(Option<&'static str>, String)> {
+    anthropic_stream(
+        json!({"type": "text", "text": ""}),
+        chunks(text)
+            .into_iter()
+            .map(|piece| json!({"type": "text_delta", "text": piece}))
+            .collect(),
+        "end_turn",
+        model,
+    )
+}
+
+/// The events of a streamed message with one content block: its start, its deltas, its stop.
+fn anthropic_stream(
+    block: Value,
+    deltas: Vec<Value>,
+    stop_reason: &str,
+    model: &str,
+) -> Vec<(Option<&'static str>, String)> {
     let mut start_usage = anthropic_usage();
     start_usage["output_tokens"] = json!(1);
     let mut events = vec![
@@ -479,15 +553,13 @@ fn anthropic_events(text: &str, model: &str) -> Vec<(Option<&'static str>, Strin
         ),
         (
             "content_block_start",
-            json!({"type": "content_block_start", "index": 0,
-                   "content_block": {"type": "text", "text": ""}}),
+            json!({"type": "content_block_start", "index": 0, "content_block": block}),
         ),
     ];
-    for piece in chunks(text) {
+    for delta in deltas {
         events.push((
             "content_block_delta",
-            json!({"type": "content_block_delta", "index": 0,
-                   "delta": {"type": "text_delta", "text": piece}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": delta}),
         ));
     }
     events.extend([
@@ -498,7 +570,7 @@ fn anthropic_events(text: &str, model: &str) -> Vec<(Option<&'static str>, Strin
         (
             "message_delta",
             json!({"type": "message_delta",
-                   "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+                   "delta": {"stop_reason": stop_reason, "stop_sequence": null},
                    "usage": {"output_tokens": usage::OUTPUT}}),
         ),
         ("message_stop", json!({"type": "message_stop"})),

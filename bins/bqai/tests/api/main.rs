@@ -13,6 +13,7 @@ mod export_jobs;
 mod exports;
 mod helpers;
 mod history;
+mod mcp;
 mod metrics;
 mod openapi;
 mod paging;

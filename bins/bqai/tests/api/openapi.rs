@@ -114,7 +114,10 @@ pub fn check(method: &reqwest::Method, url: &reqwest::Url, status: u16, body: &V
 /// Routes as declared by the actix macros in the handlers' sources, as `METHOD /path`.
 fn routes_in_sources() -> BTreeSet<String> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../crates/http/src");
-    let mut files = vec![format!("{dir}/openapi.rs")];
+    let mut files = vec![
+        format!("{dir}/openapi.rs"),
+        format!("{dir}/mcp/transport.rs"),
+    ];
     for entry in std::fs::read_dir(format!("{dir}/routes")).unwrap() {
         files.push(entry.unwrap().path().display().to_string());
     }
@@ -129,8 +132,10 @@ fn routes_in_sources() -> BTreeSet<String> {
                     continue;
                 };
                 let path = rest.split('"').next().unwrap();
-                // Everything but the service's own routes lives under /api/v1.
-                let full = if matches!(
+                // Everything but the service's own routes and MCP's lives under /api/v1.
+                let full = if file.ends_with("mcp/transport.rs") {
+                    format!("/mcp{path}")
+                } else if matches!(
                     path,
                     "/health" | "/health/live" | "/health/ready" | "/metrics" | "/openapi.json"
                 ) {

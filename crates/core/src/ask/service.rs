@@ -388,6 +388,11 @@ impl AskService {
             .map(|ttl| conversation.updated_at + ttl)
     }
 
+    /// The semantic model loaded for `dataset`, if any (`ask.semantic_models`).
+    pub fn semantic_model(&self, dataset: &str) -> Option<Arc<SemanticModel>> {
+        self.semantic.get(dataset).cloned()
+    }
+
     /// The generator in use.
     pub fn generator(&self) -> GeneratorInfo {
         self.generator.info()

@@ -132,7 +132,7 @@ pub struct DownloadQuery {
 }
 
 impl ExportJobDto {
-    fn new(job: ExportJob, link: Option<(String, DateTime<Utc>)>) -> Self {
+    pub(crate) fn new(job: ExportJob, link: Option<(String, DateTime<Utc>)>) -> Self {
         let progress = job.progress();
         let (download_url, link_expires_at) = link.unzip();
         Self {
@@ -176,6 +176,16 @@ fn signed_link(
     req: &HttpRequest,
     job: &ExportJob,
 ) -> Option<(String, DateTime<Utc>)> {
+    let info = req.connection_info();
+    signed_link_at(state, &format!("{}://{}", info.scheme(), info.host()), job)
+}
+
+/// [`signed_link`] on the server at `base` (`scheme://host[:port]`).
+pub(crate) fn signed_link_at(
+    state: &AppState,
+    base: &str,
+    job: &ExportJob,
+) -> Option<(String, DateTime<Utc>)> {
     let ttl = chrono::TimeDelta::from_std(state.settings.export.link_ttl).ok()?;
     let mut until = Utc::now() + ttl;
     if let Some(file_expiry) = job.expires_at {
@@ -183,11 +193,8 @@ fn signed_link(
     }
     let expires = until.timestamp();
     let sig = state.links.sign(&job.id, expires);
-    let info = req.connection_info();
     let url = format!(
-        "{}://{}/api/v1/exports/{}/download?expires={expires}&sig={sig}",
-        info.scheme(),
-        info.host(),
+        "{base}/api/v1/exports/{}/download?expires={expires}&sig={sig}",
         job.id
     );
     Some((url, DateTime::from_timestamp(expires, 0).unwrap_or(until)))
@@ -195,14 +202,14 @@ fn signed_link(
 
 /// Queues an export job for `principal` after the per-key limits: at most
 /// `export.max_jobs_per_key` queued or running, and no new job once the key's jobs wrote
-/// `export.max_bytes_per_day` today. The answer is `202 Accepted`.
+/// `export.max_bytes_per_day` today.
 pub(crate) async fn submit(
     state: &AppState,
     principal: &Principal,
     format: bqai_export::Format,
     file_name: &str,
     spec: ExportSpec,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<ExportJob, ApiError> {
     let settings = &state.settings.export;
     let store = state.exports.store();
     if let Some(owner) = &principal.id {
@@ -238,14 +245,24 @@ pub(crate) async fn submit(
     );
     store.create_job(&job).await?;
     state.exports.wake();
-    let status_url = format!("/api/v1/exports/{}", job.id);
-    Ok(HttpResponse::Accepted()
+    Ok(job)
+}
+
+/// The `202 Accepted` answer to a job submission.
+pub(crate) fn accepted(job: &ExportJob) -> HttpResponse {
+    let status_url = status_url(&job.id);
+    HttpResponse::Accepted()
         .insert_header((actix_web::http::header::LOCATION, status_url.clone()))
         .json(ExportAccepted {
-            export_id: job.id,
+            export_id: job.id.clone(),
             status: ExportStatus::Queued.as_str().to_owned(),
             status_url,
-        }))
+        })
+}
+
+/// Where a job's status is read.
+pub(crate) fn status_url(id: &str) -> String {
+    format!("/api/v1/exports/{id}")
 }
 
 fn limit_error(message: String) -> ApiError {

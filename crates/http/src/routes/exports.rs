@@ -67,6 +67,70 @@ pub async fn create(
     caller.require(Action::Export)?;
     let body = body.into_inner();
     let settings = &state.settings.export;
+    let inline = match mode.mode.as_deref() {
+        None | Some("auto") => None,
+        Some("inline") => Some(true),
+        Some("job") => Some(false),
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "`mode` must be auto, inline or job, not {other:?}"
+            )));
+        }
+    };
+    let Prepared {
+        format,
+        options,
+        request,
+        meta,
+        spec,
+    } = prepare(&state, &caller, &body).await?;
+    note(&req, |n| note_export(n, &request, format));
+    // Every check runs now, so a job that cannot run is refused here rather than failing
+    // later; the worker checks again when it runs.
+    let planned = state
+        .queries
+        .plan_export(request, caller.principal(), settings.max_rows, meta.clone())
+        .await?;
+    let file_name = file_name(&body, planned.query_id(), format);
+    if inline == Some(false) || (inline.is_none() && !is_small(&planned, settings)) {
+        note(&req, |n| {
+            for t in planned.referenced_tables() {
+                add_target(n, t.to_string());
+            }
+            n.detail = Some(format!("export job as {format}"));
+        });
+        drop(planned);
+        let job = super::export_jobs::submit(&state, caller.principal(), format, &file_name, spec)
+            .await?;
+        return Ok(super::export_jobs::accepted(&job));
+    }
+    crate::request_id::note_query_id(&req, planned.query_id());
+    let streamed = state
+        .queries
+        .stream_planned(planned, caller.principal(), meta)
+        .await?;
+    note(&req, |n| note_streamed(n, &streamed));
+    Ok(stream_file(&state, streamed, format, options, &file_name))
+}
+
+/// An export request checked for its shape: the format, the encoder's options, the statement
+/// with its history metadata, and the spec a job would run.
+pub(crate) struct Prepared {
+    pub format: Format,
+    pub options: Options,
+    pub request: QueryRequest,
+    pub meta: RecordMeta,
+    pub spec: ExportSpec,
+}
+
+/// Checks an export body (format, delimiter, exactly one source, the row cap) and resolves
+/// its statement; nothing runs yet. `POST /api/v1/exports` and the MCP `export` tool.
+pub(crate) async fn prepare(
+    state: &AppState,
+    caller: &Caller,
+    body: &ExportBody,
+) -> Result<Prepared, ApiError> {
+    let settings = &state.settings.export;
     let format = Format::parse(&body.format).ok_or_else(|| {
         ApiError::invalid(format!(
             "`format` must be one of csv, ndjson, json, xlsx, parquet, not {:?}",
@@ -84,17 +148,7 @@ pub async fn create(
             .with_delimiter(delimiter)
             .map_err(ApiError::invalid)?;
     }
-    let inline = match mode.mode.as_deref() {
-        None | Some("auto") => None,
-        Some("inline") => Some(true),
-        Some("job") => Some(false),
-        Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "`mode` must be auto, inline or job, not {other:?}"
-            )));
-        }
-    };
-    let request = export_request(&state, &caller, &body).await?;
+    let request = export_request(state, caller, body).await?;
     if request
         .max_rows
         .is_some_and(|n| n == 0 || n > settings.max_rows)
@@ -104,13 +158,6 @@ pub async fn create(
             settings.max_rows
         )));
     }
-    note(&req, |n| {
-        n.sql = Some(request.sql.clone());
-        if let Some(ds) = &request.default_dataset {
-            add_dataset_target(n, ds);
-        }
-        n.detail = Some(format!("export as {format}"));
-    });
     let meta = RecordMeta {
         kind: QueryKind::Export,
         request_id: crate::request_id::current(),
@@ -127,36 +174,32 @@ pub async fn create(
         rerun_of: meta.rerun_of.clone(),
         request_id: meta.request_id.clone(),
     };
-    // Every check runs now, so a job that cannot run is refused here rather than failing
-    // later; the worker checks again when it runs.
-    let planned = state
-        .queries
-        .plan_export(request, caller.principal(), settings.max_rows, meta.clone())
-        .await?;
-    let file_name = bqai_export::file_name(
+    Ok(Prepared {
+        format,
+        options,
+        request,
+        meta,
+        spec,
+    })
+}
+
+/// Records an export's SQL, dataset and format in the audit note.
+pub(crate) fn note_export(n: &mut AuditNote, request: &QueryRequest, format: Format) {
+    n.sql = Some(request.sql.clone());
+    if let Some(ds) = &request.default_dataset {
+        add_dataset_target(n, ds);
+    }
+    n.detail = Some(format!("export as {format}"));
+}
+
+/// The download's file name: the body's (made safe) or one named after the query.
+pub(crate) fn file_name(body: &ExportBody, query_id: &str, format: Format) -> String {
+    bqai_export::file_name(
         body.filename
             .as_deref()
-            .unwrap_or(&format!("bqai-export-{}", planned.query_id())),
+            .unwrap_or(&format!("bqai-export-{query_id}")),
         format,
-    );
-    if inline == Some(false) || (inline.is_none() && !is_small(&planned, settings)) {
-        note(&req, |n| {
-            for t in planned.referenced_tables() {
-                add_target(n, t.to_string());
-            }
-            n.detail = Some(format!("export job as {format}"));
-        });
-        drop(planned);
-        return super::export_jobs::submit(&state, caller.principal(), format, &file_name, spec)
-            .await;
-    }
-    crate::request_id::note_query_id(&req, planned.query_id());
-    let streamed = state
-        .queries
-        .stream_planned(planned, caller.principal(), meta)
-        .await?;
-    note(&req, |n| note_streamed(n, &streamed));
-    Ok(stream_file(&state, streamed, format, options, &file_name))
+    )
 }
 
 /// The statement an export runs: the body's SQL, or the SQL of the caller's history entry

@@ -30,32 +30,43 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Action::HistoryRead)?;
     let q = q.into_inner();
-    let principal = scoped_principal(&caller, q.principal.as_deref())?;
-    let status = q
-        .status
-        .as_deref()
+    let filter = filter(
+        &caller,
+        q.principal.as_deref(),
+        q.status.as_deref(),
+        q.kind.as_deref(),
+    )?;
+    let page = page_request(&state.settings, q.page_size, q.page_token, MAX_HISTORY_PAGE)?;
+    let entries = state.history.list(&filter, &page).await?;
+    Ok(HttpResponse::Ok().json(ListResponse::from_page(entries, HistoryDto::from)))
+}
+
+/// The history filter of a listing: whose entries the caller may read (see
+/// [`scoped_principal`]), and the status and kind asked for, checked.
+pub(crate) fn filter(
+    caller: &Caller,
+    principal: Option<&str>,
+    status: Option<&str>,
+    kind: Option<&str>,
+) -> Result<HistoryFilter, ApiError> {
+    let status = status
         .map(|s| {
             QueryStatus::parse(s).ok_or_else(|| {
                 ApiError::invalid("status must be one of succeeded, failed, rejected")
             })
         })
         .transpose()?;
-    let kind = q
-        .kind
-        .as_deref()
+    let kind = kind
         .map(|k| {
             QueryKind::parse(k)
                 .ok_or_else(|| ApiError::invalid("kind must be one of sql, ask, system, export"))
         })
         .transpose()?;
-    let page = page_request(&state.settings, q.page_size, q.page_token, MAX_HISTORY_PAGE)?;
-    let filter = HistoryFilter {
+    Ok(HistoryFilter {
         status,
         kind,
-        principal,
-    };
-    let entries = state.history.list(&filter, &page).await?;
-    Ok(HttpResponse::Ok().json(ListResponse::from_page(entries, HistoryDto::from)))
+        principal: scoped_principal(caller, principal)?,
+    })
 }
 
 /// Whose history a caller reads: admins everyone's (or `requested`'s), everyone else only

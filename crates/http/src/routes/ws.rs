@@ -54,7 +54,7 @@ use tracing::Instrument;
 use crate::auth::Caller;
 use crate::dto::{RowsDto, StatsDto};
 use crate::error::ApiError;
-use crate::rate_limit::{budget, client_ip_of};
+use crate::rate_limit::client_ip_of;
 use crate::request_id::RequestId;
 use crate::state::{AppState, WsSettings};
 
@@ -945,26 +945,13 @@ impl Connection {
 
     /// Charges one ask against the caller's rate limit (fails open if the limiter fails).
     async fn charge(&self) -> Result<(), ApiError> {
-        let settings = &self.state.settings;
-        let (key, limit) = budget(Some(&self.principal), self.client, settings);
-        if limit == 0 {
-            return Ok(());
-        }
-        match self
-            .state
-            .rate_limiter
-            .check(&key, settings.ask_weight.max(1), limit)
-            .await
-        {
-            Ok(d) if !d.allowed => Err(ApiError::rate_limited(
-                d.retry_after.unwrap_or(Duration::from_secs(1)),
-            )),
-            Ok(_) => Ok(()),
-            Err(e) => {
-                tracing::warn!(error = %e, "rate limiter failed; ask allowed");
-                Ok(())
-            }
-        }
+        crate::rate_limit::charge(
+            &self.state,
+            &self.principal,
+            self.client,
+            self.state.settings.ask_weight,
+        )
+        .await
     }
 
     fn refuse(&self, request_id: &str, e: &ApiError) {
@@ -1001,16 +988,11 @@ impl Connection {
     }
 
     fn audit_refusal(&self, request_id: &str, status: u16, code: &str) {
-        let outcome = if matches!(status, 401 | 403 | 429) {
-            AuditOutcome::Denied
-        } else {
-            AuditOutcome::Failed
-        };
         audit(
             &self.state,
             AuditEvent {
                 status,
-                outcome,
+                outcome: crate::auth::refusal_outcome(status, code),
                 error_code: Some(code.to_string()),
                 detail: Some(format!("ws ask {}", truncate(request_id, 64))),
                 request_id: self.upgrade_id.clone(),
@@ -1051,14 +1033,7 @@ fn event_base(principal: &Principal, client: Option<IpAddr>) -> AuditEvent {
 
 /// Appends an audit event without holding up the connection.
 fn audit(state: &web::Data<AppState>, event: AuditEvent) {
-    let Some(log) = state.audit.clone() else {
-        return;
-    };
-    actix_web::rt::spawn(async move {
-        if let Err(e) = log.append(&event).await {
-            tracing::error!(error = %e, event = ?event, "failed to append to the audit log");
-        }
-    });
+    crate::auth::spawn_audit(state, event);
 }
 
 /// One ask, run as a task of its connection.
@@ -1194,12 +1169,7 @@ impl AskTask {
                     .error(Some(&self.request_id), api.code(), api.message());
                 event.status = api.status().as_u16();
                 event.error_code = Some(api.code().to_string());
-                event.outcome =
-                    if matches!(event.status, 401 | 403 | 429) || api.code() == "SQL_REJECTED" {
-                        AuditOutcome::Denied
-                    } else {
-                        AuditOutcome::Failed
-                    };
+                event.outcome = crate::auth::refusal_outcome(event.status, api.code());
             }
         }
         audit(&self.state, event);
