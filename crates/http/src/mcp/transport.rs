@@ -148,7 +148,6 @@ pub async fn stream(
     tag = "mcp",
     params(("Mcp-Session-Id" = String, Header, description = "The session to end")),
     responses(
-        (status = 202, description = "The session is over"),
         (status = 204, description = "The session is over"),
         (status = 400, description = "INVALID_REQUEST: no `Mcp-Session-Id`", body = crate::openapi::ErrorEnvelope),
         (status = 404, description = "NOT_FOUND: the session ended or never existed, or MCP is off", body = crate::openapi::ErrorEnvelope),
@@ -199,8 +198,13 @@ async fn forward(
     });
 
     let (parts, body) = service.handle(request).await.into_parts();
-    let status =
+    let mut status =
         StatusCode::from_u16(parts.status.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    // rmcp answers an ended session 202; the session is closed by then, and clients (the
+    // Python SDK) take only 200 or 204 as success, so it is said as 204.
+    if req.method() == actix_web::http::Method::DELETE && status == StatusCode::ACCEPTED {
+        status = StatusCode::NO_CONTENT;
+    }
     let mut response = HttpResponse::build(status);
     for (name, value) in &parts.headers {
         response.append_header((name.as_str(), value.as_bytes()));
