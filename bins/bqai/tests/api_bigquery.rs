@@ -1245,3 +1245,114 @@ async fn an_export_job_reads_bigquery_page_by_page_into_its_file() {
     assert_eq!(entry.body["kind"], "export");
     assert_eq!(entry.body["row_count"], 1000);
 }
+
+/// One MCP `tools/call` over `/mcp` (sessions off: plain JSON), its tool result.
+async fn mcp_call(app: &TestApp, tool: &str, arguments: Value) -> Value {
+    let r = app
+        .send(
+            app.client
+                .post(format!("{}/mcp", app.address))
+                .header("Accept", "application/json, text/event-stream")
+                .header("MCP-Protocol-Version", "2025-06-18")
+                .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                              "params": {"name": tool, "arguments": arguments}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["result"].clone()
+}
+
+/// The BigQuery calls an MCP tool call makes are the REST call's: a cold `run_query` makes the
+/// dry run, the job and its result read, as `POST /api/v1/query` does for another statement;
+/// a repeat makes none (plan and result caches); catalog tools hit the metadata cache.
+#[tokio::test(flavor = "multi_thread")]
+async fn mcp_tool_calls_make_the_bigquery_calls_of_their_rest_twins() {
+    let app = spawn_app_with(|s| s.mcp.sessions = false).await;
+    let shim = app._shim.as_ref().expect("the shim");
+    // Calls with their job ids cut off (`GET …/queries/…`, `GET …/jobs/…`).
+    let kinds = |calls: &[String]| -> Vec<String> {
+        calls
+            .iter()
+            .map(|c| {
+                let mut parts: Vec<&str> = c.split('/').collect();
+                for i in 1..parts.len() {
+                    if matches!(parts[i - 1], "queries" | "jobs") {
+                        parts[i] = "…";
+                    }
+                }
+                parts.join("/")
+            })
+            .collect()
+    };
+
+    let before = shim.calls().len();
+    let rest = app
+        .query("SELECT segment, COUNT(*) AS n FROM shop.customers GROUP BY segment")
+        .await;
+    assert_eq!(rest.status, 200, "{}", rest.body);
+    let rest_calls = kinds(&shim.calls()[before..]);
+
+    let before = shim.calls().len();
+    let sql = "SELECT channel, COUNT(*) AS n FROM shop.orders GROUP BY channel";
+    let first = mcp_call(&app, "run_query", json!({"sql": sql})).await;
+    assert_eq!(first["isError"], false, "{first}");
+    assert_eq!(first["structuredContent"]["stats"]["cache_hit"], false);
+    let mcp_calls = kinds(&shim.calls()[before..]);
+    assert_eq!(mcp_calls, rest_calls, "the MCP call's BigQuery calls");
+    assert!(
+        mcp_calls.len() >= 2,
+        "a dry run and a job at least: {mcp_calls:?}"
+    );
+
+    let before = shim.calls().len();
+    let again = mcp_call(&app, "run_query", json!({"sql": sql})).await;
+    assert_eq!(
+        again["structuredContent"]["stats"]["cache_hit"], true,
+        "{again}"
+    );
+    assert_eq!(
+        again["structuredContent"]["rows"],
+        first["structuredContent"]["rows"]
+    );
+    let estimate = mcp_call(&app, "estimate_query", json!({"sql": sql})).await;
+    assert_eq!(estimate["structuredContent"]["dry_run"], true, "{estimate}");
+    assert_eq!(
+        shim.calls()[before..],
+        [] as [String; 0],
+        "repeats made BigQuery calls"
+    );
+
+    let described = mcp_call(
+        &app,
+        "describe_table",
+        json!({"dataset_id": "shop", "table_id": "orders"}),
+    )
+    .await;
+    assert_eq!(described["isError"], false, "{described}");
+    let before = shim.calls().len();
+    mcp_call(
+        &app,
+        "describe_table",
+        json!({"dataset_id": "shop", "table_id": "orders"}),
+    )
+    .await;
+    assert_eq!(
+        shim.calls().len(),
+        before,
+        "the schema came from the metadata cache"
+    );
+
+    // A refused statement never reaches BigQuery.
+    let before = shim.calls().len();
+    let refused = mcp_call(
+        &app,
+        "run_query",
+        json!({"sql": "DELETE FROM shop.orders WHERE TRUE"}),
+    )
+    .await;
+    assert_eq!(
+        refused["structuredContent"]["error"]["code"],
+        "SQL_REJECTED"
+    );
+    assert_eq!(shim.calls().len(), before);
+}
