@@ -166,6 +166,12 @@ pub enum Command {
         #[arg(long, env = "BQAI_API_KEY", hide_env_values = true)]
         key: Option<String>,
     },
+    /// Semantic models (`ask.semantic_models`).
+    Semantic {
+        /// What to do.
+        #[command(subcommand)]
+        action: SemanticAction,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage the shared (Redis) cache.
@@ -216,6 +222,23 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         action: ConfigAction,
+    },
+}
+
+/// `bqai semantic …`
+#[derive(Debug, Subcommand)]
+pub enum SemanticAction {
+    /// Draft a dataset's semantic model from its schema and sampled values: roles, time
+    /// columns, joins from `*_id` names, a measure per numeric column, the values of
+    /// categorical columns in comments, descriptions left to fill. TOML on stdout or in
+    /// `-o FILE`; edit it, then list it in `ask.semantic_models`.
+    Draft {
+        /// The dataset.
+        #[arg(long)]
+        dataset: String,
+        /// The file to write (default: stdout).
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -636,6 +659,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             principal,
             format,
         } => crate::history_cli::stats(&settings, &since, by.into(), principal, format).await,
+        Command::Semantic {
+            action: SemanticAction::Draft { dataset, output },
+        } => crate::semantic_cli::draft(&settings, &dataset, output.as_deref()).await,
         Command::Audit {
             action: PurgeAction::Purge { older_than_days },
         } => purge(&settings, Purgeable::Audit, older_than_days).await,

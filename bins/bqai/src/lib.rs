@@ -8,5 +8,6 @@ pub mod config;
 pub mod export_cli;
 pub mod history_cli;
 pub mod maintenance;
+pub mod semantic_cli;
 pub mod startup;
 pub mod telemetry;

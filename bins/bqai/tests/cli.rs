@@ -1347,3 +1347,72 @@ async fn an_export_job_survives_its_server_being_killed() {
     let sheet = workbook.worksheet_range_at(0).unwrap().unwrap();
     assert_eq!(sheet.height(), 100_001, "the header and every row");
 }
+
+/// `bqai semantic draft` on a user's CSV folder writes a model that loads, and the server's
+/// planner answers with it (its measures become words it understands).
+#[test]
+fn semantic_draft_writes_a_model_the_planner_answers_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("stores");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("regions.csv"),
+        "region_id,region_name\n1,North\n2,South\n",
+    )
+    .unwrap();
+    std::fs::write(
+        data.join("sales.csv"),
+        "sale_id,region_id,channel,amount,sold_on\n1,1,web,10.5,2025-01-02\n\
+         2,2,store,12.5,2025-02-03\n3,1,web,4,2025-02-04\n",
+    )
+    .unwrap();
+    let out = bqai(
+        dir.path(),
+        &[
+            "--data",
+            "stores",
+            "semantic",
+            "draft",
+            "--dataset",
+            "stores",
+            "-o",
+            "stores.toml",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("drafted stores: 2 tables, 1 join, 1 measure, the values of 1 column"),
+        "{stderr}"
+    );
+    let toml = std::fs::read_to_string(dir.path().join("stores.toml")).unwrap();
+    assert!(
+        toml.contains("[[measures]]\nname = \"total_amount\""),
+        "{toml}"
+    );
+    assert!(toml.contains("# 2 values: \"store\", \"web\""), "{toml}");
+
+    let asked = bqai_env(
+        dir.path(),
+        &[
+            "--data",
+            "stores",
+            "ask",
+            "--dataset",
+            "stores",
+            "--format",
+            "json",
+            "total amount by channel",
+        ],
+        &[("BQAI__ASK__SEMANTIC_MODELS", "[stores.toml]")],
+    );
+    assert!(
+        asked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&asked.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&asked.stdout).unwrap();
+    let rows = answer["result"]["rows"].as_array().unwrap();
+    let web = rows.iter().find(|r| r["channel"] == "web").unwrap();
+    assert_eq!(web["total_amount"], 14.5, "{answer}");
+}

@@ -322,6 +322,8 @@ fn wrapped(status: StatusCode, headers: &header::HeaderMap, text: String) -> Htt
         StatusCode::NOT_FOUND => "NOT_FOUND",
         StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
         StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
+        StatusCode::CONFLICT => "CONFLICT",
         s if s.is_server_error() => "INTERNAL",
         _ => "INVALID_REQUEST",
     };

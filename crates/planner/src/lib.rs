@@ -18,6 +18,7 @@
 //! every statement.
 
 mod dates;
+pub mod draft;
 mod followup;
 mod lexicon;
 mod plan;

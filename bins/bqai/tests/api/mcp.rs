@@ -410,3 +410,49 @@ async fn resources_and_the_prompt_stay_within_the_keys_scope() {
         "{text}"
     );
 }
+
+/// What a web page could send without a CORS preflight (a "simple" `text/plain` POST) or
+/// through DNS rebinding (another `Host`) never reaches the MCP server, even with
+/// authentication off.
+#[tokio::test]
+async fn cross_site_requests_never_reach_the_tools() {
+    let app = crate::helpers::spawn_app().await;
+    let post = |content_type: &'static str, host: &'static str| {
+        app.client
+            .post(format!("{}/mcp", app.address))
+            .header("Content-Type", content_type)
+            .header("Host", host)
+            .header("Accept", "application/json, text/event-stream")
+            .header("Origin", "https://evil.example")
+            .body(init_params_request().to_string())
+            .send()
+    };
+    let plain = post("text/plain", "127.0.0.1").await.unwrap();
+    assert_eq!(plain.status().as_u16(), 415);
+    let body: Value = plain.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "UNSUPPORTED_MEDIA_TYPE");
+    let rebound = post("application/json", "evil.example").await.unwrap();
+    assert_eq!(rebound.status().as_u16(), 400);
+    let body: Value = rebound.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "HOST_NOT_ALLOWED");
+    // A preflight from a page of another origin gets no CORS permission.
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, format!("{}/mcp", app.address))
+        .header("Origin", "https://evil.example")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        preflight
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
+
+fn init_params_request() -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init_params()})
+}
