@@ -264,9 +264,15 @@ pub async fn envelope_middleware(
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
     // CORS answers a refused preflight with an error instead of a response, which would skip
-    // every middleware on the way out. A preflight is never routed (CORS answers it itself),
-    // so keeping a handle on the request to answer it here is safe.
-    let preflight = req.method() == actix_web::http::Method::OPTIONS
+    // every middleware on the way out. With CORS on, a preflight is never routed (CORS answers
+    // it itself), so keeping a handle on the request to answer it here is safe. With CORS off
+    // (no `server.cors_origins`) the preflight is routed like any request, and the router
+    // needs the request unshared: a kept handle would make it panic.
+    let cors_on = req
+        .app_data::<actix_web::web::Data<crate::state::AppState>>()
+        .is_some_and(|s| !s.settings.cors_origins.is_empty());
+    let preflight = cors_on
+        && req.method() == actix_web::http::Method::OPTIONS
         && req
             .headers()
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);

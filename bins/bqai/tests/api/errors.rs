@@ -246,3 +246,26 @@ async fn a_wrong_method_on_a_known_path_is_405_with_allow() {
         .await
         .assert_error(404, "NOT_FOUND");
 }
+
+/// A CORS preflight to a server without `server.cors_origins` is routed like any request and
+/// answered (no CORS permission), on every kind of route: it once panicked the worker, which
+/// dropped the connection.
+#[tokio::test]
+async fn preflights_without_cors_are_answered_not_dropped() {
+    let app = crate::helpers::spawn_app().await;
+    for path in ["/api/v1/query", "/mcp", "/health", "/nowhere"] {
+        let r = app
+            .client
+            .request(reqwest::Method::OPTIONS, format!("{}{path}", app.address))
+            .header("Origin", "https://elsewhere.example")
+            .header("Access-Control-Request-Method", "POST")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(r.status().is_client_error(), "{path}: {}", r.status());
+        assert!(
+            r.headers().get("access-control-allow-origin").is_none(),
+            "{path}"
+        );
+    }
+}
