@@ -48,7 +48,8 @@ wrk.body = os.getenv("BODY")
 LUA
 run() { # name, then wrk arguments
   echo "### $1"; shift
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$lua" "$@" | sed -n '/Latency/,/Transfer/p'
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$lua" "$@" |
+    grep -E 'Latency  |50%|99%|Requests/sec|Non-2xx|Socket errors'
 }
 
 SQL='SELECT country, COUNT(*) AS n FROM shop.customers GROUP BY country'
@@ -72,9 +73,15 @@ curl -s -o /dev/null -X POST http://127.0.0.1:18181/mcp -H "Authorization: Beare
 export SESSION
 
 echo "api keys on (every call authenticated, audited); result cache hits; $(nproc) cores"
-BODY=$REST_BODY run "POST /api/v1/query (REST)" http://127.0.0.1:18181/api/v1/query
-BODY=$CALL_BODY run "POST /mcp tools/call run_query, session (server-sent events)" http://127.0.0.1:18181/mcp
-BODY=$CALL_BODY SESSION= run "POST /mcp tools/call run_query, mcp.sessions = false (JSON)" http://127.0.0.1:18182/mcp
+BODY=$REST_BODY run "POST /api/v1/query (REST), $CONNECTIONS connections" http://127.0.0.1:18181/api/v1/query
+BODY=$CALL_BODY SESSION= run "POST /mcp tools/call run_query, mcp.sessions = false (JSON), $CONNECTIONS connections" http://127.0.0.1:18182/mcp
+# One session is one agent's conversation: its requests come one at a time. Both modes, one
+# connection, sequential calls.
+CONNECTIONS=1 THREADS=1 BODY=$REST_BODY run "POST /api/v1/query (REST), 1 connection" http://127.0.0.1:18181/api/v1/query
+CONNECTIONS=1 THREADS=1 BODY=$CALL_BODY run "POST /mcp tools/call run_query, one session (server-sent events), 1 connection" http://127.0.0.1:18181/mcp
+CONNECTIONS=1 THREADS=1 BODY=$CALL_BODY SESSION= run "POST /mcp tools/call run_query, mcp.sessions = false (JSON), 1 connection" http://127.0.0.1:18182/mcp
+# 32 connections on one session: what one session's requests cost when they pile up.
+BODY=$CALL_BODY run "POST /mcp tools/call run_query, one session shared by $CONNECTIONS connections" http://127.0.0.1:18181/mcp
 
 echo "### bqai mcp (stdio), sequential tool calls"
 python3 tests/mcp/stdio_latency.py "$bin" "$data" "$KEY"

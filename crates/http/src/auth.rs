@@ -383,8 +383,8 @@ pub(crate) fn refusal_outcome(status: u16, code: &str) -> AuditOutcome {
     }
 }
 
-/// Appends an audit event in the background, for calls that are not one HTTP request each (a
-/// WebSocket ask, an MCP call): the answer never waits for the log.
+/// Appends an audit event in the background, for a WebSocket ask (one of many on a
+/// connection): the event stream never waits for the log.
 pub(crate) fn spawn_audit(state: &AppState, event: AuditEvent) {
     let Some(log) = state.audit.clone() else {
         return;

@@ -413,10 +413,18 @@ pub(crate) enum Builtin {
     /// "cost", "costs": a comparison on the price of what is named ("products that cost
     /// more than 100").
     Costs,
+    /// "share of", "percentage of", "% of": the figure as a percent of its total.
+    Share,
 }
 
 /// The planner's vocabulary: phrase → meaning. Longer phrases win over shorter ones.
 const BUILTINS: &[(&str, Builtin)] = &[
+    ("share", Builtin::Share),
+    ("share of", Builtin::Share),
+    ("percentage", Builtin::Share),
+    ("percentage of", Builtin::Share),
+    ("percent of", Builtin::Share),
+    ("proportion of", Builtin::Share),
     ("cost", Builtin::Costs),
     ("costs", Builtin::Costs),
     ("costing", Builtin::Costs),

@@ -9,7 +9,8 @@
 //! distinct counts, grouping by one or more dimensions, time buckets (day to year), date
 //! ranges (also relative to the day asked: "last month", "the past 30 days", "Q3 last
 //! year"), equality filters on values, numeric comparisons (also on totals: "customers with
-//! more than 20 orders"), top/bottom N, listings, and joins along foreign keys.
+//! more than 20 orders"), shares and percentages ("share of revenue by channel", "% of orders
+//! cancelled by month"), top/bottom N, listings, and joins along foreign keys.
 //!
 //! The stages, one module each: `lexicon` (tokens and function words) → `dates` (date
 //! expressions) → `understand` (mentions → intent) → `plan` (tables, joins, expressions) →

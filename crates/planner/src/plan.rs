@@ -63,6 +63,16 @@ enum RMetric {
     },
 }
 
+/// How a share is computed (`Intent::share`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Share {
+    /// Each group's figure as a percent of all groups' ("share of revenue by channel").
+    OfTotal,
+    /// The percent of the counted rows that meet the filter at this index, per group ("% of
+    /// orders cancelled by month"); the filter is not applied to the rows.
+    OfRows(usize),
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum RDim {
     Column(ColId),
@@ -260,18 +270,24 @@ impl Planner<'_> {
             .as_ref()
             .map(|c| resolve(c, &mut anchors));
 
+        let share = if intent.share {
+            Some(self.share(&metrics, &dims, &filters)?)
+        } else {
+            None
+        };
         // Rows of one table ordered by one of its columns: "top 5 products by unit price".
-        if let (
-            Some(r),
-            [
-                RMetric::Agg {
-                    col,
-                    explicit: false,
-                    ..
-                },
-            ],
-            [RDim::Entity(t)],
-        ) = (intent.ranking, metrics.as_slice(), dims.as_slice())
+        if share.is_none()
+            && let (
+                Some(r),
+                [
+                    RMetric::Agg {
+                        col,
+                        explicit: false,
+                        ..
+                    },
+                ],
+                [RDim::Entity(t)],
+            ) = (intent.ranking, metrics.as_slice(), dims.as_slice())
             && col.0 == *t
             && !filters.iter().any(|f| matches!(f, RFilter::Having { .. }))
         {
@@ -316,7 +332,50 @@ impl Planner<'_> {
             time_col,
             intent.ranking,
             intent.tables.as_slice(),
+            share,
         )
+    }
+
+    /// How the share a question asks for is computed, or why it cannot be: one figure that
+    /// adds up (a count, a sum, a measure that is one SUM or COUNT), and what it is a share
+    /// of — the rows meeting the question's one value filter (a count), or the groups.
+    fn share(
+        &self,
+        metrics: &[RMetric],
+        dims: &[RDim],
+        filters: &[RFilter],
+    ) -> Result<Share, String> {
+        let refuse = || {
+            "I understood a share or a percentage, but not of what: I compute one figure that \
+             adds up (a count or a total) as a percent of all groups (\"share of revenue by \
+             channel\") or the percent of rows meeting one condition (\"% of orders \
+             cancelled\")."
+                .to_owned()
+        };
+        let [m] = metrics else {
+            return Err(refuse());
+        };
+        let values: Vec<usize> = filters
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| matches!(f, RFilter::Values { negated: false, .. }))
+            .map(|(i, _)| i)
+            .collect();
+        if matches!(m, RMetric::Count { .. }) && values.len() == 1 {
+            return Ok(Share::OfRows(values[0]));
+        }
+        let additive = match m {
+            RMetric::Count { .. } => true,
+            RMetric::Agg { agg, .. } => *agg == Agg::Sum,
+            RMetric::Measure(mi) => one_additive_aggregate(&self.cat.measures[*mi].sql),
+            RMetric::CountDistinct(_) => false,
+        };
+        let having = filters.iter().any(|f| matches!(f, RFilter::Having { .. }));
+        if additive && !dims.is_empty() && values.is_empty() && !having {
+            Ok(Share::OfTotal)
+        } else {
+            Err(refuse())
+        }
     }
 
     fn resolve_metric(
@@ -694,6 +753,7 @@ impl Planner<'_> {
         time_col: Option<ColId>,
         ranking: Option<Ranking>,
         mentioned: &[usize],
+        share: Option<Share>,
     ) -> Result<Planned, String> {
         // Tables needed by everything but counted entities (which may need no join at all).
         let mut core: BTreeSet<usize> = mentioned.iter().copied().collect();
@@ -839,15 +899,46 @@ impl Planner<'_> {
         let mut metric_aliases = Vec::new();
         let mut metric_names = Vec::new();
         let mut metric_words = Vec::new();
+        let of_rows = match share {
+            Some(Share::OfRows(i)) => Some(i),
+            _ => None,
+        };
         for m in metrics {
             let (expr, name, words) = self.metric_sql(m, base, &shortcut)?;
+            let (expr, name, words) = match share {
+                None => (expr, name, words),
+                Some(Share::OfTotal) => (
+                    format!("100.0 * {expr} / SUM({expr}) OVER ()"),
+                    format!("{name}_share_pct"),
+                    format!("{words}, as a percent of the total"),
+                ),
+                Some(Share::OfRows(i)) => {
+                    let cond = self
+                        .where_sql(&filters[i])
+                        .ok_or_else(|| "I could not write the share's condition.".to_owned())?;
+                    let part = counted_where(&expr, &cond).ok_or_else(|| {
+                        "I can only take a percentage of rows counted one by one.".to_owned()
+                    })?;
+                    (
+                        format!("100.0 * {part} / {expr}"),
+                        format!("{name}_pct"),
+                        format!(
+                            "{words} and the percent of them where {}",
+                            self.filter_words(&filters[i], &[])
+                        ),
+                    )
+                }
+            };
             let a = aliases.take(&name);
             select.columns.push((expr, a.clone()));
             metric_aliases.push(a);
             metric_names.push(name.replace('_', " "));
             metric_words.push(words);
         }
-        for f in filters {
+        for (i, f) in filters.iter().enumerate() {
+            if Some(i) == of_rows {
+                continue;
+            }
             if let Some(w) = self.where_sql(f) {
                 select.filters.push(w);
             }
@@ -906,7 +997,9 @@ impl Planner<'_> {
         }
         let mut conds: Vec<String> = filters
             .iter()
-            .filter(|f| !matches!(f, RFilter::Having { .. }))
+            .enumerate()
+            .filter(|(i, f)| !matches!(f, RFilter::Having { .. }) && Some(*i) != of_rows)
+            .map(|(_, f)| f)
             .map(|f| self.filter_words(f, &metric_names))
             .collect();
         if let (Some(r), Some(tc)) = (range, tc) {
@@ -1105,4 +1198,42 @@ fn lower_first(s: &str) -> String {
         (Some(f), _) => f.to_lowercase().collect::<String>() + c.as_str(),
         _ => String::new(),
     }
+}
+
+/// Whether a measure's SQL is one SUM or COUNT over rows (`SUM(a * b)`), so its share of a
+/// total means something; a ratio (`SUM(x) / COUNT(y)`) or an average does not add up.
+fn one_additive_aggregate(sql: &str) -> bool {
+    let s = sql.trim();
+    let upper = s.to_uppercase();
+    let Some(open) = ["SUM(", "COUNT("]
+        .iter()
+        .find(|f| upper.starts_with(**f))
+        .map(|f| f.len() - 1)
+    else {
+        return false;
+    };
+    let mut depth = 0usize;
+    for (i, c) in s.char_indices().skip(open) {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return i == s.len() - 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+/// A count restricted to the rows meeting `cond`: `COUNT(*)` → `SUM(CASE WHEN cond THEN 1
+/// ELSE 0 END)`, `COUNT(DISTINCT x)` → `COUNT(DISTINCT CASE WHEN cond THEN x END)`.
+fn counted_where(count: &str, cond: &str) -> Option<String> {
+    if count == "COUNT(*)" {
+        return Some(format!("SUM(CASE WHEN {cond} THEN 1 ELSE 0 END)"));
+    }
+    let inner = count.strip_prefix("COUNT(DISTINCT ")?.strip_suffix(')')?;
+    Some(format!("COUNT(DISTINCT CASE WHEN {cond} THEN {inner} END)"))
 }

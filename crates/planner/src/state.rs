@@ -91,6 +91,8 @@ struct IntentDoc {
     subject: Option<String>,
     tables: Vec<String>,
     listing: Option<(Vec<Vec<ColDoc>>, bool)>,
+    #[serde(default)]
+    share: bool,
 }
 
 impl PlanState {
@@ -158,6 +160,7 @@ impl PlanState {
                     .listing
                     .as_ref()
                     .map(|l| (l.columns.iter().map(|c| w.cands(c)).collect(), l.distinct)),
+                share: intent.share,
             },
         }
     }
@@ -259,6 +262,7 @@ impl PlanState {
                 }),
                 None => None,
             },
+            share: d.share,
         })
     }
 }

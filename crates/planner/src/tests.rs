@@ -280,9 +280,37 @@ fn a_comparison_on_what_things_cost_is_on_their_price() {
 }
 
 #[test]
-fn a_percentage_is_never_dropped() {
-    let why = refused("% of orders cancelled by month");
-    assert!(why.contains("percentage"), "{why}");
+fn a_percentage_is_a_share_or_a_unit_never_dropped() {
+    // Of the rows meeting the one condition, per group.
+    let q = sql("% of orders cancelled by month");
+    assert!(
+        q.contains(
+            "100.0 * SUM(CASE WHEN orders.status = 'cancelled' THEN 1 ELSE 0 END) / COUNT(*)"
+        ),
+        "{q}"
+    );
+    assert!(
+        !q.contains("WHERE"),
+        "the condition is the share's, not a filter: {q}"
+    );
+    // Of the total over the groups.
+    let q = sql("share of revenue by channel");
+    assert!(q.contains(") OVER () AS revenue_share_pct"), "{q}");
+    let q = sql("percentage of orders by channel");
+    assert!(
+        q.contains("100.0 * COUNT(*) / SUM(COUNT(*)) OVER ()"),
+        "{q}"
+    );
+    // What has no total to be a share of is refused, never answered as a plain figure.
+    for question in [
+        "share of revenue",
+        "share of average order value by channel",
+        "% of average discount by category",
+        "share of revenue from web orders",
+    ] {
+        let why = refused(question);
+        assert!(why.contains("share or a percentage"), "{question}: {why}");
+    }
     // A percentage that is a comparison's unit is used there.
     assert!(sql("order lines with a discount above 20%").contains("> 0.2"));
 }

@@ -101,6 +101,9 @@ pub(crate) struct Intent {
     /// Other tables the question mentions ("customers who ordered …"): joined.
     pub(crate) tables: Vec<usize>,
     pub(crate) listing: Option<Listing>,
+    /// "share of revenue by channel", "% of orders cancelled": the metric as a percent of its
+    /// total (over the groups, or over the rows without the question's one value filter).
+    pub(crate) share: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -419,6 +422,7 @@ fn is_top_word(text: &str) -> bool {
 impl Reader<'_> {
     fn read(&mut self) -> Result<(), String> {
         self.comparisons()?;
+        self.shares();
         self.rank_numbers();
         self.values();
         self.counts()?;
@@ -907,6 +911,29 @@ impl Reader<'_> {
         Ok(())
     }
 
+    /// "share of revenue by channel", "percentage of customers …", "% of orders cancelled": the
+    /// figure as a percent of its total. A `%` left after the comparisons took theirs ("a
+    /// discount above 20%") is one. A table right after it is counted ("share of tickets").
+    fn shares(&mut self) {
+        for i in 0..self.ms.len() {
+            if !matches!(
+                self.unused(i).map(|m| &m.kind),
+                Some(MKind::Word(Builtin::Share) | MKind::Percent)
+            ) {
+                continue;
+            }
+            self.ms[i].used = true;
+            self.intent.share = true;
+            if let Some(table) = self.unused(i + 1).and_then(Mention::table) {
+                self.ms[i + 1].used = true;
+                self.add_metric(Metric::Count {
+                    table,
+                    distinct: false,
+                });
+            }
+        }
+    }
+
     /// "average discount", "max unit price", "total quantity", "earliest order".
     fn aggregates(&mut self) -> Result<(), String> {
         for i in 0..self.ms.len() {
@@ -1381,16 +1408,7 @@ impl Reader<'_> {
                         m.text
                     ));
                 }
-                // "% of orders cancelled": a share, which the planner does not compute; never
-                // drop it and answer a count.
-                MKind::Percent => {
-                    return Err(
-                        "I could not tell what the percentage applies to: shares and \
-                                percentages of a total are beyond the built-in planner; ask \
-                                for the counts or totals per group instead."
-                            .to_owned(),
-                    );
-                }
+
                 _ => {}
             }
         }

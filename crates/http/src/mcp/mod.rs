@@ -167,7 +167,8 @@ impl BqaiMcp {
                         action,
                         AuditNote::default(),
                         Err(&e),
-                    );
+                    )
+                    .await;
                 }
                 return Err(e);
             }
@@ -205,7 +206,8 @@ impl BqaiMcp {
             action,
             note,
             result.as_ref().map(|_| ()),
-        );
+        )
+        .await;
         result
     }
 }
@@ -232,8 +234,9 @@ pub async fn serve_stdio(
     Ok(())
 }
 
-/// Appends the audit event of one MCP request (allowed reads only with `audit_reads`).
-fn audit(
+/// Appends the audit event of one MCP request (allowed reads only with `audit_reads`). The
+/// answer waits for it, as a REST call's does: a call is not answered before it is recorded.
+async fn audit(
     state: &AppState,
     caller: &McpCaller,
     route: &str,
@@ -253,25 +256,29 @@ fn audit(
     if outcome == AuditOutcome::Allowed && read && !state.settings.audit_reads {
         return;
     }
-    crate::auth::spawn_audit(
-        state,
-        AuditEvent {
-            id: uuid::Uuid::now_v7().to_string(),
-            at: chrono::Utc::now(),
-            request_id: caller.request_id.clone(),
-            principal: caller.principal.id.clone(),
-            action: note.action.unwrap_or(action),
-            route: format!("MCP {route}"),
-            targets: note.targets,
-            sql_fingerprint: note.sql.as_deref().map(sql_fingerprint),
-            outcome,
-            status,
-            error_code,
-            bytes: note.bytes,
-            client_addr: caller.client.map(|c| c.to_string()),
-            detail: note.detail,
-        },
-    );
+    let Some(log) = &state.audit else {
+        return;
+    };
+    let event = AuditEvent {
+        id: uuid::Uuid::now_v7().to_string(),
+        at: chrono::Utc::now(),
+        request_id: caller.request_id.clone(),
+        principal: caller.principal.id.clone(),
+        action: note.action.unwrap_or(action),
+        route: format!("MCP {route}"),
+        targets: note.targets,
+        sql_fingerprint: note.sql.as_deref().map(sql_fingerprint),
+        outcome,
+        status,
+        error_code,
+        bytes: note.bytes,
+        client_addr: caller.client.map(|c| c.to_string()),
+        detail: note.detail,
+    };
+    if let Err(e) = log.append(&event).await {
+        // The answer stands; the event goes to the log so it is not lost entirely.
+        tracing::error!(error = %e, event = ?event, "failed to append to the audit log");
+    }
 }
 
 /// A failed resource or prompt request as the JSON-RPC error the protocol expects there
