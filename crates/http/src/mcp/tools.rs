@@ -433,12 +433,7 @@ async fn list_datasets(
     a: ListDatasetsArgs,
 ) -> Result<Output, ApiError> {
     caller.require(Action::CatalogRead)?;
-    let page = page_request(
-        &state.settings,
-        Some(a.page_size.unwrap_or(100)),
-        a.page_token,
-        MAX_LIST_PAGE,
-    )?;
+    let page = list_page(state, a.page_size, 100, a.page_token)?;
     let page = state
         .catalog
         .list_datasets(caller.principal(), &page)
@@ -448,6 +443,22 @@ async fn list_datasets(
         described(d["dataset_id"].as_str(), d["description"].as_str())
     });
     Ok(Output::ok(value, text))
+}
+
+/// The page a listing tool asked for: `size` items (`default` when not given, at most
+/// [`MAX_LIST_PAGE`]) after `token`.
+fn list_page(
+    state: &AppState,
+    size: Option<u32>,
+    default: u32,
+    token: Option<String>,
+) -> Result<bqai_core::model::PageRequest, ApiError> {
+    page_request(
+        &state.settings,
+        Some(size.unwrap_or(default)),
+        token,
+        MAX_LIST_PAGE,
+    )
 }
 
 fn described(name: Option<&str>, description: Option<&str>) -> String {
@@ -466,12 +477,7 @@ async fn list_tables(
     caller.require(Action::CatalogRead)?;
     let ds = dataset_id(&a.dataset_id)?;
     add_target(note, &ds);
-    let page = page_request(
-        &state.settings,
-        Some(a.page_size.unwrap_or(100)),
-        a.page_token,
-        MAX_LIST_PAGE,
-    )?;
+    let page = list_page(state, a.page_size, 100, a.page_token)?;
     let page = state
         .catalog
         .list_tables(caller.principal(), &ds, &page)
@@ -700,12 +706,7 @@ async fn get_history(
     caller.require(Action::HistoryRead)?;
     let filter =
         crate::routes::history::filter(caller, None, a.status.as_deref(), a.kind.as_deref())?;
-    let page = page_request(
-        &state.settings,
-        Some(a.page_size.unwrap_or(20)),
-        a.page_token,
-        MAX_LIST_PAGE,
-    )?;
+    let page = list_page(state, a.page_size, 20, a.page_token)?;
     let entries = state.history.list(&filter, &page).await?;
     let value = to_value(ListResponse::from_page(entries, HistoryDto::from))?;
     let text = render::list(&value, "history entries", |h| {
