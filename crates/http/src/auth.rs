@@ -364,10 +364,7 @@ pub async fn middleware(
             vec![event]
         };
         for event in events {
-            if let Err(e) = log.append(&event).await {
-                // The answer stands; the event goes to the log so it is not lost entirely.
-                tracing::error!(error = %e, event = ?event, "failed to append to the audit log");
-            }
+            append_audit(log.as_ref(), &event).await;
         }
     }
     Ok(res)
@@ -389,17 +386,21 @@ pub(crate) fn spawn_audit(state: &AppState, event: AuditEvent) {
     let Some(log) = state.audit.clone() else {
         return;
     };
-    tokio::spawn(async move {
-        if let Err(e) = log.append(&event).await {
-            tracing::error!(error = %e, event = ?event, "failed to append to the audit log");
-        }
-    });
+    tokio::spawn(async move { append_audit(log.as_ref(), &event).await });
+}
+
+/// Appends `event`; a failure is logged with the event, and the call it records stands.
+pub(crate) async fn append_audit(log: &dyn bqai_core::ports::AuditLog, event: &AuditEvent) {
+    if let Err(e) = log.append(event).await {
+        // The event goes to the server log so it is not lost entirely.
+        tracing::error!(error = %e, event = ?event, "failed to append to the audit log");
+    }
 }
 
 /// An allowed call that only read: a catalog, history or conversation read. Not audited when
 /// `audit_reads` is off (what matters stays: denials, failures, queries, asks, exports,
 /// admin calls and every change).
-fn is_allowed_read(event: &AuditEvent, method: &Method) -> bool {
+pub(crate) fn is_allowed_read(event: &AuditEvent, method: &Method) -> bool {
     event.outcome == AuditOutcome::Allowed
         && match event.action {
             AuditAction::CatalogRead | AuditAction::HistoryRead => true,

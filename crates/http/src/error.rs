@@ -88,9 +88,16 @@ impl ApiError {
         self.status
     }
 
-    /// The internal cause, for the server log only.
-    pub(crate) fn cause(&self) -> Option<&str> {
-        self.cause.as_deref()
+    /// Logs a server-side error with its cause (which never reaches the client), for calls
+    /// answered outside an HTTP response of their own (a WebSocket ask, an MCP call).
+    pub(crate) fn log_server_error(&self, what: &str) {
+        if self.status.is_server_error() {
+            tracing::error!(
+                code = self.code,
+                cause = self.cause.as_deref().unwrap_or(""),
+                "{what}"
+            );
+        }
     }
 }
 

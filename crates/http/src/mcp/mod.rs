@@ -141,9 +141,9 @@ impl BqaiMcp {
         }
     }
 
-    /// Runs one MCP request of `kind` (`tools/call`, `resources/read`, …) on `name`: resolves
+    /// Runs one MCP request (`route`: `tools/call run_query`, `resources/read`, …): resolves
     /// the caller, charges `weight` against its rate limit, runs `f`, and appends the audit
-    /// event with what `f` noted.
+    /// event of `action` with what `f` noted.
     async fn call<T, F>(
         &self,
         ctx: &RequestContext<RoleServer>,
@@ -181,15 +181,8 @@ impl BqaiMcp {
                 Ok(()) => f(&state, &caller, &mut note).await,
                 Err(e) => Err(e),
             };
-        if let Err(e) = &result
-            && e.status().is_server_error()
-        {
-            tracing::error!(
-                route,
-                code = e.code(),
-                cause = e.cause().unwrap_or(""),
-                "MCP call failed"
-            );
+        if let Err(e) = &result {
+            e.log_server_error(&format!("MCP {route} failed"));
         }
         tracing::info!(
             route,
@@ -252,10 +245,6 @@ async fn audit(
             Some(e.code().to_string()),
         ),
     };
-    let read = matches!(action, AuditAction::CatalogRead | AuditAction::HistoryRead);
-    if outcome == AuditOutcome::Allowed && read && !state.settings.audit_reads {
-        return;
-    }
     let Some(log) = &state.audit else {
         return;
     };
@@ -275,10 +264,13 @@ async fn audit(
         client_addr: caller.client.map(|c| c.to_string()),
         detail: note.detail,
     };
-    if let Err(e) = log.append(&event).await {
-        // The answer stands; the event goes to the log so it is not lost entirely.
-        tracing::error!(error = %e, event = ?event, "failed to append to the audit log");
+    // MCP requests are POSTs; the method only matters for conversation reads, which MCP has not.
+    if !state.settings.audit_reads
+        && crate::auth::is_allowed_read(&event, &actix_web::http::Method::POST)
+    {
+        return;
     }
+    crate::auth::append_audit(log.as_ref(), &event).await;
 }
 
 /// A failed resource or prompt request as the JSON-RPC error the protocol expects there

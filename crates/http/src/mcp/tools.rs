@@ -623,10 +623,7 @@ async fn run_query(
     } else {
         Action::Query
     })?;
-    note.sql = Some(request.sql.clone());
-    if let Some(ds) = &request.default_dataset {
-        add_dataset_target(note, ds);
-    }
+    crate::routes::query::note_query(note, &request);
     let meta = RecordMeta {
         request_id: mcp.request_id.clone(),
         ..RecordMeta::sql()
@@ -667,11 +664,7 @@ async fn ask(
         ..AskRequest::new(a.question)
     };
     let answer = state.ask.ask(request, caller.principal()).await?;
-    add_target(note, &answer.dataset);
-    note.sql.clone_from(&answer.sql);
-    if let Some(outcome) = &answer.result {
-        crate::routes::query::note_outcome(note, outcome);
-    }
+    crate::routes::ask::note_answer(note, &answer);
     let value = to_value(AskResponse::from(answer))?;
     let text = ask_text(&value);
     Ok(Output::ok(value, text))

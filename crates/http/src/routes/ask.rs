@@ -9,7 +9,7 @@ use bqai_core::auth::Action;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{Caller, add_dataset_target, add_target, note};
+use crate::auth::{AuditNote, Caller, add_dataset_target, add_target, note};
 use crate::dto::{QueryResponse, TableDto, TableSummaryDto};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -172,6 +172,16 @@ pub async fn query_agent(
     run_ask(&state, &caller, &req, request).await
 }
 
+/// Records the dataset, the SQL, the tables and the cost of an answer in an audit note (REST
+/// and MCP).
+pub(crate) fn note_answer(n: &mut AuditNote, answer: &AskAnswer) {
+    add_target(n, &answer.dataset);
+    n.sql.clone_from(&answer.sql);
+    if let Some(outcome) = &answer.result {
+        super::query::note_outcome(n, outcome);
+    }
+}
+
 /// Checks the role (executing needs `query`, generating and estimating only `dry_run`), runs
 /// the pipeline, and notes what it touched for the audit record.
 async fn run_ask(
@@ -189,13 +199,7 @@ async fn run_ask(
         note(req, |n| add_dataset_target(n, ds));
     }
     let answer = state.ask.ask(request, caller.principal()).await?;
-    note(req, |n| {
-        add_target(n, &answer.dataset);
-        n.sql.clone_from(&answer.sql);
-        if let Some(outcome) = &answer.result {
-            super::query::note_outcome(n, outcome);
-        }
-    });
+    note(req, |n| note_answer(n, &answer));
     if let Some(outcome) = &answer.result {
         crate::request_id::note_query_id(req, &outcome.query_id);
     }

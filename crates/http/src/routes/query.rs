@@ -118,12 +118,15 @@ pub(crate) async fn run(
 
 /// Records the SQL and the default dataset of a query in the audit note.
 fn note_request(req: &HttpRequest, request: &QueryRequest) {
-    note(req, |n| {
-        n.sql = Some(request.sql.clone());
-        if let Some(ds) = &request.default_dataset {
-            add_dataset_target(n, ds);
-        }
-    });
+    note(req, |n| note_query(n, request));
+}
+
+/// Records the SQL and the default dataset of a query in an audit note (REST and MCP).
+pub(crate) fn note_query(n: &mut AuditNote, request: &QueryRequest) {
+    n.sql = Some(request.sql.clone());
+    if let Some(ds) = &request.default_dataset {
+        add_dataset_target(n, ds);
+    }
 }
 
 /// Records the tables a query read and what it cost in the audit note.

@@ -1003,13 +1003,7 @@ impl Connection {
 }
 
 fn log_server_error(e: &ApiError) {
-    if e.status().is_server_error() {
-        tracing::error!(
-            code = e.code(),
-            cause = e.cause().unwrap_or(""),
-            "WebSocket ask failed"
-        );
-    }
+    e.log_server_error("WebSocket ask failed");
 }
 
 fn event_base(principal: &Principal, client: Option<IpAddr>) -> AuditEvent {
