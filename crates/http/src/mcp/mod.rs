@@ -317,14 +317,21 @@ impl ServerHandler for BqaiMcp {
             "tools/list",
             AuditAction::CatalogRead,
             |_| 1,
-            async |_, _, _| Ok(ListToolsResult::with_all_items(tools::definitions())),
+            async |_, _, _| {
+                Ok(ListToolsResult::with_all_items(
+                    tools::definitions().to_vec(),
+                ))
+            },
         )
         .await
         .map_err(|e| protocol_error(&e))
     }
 
     fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
-        tools::definitions().into_iter().find(|t| t.name == name)
+        tools::definitions()
+            .iter()
+            .find(|t| t.name == name)
+            .cloned()
     }
 
     async fn call_tool(

@@ -230,15 +230,21 @@ impl Tool {
     }
 }
 
-/// Every tool's definition, for `tools/list`.
-pub(crate) fn definitions() -> Vec<rmcp::model::Tool> {
+/// Every tool's definition, built once (`tools/list`, and rmcp's check of each call).
+pub(crate) fn definitions() -> &'static [rmcp::model::Tool] {
+    static DEFINITIONS: std::sync::LazyLock<Vec<rmcp::model::Tool>> =
+        std::sync::LazyLock::new(build_definitions);
+    &DEFINITIONS
+}
+
+fn build_definitions() -> Vec<rmcp::model::Tool> {
     Tool::ALL
         .into_iter()
         .map(|t| {
             let mut annotations = ToolAnnotations::new()
                 .read_only(true)
                 .destructive(false)
-                // Their data may be any table of the warehouse, not a closed set.
+                // They reach only the warehouse bqai fronts, never the open web.
                 .open_world(false);
             if t == Tool::Export {
                 // It writes a file (bqai's, not the caller's data).
@@ -821,7 +827,7 @@ mod tests {
     fn every_tool_has_an_object_schema_and_parses_back() {
         let defs = definitions();
         assert_eq!(defs.len(), Tool::ALL.len());
-        for (t, d) in Tool::ALL.into_iter().zip(&defs) {
+        for (t, d) in Tool::ALL.into_iter().zip(defs) {
             assert_eq!(Tool::parse(&d.name), Some(t));
             assert_eq!(
                 d.input_schema.get("type"),
