@@ -15,7 +15,7 @@
 
 use chrono::{Datelike, Months, NaiveDate};
 
-use crate::lexicon::{TokKind, Token};
+use crate::lexicon::{Grain, TokKind, Token};
 
 /// A range of dates the question restricts rows to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,6 +42,20 @@ impl DateRange {
             parts.push(format!("in {} of any year", month_name(m)));
         }
         parts.join(" and ")
+    }
+
+    /// The smallest range holding both (for reading two compared periods at once).
+    pub(crate) fn hull(&self, other: &DateRange) -> DateRange {
+        DateRange {
+            start: self
+                .start
+                .and(other.start)
+                .and(min_opt(self.start, other.start)),
+            end: self.end.and(other.end).and(max_opt(self.end, other.end)),
+            month_of_year: self
+                .month_of_year
+                .filter(|m| other.month_of_year == Some(*m)),
+        }
     }
 
     fn intersect(&mut self, other: &DateRange) -> Result<(), String> {
@@ -314,6 +328,26 @@ fn unit_of(stem: &str) -> Option<Unit> {
         "year" => Some(Unit::Year),
         _ => None,
     }
+}
+
+fn unit_of_grain(g: Grain) -> Unit {
+    match g {
+        Grain::Day => Unit::Day,
+        Grain::Week => Unit::Week,
+        Grain::Month => Unit::Month,
+        Grain::Quarter => Unit::Quarter,
+        Grain::Year => Unit::Year,
+    }
+}
+
+/// The first day of the time bucket of `g` that holds `day` (weeks start on Monday).
+pub(crate) fn grain_start(g: Grain, day: NaiveDate) -> Option<NaiveDate> {
+    period_of(unit_of_grain(g), day).map(|(s, _)| s)
+}
+
+/// `day` moved by `n` buckets of `g`.
+pub(crate) fn grain_shift(g: Grain, day: NaiveDate, n: i64) -> Option<NaiveDate> {
+    shift(unit_of_grain(g), day, n)
 }
 
 /// The calendar period of `unit` that holds `day`: `[start, end)`.
@@ -630,6 +664,54 @@ pub(crate) fn extract(
         i += 1;
     }
     Ok(found)
+}
+
+/// Two periods set against each other ("2024 vs 2023", "this year compared with last year",
+/// "in Q3 2024 versus Q3 2023"): marks their tokens in `used` and returns them in the order
+/// written. Read before [`extract`], which would see two ranges with no days in common.
+pub(crate) fn extract_versus(
+    tokens: &[Token],
+    used: &mut [bool],
+    today: Option<NaiveDate>,
+) -> Option<(DateRange, DateRange)> {
+    let period = |at: usize| -> Option<(DateRange, usize)> {
+        if let Some((Period::Span(s, e), end)) = period_at(tokens, at, false) {
+            return Some((span(s, e), end));
+        }
+        relative_at(tokens, at, today?)
+    };
+    for sep in 1..tokens.len() {
+        let (word, next) = (
+            tokens[sep].text.as_str(),
+            tokens.get(sep + 1).map(|t| t.text.as_str()),
+        );
+        let sep_end = match (word, next) {
+            ("vs" | "v" | "versus" | "against", _) => sep + 1,
+            ("compared", Some("with" | "to")) => sep + 2,
+            _ => continue,
+        };
+        // The left period ends at the separator; it starts a few words before it.
+        let left = (sep.saturating_sub(5)..sep).find_map(|start| {
+            period(start)
+                .filter(|(_, end)| *end == sep)
+                .map(|(r, _)| (start, r))
+        });
+        let Some((mut start, a)) = left else { continue };
+        let mut at = sep_end;
+        while tokens.get(at).is_some_and(|t| relative_lead(&t.text)) {
+            at += 1;
+        }
+        let Some((b, end)) = period(at) else { continue };
+        while start > 0 && relative_lead(&tokens[start - 1].text) {
+            start -= 1;
+        }
+        if (start..end).any(|k| used[k]) {
+            continue;
+        }
+        mark(used, start, end);
+        return Some((a, b));
+    }
+    None
 }
 
 fn span(start: NaiveDate, end: NaiveDate) -> DateRange {

@@ -415,6 +415,14 @@ pub(crate) enum Builtin {
     Costs,
     /// "share of", "percentage of", "% of": the figure as a percent of its total.
     Share,
+    /// "never", "no", "didn't": rows of one table with no row in another ("customers who
+    /// never ordered", "agents with no tickets").
+    Never,
+    /// "growth", "change", "month over month": each time bucket's figure against the one
+    /// before (with the bucket when the phrase names one).
+    Growth(Option<Grain>),
+    /// "first", "last": the earliest or latest by a date.
+    Ordinal(Dir),
 }
 
 /// The planner's vocabulary: phrase → meaning. Longer phrases win over shorter ones.
@@ -425,6 +433,32 @@ const BUILTINS: &[(&str, Builtin)] = &[
     ("percentage of", Builtin::Share),
     ("percent of", Builtin::Share),
     ("proportion of", Builtin::Share),
+    ("never", Builtin::Never),
+    ("no", Builtin::Never),
+    ("didnt", Builtin::Never),
+    ("dont", Builtin::Never),
+    ("doesnt", Builtin::Never),
+    ("havent", Builtin::Never),
+    ("hasnt", Builtin::Never),
+    ("growth", Builtin::Growth(None)),
+    ("change", Builtin::Growth(None)),
+    ("changes", Builtin::Growth(None)),
+    ("growth rate", Builtin::Growth(None)),
+    ("day over day", Builtin::Growth(Some(Grain::Day))),
+    ("week over week", Builtin::Growth(Some(Grain::Week))),
+    ("wow", Builtin::Growth(Some(Grain::Week))),
+    ("month over month", Builtin::Growth(Some(Grain::Month))),
+    ("mom", Builtin::Growth(Some(Grain::Month))),
+    (
+        "quarter over quarter",
+        Builtin::Growth(Some(Grain::Quarter)),
+    ),
+    ("qoq", Builtin::Growth(Some(Grain::Quarter))),
+    ("year over year", Builtin::Growth(Some(Grain::Year))),
+    ("yoy", Builtin::Growth(Some(Grain::Year))),
+    ("first", Builtin::Ordinal(Dir::Asc)),
+    ("last", Builtin::Ordinal(Dir::Desc)),
+    ("priced", Builtin::Costs),
     ("cost", Builtin::Costs),
     ("costs", Builtin::Costs),
     ("costing", Builtin::Costs),
@@ -733,6 +767,7 @@ const FILLER: &[&str] = &[
     "value",
     "values",
     "amount",
+    "score",
     "level",
     "levels",
     "breakdown",
@@ -761,6 +796,7 @@ const FILLER: &[&str] = &[
     "gets",
     "one",
     "ones",
+    "single",
     "period",
     "time",
     "times",

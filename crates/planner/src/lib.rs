@@ -9,8 +9,14 @@
 //! distinct counts, grouping by one or more dimensions, time buckets (day to year), date
 //! ranges (also relative to the day asked: "last month", "the past 30 days", "Q3 last
 //! year"), equality filters on values, numeric comparisons (also on totals: "customers with
-//! more than 20 orders"), shares and percentages ("share of revenue by channel", "% of orders
-//! cancelled by month"), top/bottom N, listings, and joins along foreign keys.
+//! more than 20 orders", and counted: "how many customers have more than 20 orders"), shares
+//! and percentages ("share of revenue by channel", "% of orders cancelled by month"), two
+//! periods side by side ("2024 vs 2023 revenue by country"), growth over the bucket before
+//! ("revenue growth by month", "month over month"), rows another table has none for
+//! ("customers who never ordered"), counts per entity ("average number of orders per
+//! customer"), first and last ("the first order from each country", "which agent was hired
+//! first"), one row per group ("the cheapest product in each category"), top/bottom N,
+//! listings, and joins along foreign keys.
 //!
 //! The stages, one module each: `lexicon` (tokens and function words) → `dates` (date
 //! expressions) → `understand` (mentions → intent) → `plan` (tables, joins, expressions) →

@@ -12,11 +12,11 @@ use std::collections::{BTreeSet, VecDeque};
 
 use bqai_core::model::SqlDialect;
 
-use crate::dates::DateRange;
+use crate::dates::{self, DateRange};
 use crate::lexicon::{Agg, CmpOp, Dir, Grain};
 use crate::render::{Dialect, Join, Select, snake};
 use crate::schema::{Catalog, ColId};
-use crate::understand::{CmpTarget, Dim, Filter, Intent, Metric, Ranking};
+use crate::understand::{Absent, CmpTarget, Dim, Filter, Intent, Metric, Ranking};
 
 /// SQL and what it computes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +45,12 @@ enum RFilter {
         value: f64,
         high: Option<f64>,
     },
+    /// A condition written whole (the rows another table has none for), on `table`.
+    Sql {
+        table: usize,
+        sql: String,
+        words: String,
+    },
 }
 
 /// A metric with its columns chosen.
@@ -60,6 +66,10 @@ enum RMetric {
         agg: Agg,
         col: ColId,
         explicit: bool,
+    },
+    PerEntity {
+        table: usize,
+        per: usize,
     },
 }
 
@@ -162,7 +172,7 @@ impl Planner<'_> {
         for m in &intent.metrics {
             match m {
                 Metric::Measure(mi) => anchors.extend(self.cat.measures[*mi].tables.iter()),
-                Metric::Count { table, .. } => {
+                Metric::Count { table, .. } | Metric::PerEntity { table, .. } => {
                     anchors.insert(*table);
                 }
                 Metric::CountDistinct(c) | Metric::Agg { col: c, .. } => anchors.extend(single(c)),
@@ -269,7 +279,27 @@ impl Planner<'_> {
             .time_column
             .as_ref()
             .map(|c| resolve(c, &mut anchors));
+        if let Some(a) = &intent.absent {
+            filters.push(self.absence(a)?);
+        }
+        if (intent.growth || intent.versus.is_some()) && metrics.is_empty() {
+            return Err(
+                "I understood a comparison over time but nothing to compare; name a figure, \
+                 e.g. \"revenue growth by month\" or \"orders 2025 vs 2024\"."
+                    .to_owned(),
+            );
+        }
 
+        if intent.per_group {
+            return self.top_per_group(
+                &metrics,
+                &dims,
+                &filters,
+                intent.range.as_ref(),
+                time_col,
+                intent.ranking,
+            );
+        }
         let share = if intent.share {
             Some(self.share(&metrics, &dims, &filters)?)
         } else {
@@ -277,6 +307,8 @@ impl Planner<'_> {
         };
         // Rows of one table ordered by one of its columns: "top 5 products by unit price".
         if share.is_none()
+            && !intent.growth
+            && intent.versus.is_none()
             && let (
                 Some(r),
                 [
@@ -333,7 +365,235 @@ impl Planner<'_> {
             intent.ranking,
             intent.tables.as_slice(),
             share,
+            Over {
+                versus: intent.versus.as_ref(),
+                growth: intent.growth,
+                count_groups: intent.count_groups,
+            },
         )
+    }
+
+    /// "the cheapest product in each category": the rows of one table ranked within each group
+    /// (`RANK() OVER (PARTITION BY …)`), the first of each kept, ties and all.
+    fn top_per_group(
+        &self,
+        metrics: &[RMetric],
+        dims: &[RDim],
+        filters: &[RFilter],
+        range: Option<&DateRange>,
+        time_col: Option<ColId>,
+        ranking: Option<Ranking>,
+    ) -> Result<Planned, String> {
+        let (Some(r), [RMetric::Agg { col, .. }]) = (ranking, metrics) else {
+            return Err("I could not tell what to rank within each group.".to_owned());
+        };
+        let col = *col;
+        let t = col.0;
+        let info = &self.cat.tables[t];
+        let mut groups = Vec::new();
+        for d in dims {
+            match d {
+                RDim::Column(c) => groups.push(*c),
+                _ => {
+                    return Err("I rank rows within the groups of a column (\"in each \
+                         category\"), not of time buckets or other tables' rows."
+                        .to_owned());
+                }
+            }
+        }
+        let mut required: BTreeSet<usize> = groups.iter().map(|c| c.0).collect();
+        for f in filters {
+            match f {
+                RFilter::Values { col, .. } | RFilter::Column { col, .. } => {
+                    required.insert(col.0);
+                }
+                RFilter::Sql { table, .. } => {
+                    required.insert(*table);
+                }
+                RFilter::Having { .. } => {
+                    return Err(
+                        "I cannot compare totals while ranking rows within groups.".to_owned()
+                    );
+                }
+            }
+        }
+        let tc = match range {
+            Some(rg) => Some(self.time_column(t, true, time_col, &rg.describe())?),
+            None => None,
+        };
+        required.extend(tc.map(|c| c.0));
+        required.remove(&t);
+        let (joins, _) = self.joins(t, &required, true)?;
+        let mut shown: Vec<ColId> = groups.clone();
+        shown.extend([info.key, info.label].into_iter().flatten().map(|c| (t, c)));
+        if !shown.contains(&col) {
+            shown.push(col);
+        }
+        let mut aliases = Aliases::default();
+        let mut inner = Select {
+            from: self.from(t),
+            joins,
+            ..Select::default()
+        };
+        let mut names = Vec::new();
+        for c in &shown {
+            let a = aliases.take(&self.output_name(*c, &shown));
+            inner.columns.push((self.col_sql(*c), a.clone()));
+            names.push(self.d.ident(&a));
+        }
+        let dir = if r.dir == Dir::Desc { "DESC" } else { "ASC" };
+        let partition: Vec<String> = groups.iter().map(|c| self.col_sql(*c)).collect();
+        let rank = aliases.take("rank_in_group");
+        inner.columns.push((
+            format!(
+                "RANK() OVER (PARTITION BY {} ORDER BY {} {dir})",
+                partition.join(", "),
+                self.col_sql(col)
+            ),
+            rank.clone(),
+        ));
+        inner
+            .filters
+            .push(format!("{} IS NOT NULL", self.col_sql(col)));
+        let mut conds = Vec::new();
+        for f in filters {
+            inner.filters.extend(self.where_sql(f));
+            conds.push(self.filter_words(f, &[]));
+        }
+        if let (Some(rg), Some(tc)) = (range, tc) {
+            inner.filters.extend(self.range_sql(rg, tc));
+            conds.push(format!("{} is {}", self.col_words(tc), rg.describe()));
+        }
+        let order: Vec<String> = names.iter().take(groups.len() + 1).cloned().collect();
+        let sql = format!(
+            "SELECT {}\nFROM (\n{}\n) AS ranked\nWHERE {} = 1\nORDER BY {}",
+            names.join(", "),
+            inner.render(self.d),
+            self.d.ident(&rank),
+            order.join(", ")
+        );
+        let group_words: Vec<String> = groups.iter().map(|c| self.col_words(*c)).collect();
+        let mut explanation = format!(
+            "Lists the {} with the {} {} in each {} (all of them when several tie)",
+            info.noun(),
+            if r.dir == Dir::Desc {
+                "highest"
+            } else {
+                "lowest"
+            },
+            self.col_words(col),
+            join_words(&group_words, "and")
+        );
+        if !conds.is_empty() {
+            explanation.push_str(&format!(", where {}", conds.join(" and ")));
+        }
+        explanation.push('.');
+        Ok(Planned { sql, explanation })
+    }
+
+    /// The condition "no row of `a.table` points at this row of `a.owner`" (meeting the
+    /// absence's own conditions): `owner.key NOT IN (SELECT table.fk FROM table … WHERE fk IS
+    /// NOT NULL AND …)`, uncorrelated so both engines plan it as an anti-join.
+    fn absence(&self, a: &Absent) -> Result<RFilter, String> {
+        let edge = self
+            .cat
+            .parents(a.table)
+            .find(|e| e.to.0 == a.owner)
+            .copied()
+            .ok_or_else(|| {
+                format!(
+                    "I could not find how {} point at {}.",
+                    self.cat.tables[a.table].words(),
+                    self.cat.tables[a.owner].words()
+                )
+            })?;
+        let mut anchors: BTreeSet<usize> = BTreeSet::from([a.table]);
+        let mut filters = Vec::new();
+        for f in &a.filters {
+            filters.push(match f {
+                Filter::Values { options, negated } => {
+                    let cols: Vec<ColId> = options.iter().map(|o| o.0).collect();
+                    let col = self.pick(&cols, &anchors);
+                    anchors.insert(col.0);
+                    RFilter::Values {
+                        col,
+                        values: options
+                            .iter()
+                            .find(|o| o.0 == col)
+                            .map(|o| o.1.clone())
+                            .unwrap_or_default(),
+                        negated: *negated,
+                    }
+                }
+                Filter::Compare {
+                    target: CmpTarget::Column(c),
+                    op,
+                    value,
+                    high,
+                } => {
+                    let col = self.pick(c, &anchors);
+                    anchors.insert(col.0);
+                    RFilter::Column {
+                        col,
+                        op: *op,
+                        value: *value,
+                        high: *high,
+                    }
+                }
+                Filter::Compare { .. } => {
+                    return Err("I cannot compare totals of rows that are not there.".to_owned());
+                }
+            });
+        }
+        let explicit = a.time_column.as_ref().map(|c| self.pick(c, &anchors));
+        let tc = match &a.range {
+            Some(r) => Some(self.time_column(a.table, true, explicit, &r.describe())?),
+            None => None,
+        };
+        let mut required: BTreeSet<usize> = filters
+            .iter()
+            .filter_map(|f| match f {
+                RFilter::Values { col, .. } | RFilter::Column { col, .. } => Some(col.0),
+                _ => None,
+            })
+            .collect();
+        required.extend(tc.map(|c| c.0));
+        required.remove(&a.table);
+        let (joins, _) = self.joins(a.table, &required, true)?;
+        let fk = self.col_sql(edge.from);
+        let mut inner = Select {
+            columns: vec![(fk.clone(), "k".to_owned())],
+            from: self.from(a.table),
+            joins,
+            filters: vec![format!("{fk} IS NOT NULL")],
+            ..Select::default()
+        };
+        let mut conds = Vec::new();
+        for f in &filters {
+            inner.filters.extend(self.where_sql(f));
+            conds.push(self.filter_words(f, &[]));
+        }
+        if let (Some(r), Some(tc)) = (&a.range, tc) {
+            inner.filters.extend(self.range_sql(r, tc));
+            conds.push(format!("{} is {}", self.col_words(tc), r.describe()));
+        }
+        let mut words = format!(
+            "{} has no {}",
+            self.cat.tables[a.owner].noun(),
+            self.cat.tables[a.table].words()
+        );
+        if !conds.is_empty() {
+            words.push_str(&format!(" with {}", conds.join(" and ")));
+        }
+        Ok(RFilter::Sql {
+            table: a.owner,
+            sql: format!(
+                "{} NOT IN ({})",
+                self.col_sql(edge.to),
+                inner.render(self.d).replace('\n', " ")
+            ),
+            words,
+        })
     }
 
     /// How the share a question asks for is computed, or why it cannot be: one figure that
@@ -368,7 +628,7 @@ impl Planner<'_> {
             RMetric::Count { .. } => true,
             RMetric::Agg { agg, .. } => *agg == Agg::Sum,
             RMetric::Measure(mi) => one_additive_aggregate(&self.cat.measures[*mi].sql),
-            RMetric::CountDistinct(_) => false,
+            RMetric::CountDistinct(_) | RMetric::PerEntity { .. } => false,
         };
         let having = filters.iter().any(|f| matches!(f, RFilter::Having { .. }));
         if additive && !dims.is_empty() && values.is_empty() && !having {
@@ -395,6 +655,10 @@ impl Planner<'_> {
                 agg: *agg,
                 col: resolve(col, anchors),
                 explicit: *explicit,
+            },
+            Metric::PerEntity { table, per } => RMetric::PerEntity {
+                table: *table,
+                per: *per,
             },
         }
     }
@@ -517,6 +781,7 @@ impl Planner<'_> {
                 high,
             } => Some(self.compare(&self.col_sql(*col), *op, *value, *high)),
             RFilter::Having { .. } => None,
+            RFilter::Sql { sql, .. } => Some(sql.clone()),
         }
     }
 
@@ -583,6 +848,7 @@ impl Planner<'_> {
                     .map_or("the total", String::as_str),
                 cmp_words(*op, *value, *high)
             ),
+            RFilter::Sql { words, .. } => words.clone(),
         }
     }
 
@@ -604,6 +870,9 @@ impl Planner<'_> {
             match f {
                 RFilter::Values { col, .. } | RFilter::Column { col, .. } => {
                     required.insert(col.0);
+                }
+                RFilter::Sql { table, .. } => {
+                    required.insert(*table);
                 }
                 RFilter::Having { .. } => {
                     return Err("Comparisons of totals need something to group by.".to_owned());
@@ -754,7 +1023,52 @@ impl Planner<'_> {
         ranking: Option<Ranking>,
         mentioned: &[usize],
         share: Option<Share>,
+        over: Over<'_>,
     ) -> Result<Planned, String> {
+        let asked = range;
+        let grain = dims.iter().find_map(|d| match d {
+            RDim::Bucket(g) => Some(*g),
+            _ => None,
+        });
+        // The dates read: both periods compared; for growth, one bucket more before the first
+        // asked for, so that bucket has one to compare with (dropped from the answer).
+        let mut first_bucket = None;
+        let adjusted = if let Some((a, b)) = over.versus {
+            if grain.is_some() || share.is_some() || ranking.is_some() {
+                return Err(
+                    "I compare two periods side by side for totals by category, not \
+                     together with time buckets, shares or rankings; ask for one of them."
+                        .to_owned(),
+                );
+            }
+            Some(a.hull(b))
+        } else if over.growth {
+            let Some(g) = grain else {
+                return Err("A growth needs a time bucket (\"by month\").".to_owned());
+            };
+            if share.is_some() || ranking.is_some() {
+                return Err(
+                    "I compute growth per time bucket, not together with shares or \
+                     rankings; ask for one of them."
+                        .to_owned(),
+                );
+            }
+            match range.and_then(|r| r.start.map(|s| (r, s))) {
+                Some((r, s)) => {
+                    let first = dates::grain_start(g, s)
+                        .ok_or_else(|| "I could not place the first time bucket.".to_owned())?;
+                    first_bucket = Some(first);
+                    Some(DateRange {
+                        start: dates::grain_shift(g, first, -1),
+                        ..r.clone()
+                    })
+                }
+                None => None,
+            }
+        } else {
+            None
+        };
+        let range = adjusted.as_ref().or(range);
         // Tables needed by everything but counted entities (which may need no join at all).
         let mut core: BTreeSet<usize> = mentioned.iter().copied().collect();
         let mut counted: Vec<usize> = Vec::new();
@@ -764,6 +1078,9 @@ impl Planner<'_> {
                 RMetric::Count { table, .. } => counted.push(*table),
                 RMetric::CountDistinct(c) | RMetric::Agg { col: c, .. } => {
                     core.insert(c.0);
+                }
+                RMetric::PerEntity { table, .. } => {
+                    core.insert(*table);
                 }
             }
         }
@@ -782,6 +1099,9 @@ impl Planner<'_> {
             match f {
                 RFilter::Values { col, .. } | RFilter::Column { col, .. } => {
                     core.insert(col.0);
+                }
+                RFilter::Sql { table, .. } => {
+                    core.insert(*table);
                 }
                 RFilter::Having { .. } => {}
             }
@@ -804,7 +1124,7 @@ impl Planner<'_> {
                     let safe = metrics.iter().all(|m| match m {
                         RMetric::Count { .. } | RMetric::CountDistinct(_) => true,
                         RMetric::Agg { agg, .. } => matches!(agg, Agg::Min | Agg::Max),
-                        RMetric::Measure(_) => false,
+                        RMetric::Measure(_) | RMetric::PerEntity { .. } => false,
                     });
                     let dated = (0..self.cat.tables.len())
                         .filter(|t| self.cat.tables[*t].time_column.is_some())
@@ -903,8 +1223,41 @@ impl Planner<'_> {
             Some(Share::OfRows(i)) => Some(i),
             _ => None,
         };
+        let mut growth_aliases = Vec::new();
         for m in metrics {
             let (expr, name, words) = self.metric_sql(m, base, &shortcut)?;
+            if let (Some((a, b)), Some(tc)) = (over.versus, tc) {
+                let unsplittable = || {
+                    format!(
+                        "I cannot split {} between two periods; ask for it in each period \
+                         separately.",
+                        name.replace('_', " ")
+                    )
+                };
+                let cond = |r: &DateRange| self.range_sql(r, tc).join(" AND ");
+                let ea = conditional(&expr, &cond(a)).ok_or_else(unsplittable)?;
+                let eb = conditional(&expr, &cond(b)).ok_or_else(unsplittable)?;
+                let (old, new) = if a.start <= b.start {
+                    (&ea, &eb)
+                } else {
+                    (&eb, &ea)
+                };
+                let change = format!("100.0 * ({new} - {old}) / NULLIF({old}, 0)");
+                let aa = aliases.take(&format!("{name}_{}", period_label(a)));
+                let ab = aliases.take(&format!("{name}_{}", period_label(b)));
+                let ac = aliases.take(&format!("{name}_change_pct"));
+                select.columns.push((ea.clone(), aa.clone()));
+                select.columns.push((eb.clone(), ab));
+                select.columns.push((change, ac));
+                metric_aliases.push(aa);
+                metric_names.push(name.replace('_', " "));
+                metric_words.push(format!(
+                    "{words} {} and {} side by side, with the change in percent",
+                    a.describe(),
+                    b.describe()
+                ));
+                continue;
+            }
             let (expr, name, words) = match share {
                 None => (expr, name, words),
                 Some(Share::OfTotal) => (
@@ -931,6 +1284,9 @@ impl Planner<'_> {
             };
             let a = aliases.take(&name);
             select.columns.push((expr, a.clone()));
+            if over.growth {
+                growth_aliases.push(aliases.take(&format!("{name}_growth_pct")));
+            }
             metric_aliases.push(a);
             metric_names.push(name.replace('_', " "));
             metric_words.push(words);
@@ -1002,7 +1358,7 @@ impl Planner<'_> {
             .map(|(_, f)| f)
             .map(|f| self.filter_words(f, &metric_names))
             .collect();
-        if let (Some(r), Some(tc)) = (range, tc) {
+        if let (Some(r), Some(tc), None) = (asked, tc, over.versus) {
             conds.push(format!("{} is {}", self.col_words(tc), r.describe()));
         }
         if !conds.is_empty() {
@@ -1017,11 +1373,125 @@ impl Planner<'_> {
             explanation.push_str(&format!(", keeping groups whose {}", having.join(" and ")));
         }
         explanation.push_str(&rank_words);
+        if over.growth
+            && let (Some(g), [bucket]) = (grain, bucket_aliases.as_slice())
+        {
+            explanation.push_str(&format!(
+                ", with each {0}'s change from the {0} before, in percent",
+                g.name()
+            ));
+            explanation.push('.');
+            let first = first_bucket.map(|d| match g {
+                Grain::Year => d.format("%Y").to_string(),
+                _ => self.d.date(bqai_core::model::FieldType::Date, d),
+            });
+            return Ok(Planned {
+                sql: self.growth_sql(
+                    &select,
+                    bucket,
+                    &dim_aliases,
+                    &metric_aliases,
+                    &growth_aliases,
+                    first,
+                ),
+                explanation,
+            });
+        }
+        if over.count_groups {
+            let (noun, what) = match dims.first() {
+                Some(RDim::Entity(t)) => (self.cat.tables[*t].noun(), self.cat.tables[*t].words()),
+                Some(RDim::Column(c)) => (
+                    self.cat.column(*c).name.clone(),
+                    format!("distinct {} values", self.col_words(*c)),
+                ),
+                _ => return Err("I could not tell what to count.".to_owned()),
+            };
+            let grouped = Select {
+                order_by: Vec::new(),
+                limit: None,
+                ..select
+            };
+            let count = self.d.ident(&format!("{}_count", snake(&noun)));
+            return Ok(Planned {
+                sql: format!(
+                    "SELECT COUNT(*) AS {count}\nFROM (\n{}\n) AS g",
+                    grouped.render(self.d)
+                ),
+                explanation: format!(
+                    "Counts the {what}{}.",
+                    explanation
+                        .split_once(", keeping groups whose ")
+                        .map(|(_, h)| format!(" whose {h}"))
+                        .unwrap_or_default()
+                ),
+            });
+        }
         explanation.push('.');
         Ok(Planned {
             sql: select.render(self.d),
             explanation,
         })
+    }
+
+    /// Each bucket's figures against the bucket before (`LAG` over the grouped rows, per
+    /// combination of the other groups), without the extra bucket read before `first`.
+    fn growth_sql(
+        &self,
+        grouped: &Select,
+        bucket: &str,
+        others: &[String],
+        metrics: &[String],
+        growth: &[String],
+        first: Option<String>,
+    ) -> String {
+        let q = |a: &str| self.d.ident(a);
+        let inner = Select {
+            order_by: Vec::new(),
+            limit: None,
+            ..grouped.clone()
+        };
+        let partition = if others.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "PARTITION BY {} ",
+                others.iter().map(|a| q(a)).collect::<Vec<_>>().join(", ")
+            )
+        };
+        let window = format!("OVER ({partition}ORDER BY {})", q(bucket));
+        let shown: Vec<String> = grouped
+            .columns
+            .iter()
+            .map(|(_, a)| q(a))
+            .chain(growth.iter().map(|a| q(a)))
+            .collect();
+        let mut cols: Vec<String> = grouped.columns.iter().map(|(_, a)| q(a)).collect();
+        for (m, g) in metrics.iter().zip(growth) {
+            let prev = format!("LAG({}) {window}", q(m));
+            cols.push(format!(
+                "100.0 * ({} - {prev}) / NULLIF({prev}, 0) AS {}",
+                q(m),
+                q(g)
+            ));
+        }
+        let order: Vec<String> = std::iter::once(bucket)
+            .chain(others.iter().map(String::as_str))
+            .map(q)
+            .collect();
+        let lagged = format!(
+            "SELECT {}\nFROM (\n{}\n) AS g",
+            cols.join(", "),
+            inner.render(self.d)
+        );
+        match first {
+            Some(first) => format!(
+                "SELECT {}\nFROM (\n{lagged}\n) AS w\nWHERE {} >= {first}\nORDER BY {}",
+                shown.join(", "),
+                q(bucket),
+                order.join(", ")
+            ),
+            None => format!("{lagged}\nORDER BY {}", order.join(", ")),
+        }
     }
 
     /// The base table, the tables to join, the counted tables reached by a foreign key
@@ -1122,6 +1592,45 @@ impl Planner<'_> {
                 };
                 (expr, name, words)
             }
+            RMetric::PerEntity { table, per } => {
+                let info = &self.cat.tables[*table];
+                let fk = self
+                    .cat
+                    .parents(*table)
+                    .find(|e| e.to.0 == *per)
+                    .map(|e| e.from)
+                    .ok_or_else(|| {
+                        format!(
+                            "I could not find how {} point at {}.",
+                            info.words(),
+                            self.cat.tables[*per].words()
+                        )
+                    })?;
+                let rows = if *table == base {
+                    "COUNT(*)".to_owned()
+                } else {
+                    let k = info.key.ok_or_else(|| {
+                        format!(
+                            "I cannot count {} here without an id column to tell them apart.",
+                            info.words()
+                        )
+                    })?;
+                    format!("COUNT(DISTINCT {})", self.col_sql((*table, k)))
+                };
+                let per_noun = self.cat.tables[*per].noun();
+                (
+                    format!(
+                        "{rows} * 1.0 / NULLIF(COUNT(DISTINCT {}), 0)",
+                        self.col_sql(fk)
+                    ),
+                    format!("{}_per_{}", snake(&info.words()), snake(&per_noun)),
+                    format!(
+                        "averages the number of {} per {per_noun} (over the {} that have any)",
+                        info.words(),
+                        self.cat.tables[*per].words()
+                    ),
+                )
+            }
             RMetric::CountDistinct(c) => (
                 format!("COUNT(DISTINCT {})", self.col_sql(*c)),
                 format!("{}_count", snake(&self.cat.column(*c).name)),
@@ -1147,6 +1656,70 @@ impl Planner<'_> {
             }
         })
     }
+}
+
+/// Figures over time asked for with the rest (`Intent::versus`, `Intent::growth`).
+#[derive(Debug, Clone, Copy, Default)]
+struct Over<'a> {
+    versus: Option<&'a (DateRange, DateRange)>,
+    growth: bool,
+    /// The groups counted rather than listed (`Intent::count_groups`).
+    count_groups: bool,
+}
+
+/// A period as part of an output name: "2024", "q3_2024", "march_2024".
+fn period_label(r: &DateRange) -> String {
+    let d = r.describe();
+    let d = d
+        .strip_prefix("in ")
+        .or_else(|| d.strip_prefix("on "))
+        .unwrap_or(&d);
+    snake(d).trim_start_matches("c_").to_owned()
+}
+
+/// An aggregate restricted to the rows meeting `cond`, for one period of a comparison:
+/// `SUM(x)` → `SUM(CASE WHEN cond THEN x ELSE 0 END)`, `AVG(x)` → `AVG(CASE WHEN cond THEN x
+/// END)`, counts as in [`counted_where`]. `None` for anything but one aggregate call.
+fn conditional(expr: &str, cond: &str) -> Option<String> {
+    if let Some(c) = counted_where(expr, cond) {
+        return Some(c);
+    }
+    let upper = expr.trim().to_uppercase();
+    let f = ["SUM(", "AVG(", "MIN(", "MAX("]
+        .into_iter()
+        .find(|f| upper.starts_with(f))?;
+    if !one_call(expr.trim(), f.len() - 1) {
+        return None;
+    }
+    let expr = expr.trim();
+    let inner = &expr[f.len()..expr.len() - 1];
+    if inner.trim_start().to_uppercase().starts_with("DISTINCT ") {
+        return None;
+    }
+    let otherwise = if f == "SUM(" { " ELSE 0" } else { "" };
+    Some(format!(
+        "{}CASE WHEN {cond} THEN {inner}{otherwise} END)",
+        &expr[..f.len()]
+    ))
+}
+
+/// Whether the parenthesis opened at byte `open` of `s` closes at its last character (one
+/// call spans the whole expression).
+fn one_call(s: &str, open: usize) -> bool {
+    let mut depth = 0usize;
+    for (i, c) in s.char_indices().skip_while(|(i, _)| *i < open) {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return i == s.len() - 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Output names, made unique.
@@ -1205,27 +1778,10 @@ fn lower_first(s: &str) -> String {
 fn one_additive_aggregate(sql: &str) -> bool {
     let s = sql.trim();
     let upper = s.to_uppercase();
-    let Some(open) = ["SUM(", "COUNT("]
+    ["SUM(", "COUNT("]
         .iter()
         .find(|f| upper.starts_with(**f))
-        .map(|f| f.len() - 1)
-    else {
-        return false;
-    };
-    let mut depth = 0usize;
-    for (i, c) in s.char_indices().skip(open) {
-        match c {
-            '(' => depth += 1,
-            ')' => {
-                depth -= 1;
-                if depth == 0 {
-                    return i == s.len() - 1;
-                }
-            }
-            _ => {}
-        }
-    }
-    false
+        .is_some_and(|f| one_call(s, f.len() - 1))
 }
 
 /// A count restricted to the rows meeting `cond`: `COUNT(*)` → `SUM(CASE WHEN cond THEN 1

@@ -3,8 +3,10 @@
 //! DataFusion and BigQuery differ in quoting (`"x"` vs `` `x` ``), string escapes (`''` vs
 //! `\'`) and date functions (`date_trunc('month', d)` vs `DATE_TRUNC(d, MONTH)`); everything
 //! else the planner writes is common ground (`EXTRACT(YEAR FROM d)`, `DATE '2024-01-01'`,
-//! `COUNT(DISTINCT …)`). The planner only ever builds a [`Select`], so what it renders is a
-//! single SELECT statement by construction.
+//! `COUNT(DISTINCT …)`). The planner only ever builds a [`Select`] (wrapped, for growth, one
+//! row per group and counted groups, in an outer SELECT over it as a subquery, and holding an
+//! uncorrelated `NOT IN (SELECT …)` for rows another table has none for), so what it renders
+//! is a single SELECT statement by construction.
 
 use bqai_core::model::{FieldType, SqlDialect, TableRef};
 use chrono::NaiveDate;

@@ -569,6 +569,33 @@ impl Catalog {
                 }
             }
         }
+        // "customers" for `customer_email` beside `customer_country`: the one column that
+        // tells the rows of a head word apart (an email, an id) is what the word counts.
+        let mut identified: std::collections::BTreeMap<String, Vec<(Target, bool)>> =
+            std::collections::BTreeMap::new();
+        for (ti, t) in self.tables.iter().enumerate() {
+            for (ci, c) in t.columns.iter().enumerate() {
+                let name = c.name.to_lowercase();
+                let parts: Vec<&str> = name.split('_').filter(|p| !p.is_empty()).collect();
+                if let [head, suffix] = parts.as_slice()
+                    && head.chars().count() > 2
+                {
+                    identified.entry((*head).to_owned()).or_default().push((
+                        Target::Column((ti, ci)),
+                        matches!(*suffix, "email" | "id" | "uuid" | "username"),
+                    ));
+                }
+            }
+        }
+        for (head, cols) in identified {
+            let ids: Vec<Target> = cols.iter().filter(|c| c.1).map(|c| c.0).collect();
+            if let [id] = ids.as_slice()
+                && cols.len() > 1
+                && !heads.contains_key(&head)
+            {
+                heads.insert(head, vec![*id]);
+            }
+        }
         heads
             .into_iter()
             .filter_map(|(head, targets)| {
@@ -581,9 +608,25 @@ impl Catalog {
                 };
                 // A word another column, table, measure or value uses, alone or in a phrase,
                 // stays theirs.
-                let taken = terms
-                    .iter()
-                    .any(|t| t.target != *target && t.words.iter().any(|x| x == w));
+                let column = match target {
+                    Target::Column(c) => Some(self.column(*c)),
+                    _ => None,
+                };
+                let identifier = column.is_some_and(|c| {
+                    let n = c.name.to_lowercase();
+                    ["_email", "_id", "_uuid", "_username"]
+                        .iter()
+                        .any(|s| n.ends_with(s))
+                });
+                let taken = terms.iter().any(|t| {
+                    t.target != *target
+                        && t.words.iter().any(|x| x == w)
+                        // An identifier shares its word with its table's other columns
+                        // ("customer country"), not with a table, measure or value.
+                        && (!identifier
+                            || t.words.len() == 1
+                            || !matches!(t.target, Target::Column(_)))
+                });
                 (!taken).then(|| Term {
                     words: words.clone(),
                     target: *target,

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::dates::DateRange;
 use crate::lexicon::{Agg, CmpOp, Dir, Grain};
 use crate::schema::{Catalog, ColId};
-use crate::understand::{Cands, CmpTarget, Dim, Filter, Intent, Listing, Metric, Ranking};
+use crate::understand::{Absent, Cands, CmpTarget, Dim, Filter, Intent, Listing, Metric, Ranking};
 
 /// Version of the state format; another version is ignored (the follow-up is read fresh).
 const VERSION: u32 = 1;
@@ -42,6 +42,19 @@ enum MetricDoc {
         col: Vec<ColDoc>,
         explicit: bool,
     },
+    PerEntity {
+        table: String,
+        per: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct AbsentDoc {
+    table: String,
+    owner: String,
+    filters: Vec<FilterDoc>,
+    range: Option<RangeDoc>,
+    time_column: Option<Vec<ColDoc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,6 +106,16 @@ struct IntentDoc {
     listing: Option<(Vec<Vec<ColDoc>>, bool)>,
     #[serde(default)]
     share: bool,
+    #[serde(default)]
+    absent: Option<AbsentDoc>,
+    #[serde(default)]
+    versus: Option<(RangeDoc, RangeDoc)>,
+    #[serde(default)]
+    growth: bool,
+    #[serde(default)]
+    per_group: bool,
+    #[serde(default)]
+    count_groups: bool,
 }
 
 impl PlanState {
@@ -112,46 +135,8 @@ impl PlanState {
                         Dim::Bucket(g) => DimDoc::Bucket(*g),
                     })
                     .collect(),
-                filters: intent
-                    .filters
-                    .iter()
-                    .map(|f| match f {
-                        Filter::Values { options, negated } => FilterDoc::Values {
-                            options: options
-                                .iter()
-                                .map(|(c, v)| (w.col(*c), v.clone()))
-                                .collect(),
-                            negated: *negated,
-                        },
-                        Filter::Compare {
-                            target: CmpTarget::Column(c),
-                            op,
-                            value,
-                            high,
-                        } => FilterDoc::CompareColumn {
-                            col: w.cands(c),
-                            op: *op,
-                            value: *value,
-                            high: *high,
-                        },
-                        Filter::Compare {
-                            target: CmpTarget::Metric(m),
-                            op,
-                            value,
-                            high,
-                        } => FilterDoc::CompareMetric {
-                            metric: w.metric(m),
-                            op: *op,
-                            value: *value,
-                            high: *high,
-                        },
-                    })
-                    .collect(),
-                range: intent.range.as_ref().map(|r| RangeDoc {
-                    start: r.start,
-                    end: r.end,
-                    month_of_year: r.month_of_year,
-                }),
+                filters: intent.filters.iter().map(|f| w.filter(f)).collect(),
+                range: intent.range.as_ref().map(RangeDoc::of),
                 time_column: intent.time_column.as_ref().map(|c| w.cands(c)),
                 ranking: intent.ranking.map(|r| (r.dir, r.n, r.by)),
                 subject: intent.subject.map(|t| w.table(t)),
@@ -161,6 +146,20 @@ impl PlanState {
                     .as_ref()
                     .map(|l| (l.columns.iter().map(|c| w.cands(c)).collect(), l.distinct)),
                 share: intent.share,
+                absent: intent.absent.as_ref().map(|a| AbsentDoc {
+                    table: w.table(a.table),
+                    owner: w.table(a.owner),
+                    filters: a.filters.iter().map(|f| w.filter(f)).collect(),
+                    range: a.range.as_ref().map(RangeDoc::of),
+                    time_column: a.time_column.as_ref().map(|c| w.cands(c)),
+                }),
+                versus: intent
+                    .versus
+                    .as_ref()
+                    .map(|(a, b)| (RangeDoc::of(a), RangeDoc::of(b))),
+                growth: intent.growth,
+                per_group: intent.per_group,
+                count_groups: intent.count_groups,
             },
         }
     }
@@ -202,45 +201,9 @@ impl PlanState {
             filters: d
                 .filters
                 .iter()
-                .map(|f| {
-                    Some(match f {
-                        FilterDoc::Values { options, negated } => Filter::Values {
-                            options: options
-                                .iter()
-                                .map(|(c, v)| Some((r.col(c)?, v.clone())))
-                                .collect::<Option<_>>()?,
-                            negated: *negated,
-                        },
-                        FilterDoc::CompareColumn {
-                            col,
-                            op,
-                            value,
-                            high,
-                        } => Filter::Compare {
-                            target: CmpTarget::Column(r.cands(col)?),
-                            op: *op,
-                            value: *value,
-                            high: *high,
-                        },
-                        FilterDoc::CompareMetric {
-                            metric,
-                            op,
-                            value,
-                            high,
-                        } => Filter::Compare {
-                            target: CmpTarget::Metric(r.metric(metric)?),
-                            op: *op,
-                            value: *value,
-                            high: *high,
-                        },
-                    })
-                })
+                .map(|f| r.filter(f))
                 .collect::<Option<_>>()?,
-            range: d.range.as_ref().map(|x| DateRange {
-                start: x.start,
-                end: x.end,
-                month_of_year: x.month_of_year,
-            }),
+            range: d.range.as_ref().map(RangeDoc::range),
             time_column: match &d.time_column {
                 Some(c) => Some(r.cands(c)?),
                 None => None,
@@ -263,7 +226,46 @@ impl PlanState {
                 None => None,
             },
             share: d.share,
+            absent: match &d.absent {
+                Some(a) => Some(Absent {
+                    table: cat.table_id(&a.table)?,
+                    owner: cat.table_id(&a.owner)?,
+                    filters: a
+                        .filters
+                        .iter()
+                        .map(|f| r.filter(f))
+                        .collect::<Option<_>>()?,
+                    range: a.range.as_ref().map(RangeDoc::range),
+                    time_column: match &a.time_column {
+                        Some(c) => Some(r.cands(c)?),
+                        None => None,
+                    },
+                }),
+                None => None,
+            },
+            versus: d.versus.as_ref().map(|(a, b)| (a.range(), b.range())),
+            growth: d.growth,
+            per_group: d.per_group,
+            count_groups: d.count_groups,
         })
+    }
+}
+
+impl RangeDoc {
+    fn of(r: &DateRange) -> Self {
+        Self {
+            start: r.start,
+            end: r.end,
+            month_of_year: r.month_of_year,
+        }
+    }
+
+    fn range(&self) -> DateRange {
+        DateRange {
+            start: self.start,
+            end: self.end,
+            month_of_year: self.month_of_year,
+        }
     }
 }
 
@@ -294,6 +296,44 @@ impl Writer<'_> {
                 agg: *agg,
                 col: self.cands(col),
                 explicit: *explicit,
+            },
+            Metric::PerEntity { table, per } => MetricDoc::PerEntity {
+                table: self.table(*table),
+                per: self.table(*per),
+            },
+        }
+    }
+
+    fn filter(&self, f: &Filter) -> FilterDoc {
+        match f {
+            Filter::Values { options, negated } => FilterDoc::Values {
+                options: options
+                    .iter()
+                    .map(|(c, v)| (self.col(*c), v.clone()))
+                    .collect(),
+                negated: *negated,
+            },
+            Filter::Compare {
+                target: CmpTarget::Column(c),
+                op,
+                value,
+                high,
+            } => FilterDoc::CompareColumn {
+                col: self.cands(c),
+                op: *op,
+                value: *value,
+                high: *high,
+            },
+            Filter::Compare {
+                target: CmpTarget::Metric(m),
+                op,
+                value,
+                high,
+            } => FilterDoc::CompareMetric {
+                metric: self.metric(m),
+                op: *op,
+                value: *value,
+                high: *high,
             },
         }
     }
@@ -329,6 +369,44 @@ impl Reader<'_> {
                 col: self.cands(col)?,
                 explicit: *explicit,
             },
+            MetricDoc::PerEntity { table, per } => Metric::PerEntity {
+                table: self.0.table_id(table)?,
+                per: self.0.table_id(per)?,
+            },
+        })
+    }
+
+    fn filter(&self, f: &FilterDoc) -> Option<Filter> {
+        Some(match f {
+            FilterDoc::Values { options, negated } => Filter::Values {
+                options: options
+                    .iter()
+                    .map(|(c, v)| Some((self.col(c)?, v.clone())))
+                    .collect::<Option<_>>()?,
+                negated: *negated,
+            },
+            FilterDoc::CompareColumn {
+                col,
+                op,
+                value,
+                high,
+            } => Filter::Compare {
+                target: CmpTarget::Column(self.cands(col)?),
+                op: *op,
+                value: *value,
+                high: *high,
+            },
+            FilterDoc::CompareMetric {
+                metric,
+                op,
+                value,
+                high,
+            } => Filter::Compare {
+                target: CmpTarget::Metric(self.metric(metric)?),
+                op: *op,
+                value: *value,
+                high: *high,
+            },
         })
     }
 }
@@ -344,7 +422,7 @@ pub(crate) fn entities(intent: &Intent, cat: &Catalog) -> Entities {
     let metric_tables = |m: &Metric| -> Vec<usize> {
         match m {
             Metric::Measure(i) => cat.measures[*i].tables.clone(),
-            Metric::Count { table, .. } => vec![*table],
+            Metric::Count { table, .. } | Metric::PerEntity { table, .. } => vec![*table],
             Metric::CountDistinct(c) | Metric::Agg { col: c, .. } => {
                 c.first().map(|c| vec![c.0]).unwrap_or_default()
             }
@@ -382,6 +460,11 @@ pub(crate) fn entities(intent: &Intent, cat: &Catalog) -> Entities {
             .map(|m| match m {
                 Metric::Measure(i) => cat.measures[*i].name.clone(),
                 Metric::Count { table, .. } => format!("number of {}", cat.tables[*table].words()),
+                Metric::PerEntity { table, per } => format!(
+                    "{} per {}",
+                    cat.tables[*table].words(),
+                    cat.tables[*per].noun()
+                ),
                 Metric::CountDistinct(c) => {
                     format!("distinct {}", col_name(c).unwrap_or_default())
                 }

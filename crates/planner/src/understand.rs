@@ -34,6 +34,24 @@ pub(crate) enum Metric {
         col: Cands,
         explicit: bool,
     },
+    /// Rows of `table` per row of `per` that has any ("average number of orders per
+    /// customer"): `table` points at `per` by a foreign key.
+    PerEntity { table: usize, per: usize },
+}
+
+/// "customers who never ordered", "agents with no tickets": rows of `owner` that no row of
+/// `table` (meeting the absence's own conditions) points at.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Absent {
+    /// The table without rows ("orders").
+    pub(crate) table: usize,
+    /// The table whose rows have none ("customers"); `table` points at it by a foreign key.
+    pub(crate) owner: usize,
+    /// Conditions on the missing rows ("never ordered on mobile").
+    pub(crate) filters: Vec<Filter>,
+    /// Dates of the missing rows ("did not order in 2025").
+    pub(crate) range: Option<DateRange>,
+    pub(crate) time_column: Option<Cands>,
 }
 
 /// Something to group by.
@@ -104,6 +122,18 @@ pub(crate) struct Intent {
     /// "share of revenue by channel", "% of orders cancelled": the metric as a percent of its
     /// total (over the groups, or over the rows without the question's one value filter).
     pub(crate) share: bool,
+    /// Rows of the subject with no rows in another table ("customers who never ordered").
+    pub(crate) absent: Option<Absent>,
+    /// "2024 vs 2023": every figure once per period, side by side, with the change.
+    pub(crate) versus: Option<(DateRange, DateRange)>,
+    /// "revenue growth by month": each time bucket's figure against the bucket before.
+    pub(crate) growth: bool,
+    /// "the cheapest product in each category": the ranking is of the rows within each group
+    /// (one row per group), not of the groups.
+    pub(crate) per_group: bool,
+    /// "how many customers have more than 20 orders": the groups that pass the comparison,
+    /// counted.
+    pub(crate) count_groups: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -208,6 +238,7 @@ pub(crate) fn understand(
         });
     }
     let mut used = vec![false; tokens.len()];
+    let versus = dates::extract_versus(&tokens, &mut used, today);
     let range = dates::extract(&tokens, &mut used, today)
         .map_err(|e| format!("I could not use the dates: {e}."))?;
     if let Some(word) = crate::lexicon::relative_refusal(&tokens, &used) {
@@ -219,12 +250,14 @@ pub(crate) fn understand(
         cat: catalog,
         intent: Intent {
             range,
+            versus,
             ..Intent::default()
         },
         rank: None,
         which: Vec::new(),
         subject_plural: true,
         per_entities: Vec::new(),
+        absent_at: None,
     };
     if !unknown.is_empty() {
         return Err(reader.not_understood(&unknown));
@@ -342,8 +375,10 @@ pub(crate) fn mentions(
             continue;
         }
         let t = &tokens[i];
+        let verb = negated_verb(tokens, i, cat);
         let kind = match &t.kind {
             TokKind::Number(n) => Some(MKind::Number(*n)),
+            TokKind::Word if verb.is_some() => verb.map(MKind::Schema),
             TokKind::Symbol if t.text == "%" => Some(MKind::Percent),
             TokKind::Symbol if t.text == "$" => Some(MKind::Currency),
             TokKind::Word if is_filler(&t.text) && (shouting || !t.upper) => None,
@@ -371,6 +406,34 @@ pub(crate) fn mentions(
         i += 1;
     }
     (out, unknown)
+}
+
+/// "never ordered": a verb right after a negation that names a table ("ordered" → `orders`),
+/// for [`Reader::absences`]. Elsewhere such verbs are filler ("customers who ordered in 2024"
+/// names the orders by their date).
+fn negated_verb(tokens: &[Token], i: usize, cat: &Catalog) -> Option<Vec<Target>> {
+    // "never been ordered", "not yet ordered"
+    let mut p = i.checked_sub(1)?;
+    while matches!(tokens[p].text.as_str(), "been" | "be" | "ever" | "yet") {
+        p = p.checked_sub(1)?;
+    }
+    let prev = &tokens[p];
+    if !matches!(
+        prev.text.as_str(),
+        "never" | "not" | "didnt" | "dont" | "doesnt" | "havent" | "hasnt"
+    ) {
+        return None;
+    }
+    let stem = &tokens[i].stem;
+    let roots = [stem.strip_suffix("ed"), stem.strip_suffix('d')];
+    let targets: Vec<Target> = cat
+        .terms
+        .iter()
+        .filter(|t| matches!(t.target, Target::Table(_)))
+        .filter(|t| matches!(t.words.as_slice(), [w] if roots.contains(&Some(w.as_str()))))
+        .map(|t| t.target)
+        .collect();
+    (!targets.is_empty()).then_some(targets)
 }
 
 /// A single-word term one typo away from `stem` ("canceled" → `cancelled`), if exactly one
@@ -413,6 +476,9 @@ struct Reader<'a> {
     subject_plural: bool,
     /// Tables grouped by with "per" ("orders per customer").
     per_entities: Vec<usize>,
+    /// Where "never"/"no" was read, the table without rows and the table whose rows have
+    /// none.
+    absent_at: Option<(usize, usize, usize)>,
 }
 
 fn is_top_word(text: &str) -> bool {
@@ -421,12 +487,15 @@ fn is_top_word(text: &str) -> bool {
 
 impl Reader<'_> {
     fn read(&mut self) -> Result<(), String> {
+        self.absences();
         self.comparisons()?;
         self.shares();
+        self.growths();
         self.rank_numbers();
         self.values();
         self.counts()?;
         self.aggregates()?;
+        self.ordinals()?;
         self.groupings()?;
         self.superlatives()?;
         self.whiches();
@@ -580,12 +649,17 @@ impl Reader<'_> {
                 after += 1;
             }
             if op == CmpOp::Between {
+                // "between $20 and $50"
+                let dollars = usize::from(matches!(
+                    self.ms.get(after + 1).map(|m| &m.kind),
+                    Some(MKind::Currency)
+                ));
                 let hi = self
                     .is_word(after, Builtin::And)
-                    .then(|| self.unused(after + 1).and_then(Mention::number))
+                    .then(|| self.unused(after + 1 + dollars).and_then(Mention::number))
                     .flatten();
                 let Some(mut hi) = hi else { continue };
-                after += 2;
+                after += 2 + dollars;
                 if matches!(self.ms.get(after).map(|m| &m.kind), Some(MKind::Percent)) {
                     hi /= 100.0;
                     value /= 100.0;
@@ -906,7 +980,155 @@ impl Reader<'_> {
             };
             self.ms[i].used = true;
             self.ms[j].used = true;
+            // "average number of orders per customer": a count per entity, averaged.
+            let mut metric = metric;
+            if let Metric::Count { table, .. } = metric
+                && let Some(p) = i.checked_sub(1)
+                && self.unused(p).and_then(Mention::word) == Some(Builtin::Agg(Agg::Avg))
+                && let Some(per) = self.per_entity(table, j)
+            {
+                self.ms[p].used = true;
+                metric = Metric::PerEntity { table, per };
+            }
             self.add_metric(metric);
+        }
+        Ok(())
+    }
+
+    /// The table whose rows a measure counts one by one (`COUNT(*)`, or `COUNT(DISTINCT`
+    /// its key`)`), if it is such a count.
+    fn counted_rows(&self, mi: usize) -> Option<usize> {
+        let m = &self.cat.measures[mi];
+        let t = &self.cat.tables[m.table];
+        let sql = m.sql.split_whitespace().collect::<Vec<_>>().join(" ");
+        let by_key = t.key.is_some_and(|k| {
+            sql.eq_ignore_ascii_case(&format!("COUNT(DISTINCT {}.{})", t.name, t.columns[k].name))
+        });
+        (by_key || sql.eq_ignore_ascii_case("COUNT(*)")).then_some(m.table)
+    }
+
+    /// The table `table`'s rows are counted per when "per <table>" follows `after` and
+    /// `table` points at it by a foreign key ("orders per customer"); takes those words.
+    fn per_entity(&mut self, table: usize, after: usize) -> Option<usize> {
+        let k = (after + 1..self.ms.len()).find(|&k| {
+            self.unused(k)
+                .is_some_and(|m| m.word() == Some(Builtin::By) && m.text == "per")
+        })?;
+        let per = self.unused(k + 1)?.table()?;
+        if per == table || !self.cat.parents(table).any(|e| e.to.0 == per) {
+            return None;
+        }
+        self.ms[k].used = true;
+        self.ms[k + 1].used = true;
+        Some(per)
+    }
+
+    /// "customers who never ordered", "agents with no tickets", "customers who did not order
+    /// in 2025": "never"/"no" (or "not") right before a table that points at the table named
+    /// before it. The conditions that belong to the missing rows are sorted out in
+    /// [`Self::finish`].
+    fn absences(&mut self) {
+        for i in 0..self.ms.len() {
+            let negation = matches!(
+                self.unused(i).and_then(Mention::word),
+                Some(Builtin::Never | Builtin::Not)
+            );
+            if !negation || self.absent_at.is_some() {
+                continue;
+            }
+            // "never ordered on mobile": the date column "ordered on" names its table too.
+            let Some(table) = self.unused(i + 1).and_then(|m| {
+                m.table().or_else(|| {
+                    let cols = m.columns().filter(|c| self.is_time_column(c))?;
+                    let t = cols.first()?.0;
+                    cols.iter().all(|c| c.0 == t).then_some(t)
+                })
+            }) else {
+                continue;
+            };
+            let Some(owner) = self.ms[..i].iter().rev().find_map(Mention::table) else {
+                continue;
+            };
+            if owner == table {
+                continue;
+            }
+            // "products never ordered": no order line (which points at both) for them.
+            let points_at = |from: usize, to: usize| self.cat.parents(from).any(|e| e.to.0 == to);
+            let missing = if points_at(table, owner) {
+                Some(table)
+            } else {
+                (0..self.cat.tables.len())
+                    .find(|&b| b != owner && points_at(b, owner) && points_at(b, table))
+            };
+            let Some(missing) = missing else { continue };
+            self.ms[i].used = true;
+            self.ms[i + 1].used = true;
+            self.absent_at = Some((i, missing, owner));
+        }
+    }
+
+    /// "revenue growth by month", "month over month change in orders".
+    fn growths(&mut self) {
+        for i in 0..self.ms.len() {
+            let Some(Builtin::Growth(grain)) = self.unused(i).and_then(Mention::word) else {
+                continue;
+            };
+            self.ms[i].used = true;
+            self.intent.growth = true;
+            if let Some(g) = grain {
+                self.add_dim(Dim::Bucket(g));
+            }
+        }
+    }
+
+    /// "first"/"last": "the first order from each country" is the earliest order date;
+    /// "which agent was hired first" the agent with the earliest hiring date.
+    fn ordinals(&mut self) -> Result<(), String> {
+        for i in 0..self.ms.len() {
+            let Some(Builtin::Ordinal(dir)) = self.unused(i).and_then(Mention::word) else {
+                continue;
+            };
+            let agg = if dir == Dir::Asc { Agg::Min } else { Agg::Max };
+            if let Some(t) = self.unused(i + 1).and_then(Mention::table) {
+                let Some(tc) = self.cat.tables[t].time_column else {
+                    return Err(format!(
+                        "\"{} {}\" needs a date column to tell first from last, and {} has none.",
+                        self.ms[i].text,
+                        self.ms[i + 1].text,
+                        self.cat.tables[t].name
+                    ));
+                };
+                self.ms[i].used = true;
+                self.ms[i + 1].used = true;
+                self.add_metric(Metric::Agg {
+                    agg,
+                    col: vec![(t, tc)],
+                    explicit: true,
+                });
+                continue;
+            }
+            let dated = i
+                .checked_sub(1)
+                .and_then(|p| self.unused(p))
+                .and_then(Mention::columns)
+                .filter(|c| self.is_time_column(c));
+            if let Some(col) = dated {
+                self.ms[i].used = true;
+                self.ms[i - 1].used = true;
+                if self.rank.is_none() {
+                    self.rank = Some(RankWord {
+                        dir,
+                        n: None,
+                        top: false,
+                    });
+                }
+                let idx = self.add_metric(Metric::Agg {
+                    agg,
+                    col,
+                    explicit: false,
+                });
+                self.rank_by(idx);
+            }
         }
         Ok(())
     }
@@ -974,6 +1196,21 @@ impl Reader<'_> {
                     }
                 }
             } else if let Some(mi) = m.measure() {
+                // "average number of orders per customer", with "number of orders" a measure
+                // that counts the orders.
+                let per_entity = if agg == Agg::Avg
+                    && let Some(table) = self.counted_rows(mi)
+                {
+                    self.per_entity(table, i + 1).map(|per| (table, per))
+                } else {
+                    None
+                };
+                if let Some((table, per)) = per_entity {
+                    self.ms[i].used = true;
+                    self.ms[i + 1].used = true;
+                    self.add_metric(Metric::PerEntity { table, per });
+                    continue;
+                }
                 if agg != Agg::Sum {
                     return Err(format!(
                         "\"{}\" is already a total over rows; I cannot take its {word} without \
@@ -1001,13 +1238,18 @@ impl Reader<'_> {
                             ));
                         }
                     },
-                    Agg::Avg => {
-                        return Err(format!(
-                            "I cannot compute an average of {} per something else (an average \
-                             of counts); ask for counts by a dimension instead.",
-                            m.text
-                        ));
-                    }
+                    Agg::Avg => match self.per_entity(table, i + 1) {
+                        // "average orders per customer"
+                        Some(per) => Metric::PerEntity { table, per },
+                        None => {
+                            return Err(format!(
+                                "I cannot compute an average of {} per something else (an \
+                                 average of counts) unless it is per a table they point at \
+                                 (\"average {} per …\"); ask for counts by a dimension instead.",
+                                m.text, m.text
+                            ));
+                        }
+                    },
                 }
             } else if m.word() == Some(Builtin::Count) {
                 return Err(format!(
@@ -1288,6 +1530,11 @@ impl Reader<'_> {
             } else if let Some(cols) = m.columns() {
                 self.ms[i].used = true;
                 if self.is_time_column(&cols)
+                    && (self.names_extreme_date(&cols) || self.counting_verb(i, &cols))
+                {
+                    continue;
+                }
+                if self.is_time_column(&cols)
                     && (self.intent.range.is_some()
                         || self.intent.dims.iter().any(|d| matches!(d, Dim::Bucket(_))))
                     && self.intent.time_column.is_none()
@@ -1408,9 +1655,36 @@ impl Reader<'_> {
                         m.text
                     ));
                 }
-
+                MKind::Word(Builtin::Never) => {
+                    return Err(format!(
+                        "I read \"{}\" only as rows of one table that another has no rows for \
+                         (\"customers who never ordered\", \"agents with no tickets\"), and \
+                         could not find those two tables here.",
+                        m.text
+                    ));
+                }
+                MKind::Word(Builtin::Ordinal(_)) => {
+                    return Err(format!(
+                        "I could not tell what \"{}\" applies to; I read it before a table \
+                         (\"the first order\": its earliest date) or after a date column \
+                         (\"which agent was hired first\").",
+                        m.text
+                    ));
+                }
                 _ => {}
             }
+        }
+        self.sort_absence();
+        if self.intent.versus.is_some() && self.intent.range.is_some() {
+            return Err(
+                "I can compare two periods (\"2024 vs 2023\") or restrict to one, not \
+                 both in one question."
+                    .to_owned(),
+            );
+        }
+        if self.intent.versus.is_some() {
+            // The change between the two periods is the growth asked for.
+            self.intent.growth = false;
         }
 
         // "which country …" is a dimension when something is computed, else what is listed.
@@ -1443,6 +1717,7 @@ impl Reader<'_> {
             }
         }
 
+        self.per_row_comparisons();
         // Comparisons on metrics (HAVING) need their metric computed.
         let having: Vec<Metric> = self
             .intent
@@ -1544,9 +1819,34 @@ impl Reader<'_> {
                     self.rank_plural(self.subject_plural);
                 }
                 None if has_having => {
-                    return Err("I could not tell what to compare per group; name it, e.g. \
-                         \"customers with revenue over 1000\"."
-                        .to_owned());
+                    // "how many customers have more than 20 orders": the customers are
+                    // grouped, compared, and counted.
+                    let compared: Vec<Metric> = self
+                        .intent
+                        .filters
+                        .iter()
+                        .filter_map(|f| match f {
+                            Filter::Compare {
+                                target: CmpTarget::Metric(m),
+                                ..
+                            } => Some(m.clone()),
+                            _ => None,
+                        })
+                        .collect();
+                    let counted = match self.intent.metrics.first() {
+                        Some(m) if compared.contains(m) || self.rank.is_some() => None,
+                        Some(Metric::CountDistinct(c)) => Some(Dim::Column(c.clone())),
+                        Some(Metric::Count { table, .. }) => Some(Dim::Entity(*table)),
+                        _ => None,
+                    };
+                    let Some(dim) = counted else {
+                        return Err("I could not tell what to compare per group; name it, e.g. \
+                             \"customers with revenue over 1000\"."
+                            .to_owned());
+                    };
+                    self.intent.metrics.remove(0);
+                    self.add_dim(dim);
+                    self.intent.count_groups = true;
                 }
                 None => {
                     // "highest unit price": the maximum, not a ranking.
@@ -1587,7 +1887,22 @@ impl Reader<'_> {
             }
         }
         // "orders per customer by country" asks for an average of counts per customer in
-        // each country, not a row per customer and country.
+        // each country, not a row per customer and country: the orders per customer who has
+        // any, when orders point at customers.
+        if let Some(&per) = self.per_entities.first()
+            && self.intent.dims.len() > 1
+            && self.intent.metrics.iter().all(|m| {
+                matches!(m, Metric::Count { table, .. }
+                    if *table != per && self.cat.parents(*table).any(|e| e.to.0 == per))
+            })
+        {
+            self.intent.dims.retain(|d| *d != Dim::Entity(per));
+            for m in &mut self.intent.metrics {
+                if let Metric::Count { table, .. } = *m {
+                    *m = Metric::PerEntity { table, per };
+                }
+            }
+        }
         if let Some(&per) = self.per_entities.first()
             && self.intent.dims.len() > 1
             && self
@@ -1609,6 +1924,14 @@ impl Reader<'_> {
             .iter()
             .filter(|d| matches!(d, Dim::Bucket(_)))
             .count();
+        if self.intent.growth && buckets == 0 {
+            return Err(
+                "I understood a growth or change, but not between which periods: ask for it by \
+                 a time bucket (\"revenue growth by month in 2024\", \"month over month \
+                 orders\") or between two periods (\"revenue 2025 vs 2024\")."
+                    .to_owned(),
+            );
+        }
         if buckets > 1 {
             return Err(
                 "I can group by one time bucket at a time (day, week, month, quarter or year); \
@@ -1655,6 +1978,126 @@ impl Reader<'_> {
             self.intent.ranking = None;
         }
         Ok(())
+    }
+
+    /// "the date of the first order", "the last ticket opened": a date column of the table
+    /// whose earliest or latest date is computed names which date that is.
+    fn names_extreme_date(&mut self, cols: &Cands) -> bool {
+        for m in &mut self.intent.metrics {
+            if let Metric::Agg {
+                agg: Agg::Min | Agg::Max,
+                col,
+                explicit: true,
+            } = m
+                && let [c] = col.as_slice()
+                && self.cat.column(*c).is_temporal()
+            {
+                let same: Cands = cols.iter().copied().filter(|x| x.0 == c.0).collect();
+                if !same.is_empty() {
+                    *col = same;
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// "order lines that sold at least 5 units": a measure that adds up one column of the
+    /// rows counted or listed, compared with nothing grouped, is that column on each row.
+    fn per_row_comparisons(&mut self) {
+        if !self.intent.dims.is_empty() || !self.which.is_empty() {
+            return;
+        }
+        let rows = match self.intent.metrics.as_slice() {
+            [] => self.intent.subject,
+            [Metric::Count { table, .. }] if self.intent.subject.is_none_or(|s| s == *table) => {
+                Some(*table)
+            }
+            _ => None,
+        };
+        let Some(rows) = rows else { return };
+        for f in &mut self.intent.filters {
+            let Filter::Compare {
+                target: target @ CmpTarget::Metric(Metric::Measure(_)),
+                ..
+            } = f
+            else {
+                continue;
+            };
+            let CmpTarget::Metric(Metric::Measure(mi)) = target else {
+                continue;
+            };
+            let measure = &self.cat.measures[*mi];
+            let column = measure
+                .sql
+                .trim()
+                .strip_prefix("SUM(")
+                .and_then(|r| r.strip_suffix(')'))
+                .and_then(|c| c.trim().split_once('.'))
+                .and_then(|(t, c)| self.cat.column_id(t, c));
+            if let Some(col) = column
+                && col.0 == rows
+                && measure.table == rows
+            {
+                *target = CmpTarget::Column(vec![col]);
+            }
+        }
+    }
+
+    /// "customers who opened more than 5 tickets": a date column said as a verb right before
+    /// a comparison of how many rows of its table there are says nothing more.
+    fn counting_verb(&self, i: usize, cols: &Cands) -> bool {
+        let before_cmp = matches!(
+            self.ms.get(i + 1).and_then(Mention::word),
+            Some(Builtin::Cmp(_))
+        );
+        before_cmp
+            && self.intent.filters.iter().any(|f| {
+                matches!(f, Filter::Compare {
+                    target: CmpTarget::Metric(Metric::Count { table, .. }),
+                    ..
+                } if cols.iter().any(|c| c.0 == *table))
+            })
+    }
+
+    /// Moves the conditions of the missing rows into the [`Absent`]: every condition not on
+    /// the table whose rows have none ("customers in Germany who never ordered on mobile":
+    /// the country stays, the channel goes), and the dates unless they name that table's own
+    /// date column.
+    fn sort_absence(&mut self) {
+        let Some((_, table, owner)) = self.absent_at else {
+            return;
+        };
+        let on_owner = |c: &ColId| c.0 == owner;
+        let (inside, outside): (Vec<Filter>, Vec<Filter>) =
+            std::mem::take(&mut self.intent.filters)
+                .into_iter()
+                .partition(|f| match f {
+                    Filter::Values { options, .. } => !options.iter().any(|(c, _)| on_owner(c)),
+                    Filter::Compare {
+                        target: CmpTarget::Column(c),
+                        ..
+                    } => !c.iter().any(on_owner),
+                    Filter::Compare { .. } => false,
+                });
+        self.intent.filters = outside;
+        let dates_on_owner = self
+            .intent
+            .time_column
+            .as_ref()
+            .is_some_and(|c| c.iter().any(on_owner));
+        let (range, time_column) = if dates_on_owner {
+            (None, None)
+        } else {
+            (self.intent.range.take(), self.intent.time_column.take())
+        };
+        self.intent.absent = Some(Absent {
+            table,
+            owner,
+            filters: inside,
+            range,
+            time_column,
+        });
     }
 
     /// The price column a comparison at `i` means when it names none: said with "cost(s)"
@@ -1709,19 +2152,36 @@ impl Reader<'_> {
         if *explicit {
             return Ok(());
         }
+        // "the cheapest product in each category": the product, one per category.
+        if let Some(t) = self.intent.subject
+            && !col.iter().any(|c| c.0 != t)
+            && !self.subject_plural
+        {
+            self.intent.per_group = true;
+            if let Some(r) = self.rank.as_mut() {
+                r.n = Some(1);
+            }
+            return Ok(());
+        }
         if let Some(t) = self.intent.subject
             && !col.iter().any(|c| c.0 != t)
         {
             return Err(format!(
-                "I understood you want the {} {} in each group; one row per group is beyond \
-                 the built-in planner. Ask for the {} {} per group (\"highest {} by …\") or a \
-                 ranking (\"top 10 {} by {}\").",
+                "I understood you want the {} {} in each group; I list one per group (\"the \
+                 {} {} in each …\"). Ask for that, for the {} {} per group (\"highest {} by \
+                 …\") or for a ranking (\"top 10 {} by {}\").",
                 if r.dir == Dir::Desc {
                     "highest"
                 } else {
                     "lowest"
                 },
                 self.cat.tables[t].words(),
+                if r.dir == Dir::Desc {
+                    "highest"
+                } else {
+                    "lowest"
+                },
+                self.cat.tables[t].noun(),
                 if r.dir == Dir::Desc {
                     "highest"
                 } else {
