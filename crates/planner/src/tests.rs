@@ -247,6 +247,13 @@ fn groups_that_pass_a_comparison_are_counted() {
     assert!(s.starts_with("SELECT COUNT(*) AS customer_count"), "{s}");
     assert!(s.contains("GROUP BY customers.customer_id"), "{s}");
     assert!(s.contains("HAVING COUNT(*) > 20"), "{s}");
+    // "orders over $500" names no figure of the orders: the refusal says how to, and that
+    // question is answered.
+    let why = refused("how many orders were over $500");
+    assert!(why.contains("\"orders with revenue over 500\""), "{why}");
+    let s = guarded("how many orders have revenue over 500");
+    assert!(s.starts_with("SELECT COUNT(*) AS order_count"), "{s}");
+    assert!(s.contains("GROUP BY orders.order_id"), "{s}");
 }
 
 #[test]

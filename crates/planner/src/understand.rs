@@ -717,9 +717,23 @@ impl Reader<'_> {
                 continue;
             }
             let Some(t) = before.or(after_target) else {
+                // "orders over $500": which figure of the orders? Say how to name it.
+                let example = match (
+                    self.ms[..i].iter().rev().find_map(Mention::table),
+                    self.cat.measures.first(),
+                ) {
+                    (Some(table), Some(m)) => format!(
+                        "\"{} with {} {} {}\"",
+                        self.cat.tables[table].words(),
+                        m.name.replace('_', " "),
+                        self.ms[i].text,
+                        fmt_number(value)
+                    ),
+                    _ => "\"unit price over 100\"".to_owned(),
+                };
                 return Err(format!(
-                    "I could not tell what \"{} {}\" applies to; name the column, e.g. \
-                     \"unit price over 100\".",
+                    "I could not tell what \"{} {}\" applies to; name the column or figure \
+                     compared, e.g. {example}.",
                     self.ms[i].text,
                     fmt_number(value)
                 ));

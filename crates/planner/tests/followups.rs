@@ -213,6 +213,49 @@ async fn each_follow_up_edits_the_plan() {
     assert!(answers[2].sql.contains("'mobile'"), "{}", answers[2].sql);
 }
 
+/// The plans of issue 19's forms are kept in the turn like any other and edited the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comparisons_growth_and_absences_are_kept_and_edited() {
+    let wh = warehouse().await;
+    let tables = shop_tables(wh.as_ref()).await;
+    let planner = common::planner(wh.clone());
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "2024 vs 2023 revenue by country",
+            "only web orders",
+            &[
+                "orders.channel = 'web'",
+                "revenue_change_pct",
+                "customers.country",
+            ],
+        ),
+        (
+            "how many customers never ordered on mobile",
+            "just for enterprise customers",
+            &[
+                "customers.segment = 'enterprise'",
+                "NOT IN (SELECT",
+                "'mobile'",
+            ],
+        ),
+        (
+            "revenue growth by month in 2024",
+            "and by channel",
+            &["PARTITION BY channel ORDER BY month", "DATE '2023-12-01'"],
+        ),
+    ];
+    for (first, follow_up, has) in cases {
+        let (answers, _) = converse(&planner, &wh, &tables, &[first, follow_up]).await;
+        let sql = &answers[1].sql;
+        for part in *has {
+            assert!(
+                sql.contains(part),
+                "{first:?} then {follow_up:?}: {part} missing from\n{sql}"
+            );
+        }
+    }
+}
+
 /// A question that is not an edit is read fresh, even mid-conversation; one that is neither
 /// is refused as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
