@@ -53,6 +53,17 @@ enum RFilter {
     },
 }
 
+impl RFilter {
+    /// The table a condition on rows needs in the query; `None` for a condition on groups.
+    fn table(&self) -> Option<usize> {
+        match self {
+            RFilter::Values { col, .. } | RFilter::Column { col, .. } => Some(col.0),
+            RFilter::Sql { table, .. } => Some(*table),
+            RFilter::Having { .. } => None,
+        }
+    }
+}
+
 /// A metric with its columns chosen.
 #[derive(Debug, Clone, PartialEq)]
 enum RMetric {
@@ -226,53 +237,29 @@ impl Planner<'_> {
             .collect();
         let mut filters = Vec::new();
         for f in &intent.filters {
-            filters.push(match f {
-                Filter::Values { options, negated } => {
-                    let cols: Vec<ColId> = options.iter().map(|o| o.0).collect();
-                    let col = resolve(&cols, &mut anchors);
-                    let values = options
-                        .iter()
-                        .find(|o| o.0 == col)
-                        .map(|o| o.1.clone())
-                        .unwrap_or_default();
-                    RFilter::Values {
-                        col,
-                        values,
-                        negated: *negated,
-                    }
+            let Filter::Compare {
+                target: CmpTarget::Metric(m),
+                op,
+                value,
+                high,
+            } = f
+            else {
+                filters.extend(self.row_filter(f, &mut anchors));
+                continue;
+            };
+            let rm = self.resolve_metric(m, &mut anchors, &mut resolve);
+            let metric = match metrics.iter().position(|x| *x == rm) {
+                Some(i) => i,
+                None => {
+                    metrics.push(rm);
+                    metrics.len() - 1
                 }
-                Filter::Compare {
-                    target: CmpTarget::Column(c),
-                    op,
-                    value,
-                    high,
-                } => RFilter::Column {
-                    col: resolve(c, &mut anchors),
-                    op: *op,
-                    value: *value,
-                    high: *high,
-                },
-                Filter::Compare {
-                    target: CmpTarget::Metric(m),
-                    op,
-                    value,
-                    high,
-                } => {
-                    let rm = self.resolve_metric(m, &mut anchors, &mut resolve);
-                    let metric = match metrics.iter().position(|x| *x == rm) {
-                        Some(i) => i,
-                        None => {
-                            metrics.push(rm);
-                            metrics.len() - 1
-                        }
-                    };
-                    RFilter::Having {
-                        metric,
-                        op: *op,
-                        value: *value,
-                        high: *high,
-                    }
-                }
+            };
+            filters.push(RFilter::Having {
+                metric,
+                op: *op,
+                value: *value,
+                high: *high,
             });
         }
         let time_col = intent
@@ -403,19 +390,9 @@ impl Planner<'_> {
         }
         let mut required: BTreeSet<usize> = groups.iter().map(|c| c.0).collect();
         for f in filters {
-            match f {
-                RFilter::Values { col, .. } | RFilter::Column { col, .. } => {
-                    required.insert(col.0);
-                }
-                RFilter::Sql { table, .. } => {
-                    required.insert(*table);
-                }
-                RFilter::Having { .. } => {
-                    return Err(
-                        "I cannot compare totals while ranking rows within groups.".to_owned()
-                    );
-                }
-            }
+            required.insert(f.table().ok_or_else(|| {
+                "I cannot compare totals while ranking rows within groups.".to_owned()
+            })?);
         }
         let tc = match range {
             Some(rg) => Some(self.time_column(t, true, time_col, &rg.describe())?),
@@ -491,6 +468,43 @@ impl Planner<'_> {
         Ok(Planned { sql, explanation })
     }
 
+    /// A condition on rows with its column chosen (the candidate closest to `anchors`, which
+    /// then anchors the rest); `None` for a comparison of a total.
+    fn row_filter(&self, f: &Filter, anchors: &mut BTreeSet<usize>) -> Option<RFilter> {
+        let mut pick = |cands: &[ColId]| {
+            let col = self.pick(cands, anchors);
+            anchors.insert(col.0);
+            col
+        };
+        Some(match f {
+            Filter::Values { options, negated } => {
+                let cols: Vec<ColId> = options.iter().map(|o| o.0).collect();
+                let col = pick(&cols);
+                RFilter::Values {
+                    col,
+                    values: options
+                        .iter()
+                        .find(|o| o.0 == col)
+                        .map(|o| o.1.clone())
+                        .unwrap_or_default(),
+                    negated: *negated,
+                }
+            }
+            Filter::Compare {
+                target: CmpTarget::Column(c),
+                op,
+                value,
+                high,
+            } => RFilter::Column {
+                col: pick(c),
+                op: *op,
+                value: *value,
+                high: *high,
+            },
+            Filter::Compare { .. } => return None,
+        })
+    }
+
     /// The condition "no row of `a.table` points at this row of `a.owner`" (meeting the
     /// absence's own conditions): `owner.key NOT IN (SELECT table.fk FROM table … WHERE fk IS
     /// NOT NULL AND …)`, uncorrelated so both engines plan it as an anti-join.
@@ -510,53 +524,18 @@ impl Planner<'_> {
         let mut anchors: BTreeSet<usize> = BTreeSet::from([a.table]);
         let mut filters = Vec::new();
         for f in &a.filters {
-            filters.push(match f {
-                Filter::Values { options, negated } => {
-                    let cols: Vec<ColId> = options.iter().map(|o| o.0).collect();
-                    let col = self.pick(&cols, &anchors);
-                    anchors.insert(col.0);
-                    RFilter::Values {
-                        col,
-                        values: options
-                            .iter()
-                            .find(|o| o.0 == col)
-                            .map(|o| o.1.clone())
-                            .unwrap_or_default(),
-                        negated: *negated,
-                    }
-                }
-                Filter::Compare {
-                    target: CmpTarget::Column(c),
-                    op,
-                    value,
-                    high,
-                } => {
-                    let col = self.pick(c, &anchors);
-                    anchors.insert(col.0);
-                    RFilter::Column {
-                        col,
-                        op: *op,
-                        value: *value,
-                        high: *high,
-                    }
-                }
-                Filter::Compare { .. } => {
-                    return Err("I cannot compare totals of rows that are not there.".to_owned());
-                }
-            });
+            filters.push(
+                self.row_filter(f, &mut anchors).ok_or_else(|| {
+                    "I cannot compare totals of rows that are not there.".to_owned()
+                })?,
+            );
         }
         let explicit = a.time_column.as_ref().map(|c| self.pick(c, &anchors));
         let tc = match &a.range {
             Some(r) => Some(self.time_column(a.table, true, explicit, &r.describe())?),
             None => None,
         };
-        let mut required: BTreeSet<usize> = filters
-            .iter()
-            .filter_map(|f| match f {
-                RFilter::Values { col, .. } | RFilter::Column { col, .. } => Some(col.0),
-                _ => None,
-            })
-            .collect();
+        let mut required: BTreeSet<usize> = filters.iter().filter_map(RFilter::table).collect();
         required.extend(tc.map(|c| c.0));
         required.remove(&a.table);
         let (joins, _) = self.joins(a.table, &required, true)?;
@@ -867,17 +846,11 @@ impl Planner<'_> {
         let info = &self.cat.tables[subject];
         let mut required: BTreeSet<usize> = mentioned.iter().copied().collect();
         for f in filters {
-            match f {
-                RFilter::Values { col, .. } | RFilter::Column { col, .. } => {
-                    required.insert(col.0);
-                }
-                RFilter::Sql { table, .. } => {
-                    required.insert(*table);
-                }
-                RFilter::Having { .. } => {
-                    return Err("Comparisons of totals need something to group by.".to_owned());
-                }
-            }
+            required.insert(
+                f.table().ok_or_else(|| {
+                    "Comparisons of totals need something to group by.".to_owned()
+                })?,
+            );
         }
         required.extend(columns.iter().map(|c| c.0));
         let tc = match range {
@@ -1095,17 +1068,7 @@ impl Planner<'_> {
                 RDim::Bucket(_) => {}
             }
         }
-        for f in filters {
-            match f {
-                RFilter::Values { col, .. } | RFilter::Column { col, .. } => {
-                    core.insert(col.0);
-                }
-                RFilter::Sql { table, .. } => {
-                    core.insert(*table);
-                }
-                RFilter::Having { .. } => {}
-            }
-        }
+        core.extend(filters.iter().filter_map(RFilter::table));
         core.extend(time_col.map(|c| c.0));
         let prefer = metrics.iter().find_map(|m| match m {
             RMetric::Measure(mi) => Some(self.cat.measures[*mi].table),

@@ -554,21 +554,6 @@ impl Catalog {
         ];
         let mut heads: std::collections::BTreeMap<String, Vec<Target>> =
             std::collections::BTreeMap::new();
-        for (ti, t) in self.tables.iter().enumerate() {
-            for (ci, c) in t.columns.iter().enumerate() {
-                let name = c.name.to_lowercase();
-                let parts: Vec<&str> = name.split('_').filter(|p| !p.is_empty()).collect();
-                if let [head, suffix] = parts.as_slice()
-                    && SUFFIXES.contains(suffix)
-                    && head.chars().count() > 2
-                {
-                    heads
-                        .entry((*head).to_owned())
-                        .or_default()
-                        .push(Target::Column((ti, ci)));
-                }
-            }
-        }
         // "customers" for `customer_email` beside `customer_country`: the one column that
         // tells the rows of a head word apart (an email, an id) is what the word counts.
         let mut identified: std::collections::BTreeMap<String, Vec<(Target, bool)>> =
@@ -577,14 +562,20 @@ impl Catalog {
             for (ci, c) in t.columns.iter().enumerate() {
                 let name = c.name.to_lowercase();
                 let parts: Vec<&str> = name.split('_').filter(|p| !p.is_empty()).collect();
-                if let [head, suffix] = parts.as_slice()
-                    && head.chars().count() > 2
-                {
-                    identified.entry((*head).to_owned()).or_default().push((
-                        Target::Column((ti, ci)),
-                        matches!(*suffix, "email" | "id" | "uuid" | "username"),
-                    ));
+                let [head, suffix] = parts.as_slice() else {
+                    continue;
+                };
+                if head.chars().count() <= 2 {
+                    continue;
                 }
+                let target = Target::Column((ti, ci));
+                if SUFFIXES.contains(suffix) {
+                    heads.entry((*head).to_owned()).or_default().push(target);
+                }
+                identified.entry((*head).to_owned()).or_default().push((
+                    target,
+                    matches!(*suffix, "email" | "id" | "uuid" | "username"),
+                ));
             }
         }
         for (head, cols) in identified {

@@ -1733,18 +1733,7 @@ impl Reader<'_> {
 
         self.per_row_comparisons();
         // Comparisons on metrics (HAVING) need their metric computed.
-        let having: Vec<Metric> = self
-            .intent
-            .filters
-            .iter()
-            .filter_map(|f| match f {
-                Filter::Compare {
-                    target: CmpTarget::Metric(m),
-                    ..
-                } => Some(m.clone()),
-                _ => None,
-            })
-            .collect();
+        let having = self.compared_metrics();
         for m in having {
             // A count of the subject table compared ("customers with more than 20 orders"):
             // the subject becomes what is grouped.
@@ -1835,18 +1824,7 @@ impl Reader<'_> {
                 None if has_having => {
                     // "how many customers have more than 20 orders": the customers are
                     // grouped, compared, and counted.
-                    let compared: Vec<Metric> = self
-                        .intent
-                        .filters
-                        .iter()
-                        .filter_map(|f| match f {
-                            Filter::Compare {
-                                target: CmpTarget::Metric(m),
-                                ..
-                            } => Some(m.clone()),
-                            _ => None,
-                        })
-                        .collect();
+                    let compared = self.compared_metrics();
                     let counted = match self.intent.metrics.first() {
                         Some(m) if compared.contains(m) || self.rank.is_some() => None,
                         Some(Metric::CountDistinct(c)) => Some(Dim::Column(c.clone())),
@@ -1992,6 +1970,21 @@ impl Reader<'_> {
             self.intent.ranking = None;
         }
         Ok(())
+    }
+
+    /// The figures compared per group (HAVING).
+    fn compared_metrics(&self) -> Vec<Metric> {
+        self.intent
+            .filters
+            .iter()
+            .filter_map(|f| match f {
+                Filter::Compare {
+                    target: CmpTarget::Metric(m),
+                    ..
+                } => Some(m.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// "the date of the first order", "the last ticket opened": a date column of the table
