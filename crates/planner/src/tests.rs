@@ -488,6 +488,14 @@ fn a_percentage_is_a_share_or_a_unit_never_dropped() {
     // Of the total over the groups.
     let q = sql("share of revenue by channel");
     assert!(q.contains(") OVER () AS revenue_share_pct"), "{q}");
+    // The condition may come before the noun.
+    let q = guarded("percentage of enterprise customers");
+    assert!(
+        q.contains(
+            "100.0 * SUM(CASE WHEN customers.segment = 'enterprise' THEN 1 ELSE 0 END) / COUNT(*)"
+        ),
+        "{q}"
+    );
     let q = sql("percentage of orders by channel");
     assert!(
         q.contains("100.0 * COUNT(*) / SUM(COUNT(*)) OVER ()"),

@@ -1160,8 +1160,14 @@ impl Reader<'_> {
             }
             self.ms[i].used = true;
             self.intent.share = true;
-            if let Some(table) = self.unused(i + 1).and_then(Mention::table) {
-                self.ms[i + 1].used = true;
+            // "share of tickets", "percentage of enterprise customers": the table after it
+            // (past the values that qualify it) is counted.
+            let mut j = i + 1;
+            while self.unused(j).is_some_and(|m| !m.values().is_empty()) {
+                j += 1;
+            }
+            if let Some(table) = self.unused(j).and_then(Mention::table) {
+                self.ms[j].used = true;
                 self.add_metric(Metric::Count {
                     table,
                     distinct: false,

@@ -4,12 +4,15 @@
 //! ```sh
 //! cargo run --release -p bqai-store --example history_insert                 # SQLite, temp file
 //! cargo run --release -p bqai-store --example history_insert -- 20000 postgres://postgres@127.0.0.1/bqai_insert --fresh
+//! cargo run --release -p bqai-store --example history_insert -- 100000 --batch 256      # the history writer's way
 //! ```
 //!
 //! Arguments (all optional, any order): a number of entries (default 20,000, or
 //! `HISTORY_INSERT_N`), a store URL (default a SQLite file in a temporary directory, or
 //! `STORE_URL`), and `--fresh` to empty a PostgreSQL database first (`DROP SCHEMA public
-//! CASCADE`: only for a database made for this). Migrates, records 500 untimed entries, then
+//! CASCADE`: only for a database made for this), and `--batch N` to record N entries per
+//! `record_batch` call, as the history writer does under load (then the latency is per batch,
+//! and the CPU time of the process is printed too). Migrates, records 500 untimed entries, then
 //! times N and prints inserts per second and the latency distribution of one `record`, and a
 //! last line `RESULT backend=… n=… per_s=… p50_us=… p90_us=… p99_us=…` for scripts.
 //!
@@ -145,6 +148,17 @@ fn entries(n: usize, seed: u64) -> Result<Vec<HistoryEntry>, serde_json::Error> 
         .collect()
 }
 
+/// The CPU time of this process so far (user + system, from `/proc/self/stat`), on Linux.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // After the command name in parentheses: fields 14 and 15 (utime, stime) in clock ticks.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // The kernel's USER_HZ is 100 on every Linux this runs on.
+    Some(Duration::from_millis(ticks * 10))
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> u128 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i].as_micros()
@@ -160,9 +174,13 @@ async fn main() -> Result<(), Error> {
         .unwrap_or(20_000);
     let mut url = std::env::var("STORE_URL").ok().filter(|u| !u.is_empty());
     let mut fresh = false;
-    for arg in std::env::args().skip(1) {
+    let mut batch_size: Option<usize> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
         if arg == "--fresh" {
             fresh = true;
+        } else if arg == "--batch" {
+            batch_size = args.next().and_then(|v| v.parse().ok()).filter(|b| *b > 0);
         } else if let Ok(v) = arg.parse() {
             n = v;
         } else {
@@ -188,13 +206,42 @@ async fn main() -> Result<(), Error> {
     }
     let batch = entries(n, 0x5eed_0002)?;
     let mut took = Vec::with_capacity(n);
+    let cpu_start = cpu_time();
     let start = Instant::now();
-    for e in &batch {
-        let t = Instant::now();
-        store.record(e).await?;
-        took.push(t.elapsed());
+    match batch_size {
+        Some(size) => {
+            for chunk in batch.chunks(size) {
+                let t = Instant::now();
+                store.record_batch(chunk).await?;
+                took.push(t.elapsed());
+            }
+        }
+        None => {
+            for e in &batch {
+                let t = Instant::now();
+                store.record(e).await?;
+                took.push(t.elapsed());
+            }
+        }
     }
     let total = start.elapsed();
+    let cpu = cpu_time().zip(cpu_start).map(|(b, a)| b.saturating_sub(a));
+    if let (Some(size), Some(cpu)) = (batch_size, cpu) {
+        let per_s = n as f64 / total.as_secs_f64();
+        took.sort_unstable();
+        let (p50, p99) = (percentile(&took, 0.50), percentile(&took, 0.99));
+        let cpu_us = cpu.as_secs_f64() * 1e6 / n as f64;
+        println!(
+            "{backend}: {n} entries recorded in batches of {size} in {:.2} s: {per_s:.0} \
+             rows/s, {cpu_us:.1} µs of CPU per row; per batch p50 {p50} µs, p99 {p99} µs",
+            total.as_secs_f64()
+        );
+        println!(
+            "RESULT backend={backend} n={n} batch={size} per_s={per_s:.0} cpu_us_per_row={cpu_us:.1} \
+             p50_us={p50} p99_us={p99}"
+        );
+        return Ok(());
+    }
     took.sort_unstable();
     let per_s = n as f64 / total.as_secs_f64();
     let (p50, p90, p99) = (
