@@ -208,8 +208,12 @@ impl Services {
         history_buffer.spawn_flusher(Duration::from_secs(1));
         // Off the request path: a query hands its record to one writer, which stores what
         // queued up meanwhile as one insert (group commit); flushed at shutdown.
-        let history_queue =
-            QueuedHistory::spawn(history_buffer.clone(), HISTORY_QUEUE, HISTORY_BATCH);
+        let history_queue = QueuedHistory::spawn(
+            history_buffer.clone(),
+            HISTORY_QUEUE,
+            HISTORY_BATCH,
+            HISTORY_LINGER,
+        );
         // Every recorded query is also counted for /metrics on its way to the queue.
         let history: Arc<dyn HistoryStore> = Arc::new(MeteredHistory::new(
             history_queue.clone(),
@@ -502,6 +506,11 @@ const AUDIT_QUEUE: usize = 4096;
 /// lose), and most records per insert (far below SQLite's and PostgreSQL's parameter limits).
 const HISTORY_QUEUE: usize = 4096;
 const HISTORY_BATCH: usize = 256;
+/// How long the history writer waits for more records after a batch's first: a few
+/// milliseconds turn commits of a few rows under load into commits of dozens, each row then
+/// costing SQLite a fraction of the CPU (docs/benchmarks.md, "History writer"). Adds as much
+/// to the crash window; reads of this replica see the records meanwhile.
+const HISTORY_LINGER: Duration = Duration::from_millis(5);
 
 /// How often expired conversations are deleted from the SQL store (creates purge a few too).
 const PURGE_INTERVAL: Duration = Duration::from_secs(600);

@@ -16,8 +16,14 @@
 //! - **Graceful stop**: [`QueuedHistory::flush`] waits until the writer has handed everything
 //!   on; the server calls it before flushing the outage buffer.
 //! - **Crash**: entries still queued are lost. The window is bounded: at most `capacity`
-//!   entries, and in practice those recorded during the one batch write in progress (a few
-//!   milliseconds; see docs/benchmarks.md), since the writer takes the queue as it fills.
+//!   entries, and in practice those recorded during the linger and the one batch write in
+//!   progress (a few milliseconds; see docs/benchmarks.md), since the writer takes the queue
+//!   as it fills.
+//!
+//! The writer lingers: after the first waiting entry it waits up to `linger` for more (or
+//! until `max_batch`), because on SQLite each commit costs about as much as dozens of rows
+//! (it writes every touched page of the table and its indexes to the log), and under load the
+//! records of one commit's duration alone make batches of a few.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -56,9 +62,15 @@ impl std::fmt::Debug for QueuedHistory {
 }
 
 impl QueuedHistory {
-    /// Wraps `inner`: at most `capacity` entries wait, at most `max_batch` are written at once.
+    /// Wraps `inner`: at most `capacity` entries wait, at most `max_batch` are written at once,
+    /// and a batch waits up to `linger` for more entries after its first.
     /// Spawns the writer on the current Tokio runtime; it ends when the queue is dropped.
-    pub fn spawn(inner: Arc<dyn HistoryStore>, capacity: usize, max_batch: usize) -> Arc<Self> {
+    pub fn spawn(
+        inner: Arc<dyn HistoryStore>,
+        capacity: usize,
+        max_batch: usize,
+        linger: Duration,
+    ) -> Arc<Self> {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let pending = Arc::new(Mutex::new(HashMap::new()));
         let (batches, written) = watch::channel(0);
@@ -66,6 +78,7 @@ impl QueuedHistory {
             Arc::clone(&inner),
             rx,
             max_batch.max(1),
+            linger,
             Arc::clone(&pending),
             batches,
         ));
@@ -191,17 +204,27 @@ fn lock(
     pending.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The writer: takes the first waiting entry, then everything else already waiting (up to
+/// The writer: takes the first waiting entry, then what arrives within `linger` (up to
 /// `max_batch`), writes them as one batch, and only then forgets them from `pending`.
 async fn write_batches(
     inner: Arc<dyn HistoryStore>,
     mut rx: mpsc::Receiver<HistoryEntry>,
     max_batch: usize,
+    linger: Duration,
     pending: Arc<Mutex<HashMap<String, HistoryEntry>>>,
     batches: watch::Sender<u64>,
 ) {
     let mut batch: Vec<HistoryEntry> = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
+        let until = tokio::time::Instant::now() + linger;
+        while batch.len() < max_batch {
+            let room = max_batch - batch.len();
+            match tokio::time::timeout_at(until, rx.recv_many(&mut batch, room)).await {
+                Ok(n) if n > 0 => {}
+                // The linger is over, or the queue closed (a stop: write what there is).
+                _ => break,
+            }
+        }
         if let Err(e) = inner.record_batch(&batch).await {
             // The inner store (the outage buffer) queues what it cannot write; an error here
             // is a record it refused for good, already logged and counted there.
@@ -308,7 +331,7 @@ mod tests {
     async fn entries_are_written_in_order_in_batches_and_readable_at_once() {
         let store = Arc::new(Batches::default());
         store.slow.store(true, Ordering::SeqCst);
-        let queued = QueuedHistory::spawn(store.clone(), 1000, 64);
+        let queued = QueuedHistory::spawn(store.clone(), 1000, 64, Duration::from_millis(2));
         let started = Instant::now();
         for i in 0..200 {
             queued.record(&entry(i)).await.unwrap();
@@ -330,10 +353,36 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
+    async fn records_that_trickle_in_within_the_linger_share_one_commit() {
+        let store = Arc::new(Batches::default());
+        let queued = QueuedHistory::spawn(store.clone(), 1000, 64, Duration::from_millis(300));
+        for i in 0..5 {
+            queued.record(&entry(i)).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(queued.flush(Duration::from_secs(10)).await, 0);
+        let batches = store.batches.lock().unwrap().clone();
+        assert_eq!(
+            batches.len(),
+            1,
+            "one commit for what came within the linger: {batches:?}"
+        );
+        // Without a linger the same trickle is a commit per record.
+        let store = Arc::new(Batches::default());
+        let queued = QueuedHistory::spawn(store.clone(), 1000, 64, Duration::ZERO);
+        for i in 0..5 {
+            queued.record(&entry(i)).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(queued.flush(Duration::from_secs(10)).await, 0);
+        assert_eq!(store.batches.lock().unwrap().len(), 5);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
     async fn a_full_queue_makes_callers_wait_instead_of_dropping() {
         let store = Arc::new(Batches::default());
         store.slow.store(true, Ordering::SeqCst);
-        let queued = QueuedHistory::spawn(store.clone(), 4, 2);
+        let queued = QueuedHistory::spawn(store.clone(), 4, 2, Duration::from_millis(2));
         for i in 0..20 {
             queued.record(&entry(i)).await.unwrap();
         }
@@ -346,7 +395,7 @@ mod tests {
     async fn a_listing_shows_what_was_recorded_before_it() {
         let store = Arc::new(Batches::default());
         store.slow.store(true, Ordering::SeqCst);
-        let queued = QueuedHistory::spawn(store.clone(), 1000, 3);
+        let queued = QueuedHistory::spawn(store.clone(), 1000, 3, Duration::from_millis(2));
         for i in 0..10 {
             queued.record(&entry(i)).await.unwrap();
         }

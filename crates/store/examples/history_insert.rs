@@ -5,6 +5,7 @@
 //! cargo run --release -p bqai-store --example history_insert                 # SQLite, temp file
 //! cargo run --release -p bqai-store --example history_insert -- 20000 postgres://postgres@127.0.0.1/bqai_insert --fresh
 //! cargo run --release -p bqai-store --example history_insert -- 100000 --batch 256      # the history writer's way
+//! cargo run --release -p bqai-store --example history_insert -- 50000 --rate 5000 --linger-ms 5  # as under load
 //! ```
 //!
 //! Arguments (all optional, any order): a number of entries (default 20,000, or
@@ -12,7 +13,10 @@
 //! `STORE_URL`), and `--fresh` to empty a PostgreSQL database first (`DROP SCHEMA public
 //! CASCADE`: only for a database made for this), and `--batch N` to record N entries per
 //! `record_batch` call, as the history writer does under load (then the latency is per batch,
-//! and the CPU time of the process is printed too). Migrates, records 500 untimed entries, then
+//! and the CPU time of the process is printed too), or `--rate R` to record through the
+//! server's history writer (`QueuedHistory`: a queue of 4,096, batches of at most 256,
+//! lingering `--linger-ms` for more, default 5) at R entries a second, as a server answering R
+//! queries a second does, and print the CPU time per entry. Migrates, records 500 untimed entries, then
 //! times N and prints inserts per second and the latency distribution of one `record`, and a
 //! last line `RESULT backend=… n=… per_s=… p50_us=… p90_us=… p99_us=…` for scripts.
 //!
@@ -148,6 +152,54 @@ fn entries(n: usize, seed: u64) -> Result<Vec<HistoryEntry>, serde_json::Error> 
         .collect()
 }
 
+/// Records `entries` through the server's history writer at `rate` a second (ticks of 1 ms),
+/// waits until all are stored, and prints the process's CPU time per entry.
+async fn at_rate(
+    store: Store,
+    entries: &[HistoryEntry],
+    rate: u64,
+    linger: Duration,
+) -> Result<(), Error> {
+    let backend = store.backend_name();
+    let queued = bqai_memory::QueuedHistory::spawn(std::sync::Arc::new(store), 4096, 256, linger);
+    let cpu_start = cpu_time();
+    let start = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    let mut sent = 0usize;
+    while sent < entries.len() {
+        tick.tick().await;
+        // Entries due by now, at `rate` a second since the start.
+        let due = ((start.elapsed().as_secs_f64() * rate as f64) as usize).min(entries.len());
+        for e in &entries[sent..due.max(sent)] {
+            queued.record(e).await?;
+        }
+        sent = due.max(sent);
+    }
+    let left = queued.flush(Duration::from_secs(60)).await;
+    let total = start.elapsed();
+    let cpu = cpu_time()
+        .zip(cpu_start)
+        .map(|(b, a)| b.saturating_sub(a))
+        .unwrap_or_default();
+    let n = entries.len();
+    let cpu_us = cpu.as_secs_f64() * 1e6 / n as f64;
+    let core_share = cpu.as_secs_f64() / total.as_secs_f64();
+    println!(
+        "{backend}: {n} entries at {rate}/s through the history writer (linger {} ms) in {:.2} \
+         s: {cpu_us:.1} µs of CPU per entry, {:.0}% of a core; {left} left",
+        linger.as_millis(),
+        total.as_secs_f64(),
+        core_share * 100.0
+    );
+    println!(
+        "RESULT backend={backend} n={n} rate={rate} linger_ms={} cpu_us_per_row={cpu_us:.1} \
+         core_pct={:.0}",
+        linger.as_millis(),
+        core_share * 100.0
+    );
+    Ok(())
+}
+
 /// The CPU time of this process so far (user + system, from `/proc/self/stat`), on Linux.
 fn cpu_time() -> Option<Duration> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -175,12 +227,21 @@ async fn main() -> Result<(), Error> {
     let mut url = std::env::var("STORE_URL").ok().filter(|u| !u.is_empty());
     let mut fresh = false;
     let mut batch_size: Option<usize> = None;
+    let mut rate: Option<u64> = None;
+    let mut linger_ms: u64 = 5;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         if arg == "--fresh" {
             fresh = true;
         } else if arg == "--batch" {
             batch_size = args.next().and_then(|v| v.parse().ok()).filter(|b| *b > 0);
+        } else if arg == "--rate" {
+            rate = args.next().and_then(|v| v.parse().ok()).filter(|r| *r > 0);
+        } else if arg == "--linger-ms" {
+            linger_ms = args
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(linger_ms);
         } else if let Ok(v) = arg.parse() {
             n = v;
         } else {
@@ -206,6 +267,9 @@ async fn main() -> Result<(), Error> {
     }
     let batch = entries(n, 0x5eed_0002)?;
     let mut took = Vec::with_capacity(n);
+    if let Some(rate) = rate {
+        return at_rate(store, &batch, rate, Duration::from_millis(linger_ms)).await;
+    }
     let cpu_start = cpu_time();
     let start = Instant::now();
     match batch_size {
