@@ -766,6 +766,10 @@ pub struct StoreSettings {
     /// Seconds between two maintenance rounds: purge what retention says is old, give SQLite's
     /// free pages back, and measure the store (`/health`, `/metrics`).
     pub maintenance_interval_secs: u64,
+    /// Milliseconds the history writer waits for more records after a batch's first: fewer,
+    /// larger commits (on SQLite a commit costs as much as dozens of rows), and as much more
+    /// that a crash can lose. 0 writes what has queued at once.
+    pub history_linger_ms: u64,
 }
 
 impl Default for StoreSettings {
@@ -776,6 +780,7 @@ impl Default for StoreSettings {
             buffer_capacity: 10_000,
             history_retention_days: 90.0,
             maintenance_interval_secs: 300,
+            history_linger_ms: 5,
         }
     }
 }
@@ -1243,6 +1248,13 @@ impl Settings {
             }
         }
         self.export.problems(&self.data_dir, &mut problems);
+        if self.store.history_linger_ms > 1000 {
+            problems.push(
+                "store.history_linger_ms must be at most 1000 (it is how long a crash can lose \
+                 history records for)"
+                    .to_string(),
+            );
+        }
         if self.store.maintenance_interval_secs == 0 {
             problems.push("store.maintenance_interval_secs must be at least 1".to_string());
         }
@@ -1746,11 +1758,13 @@ mod tests {
         s.store.history_retention_days = -2.0;
         s.auth.audit_retention_days = f64::NAN;
         s.store.maintenance_interval_secs = 0;
+        s.store.history_linger_ms = 5000;
         let err = s.validate().unwrap_err().to_string();
         for key in [
             "store.history_retention_days must be 0 (keep forever)",
             "auth.audit_retention_days must be 0 (keep forever)",
             "store.maintenance_interval_secs must be at least 1",
+            "store.history_linger_ms must be at most 1000",
         ] {
             assert!(err.contains(key), "{key}: {err}");
         }

@@ -212,7 +212,7 @@ impl Services {
             history_buffer.clone(),
             HISTORY_QUEUE,
             HISTORY_BATCH,
-            HISTORY_LINGER,
+            Duration::from_millis(settings.store.history_linger_ms),
         );
         // Every recorded query is also counted for /metrics on its way to the queue.
         let history: Arc<dyn HistoryStore> = Arc::new(MeteredHistory::new(
@@ -506,11 +506,6 @@ const AUDIT_QUEUE: usize = 4096;
 /// lose), and most records per insert (far below SQLite's and PostgreSQL's parameter limits).
 const HISTORY_QUEUE: usize = 4096;
 const HISTORY_BATCH: usize = 256;
-/// How long the history writer waits for more records after a batch's first: a few
-/// milliseconds turn commits of a few rows under load into commits of dozens, each row then
-/// costing SQLite a fraction of the CPU (docs/benchmarks.md, "History writer"). Adds as much
-/// to the crash window; reads of this replica see the records meanwhile.
-const HISTORY_LINGER: Duration = Duration::from_millis(5);
 
 /// How often expired conversations are deleted from the SQL store (creates purge a few too).
 const PURGE_INTERVAL: Duration = Duration::from_secs(600);
