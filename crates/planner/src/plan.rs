@@ -509,18 +509,13 @@ impl Planner<'_> {
     /// absence's own conditions): `owner.key NOT IN (SELECT table.fk FROM table … WHERE fk IS
     /// NOT NULL AND …)`, uncorrelated so both engines plan it as an anti-join.
     fn absence(&self, a: &Absent) -> Result<RFilter, String> {
-        let edge = self
-            .cat
-            .parents(a.table)
-            .find(|e| e.to.0 == a.owner)
-            .copied()
-            .ok_or_else(|| {
-                format!(
-                    "I could not find how {} point at {}.",
-                    self.cat.tables[a.table].words(),
-                    self.cat.tables[a.owner].words()
-                )
-            })?;
+        let edge = self.cat.key_to(a.table, a.owner).ok_or_else(|| {
+            format!(
+                "I could not find how {} point at {}.",
+                self.cat.tables[a.table].words(),
+                self.cat.tables[a.owner].words()
+            )
+        })?;
         let mut anchors: BTreeSet<usize> = BTreeSet::from([a.table]);
         let mut filters = Vec::new();
         for f in &a.filters {
@@ -1559,8 +1554,7 @@ impl Planner<'_> {
                 let info = &self.cat.tables[*table];
                 let fk = self
                     .cat
-                    .parents(*table)
-                    .find(|e| e.to.0 == *per)
+                    .key_to(*table, *per)
                     .map(|e| e.from)
                     .ok_or_else(|| {
                         format!(

@@ -632,6 +632,11 @@ impl Catalog {
         self.terms.iter().any(|t| t.words.iter().any(|w| w == stem))
     }
 
+    /// The foreign key by which `from`'s rows point at `to`'s, if there is one.
+    pub(crate) fn key_to(&self, from: usize, to: usize) -> Option<Edge> {
+        self.parents(from).find(|e| e.to.0 == to).copied()
+    }
+
     /// Tables reachable in one many → one step from `t`, with the edge.
     pub(crate) fn parents(&self, t: usize) -> impl Iterator<Item = &Edge> {
         self.edges.iter().filter(move |e| e.from.0 == t)

@@ -1029,7 +1029,7 @@ impl Reader<'_> {
                 .is_some_and(|m| m.word() == Some(Builtin::By) && m.text == "per")
         })?;
         let per = self.unused(k + 1)?.table()?;
-        if per == table || !self.cat.parents(table).any(|e| e.to.0 == per) {
+        if per == table || self.cat.key_to(table, per).is_none() {
             return None;
         }
         self.ms[k].used = true;
@@ -1067,7 +1067,7 @@ impl Reader<'_> {
                 continue;
             }
             // "products never ordered": no order line (which points at both) for them.
-            let points_at = |from: usize, to: usize| self.cat.parents(from).any(|e| e.to.0 == to);
+            let points_at = |from: usize, to: usize| self.cat.key_to(from, to).is_some();
             let missing = if points_at(table, owner) {
                 Some(table)
             } else {
@@ -1891,7 +1891,7 @@ impl Reader<'_> {
             && self.intent.dims.len() > 1
             && self.intent.metrics.iter().all(|m| {
                 matches!(m, Metric::Count { table, .. }
-                    if *table != per && self.cat.parents(*table).any(|e| e.to.0 == per))
+                    if *table != per && self.cat.key_to(*table, per).is_some())
             })
         {
             self.intent.dims.retain(|d| *d != Dim::Entity(per));
