@@ -1,10 +1,11 @@
 //! What the Claude Code CLI adds to a completion, cold (a process started for the call) and
-//! warm (`llm.warm_processes`: the process started after the previous call), against the
-//! stand-in API, which answers at once — so the time is the CLI's, not a model's.
+//! warm (`llm.warm_processes`: the process that answered the previous call, its conversation
+//! cleared), against the stand-in API, which answers at once — so the time is the CLI's, not
+//! a model's.
 //!
 //! `cargo run --profile release -p bqai-llm --example cli_latency` (the pinned CLI from
 //! `scripts/install-claude.sh`, or `BQAI_CLAUDE_BIN`). `CALLS=20` per mode; `PAUSE_MS=1500`
-//! between calls, a user's think time, during which the replacement process starts.
+//! between calls, a user's think time.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::time::{Duration, Instant};

@@ -1,6 +1,7 @@
-//! [`ClaudeCli`]: the `Llm` port on the Claude Code CLI, one `claude -p` process per
-//! completion — started ahead of the call when it can ([`crate::warm`]: a process started
-//! with the same system prompt after the previous call, waiting in stream-json mode).
+//! [`ClaudeCli`]: the `Llm` port on the Claude Code CLI: `claude -p` in stream-json mode
+//! ([`crate::session`]), one completion per turn — on a warm process when one with the same
+//! system prompt waits ([`crate::warm`]: reused turn after turn, its conversation cleared in
+//! between), else on a process started for the call.
 //!
 //! The CLI is treated as untrusted: it is spawned directly (never through a shell) with an
 //! empty environment plus an allow-list, a private home, config and working directory, no
@@ -27,13 +28,13 @@ use bqai_core::llm::{
 };
 use bqai_core::model::ComponentHealth;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 
 use crate::config::{LlmConfig, LlmKind};
 use crate::http::{max_tokens, timeout_error, truncate};
 use crate::limiter::Limiter;
+use crate::session::{CliResult, Session, Turn, user_message};
 use crate::warm::{Warm, WarmKey, WarmPool};
 
 /// The CLI's only dependencies are in these; nothing from the service's own PATH is needed.
@@ -41,10 +42,6 @@ const CHILD_PATH: &str = "/usr/bin:/bin";
 /// Linux refuses a single argument above 128 KiB (MAX_ARG_STRLEN); larger system prompts go
 /// through `--system-prompt-file` in the private directory instead.
 const SYSTEM_PROMPT_ARG_LIMIT: usize = 96 * 1024;
-/// The result line carries the whole answer; anything bigger is not an answer to a question.
-const STDOUT_LIMIT: usize = 8 * 1024 * 1024;
-/// Stderr is only logged, truncated; the rest is read and dropped so the CLI never blocks.
-const STDERR_LIMIT: usize = 64 * 1024;
 const LOGGED_CHARS: usize = 2000;
 /// How long to wait for the killed process to be reaped before leaving it to tokio's reaper.
 const REAP_GRACE: Duration = Duration::from_secs(5);
@@ -61,8 +58,10 @@ pub struct ClaudeCli {
     max_retries: u32,
     default_max_tokens: u32,
     limiter: Limiter,
-    /// Processes started ahead of the calls that will use them (`llm.warm_processes`).
+    /// Processes waiting for the next call with their prompt (`llm.warm_processes`).
     pool: WarmPool,
+    /// Questions one process answers before it is replaced (`llm.warm_max_turns`).
+    max_turns: u32,
 }
 
 #[derive(Debug)]
@@ -160,6 +159,7 @@ impl ClaudeCli {
             default_max_tokens: config.max_tokens,
             limiter: Limiter::new(config.max_concurrency, config.max_queue),
             pool: WarmPool::new(config.warm_processes),
+            max_turns: config.warm_max_turns,
         })
     }
 
@@ -174,40 +174,78 @@ impl ClaudeCli {
         (hits, misses, self.pool.idle())
     }
 
-    /// Starts a CLI that reads one user message as stream-json on stdin and answers on stdout.
-    /// `traceparent`: the trace the call belongs to (none for a process started ahead).
-    fn spawn(
+    /// Starts a CLI that reads user messages as stream-json on stdin and answers each on
+    /// stdout. `traceparent`: the trace the call belongs to (none for a process started ahead).
+    fn start(
         &self,
+        key: WarmKey,
         max_tokens: u32,
-        system: &SystemPrompt,
+        system: SystemPrompt,
         traceparent: Option<String>,
-    ) -> Result<Child, LlmError> {
-        self.command_for(max_tokens, system, traceparent)
+    ) -> Result<Warm, LlmError> {
+        let unavailable = |e: std::io::Error| {
+            tracing::warn!(command = %self.command.display(), error = %e, "cannot start the Claude Code CLI");
+            LlmError::new(
+                LlmErrorKind::Unavailable,
+                "the Claude Code CLI could not be started",
+            )
+        };
+        let traced = traceparent.is_some();
+        let child = self
+            .command_for(max_tokens, &system, traceparent)
             .spawn()
-            .map_err(|e| {
-                tracing::warn!(command = %self.command.display(), error = %e, "cannot start the Claude Code CLI");
-                LlmError::new(
-                    LlmErrorKind::Unavailable,
-                    "the Claude Code CLI could not be started",
-                )
-            })
+            .map_err(unavailable)?;
+        // Armed before anything else can fail: from here on, dropping the `Warm` kills
+        // whatever the CLI started.
+        let group = ProcessGroup::new(child.id());
+        let session = Session::new(child).map_err(unavailable)?;
+        Ok(Warm {
+            key,
+            session,
+            group,
+            _system: system,
+            traced,
+            idle_since: Instant::now(),
+        })
     }
 
-    /// Starts the process the next call with this system prompt and cap will use.
+    /// Starts a process for the next call with this system prompt and cap, and has it clear
+    /// its (empty) conversation at once, which runs the CLI's turn code before a caller waits
+    /// on it.
     async fn refill(&self, key: WarmKey, system_text: String, max_tokens: u32) {
         let Ok(system) = SystemPrompt::new(system_text, &self.dirs.prompts).await else {
             return; // logged; the next call starts its own
         };
-        if let Ok(child) = self.spawn(max_tokens, &system, None) {
-            let group = ProcessGroup::new(child.id());
-            self.pool.put(Warm {
-                key,
-                child,
-                group,
-                system,
-                born: Instant::now(),
-            });
+        let Ok(mut warm) = self.start(key, max_tokens, system, None) else {
+            return; // logged
+        };
+        match warm.session.clear().await {
+            Ok(()) => self.pool.put(warm),
+            Err(e) => tracing::warn!(error = %e, "the Claude Code CLI started ahead failed"),
         }
+    }
+
+    /// After an answered call: the process clears its conversation and waits for the next
+    /// call with its prompt, unless it has answered `max_turns` questions or carries a
+    /// call's trace context; then a fresh one is started in its place.
+    async fn recycle(&self, mut warm: Warm, system_text: String, max_tokens: u32) {
+        if self.pool.capacity() == 0 {
+            retire(warm).await;
+            return;
+        }
+        if !warm.traced && warm.session.turns < self.max_turns {
+            match warm.session.clear().await {
+                Ok(()) => {
+                    warm.idle_since = Instant::now();
+                    self.pool.put(warm);
+                    return;
+                }
+                Err(e) => tracing::debug!(error = %e, "the Claude Code CLI could not be reused"),
+            }
+        }
+        let key = warm.key;
+        retire(warm).await;
+        self.refill(key, system_text, max_tokens).await;
     }
 
     fn command_for(
@@ -308,67 +346,92 @@ impl ClaudeCli {
         let system_text = request.system_text();
         let max_tokens = max_tokens(request.max_tokens, self.default_max_tokens);
         let key = WarmKey::new(&system_text, max_tokens);
-        let message = user_message(&render_prompt(&request.messages));
-        // `group` is armed before anything can fail or be cancelled: from here on, leaving
-        // this function by any path kills whatever the CLI started. `_system` keeps a prompt
-        // file until the CLI is done with it.
-        let (mut child, group, _system, warm) = match self.pool.take(key) {
-            Some(w) => (w.child, w.group, w.system, true),
+        let message = user_message(&as_message(render_prompt(&request.messages)));
+        let mut taken = self.pool.take(key);
+        if let Some(warm) = &mut taken {
+            // A warm process must first confirm the clear after its previous turn; one that
+            // cannot is killed and the call starts its own.
+            if let Err(e) = tokio::time::timeout_at(deadline, warm.session.settle())
+                .await
+                .unwrap_or_else(|_| Err(std::io::Error::other("timed out")))
+            {
+                tracing::warn!(error = %e, "a warm Claude Code CLI was not usable; starting another");
+                taken = None;
+            }
+        }
+        let was_warm = taken.is_some();
+        let mut warm = match taken {
+            Some(warm) => warm,
             None => {
                 let system = SystemPrompt::new(system_text.clone(), &self.dirs.prompts).await?;
-                let child = self.spawn(max_tokens, &system, bqai_trace::traceparent())?;
-                let group = ProcessGroup::new(child.id());
-                (child, group, system, false)
+                self.start(key, max_tokens, system, bqai_trace::traceparent())?
             }
         };
-        tracing::debug!(warm, "Claude Code CLI call");
+        tracing::debug!(warm = was_warm, "Claude Code CLI call");
 
-        let exchanged =
-            tokio::time::timeout_at(deadline, exchange(&mut child, message.as_bytes())).await;
-        let (status, stdout, stderr) = match exchanged {
-            Ok(Ok(output)) => output,
+        let turn = match tokio::time::timeout_at(deadline, warm.session.turn(&message)).await {
+            Ok(Ok(turn)) => turn,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "talking to the Claude Code CLI failed");
-                group.kill();
-                reap(&mut child).await;
+                warm.group.kill();
+                reap(&mut warm.session.child).await;
                 return Err(LlmError::new(
                     LlmErrorKind::Unavailable,
                     "the Claude Code CLI failed",
                 ));
             }
             Err(_) => {
-                group.kill();
-                reap(&mut child).await;
+                warm.group.kill();
+                reap(&mut warm.session.child).await;
                 tracing::warn!(timeout = ?self.timeout, "the Claude Code CLI did not answer in time; killed it");
                 return Err(timeout_error(self.timeout));
             }
         };
-        drop(group);
-        let answer = self.interpret(status, &stdout, &stderr, started.elapsed());
-        if answer.is_ok() && self.pool.capacity() > 0 {
-            // After the answer, so starting it does not slow this call down; not after a
-            // failure, so a CLI that cannot work is not started again and again.
-            self.refill(key, system_text, max_tokens).await;
+        let latency = started.elapsed();
+        let answer = match turn {
+            Turn::Result(result, stdout) => {
+                let stderr = warm.session.take_stderr();
+                self.interpret(None, Some(&result), &stdout, &stderr, latency)
+            }
+            Turn::Exited(status, stdout) => {
+                // Give the stderr drain a moment to read what the exiting CLI said.
+                tokio::task::yield_now().await;
+                let stderr = warm.session.take_stderr();
+                self.interpret(status, None, &stdout, &stderr, latency)
+            }
+        };
+        if answer.is_ok() {
+            // After the answer is read, so reusing or replacing the process does not slow this
+            // call down much (a line written, or a process spawned); not after a failure, so a
+            // CLI that cannot work is not started again and again.
+            self.recycle(warm, system_text, max_tokens).await;
+        } else {
+            retire(warm).await;
         }
         answer
     }
 
+    /// The answer of a turn: its result line, or, when the CLI exited before one, its exit
+    /// status (`None` while it runs on).
     fn interpret(
         &self,
-        status: ExitStatus,
-        stdout: &Captured,
-        stderr: &Captured,
+        status: Option<ExitStatus>,
+        result: Option<&CliResult>,
+        stdout: &[u8],
+        stderr: &[u8],
         latency: Duration,
     ) -> Result<LlmResponse, LlmError> {
-        let stderr_text = String::from_utf8_lossy(&stderr.bytes);
-        let Some(result) = parse_result(&stdout.bytes) else {
+        let stderr_text = String::from_utf8_lossy(stderr);
+        let status_text = status.map_or_else(|| "running".to_string(), |s| s.to_string());
+        let exited_ok = status.is_none_or(|s| s.success());
+        let Some(result) = result else {
             tracing::warn!(
-                %status,
-                stdout = %truncate(&String::from_utf8_lossy(&stdout.bytes), LOGGED_CHARS),
+                status = %status_text,
+                stdout = %truncate(&String::from_utf8_lossy(stdout), LOGGED_CHARS),
                 stderr = %truncate(&stderr_text, LOGGED_CHARS),
                 "the Claude Code CLI gave no JSON result"
             );
-            return Err(if status.success() {
+            return Err(if exited_ok {
                 // Seen when the CLI is interrupted (SIGINT): exit 0 and nothing on stdout.
                 LlmError::new(
                     LlmErrorKind::BadResponse,
@@ -377,15 +440,18 @@ impl ClaudeCli {
             } else {
                 LlmError::new(
                     LlmErrorKind::Unavailable,
-                    format!("the Claude Code CLI failed ({})", describe(status)),
+                    format!(
+                        "the Claude Code CLI failed ({})",
+                        status.map_or_else(|| "no exit status".into(), describe)
+                    ),
                 )
             });
         };
         let text = result.result.clone().unwrap_or_default();
-        if result.is_error || !status.success() {
+        if result.is_error || !exited_ok {
             let api_status = result.api_status();
             tracing::warn!(
-                %status,
+                status = %status_text,
                 api_status,
                 subtype = ?result.subtype,
                 result = %truncate(&text, LOGGED_CHARS),
@@ -394,7 +460,7 @@ impl ClaudeCli {
             );
             return Err(api_error(api_status));
         }
-        if !stderr.bytes.is_empty() {
+        if !stderr.is_empty() {
             tracing::debug!(stderr = %truncate(&stderr_text, LOGGED_CHARS), "Claude Code CLI stderr");
         }
         if text.trim().is_empty() {
@@ -403,7 +469,7 @@ impl ClaudeCli {
                 "the language model answered with no text",
             ));
         }
-        let usage = result.usage.unwrap_or_default();
+        let usage = result.usage.as_ref();
         Ok(LlmResponse {
             text,
             model: result
@@ -412,12 +478,12 @@ impl ClaudeCli {
                 .and_then(main_model)
                 .or_else(|| self.model.clone())
                 .unwrap_or_else(|| "claude".into()),
-            usage: LlmUsage {
-                input_tokens: usage.input_tokens,
-                output_tokens: usage.output_tokens,
-                cache_read_tokens: usage.cache_read_input_tokens,
-                cache_creation_tokens: usage.cache_creation_input_tokens,
-            },
+            usage: usage.map_or_else(LlmUsage::default, |u| LlmUsage {
+                input_tokens: u.input_tokens,
+                output_tokens: u.output_tokens,
+                cache_read_tokens: u.cache_read_input_tokens,
+                cache_creation_tokens: u.cache_creation_input_tokens,
+            }),
             cost_usd: result.total_cost_usd,
             latency,
         })
@@ -522,16 +588,14 @@ fn render_prompt(messages: &[LlmMessage]) -> String {
     prompt
 }
 
-/// The one line of stream-json input: the user turn (JSON, so its text is data, never flags
-/// or shell syntax).
-fn user_message(prompt: &str) -> String {
-    let mut line = serde_json::json!({
-        "type": "user",
-        "message": {"role": "user", "content": prompt},
-    })
-    .to_string();
-    line.push('\n');
-    line
+/// The prompt as the text of a user turn. The CLI reads a turn that starts with `/` as one
+/// of its commands (`/model`, `/clear`, skills): a leading space keeps it a message.
+fn as_message(prompt: String) -> String {
+    if prompt.starts_with('/') {
+        format!(" {prompt}")
+    } else {
+        prompt
+    }
 }
 
 /// The system prompt as an argument, or as a private file when it is too long for one.
@@ -615,6 +679,13 @@ impl Drop for ProcessGroup {
     }
 }
 
+/// Ends a process that is done with: killed with its group and reaped, so it is gone when the
+/// call returns.
+async fn retire(mut warm: Warm) {
+    warm.group.kill();
+    reap(&mut warm.session.child).await;
+}
+
 async fn reap(child: &mut Child) {
     if tokio::time::timeout(REAP_GRACE, child.wait())
         .await
@@ -624,106 +695,6 @@ async fn reap(child: &mut Child) {
         // orphan reaper take over when `child` is dropped.
         tracing::warn!("the killed Claude Code CLI has not exited yet");
     }
-}
-
-/// Bytes read from a pipe, up to a limit.
-#[derive(Default)]
-struct Captured {
-    bytes: Vec<u8>,
-}
-
-/// Writes the message and closes stdin (the CLI answers it, then exits), while draining
-/// stdout and stderr so neither pipe can fill up and block the CLI; then waits for the exit.
-async fn exchange(
-    child: &mut Child,
-    prompt: &[u8],
-) -> std::io::Result<(ExitStatus, Captured, Captured)> {
-    let stdin = child.stdin.take();
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let write = async move {
-        if let Some(mut stdin) = stdin {
-            // A CLI that exits early (bad flag, no credentials) closes the pipe first; its
-            // exit status and output tell the real story.
-            if let Err(e) = stdin.write_all(prompt).await {
-                tracing::debug!(error = %e, "writing the prompt to the Claude Code CLI failed");
-            }
-            drop(stdin);
-        }
-    };
-    let ((), out, err) = tokio::join!(
-        write,
-        read_capped(stdout, STDOUT_LIMIT),
-        read_capped(stderr, STDERR_LIMIT)
-    );
-    let status = child.wait().await?;
-    Ok((status, out?, err?))
-}
-
-async fn read_capped(
-    pipe: Option<impl AsyncRead + Unpin>,
-    limit: usize,
-) -> std::io::Result<Captured> {
-    let mut captured = Captured::default();
-    let Some(mut pipe) = pipe else {
-        return Ok(captured);
-    };
-    let mut buf = [0u8; 8192];
-    loop {
-        let n = pipe.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(captured);
-        }
-        let room = limit.saturating_sub(captured.bytes.len());
-        captured.bytes.extend_from_slice(&buf[..n.min(room)]);
-    }
-}
-
-/// The result line of `--output-format stream-json` (after the `system` and `assistant`
-/// lines): the same object `--output-format json` prints.
-#[derive(Debug, Deserialize)]
-struct CliResult {
-    #[serde(rename = "type")]
-    kind: String,
-    subtype: Option<String>,
-    #[serde(default)]
-    is_error: bool,
-    api_error_status: Option<serde_json::Value>,
-    result: Option<String>,
-    total_cost_usd: Option<f64>,
-    usage: Option<CliUsage>,
-    #[serde(rename = "modelUsage")]
-    model_usage: Option<serde_json::Map<String, serde_json::Value>>,
-}
-
-impl CliResult {
-    fn api_status(&self) -> Option<u16> {
-        self.api_error_status
-            .as_ref()
-            .and_then(|v| {
-                v.as_u64()
-                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-            })
-            .and_then(|v| u16::try_from(v).ok())
-    }
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct CliUsage {
-    input_tokens: u64,
-    output_tokens: u64,
-    cache_read_input_tokens: u64,
-    cache_creation_input_tokens: u64,
-}
-
-fn parse_result(stdout: &[u8]) -> Option<CliResult> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .rev()
-        .filter(|line| line.trim_start().starts_with('{'))
-        .filter_map(|line| serde_json::from_str::<CliResult>(line).ok())
-        .find(|r| r.kind == "result")
 }
 
 /// The model that wrote most of the answer (the CLI may use a small model on the side).
@@ -807,13 +778,21 @@ mod tests {
     }
 
     #[test]
-    fn the_result_line_is_found_among_other_output() {
-        let out = b"warming up\n{\"type\":\"system\"}\n{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":true,\"api_error_status\":429,\"result\":\"API Error\"}\n";
-        let r = parse_result(out).unwrap();
+    fn an_error_result_carries_the_api_status() {
+        let line = br#"{"type":"result","subtype":"success","is_error":true,"api_error_status":429,"result":"API Error"}"#;
+        let r = crate::session::parse_result_line(line).unwrap();
         assert!(r.is_error);
         assert_eq!(r.api_status(), Some(429));
-        assert!(parse_result(b"").is_none());
-        assert!(parse_result(b"{\"type\":\"assistant\"}").is_none());
+        let line = br#"{"type":"result","is_error":true,"api_error_status":"529"}"#;
+        let r = crate::session::parse_result_line(line).unwrap();
+        assert_eq!(r.api_status(), Some(529));
+    }
+
+    #[test]
+    fn a_prompt_is_never_read_as_a_cli_command() {
+        assert_eq!(as_message("/clear".into()), " /clear");
+        assert_eq!(as_message("/model opus".into()), " /model opus");
+        assert_eq!(as_message("total revenue".into()), "total revenue");
     }
 
     #[test]

@@ -87,6 +87,9 @@ pub struct LlmConfig {
     /// system prompt of a recent call (~150 MB of memory each while waiting); 0 = none, every
     /// call starts its own.
     pub warm_processes: usize,
+    /// claude-cli: questions one warm process answers (its conversation cleared after each)
+    /// before it is replaced by a fresh one.
+    pub warm_max_turns: u32,
     /// USD per million tokens per model (`[llm.prices."claude-sonnet-4-5"] input = 3.0,
     /// output = 15.0, cache_read = 0.3`), for the HTTP adapters, whose providers report no
     /// cost; history and analytics then show what each ask cost. The CLI's own reported cost
@@ -110,6 +113,7 @@ impl Default for LlmConfig {
             max_retries: 2,
             work_dir: None,
             warm_processes: 2,
+            warm_max_turns: 20,
             prices: std::collections::BTreeMap::new(),
         }
     }
@@ -139,6 +143,7 @@ impl PartialEq for LlmConfig {
             && self.max_retries == other.max_retries
             && self.work_dir == other.work_dir
             && self.warm_processes == other.warm_processes
+            && self.warm_max_turns == other.warm_max_turns
             && self.prices == other.prices
     }
 }
@@ -164,6 +169,9 @@ impl LlmConfig {
         }
         if self.max_tokens == 0 {
             return invalid("max_tokens must be at least 1".into());
+        }
+        if self.warm_max_turns == 0 {
+            return invalid("warm_max_turns must be at least 1".into());
         }
         let api_key = non_empty(&self.api_key);
         let auth_token = non_empty(&self.auth_token);

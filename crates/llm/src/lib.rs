@@ -13,6 +13,7 @@ mod config;
 mod http;
 mod limiter;
 mod openai;
+mod session;
 mod warm;
 
 use std::path::Path;

@@ -1,38 +1,39 @@
-//! Warm `claude` processes for [`crate::ClaudeCli`] (`llm.warm_processes`).
+//! Warm `claude` processes for [`crate::ClaudeCli`] (`llm.warm_processes`,
+//! `llm.warm_max_turns`).
 //!
 //! Most of a cold CLI call is the CLI starting (Node.js loading the CLI, reading its config),
-//! not the model. A warm process has done that already: it was spawned in stream-json mode
-//! (`--input-format stream-json`) with the system prompt and output cap of an earlier call,
-//! and waits on its stdin. A call whose system prompt and cap match takes it, writes the one
-//! user message and closes stdin; the CLI answers and exits. Each checkout spawns the
-//! replacement for the next call with the same prompt, so a run of questions on one dataset is
-//! served warm after the first.
+//! and the first turn of a process still runs much of the CLI's code for the first time. A
+//! warm process has done both: it runs in stream-json mode ([`crate::session`]) with the
+//! system prompt and output cap of an earlier call and waits on its stdin. A call whose
+//! system prompt and cap match takes it (one generation per checkout), writes its user
+//! message and reads the answer; the process then clears its conversation and goes back to
+//! the pool for the next call with that prompt.
 //!
-//! **One generation per process.** A stream-json process keeps its conversation: a second
-//! message would be sent to the model with the first question and answer before it — another
-//! caller's question in this caller's context, and a longer, costlier request each turn. So a
-//! process serves exactly one generation and is never reused (in the terms, it is
-//! recycled after every turn; after an error, a timeout or a cancelled call it is killed like
-//! a cold one).
+//! **Nothing carries over.** A stream-json process keeps its conversation: without a clear,
+//! the next request would carry the earlier question and answer — another caller's question in
+//! this caller's context, and a longer, costlier request each turn. So after every answer the
+//! process is sent the CLI's `/clear`, and the next call first checks the clear's result line
+//! and refuses the process unless the clear happened.
+//!
+//! **Recycled.** A process serves at most `warm_max_turns` questions, then is killed and a
+//! fresh one started; after an error, a timeout or a cancelled call it is killed like a cold
+//! one (and no replacement is started, so a CLI that cannot work is not started again and
+//! again). A process started for a call that carried a trace context is not kept either: it
+//! would report later calls under that trace.
 //!
 //! **Bounded and checked.** At most `capacity` processes wait (oldest evicted first, so a
 //! change of prompt prefix replaces them), each at most [`MAX_IDLE`]; one that exited or aged
 //! out is killed and skipped when a call looks for one. Every process leads its own process
 //! group, killed when it is dropped: evicted, expired, or with the pool when the adapter goes
-//! (shutdown). Were bqai killed outright, its end of the stdin pipe closes, and a CLI reading
-//! end-of-input before any message exits at once without calling the API.
-//!
-//! What a warm process cannot carry: the W3C trace context of the call that will use it
-//! (`TRACEPARENT` is read at start), so warm calls join no trace in the CLI; bqai's own span
-//! of the completion is there as always.
+//! (shutdown). Were bqai killed outright, its end of the stdin pipe closes, and the CLI exits
+//! at end of input.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::process::Child;
-
 use crate::claude_cli::{ProcessGroup, SystemPrompt};
+use crate::session::Session;
 
 /// Longest a warm process waits for a call before it is killed (its credentials or the
 /// configuration it read may have changed since).
@@ -59,20 +60,23 @@ impl WarmKey {
     }
 }
 
-/// A spawned CLI waiting for its message, with what must live as long as it does.
+/// A spawned CLI waiting for its next message, with what must live as long as it does.
 pub(crate) struct Warm {
     pub(crate) key: WarmKey,
-    pub(crate) child: Child,
+    pub(crate) session: Session,
     /// Kills the process group when dropped.
     pub(crate) group: ProcessGroup,
-    /// The system prompt (its file, when too long for an argument, is removed on drop).
-    pub(crate) system: SystemPrompt,
-    pub(crate) born: Instant,
+    /// The system prompt, kept while the process may read it (its file, when too long for
+    /// an argument, is removed on drop).
+    pub(crate) _system: SystemPrompt,
+    /// Started with a call's trace context: never kept for another call.
+    pub(crate) traced: bool,
+    pub(crate) idle_since: Instant,
 }
 
 impl Warm {
     fn usable(&mut self) -> bool {
-        self.born.elapsed() < MAX_IDLE && matches!(self.child.try_wait(), Ok(None))
+        self.idle_since.elapsed() < MAX_IDLE && self.session.alive()
     }
 }
 

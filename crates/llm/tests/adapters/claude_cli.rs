@@ -406,9 +406,9 @@ async fn build_checks_the_command_and_health_checks_the_binary() {
     );
 }
 
-/// A second question with the same system prompt is answered by the process started after the
-/// first: one generation each, so nothing of the first question reaches the second request;
-/// the waiting process is as sandboxed as a cold one, and dropping the adapter kills it.
+/// A second question with the same system prompt is answered by the process that answered the
+/// first, its conversation cleared in between: nothing of the first question reaches the second
+/// request; the waiting process is as sandboxed as a cold one, and dropping the adapter kills it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_warm_process_answers_the_next_call_and_carries_nothing_over() {
     let mut cli = Cli::new().await;
@@ -423,13 +423,11 @@ async fn a_warm_process_answers_the_next_call_and_carries_nothing_over() {
     assert_eq!(
         llm.warm_counts(),
         (0, 1, 1),
-        "a process waits for the next call"
+        "the process waits for the next call"
     );
     let waiting = cli.processes();
     assert_eq!(waiting.len(), 1, "{waiting:?}");
     assert_only_allowed_variables(&environ(waiting[0]));
-    // Let it finish starting, as it would between two questions of a user.
-    tokio::time::sleep(Duration::from_secs(2)).await;
 
     let started = Instant::now();
     let second = llm.complete(&request("the second question")).await.unwrap();
@@ -441,9 +439,11 @@ async fn a_warm_process_answers_the_next_call_and_carries_nothing_over() {
     let (hits, misses, idle) = llm.warm_counts();
     assert_eq!((hits, misses, idle), (1, 1, 1));
     let sent = cli.server.last_request().unwrap();
-    assert_eq!(
-        sent.last_user_text().as_deref(),
-        Some("the second question")
+    assert!(
+        sent.last_user_text()
+            .is_some_and(|t| t.ends_with("the second question")),
+        "{}",
+        sent.body
     );
     assert!(
         !sent.body.to_string().contains("the first question"),
@@ -451,16 +451,67 @@ async fn a_warm_process_answers_the_next_call_and_carries_nothing_over() {
         sent.body
     );
     assert!(
+        !sent.body.to_string().contains("SELECT 1"),
+        "the first answer carried over: {}",
+        sent.body
+    );
+    assert!(
         sent.system_text()
             .contains(&format!("{INSTRUCTIONS}\n\n{SCHEMA}\n\n{TODAY}"))
     );
+    // The clears are local commands: two questions, two requests.
     assert_eq!(cli.server.request_count(), 2);
-    // The process that answered is gone; its replacement waits.
-    assert!(!cli.processes().contains(&waiting[0]));
-    assert_eq!(cli.processes().len(), 1);
+    // The same process answered and waits again.
+    assert_eq!(cli.processes(), waiting);
 
     drop(llm);
     cli.assert_no_process_left().await;
+}
+
+/// A warm process answers `warm_max_turns` questions, each request carrying only its own
+/// question, and is then replaced by a fresh one; a prompt that starts with `/` reaches the
+/// model as text, not as one of the CLI's commands.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_warm_process_is_recycled_after_its_turns_and_each_turn_starts_afresh() {
+    let mut cli = Cli::new().await;
+    cli.config.warm_processes = 1;
+    cli.config.warm_max_turns = 3;
+    let llm = cli.llm();
+    let mut pids = Vec::new();
+    for i in 1..=4 {
+        let question = if i == 2 {
+            "/model claude-opus".to_string()
+        } else {
+            format!("question number {i}")
+        };
+        llm.complete(&request(&question)).await.unwrap();
+        let sent = cli.server.last_request().unwrap();
+        let body = sent.body.to_string();
+        assert!(
+            sent.last_user_text()
+                .is_some_and(|t| t.ends_with(question.as_str())),
+            "{body}"
+        );
+        for earlier in 1..i {
+            assert!(
+                !body.contains(&format!("question number {earlier}")),
+                "turn {i} carries question {earlier}: {body}"
+            );
+        }
+        if i > 2 {
+            assert!(!body.contains("/model claude-opus"), "{body}");
+        }
+        pids.push(cli.processes());
+    }
+    // The /model turn was a question like the others: one request per call.
+    assert_eq!(cli.server.request_count(), 4);
+    assert_eq!(llm.warm_counts(), (3, 1, 1));
+    assert_eq!(pids[0].len(), 1);
+    assert_eq!(pids[0], pids[1]);
+    assert_eq!(pids[1].len(), 1);
+    // After its third question the process was replaced; the fourth went to the new one.
+    assert_ne!(pids[2], pids[1], "{pids:?}");
+    assert_eq!(pids[2], pids[3]);
 }
 
 /// A call with another system prompt (another dataset) starts cold, and its replacement takes
