@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Where a request's CPU goes: runs bqai (the `profiling` build: release + symbols) on the
+# Where a request's CPU goes: runs bqai (the `profiling` build: dist + symbols) on the
 # embedded default, loads one endpoint with wrk, and records the server with `perf` (Debian's
 # linux-perf) meanwhile. Prints the hottest functions by self time and the heaviest call
 # paths; `perf report -i $OUT/perf.data` explores the rest. Bounded: loopback, fixed duration.
