@@ -521,6 +521,12 @@ pub struct AuthSettings {
     /// anonymous principal and those rows say nothing). Denials, failures, queries, asks,
     /// exports and admin calls are always audited.
     pub audit_reads: Option<bool>,
+    /// Answer every audited call only once its event is stored. Off (the default): denials,
+    /// failures, admin changes and tickets still wait for their event; an allowed data access
+    /// (a query, an ask, a read) is answered once its event is queued for the writer, which
+    /// stores it within milliseconds, in order, and everything at a graceful stop — a crash
+    /// can lose the events of the batch being written.
+    pub audit_wait: bool,
     /// Days an audit event is kept (fractions allowed: 0.5 is 12 hours); 0 keeps them forever.
     pub audit_retention_days: f64,
     /// The OIDC issuer whose bearer tokens are accepted (`mode = "api_key+oidc"`).
@@ -537,6 +543,7 @@ impl Default for AuthSettings {
             key_cache_ttl_secs: 5,
             audit: true,
             audit_reads: None,
+            audit_wait: false,
             audit_retention_days: 90.0,
             oidc: None,
         }
@@ -557,6 +564,7 @@ impl PartialEq for AuthSettings {
             && self.key_cache_ttl_secs == other.key_cache_ttl_secs
             && self.audit == other.audit
             && self.audit_reads == other.audit_reads
+            && self.audit_wait == other.audit_wait
             && self.audit_retention_days == other.audit_retention_days
             && self.oidc == other.oidc
     }
@@ -1503,6 +1511,7 @@ impl Settings {
                 .auth
                 .audit_reads
                 .unwrap_or(self.auth.mode != AuthMode::Off),
+            audit_wait: self.auth.audit_wait,
             history_retention_days: self.store.history_retention_days,
             ws: self.ws.settings(),
             metrics_on_api: self.telemetry.metrics_addr.is_none(),

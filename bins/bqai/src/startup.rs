@@ -83,6 +83,8 @@ pub struct Services {
     pub auth: Option<Authenticator>,
     /// The audit log; `None` when `auth.audit` is off.
     pub audit: Option<Arc<dyn AuditLog>>,
+    /// Its writer, flushed at shutdown (allowed calls only queue their events).
+    pub audit_writer: Option<Arc<bqai_memory::BatchedAuditLog>>,
     /// The store's upkeep: retention purges and measurements (run by a serving
     /// [`Application`]).
     pub maintenance: Arc<Maintenance>,
@@ -258,9 +260,9 @@ impl Services {
             key_store(settings, store.keys(), redis.as_ref()),
             nonce_store(redis.as_ref()),
         )?;
-        // Group commit: every /api/v1 call waits for its audit event to be stored, and
-        // concurrent calls share one transaction (docs/benchmarks.md has the numbers).
-        let audit = settings.auth.audit.then(|| {
+        // Group commit: concurrent calls share one transaction; denials and failures wait for
+        // their event, allowed calls only queue it (`auth.audit_wait`; docs/benchmarks.md).
+        let audit_writer = settings.auth.audit.then(|| {
             let log = bqai_memory::BatchedAuditLog::spawn(store.audit(), AUDIT_BATCH, AUDIT_QUEUE);
             let probed = Arc::downgrade(&log);
             metrics.on_scrape(move |m| {
@@ -268,8 +270,9 @@ impl Services {
                     m.observe_audit(log.queued(), log.failed());
                 }
             });
-            log as Arc<dyn AuditLog>
+            log
         });
+        let audit = audit_writer.clone().map(|log| log as Arc<dyn AuditLog>);
         let llm_generator = llm.as_ref().map(|llm| {
             Arc::new(LlmGenerator::new(llm.clone(), settings.llm.max_tokens))
                 as Arc<dyn SqlGenerator>
@@ -334,6 +337,7 @@ impl Services {
             metrics,
             auth,
             audit,
+            audit_writer,
             maintenance: Arc::new(Maintenance::new(
                 store.clone(),
                 Retention::from_settings(settings),
@@ -608,6 +612,8 @@ pub struct Runtime {
         bqai_http::auth_failures::AuthFailures,
         Option<Arc<dyn AuditLog>>,
     ),
+    /// The audit writer: what allowed calls queued is stored before the process exits.
+    audit_writer: Option<Arc<bqai_memory::BatchedAuditLog>>,
     /// The export workers: stopped (their jobs put back in the queue) after the server.
     export_workers: (
         tokio_util::sync::CancellationToken,
@@ -622,6 +628,7 @@ impl Runtime {
         let history_buffer = services.history_buffer.clone();
         let auth_failures = bqai_http::auth_failures::AuthFailures::default();
         let audit = services.audit.clone();
+        let audit_writer = services.audit_writer.clone();
         let store_stats = services.maintenance.stats();
         services.maintenance.clone().spawn(Duration::from_secs(
             settings.store.maintenance_interval_secs,
@@ -663,6 +670,7 @@ impl Runtime {
             history_buffer,
             shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
             auth_failures: (auth_failures, audit),
+            audit_writer,
             export_workers: (stop_exports, export_workers),
         })
     }
@@ -690,6 +698,10 @@ impl Runtime {
             {
                 tracing::error!(error = %e, events = ?events, "failed to append to the audit log");
             }
+        }
+        // In-flight requests are done: the audit writer stores what they queued.
+        if let Some(writer) = &self.audit_writer {
+            writer.flush(self.shutdown_timeout).await;
         }
         // In-flight requests are done: the writer hands on what they recorded, then what the
         // store could not take while it was down is written.

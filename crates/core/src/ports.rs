@@ -194,8 +194,15 @@ pub trait KeyChangeNotifier: Send + Sync {
 /// The append-only audit log.
 #[async_trait]
 pub trait AuditLog: Send + Sync {
-    /// Appends one event.
+    /// Appends one event; returns once it is stored.
     async fn append(&self, event: &AuditEvent) -> Result<()>;
+
+    /// Hands one event on to be stored without waiting for the store, where the log has a
+    /// writer that does that (a queued writer, which then reports failures itself and makes
+    /// listings wait for what was handed on before them). The default is [`AuditLog::append`].
+    async fn append_queued(&self, event: &AuditEvent) -> Result<()> {
+        self.append(event).await
+    }
 
     /// Appends several events, all or none (a durable store commits them together, which
     /// is what makes group commit cheap). The default appends them one by one.

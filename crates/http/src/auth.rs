@@ -364,10 +364,22 @@ pub async fn middleware(
             vec![event]
         };
         for event in events {
-            append_audit(log.as_ref(), &event).await;
+            if state.settings.audit_wait || must_wait(&event) {
+                append_audit(log.as_ref(), &event).await;
+            } else if let Err(e) = log.append_queued(&event).await {
+                tracing::error!(error = %e, event = ?event, "failed to append to the audit log");
+            }
         }
     }
     Ok(res)
+}
+
+/// Whether the call is answered only once its event is stored even without `auth.audit_wait`:
+/// anything refused or failed, and what changes who may do what (admin changes, tickets).
+/// Allowed data accesses are answered once their event is queued (`BatchedAuditLog`).
+fn must_wait(event: &AuditEvent) -> bool {
+    event.outcome != AuditOutcome::Allowed
+        || matches!(event.action, AuditAction::AdminChange | AuditAction::Ticket)
 }
 
 /// How a call that was not served counts in the audit log: refused (an authentication, a

@@ -44,6 +44,9 @@ pub struct HttpSettings {
     /// Whether allowed reads (catalog, history, conversation reads) are audited; denials,
     /// failures, queries, asks, exports and admin calls always are.
     pub audit_reads: bool,
+    /// Whether every audited call waits for its event to be stored (`auth.audit_wait`); else
+    /// allowed data accesses are answered once their event is queued.
+    pub audit_wait: bool,
     /// `store.history_retention_days` (0: kept forever), for analytics to say when a range
     /// reaches past what is kept.
     pub history_retention_days: f64,
@@ -147,6 +150,7 @@ impl Default for HttpSettings {
             cors_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             audit_reads: true,
+            audit_wait: false,
             history_retention_days: 90.0,
             ws: WsSettings::default(),
             metrics_on_api: true,

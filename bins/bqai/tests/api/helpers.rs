@@ -22,6 +22,8 @@ pub struct TestApp {
     pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
+    /// The audit writer, for tests that read the store behind the server's back.
+    pub audit_writer: Option<Arc<bqai_memory::BatchedAuditLog>>,
 }
 
 /// The response of a call: status, headers and JSON body.
@@ -203,6 +205,7 @@ impl SqlGenerator for ScriptedGenerator {
 }
 
 fn start(settings: Settings, services: Services, dir: tempfile::TempDir) -> TestApp {
+    let audit_writer = services.audit_writer.clone();
     let app = Application::with_services(&settings, services).unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());
     let metrics_address = app
@@ -214,10 +217,19 @@ fn start(settings: Settings, services: Services, dir: tempfile::TempDir) -> Test
         metrics_address,
         client: reqwest::Client::new(),
         dir,
+        audit_writer,
     }
 }
 
 impl TestApp {
+    /// Waits until the audit events of the calls made so far are in the store (allowed calls
+    /// are answered once their event is queued).
+    pub async fn flush_audit(&self) {
+        if let Some(writer) = &self.audit_writer {
+            assert!(writer.flush(std::time::Duration::from_secs(5)).await);
+        }
+    }
+
     /// The body of `GET path` as text (`/metrics`, scripts, pages).
     pub async fn text(&self, path: &str) -> String {
         self.client
