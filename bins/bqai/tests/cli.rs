@@ -1416,3 +1416,69 @@ fn semantic_draft_writes_a_model_the_planner_answers_with() {
     let web = rows.iter().find(|r| r["channel"] == "web").unwrap();
     assert_eq!(web["total_amount"], 14.5, "{answer}");
 }
+
+/// A graceful stop (SIGTERM) stores what was queued: the history records and the audit events
+/// of calls that were answered without waiting for the store.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_graceful_stop_stores_the_queued_history_and_audit_events() {
+    use bqai_core::auth::audit::{AuditAction, AuditFilter};
+    use bqai_core::history::HistoryFilter;
+    use bqai_core::model::PageRequest;
+    use bqai_core::ports::{AuditLog, HistoryStore};
+    use bqai_store::{Store, StoreOptions};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, base) = serve(dir.path(), &[]).await;
+    let client = reqwest::Client::new();
+    let calls = 60;
+    let sent: Vec<_> = (0..calls)
+        .map(|i| {
+            client
+                .post(format!("{base}/api/v1/query"))
+                .json(&serde_json::json!({"sql": format!("SELECT {i} AS n")}))
+                .send()
+        })
+        .collect();
+    for reply in futures::future::join_all(sent).await {
+        assert_eq!(reply.unwrap().status(), 200);
+    }
+    let pid = server.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.0.wait();
+        drop(server);
+        status
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(status.success(), "{status:?}");
+
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("bqai-data/bqai.db").display()
+    );
+    let store = Store::connect(&url, StoreOptions::default()).await.unwrap();
+    let history = store
+        .list(&HistoryFilter::default(), &PageRequest::first(500))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(history.len(), calls, "every query is in history");
+    let events = store
+        .list_events(&AuditFilter::default(), &PageRequest::first(500))
+        .await
+        .unwrap()
+        .items;
+    let queries = events
+        .iter()
+        .filter(|e| e.action == AuditAction::Query)
+        .count();
+    assert_eq!(queries, calls, "every query is in the audit log");
+}

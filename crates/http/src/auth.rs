@@ -478,6 +478,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_allowed_data_access_is_answered_before_its_event_is_stored() {
+        let event = |action, outcome| {
+            let mut e = bqai_testkit::auth::audit_event("e", chrono::Utc::now());
+            e.action = action;
+            e.outcome = outcome;
+            e
+        };
+        for action in AuditAction::ALL {
+            let queued = !matches!(action, AuditAction::AdminChange | AuditAction::Ticket);
+            assert_eq!(
+                must_wait(&event(action, AuditOutcome::Allowed)),
+                !queued,
+                "{action:?}"
+            );
+            for outcome in [AuditOutcome::Denied, AuditOutcome::Failed] {
+                assert!(must_wait(&event(action, outcome)), "{action:?} {outcome:?}");
+            }
+        }
+    }
+
+    #[test]
     fn routes_imply_actions() {
         let g = Method::GET;
         let p = Method::POST;
