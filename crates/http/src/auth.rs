@@ -364,11 +364,7 @@ pub async fn middleware(
             vec![event]
         };
         for event in events {
-            if state.settings.audit_wait || must_wait(&event) {
-                append_audit(log.as_ref(), &event).await;
-            } else if let Err(e) = log.append_queued(&event).await {
-                tracing::error!(error = %e, event = ?event, "failed to append to the audit log");
-            }
+            append_audit(log.as_ref(), &event, state.settings.audit_wait).await;
         }
     }
     Ok(res)
@@ -398,12 +394,24 @@ pub(crate) fn spawn_audit(state: &AppState, event: AuditEvent) {
     let Some(log) = state.audit.clone() else {
         return;
     };
-    tokio::spawn(async move { append_audit(log.as_ref(), &event).await });
+    let wait_all = state.settings.audit_wait;
+    tokio::spawn(async move { append_audit(log.as_ref(), &event, wait_all).await });
 }
 
-/// Appends `event`; a failure is logged with the event, and the call it records stands.
-pub(crate) async fn append_audit(log: &dyn bqai_core::ports::AuditLog, event: &AuditEvent) {
-    if let Err(e) = log.append(event).await {
+/// Appends `event` as its call needs: stored before the call is answered when it must wait
+/// ([`must_wait`], or every event with `auth.audit_wait`), else queued for the writer. A
+/// failure is logged with the event, and the call it records stands.
+pub(crate) async fn append_audit(
+    log: &dyn bqai_core::ports::AuditLog,
+    event: &AuditEvent,
+    wait_all: bool,
+) {
+    let appended = if wait_all || must_wait(event) {
+        log.append(event).await
+    } else {
+        log.append_queued(event).await
+    };
+    if let Err(e) = appended {
         // The event goes to the server log so it is not lost entirely.
         tracing::error!(error = %e, event = ?event, "failed to append to the audit log");
     }

@@ -270,7 +270,7 @@ async fn audit(
     {
         return;
     }
-    crate::auth::append_audit(log.as_ref(), &event).await;
+    crate::auth::append_audit(log.as_ref(), &event, state.settings.audit_wait).await;
 }
 
 /// A failed resource or prompt request as the JSON-RPC error the protocol expects there
