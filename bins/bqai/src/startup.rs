@@ -81,10 +81,9 @@ pub struct Services {
     pub metrics: Arc<bqai_http::Metrics>,
     /// API keys (and tokens); `None` when authentication is off.
     pub auth: Option<Authenticator>,
-    /// The audit log; `None` when `auth.audit` is off.
-    pub audit: Option<Arc<dyn AuditLog>>,
-    /// Its writer, flushed at shutdown (allowed calls only queue their events).
-    pub audit_writer: Option<Arc<bqai_memory::BatchedAuditLog>>,
+    /// The audit log's writer (group commit; allowed calls only queue their events, so it is
+    /// flushed at shutdown); `None` when `auth.audit` is off.
+    pub audit: Option<Arc<bqai_memory::BatchedAuditLog>>,
     /// The store's upkeep: retention purges and measurements (run by a serving
     /// [`Application`]).
     pub maintenance: Arc<Maintenance>,
@@ -262,7 +261,7 @@ impl Services {
         )?;
         // Group commit: concurrent calls share one transaction; denials and failures wait for
         // their event, allowed calls only queue it (`auth.audit_wait`; docs/benchmarks.md).
-        let audit_writer = settings.auth.audit.then(|| {
+        let audit = settings.auth.audit.then(|| {
             let log = bqai_memory::BatchedAuditLog::spawn(store.audit(), AUDIT_BATCH, AUDIT_QUEUE);
             let probed = Arc::downgrade(&log);
             metrics.on_scrape(move |m| {
@@ -272,7 +271,6 @@ impl Services {
             });
             log
         });
-        let audit = audit_writer.clone().map(|log| log as Arc<dyn AuditLog>);
         let llm_generator = llm.as_ref().map(|llm| {
             Arc::new(LlmGenerator::new(llm.clone(), settings.llm.max_tokens))
                 as Arc<dyn SqlGenerator>
@@ -337,7 +335,6 @@ impl Services {
             metrics,
             auth,
             audit,
-            audit_writer,
             maintenance: Arc::new(Maintenance::new(
                 store.clone(),
                 Retention::from_settings(settings),
@@ -607,13 +604,11 @@ pub struct Runtime {
     history_queue: Arc<QueuedHistory>,
     history_buffer: Arc<BufferedHistory>,
     shutdown_timeout: Duration,
-    /// Failed-authentication counts not yet written, and where to write them at shutdown.
-    auth_failures: (
-        bqai_http::auth_failures::AuthFailures,
-        Option<Arc<dyn AuditLog>>,
-    ),
-    /// The audit writer: what allowed calls queued is stored before the process exits.
-    audit_writer: Option<Arc<bqai_memory::BatchedAuditLog>>,
+    /// Failed-authentication counts not yet written (to the audit log, at shutdown).
+    auth_failures: bqai_http::auth_failures::AuthFailures,
+    /// The audit writer: the failed-authentication counts and what allowed calls queued are
+    /// stored before the process exits.
+    audit: Option<Arc<bqai_memory::BatchedAuditLog>>,
     /// The export workers: stopped (their jobs put back in the queue) after the server.
     export_workers: (
         tokio_util::sync::CancellationToken,
@@ -628,7 +623,6 @@ impl Runtime {
         let history_buffer = services.history_buffer.clone();
         let auth_failures = bqai_http::auth_failures::AuthFailures::default();
         let audit = services.audit.clone();
-        let audit_writer = services.audit_writer.clone();
         let store_stats = services.maintenance.stats();
         services.maintenance.clone().spawn(Duration::from_secs(
             settings.store.maintenance_interval_secs,
@@ -650,7 +644,7 @@ impl Runtime {
             rate_limiter: services.rate_limiter,
             anonymous: services.anonymous,
             auth: services.auth,
-            audit: services.audit,
+            audit: services.audit.map(|log| log as Arc<dyn AuditLog>),
             ask: services.ask,
             llm: services.llm,
             ws_connections: bqai_http::WsConnections::new(settings.ws.max_connections),
@@ -669,8 +663,8 @@ impl Runtime {
             history_queue,
             history_buffer,
             shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
-            auth_failures: (auth_failures, audit),
-            audit_writer,
+            auth_failures,
+            audit,
             export_workers: (stop_exports, export_workers),
         })
     }
@@ -691,17 +685,15 @@ impl Runtime {
             );
         }
         // The counts of failed authentications not yet summarised in the audit log.
-        if let (failures, Some(log)) = &self.auth_failures {
-            let events = failures.drain();
+        // In-flight requests are done: the audit writer stores what they queued.
+        if let Some(log) = &self.audit {
+            let events = self.auth_failures.drain();
             if !events.is_empty()
                 && let Err(e) = log.append_batch(&events).await
             {
                 tracing::error!(error = %e, events = ?events, "failed to append to the audit log");
             }
-        }
-        // In-flight requests are done: the audit writer stores what they queued.
-        if let Some(writer) = &self.audit_writer {
-            writer.flush(self.shutdown_timeout).await;
+            log.flush(self.shutdown_timeout).await;
         }
         // In-flight requests are done: the writer hands on what they recorded, then what the
         // store could not take while it was down is written.

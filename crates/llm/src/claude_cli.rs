@@ -373,16 +373,14 @@ impl ClaudeCli {
             Ok(Ok(turn)) => turn,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "talking to the Claude Code CLI failed");
-                warm.group.kill();
-                reap(&mut warm.session.child).await;
+                retire(warm).await;
                 return Err(LlmError::new(
                     LlmErrorKind::Unavailable,
                     "the Claude Code CLI failed",
                 ));
             }
             Err(_) => {
-                warm.group.kill();
-                reap(&mut warm.session.child).await;
+                retire(warm).await;
                 tracing::warn!(timeout = ?self.timeout, "the Claude Code CLI did not answer in time; killed it");
                 return Err(timeout_error(self.timeout));
             }

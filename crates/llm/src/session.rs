@@ -22,9 +22,9 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 
 /// One turn's output is the answer and a few status lines; anything bigger is not an answer
 /// to a question.
-pub(crate) const STDOUT_LIMIT: usize = 8 * 1024 * 1024;
+const STDOUT_LIMIT: usize = 8 * 1024 * 1024;
 /// Stderr is only logged; the rest is read and dropped so the CLI never blocks.
-pub(crate) const STDERR_LIMIT: usize = 64 * 1024;
+const STDERR_LIMIT: usize = 64 * 1024;
 /// How long to wait for a process that closed its stdout to exit.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
 

@@ -93,20 +93,24 @@ impl BatchedAuditLog {
     async fn hand_on(&self, pending: Pending) -> Result<()> {
         // Counted first: a listing that sees the count waits for this event too.
         self.handed.fetch_add(1, Ordering::SeqCst);
-        self.queue
-            .send(pending)
+        self.queue.send(pending).await.map_err(|_| writer_gone())
+    }
+
+    /// Waits until the writer has handled every event handed on before this call, or
+    /// `deadline` passed; whether it has.
+    async fn caught_up(&self, deadline: Duration) -> bool {
+        let target = self.handed.load(Ordering::SeqCst);
+        let mut handled = self.handled.clone();
+        tokio::time::timeout(deadline, handled.wait_for(|n| *n >= target))
             .await
-            .map_err(|_| Error::unavailable("the audit log", "the audit writer has stopped"))
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Waits until the writer has handled every event handed on so far, or `deadline`
     /// passed; whether it has.
     pub async fn flush(&self, deadline: Duration) -> bool {
         let target = self.handed.load(Ordering::SeqCst);
-        let mut handled = self.handled.clone();
-        let done = tokio::time::timeout(deadline, handled.wait_for(|n| *n >= target))
-            .await
-            .is_ok_and(|r| r.is_ok());
+        let done = self.caught_up(deadline).await;
         if !done {
             tracing::error!(
                 left = target.saturating_sub(*self.handled.borrow()),
@@ -166,6 +170,10 @@ async fn write_batches(
     }
 }
 
+fn writer_gone() -> Error {
+    Error::unavailable("the audit log", "the audit writer has stopped")
+}
+
 /// A copy of `e` for each caller of a failed batch (core errors are not `Clone`): the kind
 /// and the safe text survive, which is what callers log and map to a status.
 fn same_error(e: &Error) -> Error {
@@ -186,9 +194,7 @@ impl AuditLog for BatchedAuditLog {
             done: Some(done),
         })
         .await?;
-        answer
-            .await
-            .map_err(|_| Error::unavailable("the audit log", "the audit writer has stopped"))?
+        answer.await.map_err(|_| writer_gone())?
     }
 
     async fn append_queued(&self, event: &AuditEvent) -> Result<()> {
@@ -211,9 +217,7 @@ impl AuditLog for BatchedAuditLog {
     ) -> Result<Page<AuditEvent>> {
         // Read-your-writes: what was handed on before this listing is in it (unless the
         // writer is stuck, then after LIST_WAIT the listing shows what is stored).
-        let target = self.handed.load(Ordering::SeqCst);
-        let mut handled = self.handled.clone();
-        let _ = tokio::time::timeout(LIST_WAIT, handled.wait_for(|n| *n >= target)).await;
+        self.caught_up(LIST_WAIT).await;
         self.inner.list_events(filter, page).await
     }
 }
@@ -284,9 +288,7 @@ mod tests {
         let inner = Arc::new(Recorder::default());
         let log = BatchedAuditLog::spawn(inner.clone(), 64, 1024);
         // Hold the writer on its first batch so the rest pile up behind it.
-        inner
-            .stalled
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        hold(&inner);
         let mut calls = tokio::task::JoinSet::new();
         for n in 0..200 {
             let log = log.clone();
@@ -302,10 +304,7 @@ mod tests {
             "no caller is answered before its event is stored"
         );
         assert!(log.queued() > 0, "the rest wait in the queue");
-        inner
-            .stalled
-            .store(false, std::sync::atomic::Ordering::SeqCst);
-        inner.stall.notify_one();
+        release(&inner);
         while let Some(outcome) = calls.join_next().await {
             outcome.unwrap().unwrap();
         }

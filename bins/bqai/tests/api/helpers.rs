@@ -205,7 +205,7 @@ impl SqlGenerator for ScriptedGenerator {
 }
 
 fn start(settings: Settings, services: Services, dir: tempfile::TempDir) -> TestApp {
-    let audit_writer = services.audit_writer.clone();
+    let audit_writer = services.audit.clone();
     let app = Application::with_services(&settings, services).unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());
     let metrics_address = app
